@@ -1,0 +1,67 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// The request path, bottom to top; a module imports only those below it:
+// CCurl -> RabbitManagement -> Provisioning -> WarrenAPI -> warren
+// HTTPServer stands beside them and knows nothing of RabbitMQ or the API.
+let package = Package(
+    name: "Warren",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "warren", targets: ["warren"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .target(
+            name: "HTTPServer",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "RabbitManagement",
+            dependencies: [
+                "CCurl",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "Provisioning",
+            dependencies: [
+                "RabbitManagement",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "WarrenAPI",
+            dependencies: [
+                "HTTPServer",
+                "Provisioning",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .executableTarget(
+            name: "warren",
+            dependencies: [
+                "WarrenAPI",
+                "HTTPServer",
+                "Provisioning",
+                "RabbitManagement",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
+        .testTarget(name: "RabbitManagementTests", dependencies: ["RabbitManagement"]),
+        .testTarget(name: "ProvisioningTests", dependencies: ["Provisioning"]),
+        .testTarget(name: "WarrenAPITests", dependencies: ["WarrenAPI", "HTTPServer", "Provisioning"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

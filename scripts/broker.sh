@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Starts or stops a private RabbitMQ node on free loopback ports, for `make run` and `make test`.
+#
+#   scripts/broker.sh start DIR [AMQP_PORT MGMT_PORT]   start a node whose state lives in DIR
+#   scripts/broker.sh stop DIR                          stop it (SIGTERM to beam, then SIGKILL)
+#
+# After `start`, DIR/broker.env holds shell assignments for the node:
+# BROKER_AMQP_PORT, BROKER_MGMT_PORT, BROKER_NODENAME, BROKER_PID, WARREN_MANAGEMENT_URL.
+# Facts behind this script: ../shared/rabbitmq-management-api.md ("Starting a private broker").
+set -euo pipefail
+
+RMQ=/usr/lib/rabbitmq/bin
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+start() {
+  local dir=$1 amqp=${2:-} mgmt=${3:-}
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  [ -n "$amqp" ] || amqp=$(free_port)
+  [ -n "$mgmt" ] || mgmt=$(free_port)
+  local dist
+  dist=$(free_port)
+  local node="warren${amqp}@localhost"
+  echo "[rabbitmq_management]." > "$dir/enabled_plugins"
+  # /usr/sbin/rabbitmq-server would switch to the rabbitmq user, which cannot write to $dir:
+  # run the inner script directly. setsid puts the node in its own process group, so `stop`
+  # can end beam.smp and its children together.
+  RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log" RABBITMQ_NODENAME="$node" \
+  RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$amqp" RABBITMQ_DIST_PORT="$dist" \
+  RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" \
+  RABBITMQ_FEATURE_FLAGS_FILE="$dir/feature_flags" RABBITMQ_PLUGINS_EXPAND_DIR="$dir/plugins-expand" \
+  RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-rabbitmq_management tcp_config [{ip,\"127.0.0.1\"},{port,$mgmt}]" \
+    setsid "$RMQ/rabbitmq-server" > "$dir/out.log" 2>&1 < /dev/null &
+  local pid=$!
+  cat > "$dir/broker.env" <<ENV
+BROKER_AMQP_PORT=$amqp
+BROKER_MGMT_PORT=$mgmt
+BROKER_DIST_PORT=$dist
+BROKER_NODENAME=$node
+BROKER_PID=$pid
+BROKER_DIR=$dir
+WARREN_MANAGEMENT_URL=http://127.0.0.1:$mgmt
+ENV
+  # Up in 7-12 s on an idle machine; allow 120 s for a loaded CI box.
+  for _ in $(seq 1 240); do
+    if curl -fsS -u guest:guest -o /dev/null "http://127.0.0.1:$mgmt/api/overview?disable_stats=true" 2>/dev/null; then
+      echo "broker $node up: amqp 127.0.0.1:$amqp, management http://127.0.0.1:$mgmt" >&2
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "broker $node exited during start-up; last lines of $dir/out.log:" >&2
+      tail -n 30 "$dir/out.log" >&2 || true
+      return 1
+    fi
+    sleep 0.5
+  done
+  echo "broker $node did not answer on port $mgmt within 120 s" >&2
+  stop "$dir"
+  return 1
+}
+
+stop() {
+  local dir=$1
+  [ -f "$dir/broker.env" ] || return 0
+  # shellcheck disable=SC1091
+  . "$dir/broker.env"
+  # The pid is the session leader started by setsid: signal its whole group (sh, beam.smp, children).
+  kill -TERM -- "-$BROKER_PID" 2>/dev/null || true
+  for _ in $(seq 1 40); do
+    kill -0 -- "-$BROKER_PID" 2>/dev/null || break
+    sleep 0.25
+  done
+  kill -KILL -- "-$BROKER_PID" 2>/dev/null || true
+  rm -f "$dir/broker.env"
+}
+
+case "${1:-}" in
+  start) shift; start "$@" ;;
+  stop) shift; stop "$@" ;;
+  *) echo "usage: $0 start DIR [AMQP_PORT MGMT_PORT] | stop DIR" >&2; exit 2 ;;
+esac
