@@ -37,6 +37,7 @@ let package = Package(
             dependencies: [
                 "RabbitManagement",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(
@@ -44,6 +45,7 @@ let package = Package(
             dependencies: [
                 "HTTPServer",
                 "Provisioning",
+                "RabbitManagement",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

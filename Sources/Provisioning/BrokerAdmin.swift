@@ -1,0 +1,25 @@
+import RabbitManagement
+
+/// The broker operations provisioning needs. `ManagementClient` is the real one; unit tests
+/// use a fake to check ordering and rollback without a broker.
+public protocol BrokerAdmin: Sendable {
+    func overview() async throws -> Overview
+    func whoami() async throws -> WhoAmI
+    func vhost(_ name: String) async throws -> VhostInfo?
+    func vhosts() async throws -> [VhostInfo]
+    func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws
+    func deleteVhost(_ name: String) async throws -> Bool
+    func users() async throws -> [UserInfo]
+    func putUser(_ name: String, passwordHash: String, tags: [String]) async throws
+    func deleteUser(_ name: String) async throws -> Bool
+    func putPermissions(vhost: String, user: String, configure: String, write: String, read: String) async throws
+    func permissions(vhost: String) async throws -> [PermissionInfo]
+    func putExchange(vhost: String, name: String, type: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws
+    func exchange(vhost: String, name: String) async throws -> ExchangeInfo?
+    func putQueue(vhost: String, name: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws
+    func queue(vhost: String, name: String) async throws -> QueueInfo?
+    func bind(vhost: String, exchange: String, queue: String, routingKey: String, arguments: [String: JSONValue]) async throws
+    func bindings(vhost: String, exchange: String, queue: String) async throws -> [BindingInfo]
+}
+
+extension ManagementClient: BrokerAdmin {}

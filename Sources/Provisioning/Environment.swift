@@ -1,0 +1,62 @@
+/// An environment as Warren knows it from the broker: its record plus where it lives.
+public struct Environment: Sendable, Hashable {
+    public var team: String
+    public var vhost: String
+    public var spec: EnvironmentSpec
+    public var createdAt: String
+
+    public var name: String { spec.name }
+
+    public init(team: String, vhost: String, spec: EnvironmentSpec, createdAt: String) {
+        self.team = team
+        self.vhost = vhost
+        self.spec = spec
+        self.createdAt = createdAt
+    }
+
+    init(record: EnvironmentRecord, vhost: String) {
+        self.init(team: record.team, vhost: vhost, spec: record.spec, createdAt: record.createdAt)
+    }
+}
+
+/// Credentials issued by a create. The password exists only here and in the API response.
+public struct IssuedCredentials: Sendable {
+    public var username: String
+    public var password: String
+
+    public init(username: String, password: String) {
+        self.username = username
+        self.password = password
+    }
+}
+
+public struct CreateResult: Sendable {
+    public var environment: Environment
+    public var credentials: IssuedCredentials
+    /// False when the environment already existed with the same spec (a repeated create).
+    public var created: Bool
+}
+
+/// One environment checked against the broker: which of its parts exist right now.
+public struct EnvironmentHealth: Sendable {
+    public struct Resources: Sendable, Hashable {
+        public var vhost = true
+        public var exchange: Bool
+        public var queue: Bool
+        public var binding: Bool
+        public var user: Bool
+
+        /// The API names of the parts that are missing, in a fixed order.
+        public var missing: [String] {
+            [("vhost", vhost), ("exchange", exchange), ("queue", queue), ("binding", binding), ("user", user)]
+                .filter { !$0.1 }.map(\.0)
+        }
+    }
+
+    public var environment: Environment
+    /// The users Warren made for this environment that still hold permissions on its vhost.
+    public var users: [String]
+    public var resources: Resources
+
+    public var isComplete: Bool { resources.missing.isEmpty }
+}

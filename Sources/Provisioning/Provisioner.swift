@@ -1,0 +1,225 @@
+import Logging
+import RabbitManagement
+
+/// Creates, inspects, lists and tears down environments on the broker. Keeps no state of its
+/// own: everything it knows comes from the broker on each call, so replicas can run side by side.
+public struct Provisioner: Sendable {
+    let admin: any BrokerAdmin
+    /// Warren's own management user. It gets permissions on every vhost it manages: the
+    /// administrator tag alone does not reach resources inside a vhost.
+    let serviceUser: String
+    let logger: Logger
+    /// How long a new vhost may take to report `running` on every node.
+    let vhostReadyTimeout: Duration
+
+    public init(admin: any BrokerAdmin, serviceUser: String, logger: Logger, vhostReadyTimeout: Duration = .seconds(15)) {
+        self.admin = admin
+        self.serviceUser = serviceUser
+        self.logger = logger
+        self.vhostReadyTimeout = vhostReadyTimeout
+    }
+
+    // MARK: create
+
+    /// Creates the environment, or re-ensures it and issues fresh credentials when it exists with
+    /// the same spec. On any failure it removes what this call made and throws; it never leaves
+    /// a vhost it created without its topology.
+    public func create(team: String, spec: EnvironmentSpec) async throws -> CreateResult {
+        let vhost = EnvironmentNaming.vhost(team: team, name: spec.name)
+        let record: EnvironmentRecord
+        let createdVhost: Bool
+
+        if let existing = try await step("read vhost", { try await admin.vhost(vhost) }) {
+            record = try matching(existing, team: team, spec: spec)
+            createdVhost = false
+        } else {
+            record = EnvironmentRecord(team: team, spec: spec, createdAt: EnvironmentRecord.now())
+            try await write(record, to: vhost, step: "create vhost")
+            createdVhost = true
+        }
+        let environment = Environment(record: record, vhost: vhost)
+
+        let username = EnvironmentNaming.newUserName(vhost: vhost)
+        let password = PasswordGenerator.make()
+        var ownsVhost = createdVhost
+        do {
+            try await prepare(environment, record: record, ownsVhost: &ownsVhost)
+            // The user, the exchange and the queue do not depend on each other: declare them
+            // at once. The binding needs both ends.
+            try await concurrently([
+                { try await makeUser(username, password: password, in: vhost) },
+                { try await declareExchange(environment) },
+                { try await declareQueue(environment) },
+            ])
+            try await bind(environment)
+            if record.state != .ready {
+                var ready = record
+                ready.state = .ready
+                try await write(ready, to: vhost, step: "mark ready")
+            }
+        } catch {
+            await rollBack(vhost: ownsVhost ? vhost : nil, user: username)
+            throw error
+        }
+        logger.info("environment ready", metadata: ["vhost": "\(vhost)", "user": "\(username)", "created": "\(createdVhost)"])
+        return CreateResult(
+            environment: environment,
+            credentials: IssuedCredentials(username: username, password: password),
+            created: createdVhost)
+    }
+
+    /// What every create and repair does first: wait until the vhost runs, give Warren's own
+    /// user permissions in it, and hold the claim on the name. A lost claim clears `ownsVhost`:
+    /// the vhost belongs to the create that won.
+    func prepare(_ environment: Environment, record: EnvironmentRecord, ownsVhost: inout Bool) async throws {
+        let vhost = environment.vhost
+        try await waitUntilRunning(vhost)
+        try await step("grant service permissions") {
+            try await admin.putPermissions(vhost: vhost, user: serviceUser, configure: ".*", write: ".*", read: ".*")
+        }
+        do {
+            try await admin.putQueue(
+                vhost: vhost, name: Claim.queueName, durable: true, autoDelete: false,
+                arguments: Claim.arguments(for: record))
+        } catch let error as ManagementError where error.code == .badRequest {
+            ownsVhost = false
+            throw await lostClaim(environment)
+        } catch let error as ManagementError {
+            throw ProvisioningError(code: .broker, detail: "the broker failed to claim the name: \(error.summary)", step: "claim name", underlying: error)
+        }
+    }
+
+    /// Another create of this name with another spec declared the claim first. Its record is
+    /// put back in the vhost description (this request may have overwritten it), and the
+    /// answer names the fields that differ.
+    private func lostClaim(_ environment: Environment) async -> ProvisioningError {
+        let vhost = environment.vhost
+        var fields = ["spec"]
+        if let queue = try? await admin.queue(vhost: vhost, name: Claim.queueName), let winner = Claim.record(in: queue) {
+            fields = environment.spec.differences(from: winner.spec)
+            try? await write(winner, to: vhost, step: "restore record")
+        }
+        return ProvisioningError(
+            code: .conflict,
+            detail: "environment \(environment.name) is being created with a different spec: \(fields.joined(separator: ", ")) differ",
+            fields: fields)
+    }
+
+    /// The vhost's description holds the record. A PUT replaces all of the vhost's metadata,
+    /// so every write sends all of it.
+    func write(_ record: EnvironmentRecord, to vhost: String, step name: String) async throws {
+        try await step(name) {
+            try await admin.putVhost(
+                vhost, description: record.encoded(), tags: [EnvironmentRecord.vhostTag],
+                defaultQueueType: record.spec.queue.type.rawValue)
+        }
+    }
+
+    func makeUser(_ username: String, password: String, in vhost: String) async throws {
+        try await step("create user") {
+            try await admin.putUser(username, passwordHash: RabbitPasswordHash.hash(password: password), tags: [])
+        }
+        try await step("grant user permissions") {
+            try await admin.putPermissions(vhost: vhost, user: username, configure: ".*", write: ".*", read: ".*")
+        }
+    }
+
+    /// The existing environment's record when it matches the requested spec; a conflict otherwise.
+    private func matching(_ info: VhostInfo, team: String, spec: EnvironmentSpec) throws -> EnvironmentRecord {
+        guard let record = EnvironmentRecord.decode(description: info.description), record.team == team else {
+            throw ProvisioningError(code: .conflict, detail: "vhost \(info.name) exists and is not managed by Warren")
+        }
+        let differences = spec.differences(from: record.spec)
+        guard differences.isEmpty else {
+            throw ProvisioningError(
+                code: .conflict,
+                detail: "environment \(spec.name) exists with a different spec: \(differences.joined(separator: ", ")) differ",
+                fields: differences)
+        }
+        return record
+    }
+
+    /// A new vhost is not usable the moment PUT returns: declaring into it can fail until
+    /// every node reports it running (see shared/rabbitmq-management-api.md).
+    private func waitUntilRunning(_ vhost: String) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + vhostReadyTimeout
+        var pause = Duration.milliseconds(5)
+        while true {
+            guard let info = try await step("wait for vhost", { try await admin.vhost(vhost) }) else {
+                throw ProvisioningError(code: .broker, detail: "the vhost disappeared while it was being created", step: "wait for vhost")
+            }
+            if info.isRunning { return }
+            guard clock.now + pause < deadline else {
+                throw ProvisioningError(code: .vhostNotReady, detail: "vhost did not start on every broker node in time", step: "wait for vhost")
+            }
+            try await Task.sleep(for: pause)
+            pause = min(pause * 2, .milliseconds(200))
+        }
+    }
+
+    func declareExchange(_ environment: Environment) async throws {
+        let exchange = environment.spec.exchange
+        try await step("declare exchange") {
+            try await admin.putExchange(
+                vhost: environment.vhost, name: exchange.name, type: exchange.type.rawValue,
+                durable: true, autoDelete: false, arguments: [:])
+        }
+    }
+
+    func declareQueue(_ environment: Environment) async throws {
+        let queue = environment.spec.queue
+        try await step("declare queue") {
+            // durable defaults to false on the broker: always send it.
+            try await admin.putQueue(
+                vhost: environment.vhost, name: queue.name, durable: true, autoDelete: false,
+                arguments: ["x-queue-type": .string(queue.type.rawValue)])
+        }
+    }
+
+    func bind(_ environment: Environment) async throws {
+        let spec = environment.spec
+        try await step("bind queue") {
+            try await admin.bind(
+                vhost: environment.vhost, exchange: spec.exchange.name, queue: spec.queue.name,
+                routingKey: spec.routingKey, arguments: [:])
+        }
+    }
+
+    /// Removes what a failed create made: the user first, then the vhost (which takes its
+    /// exchanges, queues, bindings and permissions with it). Best effort: a failure here is
+    /// logged, and a later DELETE of the environment removes what remains.
+    func rollBack(vhost: String?, user: String) async {
+        do { _ = try await admin.deleteUser(user) } catch {
+            logger.error("rollback could not delete user", metadata: ["user": "\(user)", "error": "\(error)"])
+        }
+        guard let vhost else { return }
+        do { _ = try await admin.deleteVhost(vhost) } catch {
+            logger.error("rollback could not delete vhost", metadata: ["vhost": "\(vhost)", "error": "\(error)"])
+        }
+    }
+
+    // MARK: helpers
+
+    /// Runs one broker call, naming the step in the error when it fails.
+    func step<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as ManagementError {
+            throw ProvisioningError(code: .broker, detail: "the broker failed to \(name): \(error.summary)", step: name, underlying: error)
+        }
+    }
+}
+
+/// Runs the operations at once and waits for all of them, so nothing is still in flight when a
+/// caller starts rolling back; then throws the first error, if any.
+func concurrently(_ operations: [@Sendable () async throws -> Void]) async throws {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for operation in operations { group.addTask(operation: operation) }
+        var firstError: (any Error)?
+        while let result = await group.nextResult() {
+            if case .failure(let error) = result, firstError == nil { firstError = error }
+        }
+        if let firstError { throw firstError }
+    }
+}

@@ -1,0 +1,41 @@
+import RabbitManagement
+
+/// Why a provisioning operation failed. A struct with static codes rather than an enum, so a
+/// later code (quota exceeded, say) breaks no caller that switches over it.
+public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        public var description: String { name }
+
+        /// The name exists with another spec (see `fields`), or the vhost is not Warren's.
+        public static let conflict = Code("conflict")
+        /// A broker call failed (see `step` and `underlying`).
+        public static let broker = Code("broker")
+        /// The new vhost did not report itself running in time.
+        public static let vhostNotReady = Code("vhost-not-ready")
+    }
+
+    public var code: Code
+    /// A sentence safe to show to the API's caller: no broker reason, no credential.
+    public var detail: String
+    /// For conflicts: the request fields whose values differ from the existing environment.
+    public var fields: [String]
+    /// For broker failures: the provisioning step that failed ("declare queue").
+    public var step: String?
+    public var underlying: ManagementError?
+
+    public init(code: Code, detail: String, fields: [String] = [], step: String? = nil, underlying: ManagementError? = nil) {
+        self.code = code
+        self.detail = detail
+        self.fields = fields
+        self.step = step
+        self.underlying = underlying
+    }
+
+    public var description: String {
+        var text = "\(code): \(detail)"
+        if let underlying { text += " (\(underlying))" }
+        return text
+    }
+}

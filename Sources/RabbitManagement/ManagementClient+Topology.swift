@@ -1,0 +1,64 @@
+/// Exchanges, queues and bindings inside a vhost.
+///
+/// `durable` is always sent: the broker defaults it to false when left out.
+extension ManagementClient {
+    /// A repeat with other settings is a 400 (inequivalent arg); the same settings, a 204.
+    public func putExchange(
+        vhost: String, name: String, type: String, durable: Bool, autoDelete: Bool = false,
+        arguments: [String: JSONValue] = [:]
+    ) async throws {
+        let body: JSONValue = [
+            "type": .string(type), "durable": .bool(durable), "auto_delete": .bool(autoDelete),
+            "internal": false, "arguments": .object(arguments),
+        ]
+        _ = try await send("PUT", ["exchanges", vhost, name], query: [], body: body, operation: "PUT exchange")
+    }
+
+    public func exchange(vhost: String, name: String) async throws -> ExchangeInfo? {
+        guard let json = try await getIfPresent(["exchanges", vhost, name], operation: "GET exchange") else { return nil }
+        return try ExchangeInfo(json: json)
+    }
+
+    public func deleteExchange(vhost: String, name: String) async throws -> Bool {
+        try await deleteIfPresent(["exchanges", vhost, name], operation: "DELETE exchange")
+    }
+
+    /// Quorum queues: `arguments: ["x-queue-type": "quorum"]`, durable, not auto-delete.
+    public func putQueue(
+        vhost: String, name: String, durable: Bool, autoDelete: Bool = false, arguments: [String: JSONValue] = [:]
+    ) async throws {
+        let body: JSONValue = ["durable": .bool(durable), "auto_delete": .bool(autoDelete), "arguments": .object(arguments)]
+        _ = try await send("PUT", ["queues", vhost, name], query: [], body: body, operation: "PUT queue")
+    }
+
+    public func queue(vhost: String, name: String) async throws -> QueueInfo? {
+        guard let json = try await getIfPresent(["queues", vhost, name], operation: "GET queue") else { return nil }
+        return try QueueInfo(json: json)
+    }
+
+    public func deleteQueue(vhost: String, name: String) async throws -> Bool {
+        try await deleteIfPresent(["queues", vhost, name], operation: "DELETE queue")
+    }
+
+    /// Binds queue to exchange. Repeating it creates no duplicate (201 again).
+    public func bind(
+        vhost: String, exchange: String, queue: String, routingKey: String, arguments: [String: JSONValue] = [:]
+    ) async throws {
+        let body: JSONValue = ["routing_key": .string(routingKey), "arguments": .object(arguments)]
+        _ = try await send("POST", ["bindings", vhost, "e", exchange, "q", queue], query: [], body: body,
+                           operation: "POST binding")
+    }
+
+    public func bindings(vhost: String, exchange: String, queue: String) async throws -> [BindingInfo] {
+        let json = try await get(["bindings", vhost, "e", exchange, "q", queue], operation: "GET bindings")
+        return try decodeList(json, what: "binding list") { (item: JSONValue) throws(ManagementError) in
+            try BindingInfo(json: item)
+        }
+    }
+
+    /// `propertiesKey` comes from `bindings(...)`. False if no such binding.
+    public func unbind(vhost: String, exchange: String, queue: String, propertiesKey: String) async throws -> Bool {
+        try await deleteIfPresent(["bindings", vhost, "e", exchange, "q", queue, propertiesKey],
+                                  operation: "DELETE binding")
+    }
+}

@@ -1,0 +1,59 @@
+/// Users, their permissions and limits.
+extension ManagementClient {
+    public func user(_ name: String) async throws -> UserInfo? {
+        guard let json = try await getIfPresent(["users", name], operation: "GET user") else { return nil }
+        return try UserInfo(json: json)
+    }
+
+    /// Only name and tags: the full listing also carries every password hash.
+    public func users() async throws -> [UserInfo] {
+        let json = try await get(["users"], query: [("columns", "name,tags")], operation: "GET users")
+        return try decodeList(json, what: "user list") { (item: JSONValue) throws(ManagementError) in try UserInfo(json: item) }
+    }
+
+    /// Creates or updates a user with a `RabbitPasswordHash` value. There is deliberately no way
+    /// to PUT a user without a hash: the broker then clears the password. The body is never
+    /// logged (no request body is).
+    public func putUser(_ name: String, passwordHash: String, tags: [String]) async throws {
+        guard !passwordHash.isEmpty else {
+            throw ManagementError(code: .invalidRequest, summary: "a user needs a password hash")
+        }
+        let body: JSONValue = [
+            "password_hash": .string(passwordHash),
+            "hashing_algorithm": .string(RabbitPasswordHash.algorithm),
+            // Mandatory (may be empty); the comma-joined form is read by 3.x and 4.x alike.
+            "tags": .string(try Self.validatedTags(tags).joined(separator: ",")),
+        ]
+        _ = try await send("PUT", ["users", name], query: [], body: body, operation: "PUT user")
+    }
+
+    /// False if the user was absent.
+    public func deleteUser(_ name: String) async throws -> Bool {
+        try await deleteIfPresent(["users", name], operation: "DELETE user")
+    }
+
+    /// Regexes for configure/write/read. An absent vhost or user is a 400
+    /// (`vhost_or_user_not_found`), not a 404.
+    public func putPermissions(vhost: String, user: String, configure: String, write: String, read: String) async throws {
+        let body: JSONValue = ["configure": .string(configure), "write": .string(write), "read": .string(read)]
+        _ = try await send("PUT", ["permissions", vhost, user], query: [], body: body, operation: "PUT permissions")
+    }
+
+    public func permissions(vhost: String) async throws -> [PermissionInfo] {
+        let json = try await get(["vhosts", vhost, "permissions"], operation: "GET vhost permissions")
+        return try decodeList(json, what: "permission list") { (item: JSONValue) throws(ManagementError) in
+            try PermissionInfo(json: item)
+        }
+    }
+
+    /// False if there were none (or vhost or user is absent).
+    public func deletePermissions(vhost: String, user: String) async throws -> Bool {
+        try await deleteIfPresent(["permissions", vhost, user], operation: "DELETE permissions")
+    }
+
+    /// `max-connections` or `max-channels`; -1 removes the limit.
+    public func putUserLimit(user: String, name: String, value: Int) async throws {
+        _ = try await send("PUT", ["user-limits", user, name], query: [], body: ["value": .int(value)],
+                           operation: "PUT user limit")
+    }
+}

@@ -1,0 +1,85 @@
+/// Cluster identity and virtual hosts.
+extension ManagementClient {
+    /// `GET /api/overview?disable_stats=true`: cheap (a few ms), so it doubles as a liveness probe.
+    public func overview() async throws -> Overview {
+        try Overview(json: try await get(["overview"], query: [("disable_stats", "true")], operation: "GET overview"))
+    }
+
+    /// Checks the credential and returns its tags.
+    public func whoami() async throws -> WhoAmI {
+        try WhoAmI(json: try await get(["whoami"], operation: "GET whoami"))
+    }
+
+    public func vhost(_ name: String) async throws -> VhostInfo? {
+        guard let json = try await getIfPresent(["vhosts", name], operation: "GET vhost") else { return nil }
+        return try VhostInfo(json: json)
+    }
+
+    /// Only the columns `VhostInfo` needs, so the answer stays small with many vhosts.
+    public func vhosts() async throws -> [VhostInfo] {
+        let json = try await get(
+            ["vhosts"], query: [("columns", "name,description,tags,cluster_state,default_queue_type")],
+            operation: "GET vhosts")
+        return try decodeList(json, what: "vhost list") { (item: JSONValue) throws(ManagementError) in try VhostInfo(json: item) }
+    }
+
+    /// Creates or updates a vhost. A repeat PUT replaces description and tags, so this always
+    /// sends the full metadata. The queue type goes under both names: 3.10 reads
+    /// `defaultqueuetype`, 3.11.12+ reads `default_queue_type`.
+    ///
+    /// The vhost is not usable the moment this returns: wait with `awaitVhostRunning` before
+    /// declaring anything in it.
+    public func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws {
+        var body: [String: JSONValue] = [
+            "description": .string(description),
+            "tags": .array(try Self.validatedTags(tags).map(JSONValue.string)),
+        ]
+        if let defaultQueueType {
+            body["default_queue_type"] = .string(defaultQueueType)
+            body["defaultqueuetype"] = .string(defaultQueueType)
+        }
+        _ = try await send("PUT", ["vhosts", name], query: [], body: .object(body), operation: "PUT vhost")
+    }
+
+    /// Removes the vhost and everything in it (not its users). False if it was absent.
+    public func deleteVhost(_ name: String) async throws -> Bool {
+        try await deleteIfPresent(["vhosts", name], operation: "DELETE vhost")
+    }
+
+    /// Polls `GET /api/vhosts/{name}` until every node reports it running. Declaring right after
+    /// `putVhost` can fail with 401 or `vhost_supervisor_not_running`; after this it does not.
+    /// Throws `.notFound` if the vhost disappears, `.timeout` if it does not start in time.
+    public func awaitVhostRunning(
+        _ name: String, timeout: Duration = .seconds(10), pollInterval: Duration = .milliseconds(20)
+    ) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while true {
+            guard let info = try await vhost(name) else {
+                throw ManagementError(code: .notFound, status: 404, summary: "vhost vanished while waiting for it to start")
+            }
+            if info.isRunning { return }
+            guard clock.now + pollInterval < deadline else {
+                throw ManagementError(
+                    code: .timeout, summary: "vhost did not report running on all nodes in time",
+                    brokerReason: "cluster_state: \(info.clusterState)")
+            }
+            try await Task.sleep(for: pollInterval)
+        }
+    }
+
+    /// `max-queues` or `max-connections`; -1 removes the limit.
+    public func putVhostLimit(vhost: String, name: String, value: Int) async throws {
+        _ = try await send("PUT", ["vhost-limits", vhost, name], query: [], body: ["value": .int(value)],
+                           operation: "PUT vhost limit")
+    }
+
+    /// Tags are Erlang atoms on the broker: a comma would split one into two, and over 255
+    /// characters the broker fails with an empty 500.
+    static func validatedTags(_ tags: [String]) throws(ManagementError) -> [String] {
+        for tag in tags where tag.isEmpty || tag.contains(",") || tag.utf8.count > 255 {
+            throw ManagementError(code: .invalidRequest, summary: "tags must be 1-255 characters without commas")
+        }
+        return tags
+    }
+}

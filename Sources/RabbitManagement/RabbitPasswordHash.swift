@@ -1,0 +1,27 @@
+import Crypto
+import FoundationEssentials
+
+/// RabbitMQ's `rabbit_password_hashing_sha256` scheme, computed here so that a user's plaintext
+/// password never travels to the broker (nor sits in a URL, as with `/api/auth/hash_password`).
+///
+/// `base64(salt4 || SHA-256(salt4 || utf8(password)))`, with 4 random salt bytes. Send it as
+/// `password_hash` with `"hashing_algorithm": "rabbit_password_hashing_sha256"`.
+public enum RabbitPasswordHash {
+    public static let algorithm = "rabbit_password_hashing_sha256"
+
+    /// Deterministic form, for tests against RabbitMQ's vector. `salt` should be 4 bytes.
+    public static func hash(password: String, salt: [UInt8]) -> String {
+        var hasher = SHA256()
+        hasher.update(data: salt)
+        hasher.update(data: Array(password.utf8))
+        let digest = hasher.finalize()
+        return Data(salt + Array(digest)).base64EncodedString()
+    }
+
+    /// A fresh salt from the system CSPRNG (getrandom on Linux) on every call.
+    public static func hash(password: String) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let salt = (0..<4).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        return hash(password: password, salt: salt)
+    }
+}

@@ -1,0 +1,47 @@
+import Logging
+import Provisioning
+import RabbitManagement
+
+/// The one place where errors become problems. Anything unexpected is logged and answered with
+/// a 500 that leaks nothing.
+enum ErrorMapping {
+    static func problem(for error: any Error, logger: Logger) -> Problem {
+        switch error {
+        case let problem as Problem:
+            return problem
+        case let error as ProvisioningError:
+            return problem(for: error, logger: logger)
+        default:
+            logger.error("unexpected error", metadata: ["error": "\(error)"])
+            return .internalError
+        }
+    }
+
+    private static func problem(for error: ProvisioningError, logger: Logger) -> Problem {
+        switch error.code {
+        case .conflict:
+            return .conflict(error.detail, fields: error.fields)
+        case .vhostNotReady:
+            logger.warning("vhost not ready in time", metadata: ["step": "\(error.step ?? "-")"])
+            return .brokerUnavailable(error.detail, step: error.step)
+        default:
+            // The broker's own reason goes to the log only: it can be an Erlang term, HTML, or
+            // name internals the caller has no business seeing.
+            logger.error("broker call failed", metadata: [
+                "step": "\(error.step ?? "-")", "error": "\(error.underlying.map { "\($0)" } ?? error.detail)",
+            ])
+            if let underlying = error.underlying, underlying.isUnavailable {
+                return .brokerUnavailable(error.detail, step: error.step)
+            }
+            return .brokerError(error.detail, step: error.step)
+        }
+    }
+}
+
+extension ManagementError {
+    /// Whether the broker could not be reached or did not answer in time (503 + Retry-After),
+    /// as opposed to answering with an error (502).
+    var isUnavailable: Bool {
+        code == .unreachable || code == .timeout
+    }
+}

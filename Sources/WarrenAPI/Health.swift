@@ -1,0 +1,29 @@
+import HTTPServer
+import Provisioning
+
+/// GET /healthz: the process serves. GET /readyz: the broker answers and Warren's credential
+/// can administer it.
+enum Health {
+    struct Live: Encodable { var status = "ok" }
+
+    struct Ready: Encodable {
+        struct Broker: Encodable { var rabbitmqVersion: String }
+        var status = "ready"
+        var broker: Broker
+    }
+
+    static func live() -> HTTPResponse {
+        JSON.response(200, Live())
+    }
+
+    static func ready(_ provisioner: Provisioner) async -> HTTPResponse {
+        do {
+            let version = try await provisioner.readiness()
+            return JSON.response(200, Ready(broker: .init(rabbitmqVersion: version)))
+        } catch let error as ProvisioningError {
+            return Problem.brokerUnavailable("not ready: \(error.detail)").response()
+        } catch {
+            return Problem.brokerUnavailable("not ready").response()
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import FoundationEssentials
+import HTTPServer
+
+/// An RFC 9457 problem: the one shape every API error takes on the wire. Handlers throw it;
+/// `WarrenAPI.respond` turns it (and every other error) into a response in one place.
+public struct Problem: Error, Sendable {
+    public struct FieldError: Sendable, Hashable, Encodable {
+        public var field: String
+        public var reason: String
+    }
+
+    public var status: Int
+    /// The last part of the type URI, e.g. "invalid-field" -> "urn:warren:problem:invalid-field".
+    public var slug: String
+    public var title: String
+    public var detail: String
+    public var errors: [FieldError] = []
+    /// For broker failures: the provisioning step that failed ("declare queue").
+    public var step: String?
+    public var headers: [(String, String)] = []
+
+    public static let contentType = "application/problem+json"
+
+    public func response() -> HTTPResponse {
+        var headers = HTTPHeaders(self.headers)
+        headers.replace("Content-Type", Problem.contentType)
+        return HTTPResponse(status: status, headers: headers, body: JSON.encode(Body(self)))
+    }
+
+    private struct Body: Encodable {
+        var type: String
+        var title: String
+        var status: Int
+        var detail: String
+        var errors: [FieldError]?
+        var step: String?
+
+        init(_ problem: Problem) {
+            type = "urn:warren:problem:\(problem.slug)"
+            title = problem.title
+            status = problem.status
+            detail = problem.detail
+            errors = problem.errors.isEmpty ? nil : problem.errors
+            step = problem.step
+        }
+    }
+}
+
+extension Problem {
+    static func malformedJSON(_ detail: String) -> Problem {
+        Problem(status: 400, slug: "malformed-json", title: "Malformed JSON", detail: detail)
+    }
+
+    static func invalidFields(_ errors: [FieldError]) -> Problem {
+        let summary = errors.map { "\($0.field) \($0.reason)" }.joined(separator: "; ")
+        return Problem(status: 400, slug: "invalid-field", title: "Invalid field", detail: summary, errors: errors)
+    }
+
+    static func invalidField(_ field: String, _ reason: String) -> Problem {
+        invalidFields([FieldError(field: field, reason: reason)])
+    }
+
+    static let unauthorized = Problem(
+        status: 401, slug: "unauthorized", title: "Unauthorized",
+        detail: "send a valid token as 'Authorization: Bearer <token>'",
+        headers: [("WWW-Authenticate", "Bearer realm=\"warren\"")])
+
+    static func notFound(_ detail: String) -> Problem {
+        Problem(status: 404, slug: "not-found", title: "Not found", detail: detail)
+    }
+
+    static func methodNotAllowed(_ method: String, allowed: [String]) -> Problem {
+        Problem(
+            status: 405, slug: "method-not-allowed", title: "Method not allowed",
+            detail: "\(method) is not allowed here; allowed: \(allowed.joined(separator: ", "))",
+            headers: [("Allow", allowed.joined(separator: ", "))])
+    }
+
+    static func conflict(_ detail: String, fields: [String]) -> Problem {
+        Problem(
+            status: 409, slug: "conflict", title: "Conflict", detail: detail,
+            errors: fields.map { FieldError(field: $0, reason: "differs from the existing environment") })
+    }
+
+    static func unsupportedMediaType(_ got: String?) -> Problem {
+        Problem(
+            status: 415, slug: "unsupported-media-type", title: "Unsupported media type",
+            detail: "send the body as application/json" + (got.map { " (got \($0))" } ?? " (no Content-Type was sent)"))
+    }
+
+    static func brokerUnavailable(_ detail: String, step: String? = nil, retryAfter: Int = 5) -> Problem {
+        Problem(
+            status: 503, slug: "broker-unavailable", title: "Broker unavailable", detail: detail, step: step,
+            headers: [("Retry-After", String(retryAfter))])
+    }
+
+    static func brokerError(_ detail: String, step: String?) -> Problem {
+        Problem(status: 502, slug: "broker-error", title: "Broker error", detail: detail, step: step)
+    }
+
+    static let internalError = Problem(
+        status: 500, slug: "internal", title: "Internal server error",
+        detail: "an unexpected error occurred; it has been logged")
+}
+
+/// JSON encoding shared by every response body.
+enum JSON {
+    static func encode(_ value: some Encodable) -> [UInt8] {
+        let encoder = JSONEncoder()
+        // Sorted keys: the same resource always reads the same, which diffs and caches like.
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        // Our response types hold only strings, numbers, booleans and arrays of them.
+        return Array((try? encoder.encode(value)) ?? Data("{}".utf8))
+    }
+
+    static func response(_ status: Int, _ value: some Encodable, headers: [(String, String)] = []) -> HTTPResponse {
+        var all = HTTPHeaders(headers)
+        all.replace("Content-Type", "application/json")
+        return HTTPResponse(status: status, headers: all, body: encode(value))
+    }
+}

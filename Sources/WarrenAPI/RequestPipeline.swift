@@ -1,0 +1,81 @@
+import HTTPServer
+import Logging
+import Provisioning
+
+/// What every request goes through around its handler: a request id (accepted from
+/// X-Request-ID or made), authentication, the mapping of errors to problems, and one log line.
+struct RequestPipeline: Sendable {
+    typealias Handler = @Sendable (RequestContext) async throws -> HTTPResponse
+
+    let tokens: TokenStore
+    let logger: Logger
+
+    func route(_ pattern: String, authenticated: Bool = true, _ handler: @escaping Handler) -> Router.Handler {
+        { request, parameters in
+            let started = ContinuousClock.now
+            let requestID = RequestID.of(request)
+            var logger = self.logger
+            logger[metadataKey: "request_id"] = "\(requestID)"
+            var team: String?
+            var response: HTTPResponse
+            do {
+                if authenticated {
+                    guard let found = tokens.team(forAuthorization: request.headers["Authorization"]) else {
+                        throw Problem.unauthorized
+                    }
+                    team = found
+                    logger[metadataKey: "team"] = "\(found)"
+                }
+                let context = RequestContext(request: request, parameters: parameters, team: team ?? "", logger: logger)
+                response = try await handler(context)
+            } catch {
+                response = ErrorMapping.problem(for: error, logger: logger).response()
+            }
+            return finish(request, response, route: pattern, team: team, requestID: requestID, started: started)
+        }
+    }
+
+    /// A request no route took (404, 405).
+    func unrouted(_ request: HTTPRequest, _ problem: Problem) -> HTTPResponse {
+        finish(request, problem.response(), route: "unmatched", team: nil, requestID: RequestID.of(request), started: .now)
+    }
+
+    private func finish(
+        _ request: HTTPRequest, _ response: HTTPResponse, route: String, team: String?,
+        requestID: String, started: ContinuousClock.Instant
+    ) -> HTTPResponse {
+        var response = response
+        response.headers.replace("X-Request-ID", requestID)
+        let elapsed = (ContinuousClock.now - started).components
+        let milliseconds = Double(elapsed.seconds) * 1000 + Double(elapsed.attoseconds) / 1e15
+        logger.info("request", metadata: [
+            "request_id": "\(requestID)", "team": "\(team ?? "-")", "method": "\(request.method)",
+            "route": "\(route)", "status": "\(response.status)",
+            "duration_ms": "\((milliseconds * 100).rounded() / 100)",
+        ])
+        return response
+    }
+}
+
+/// What a handler gets: the request, its path parameters, the authenticated team (empty on
+/// unauthenticated routes) and a logger that carries the request id.
+struct RequestContext: Sendable {
+    var request: HTTPRequest
+    var parameters: RouteParameters
+    var team: String
+    var logger: Logger
+}
+
+/// X-Request-ID: the caller's, when it is a short printable token, else a new random one.
+enum RequestID {
+    static func of(_ request: HTTPRequest) -> String {
+        if let given = request.headers["X-Request-ID"], (1...128).contains(given.utf8.count),
+           given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
+            return given
+        }
+        var generator = SystemRandomNumberGenerator()
+        let value = UInt64.random(in: .min ... .max, using: &generator)
+        let hex = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}

@@ -1,0 +1,35 @@
+import HTTPServer
+import Logging
+import Provisioning
+
+/// The /v1 API, /healthz and /readyz: the route table of Warren.
+public struct WarrenAPI: HTTPResponder {
+    private let router: Router
+    private let pipeline: RequestPipeline
+
+    public init(provisioner: Provisioner, tokens: TokenStore, endpoint: AMQPEndpoint, logger: Logger) {
+        let pipeline = RequestPipeline(tokens: tokens, logger: logger)
+        let environments = EnvironmentHandlers(provisioner: provisioner, endpoint: endpoint)
+        var router = Router()
+        router.add("GET", "/healthz", pipeline.route("/healthz", authenticated: false) { _ in Health.live() })
+        router.add("GET", "/readyz", pipeline.route("/readyz", authenticated: false) { _ in await Health.ready(provisioner) })
+        router.add("POST", "/v1/environments", pipeline.route("/v1/environments", environments.create))
+        router.add("GET", "/v1/environments", pipeline.route("/v1/environments", environments.list))
+        router.add("GET", "/v1/environments/{id}", pipeline.route("/v1/environments/{id}", environments.get))
+        router.add("DELETE", "/v1/environments/{id}", pipeline.route("/v1/environments/{id}", environments.delete))
+        router.add("POST", "/v1/environments/{id}/reconcile", pipeline.route("/v1/environments/{id}/reconcile", environments.reconcile))
+        self.router = router
+        self.pipeline = pipeline
+    }
+
+    public func respond(to request: HTTPRequest) async -> HTTPResponse {
+        switch router.match(method: request.method, path: request.path) {
+        case .found(let handler, let parameters, _):
+            return await handler(request, parameters)
+        case .methodNotAllowed(let allowed):
+            return pipeline.unrouted(request, Problem.methodNotAllowed(request.method, allowed: allowed))
+        case .notFound:
+            return pipeline.unrouted(request, Problem.notFound("no such resource: \(request.path)"))
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import FoundationEssentials
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Warren's settings, all from environment variables (documented in README.md). A bad value
+/// stops start-up with one line that names the variable.
+struct Configuration {
+    struct Invalid: Error {
+        var variable: String
+        var reason: String
+    }
+
+    var listenHost = "127.0.0.1"
+    var listenPort = 8080
+    var managementURLs = ["http://127.0.0.1:15672"]
+    var managementUser = "guest"
+    var managementPassword = "guest"
+    var managementTimeoutMilliseconds = 10_000
+    var managementCAFile: String?
+    var amqpHost = "127.0.0.1"
+    var amqpPort = 5672
+    var tokensFile = ""
+    var maxBodyBytes = 1 << 20
+    var maxConnections = 4096
+    var logLevel = "info"
+    var sweepIntervalSeconds = 30
+    var sweepGraceSeconds = 120
+
+    static func fromEnvironment(_ env: [String: String]) throws(Invalid) -> Configuration {
+        var config = Configuration()
+        if let listen = env["WARREN_LISTEN"] {
+            (config.listenHost, config.listenPort) = try hostPort(listen, variable: "WARREN_LISTEN")
+        }
+        if let urls = env["WARREN_MANAGEMENT_URL"] {
+            config.managementURLs = urls.split(separator: ",").map { String($0).trimmed }.filter { !$0.isEmpty }
+            guard !config.managementURLs.isEmpty,
+                  config.managementURLs.allSatisfy({ $0.hasPrefix("http://") || $0.hasPrefix("https://") })
+            else {
+                throw Invalid(variable: "WARREN_MANAGEMENT_URL", reason: "expected one or more comma-separated http:// or https:// URLs")
+            }
+            config.managementURLs = config.managementURLs.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        }
+        if let user = env["WARREN_MANAGEMENT_USER"] {
+            guard !user.isEmpty else { throw Invalid(variable: "WARREN_MANAGEMENT_USER", reason: "must not be empty") }
+            config.managementUser = user
+        }
+        if let file = env["WARREN_MANAGEMENT_PASSWORD_FILE"] {
+            config.managementPassword = try readSecret(file, variable: "WARREN_MANAGEMENT_PASSWORD_FILE")
+        } else if let password = env["WARREN_MANAGEMENT_PASSWORD"] {
+            config.managementPassword = password
+        } else if config.managementUser != "guest" {
+            // guest/guest is the loopback-only default of a fresh broker; any other user needs its password.
+            throw Invalid(variable: "WARREN_MANAGEMENT_PASSWORD_FILE", reason: "required when WARREN_MANAGEMENT_USER is set (or WARREN_MANAGEMENT_PASSWORD)")
+        }
+        if let timeout = env["WARREN_MANAGEMENT_TIMEOUT_MS"] {
+            config.managementTimeoutMilliseconds = try integer(timeout, variable: "WARREN_MANAGEMENT_TIMEOUT_MS", in: 100...600_000)
+        }
+        if let caFile = env["WARREN_MANAGEMENT_CA_FILE"] {
+            guard access(caFile, R_OK) == 0 else {
+                throw Invalid(variable: "WARREN_MANAGEMENT_CA_FILE", reason: "cannot read \(caFile)")
+            }
+            config.managementCAFile = caFile
+        }
+        if let host = env["WARREN_AMQP_HOST"] {
+            guard !host.isEmpty, !host.contains(where: { $0 == "/" || $0 == "@" || $0.isWhitespace }) else {
+                throw Invalid(variable: "WARREN_AMQP_HOST", reason: "expected a host name or address")
+            }
+            config.amqpHost = host
+        }
+        if let port = env["WARREN_AMQP_PORT"] {
+            config.amqpPort = try integer(port, variable: "WARREN_AMQP_PORT", in: 1...65535)
+        }
+        guard let tokens = env["WARREN_TOKENS_FILE"], !tokens.isEmpty else {
+            throw Invalid(variable: "WARREN_TOKENS_FILE", reason: "required: a file of 'TEAM SHA256HEX' lines")
+        }
+        config.tokensFile = tokens
+        if let bytes = env["WARREN_MAX_BODY_BYTES"] {
+            config.maxBodyBytes = try integer(bytes, variable: "WARREN_MAX_BODY_BYTES", in: 1024...(64 << 20))
+        }
+        if let connections = env["WARREN_MAX_CONNECTIONS"] {
+            config.maxConnections = try integer(connections, variable: "WARREN_MAX_CONNECTIONS", in: 1...1_000_000)
+        }
+        if let level = env["WARREN_LOG_LEVEL"] {
+            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {
+                throw Invalid(variable: "WARREN_LOG_LEVEL", reason: "expected trace, debug, info, notice, warning, error or critical")
+            }
+            config.logLevel = level
+        }
+        if let interval = env["WARREN_SWEEP_INTERVAL_SECONDS"] {
+            config.sweepIntervalSeconds = try integer(interval, variable: "WARREN_SWEEP_INTERVAL_SECONDS", in: 1...86_400)
+        }
+        if let grace = env["WARREN_SWEEP_GRACE_SECONDS"] {
+            config.sweepGraceSeconds = try integer(grace, variable: "WARREN_SWEEP_GRACE_SECONDS", in: 1...86_400)
+        }
+        return config
+    }
+
+    private static func hostPort(_ text: String, variable: String) throws(Invalid) -> (String, Int) {
+        guard let colon = text.lastIndex(of: ":") else {
+            throw Invalid(variable: variable, reason: "expected HOST:PORT, got '\(text)'")
+        }
+        let host = String(text[..<colon])
+        var addr = in_addr()
+        guard inet_pton(AF_INET, host, &addr) == 1 else {
+            throw Invalid(variable: variable, reason: "expected an IPv4 address before the port, got '\(host)'")
+        }
+        return (host, try integer(String(text[text.index(after: colon)...]), variable: variable, in: 0...65535))
+    }
+
+    private static func integer(_ text: String, variable: String, in range: ClosedRange<Int>) throws(Invalid) -> Int {
+        guard let value = Int(text), range.contains(value) else {
+            throw Invalid(variable: variable, reason: "expected a whole number from \(range.lowerBound) to \(range.upperBound), got '\(text)'")
+        }
+        return value
+    }
+
+    private static func readSecret(_ path: String, variable: String) throws(Invalid) -> String {
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)) else {
+            throw Invalid(variable: variable, reason: "cannot read \(path)")
+        }
+        // Editors and `echo` add a final newline that is not part of the secret.
+        let secret = String(decoding: data, as: UTF8.self).trimmed
+        guard !secret.isEmpty else { throw Invalid(variable: variable, reason: "\(path) is empty") }
+        return secret
+    }
+}
+
+extension String {
+    var trimmed: String {
+        String(self.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
+    }
+}

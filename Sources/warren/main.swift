@@ -1,0 +1,87 @@
+import Dispatch
+import FoundationEssentials
+import HTTPServer
+import Logging
+import Provisioning
+import RabbitManagement
+import WarrenAPI
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Wiring only: read the configuration, build the layers bottom-up, serve until SIGTERM/SIGINT.
+
+let environment = ProcessInfo.processInfo.environment
+let config: Configuration
+do {
+    config = try Configuration.fromEnvironment(environment)
+} catch {
+    FileHandleStderr.write("warren: \(error.variable): \(error.reason)\n")
+    exit(2)
+}
+
+let level = Logger.Level(rawValue: config.logLevel) ?? .info
+LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
+let logger = Logger(label: "warren")
+
+let tokens: TokenStore
+do {
+    tokens = try TokenStore(path: config.tokensFile)
+} catch {
+    FileHandleStderr.write("warren: WARREN_TOKENS_FILE: \(error)\n")
+    exit(2)
+}
+
+var managementConfig = ManagementConfiguration(
+    baseURLs: config.managementURLs, username: config.managementUser, password: config.managementPassword)
+managementConfig.requestTimeout = .milliseconds(config.managementTimeoutMilliseconds)
+managementConfig.caFile = config.managementCAFile
+let management: ManagementClient
+do {
+    management = try ManagementClient(configuration: managementConfig, logger: Logger(label: "warren.management"))
+} catch {
+    FileHandleStderr.write("warren: WARREN_MANAGEMENT_URL: \(error)\n")
+    exit(2)
+}
+
+let provisioner = Provisioner(admin: management, serviceUser: config.managementUser, logger: Logger(label: "warren.provisioning"))
+let api = WarrenAPI(
+    provisioner: provisioner, tokens: tokens,
+    endpoint: AMQPEndpoint(host: config.amqpHost, port: config.amqpPort), logger: Logger(label: "warren.http"))
+
+var serverConfig = HTTPServerConfiguration()
+serverConfig.host = config.listenHost
+serverConfig.port = config.listenPort
+serverConfig.maxBodyBytes = config.maxBodyBytes
+serverConfig.maxConnections = config.maxConnections
+let server = HTTPServer(configuration: serverConfig, responder: api, logger: Logger(label: "warren.server"))
+do {
+    try server.start()
+} catch {
+    FileHandleStderr.write("warren: WARREN_LISTEN: cannot listen on \(config.listenHost):\(config.listenPort): \(error)\n")
+    exit(2)
+}
+logger.info("listening", metadata: [
+    "address": "\(config.listenHost):\(server.port)", "management": "\(config.managementURLs.joined(separator: ","))",
+    "teams": "\(tokens.teamCount)",
+])
+
+// Finishes creates and deletes that a crash of any Warren interrupted (see Janitor).
+let janitor = Task {
+    await Janitor(provisioner: provisioner, grace: .seconds(config.sweepGraceSeconds))
+        .run(every: .seconds(config.sweepIntervalSeconds))
+}
+
+let stop = Signals.wait(for: [SIGTERM, SIGINT]) {
+    logger.info("reloading tokens")
+    do { try tokens.reload() } catch { logger.error("tokens file not reloaded; the old tokens stay in force", metadata: ["error": "\(error)"]) }
+}
+let received = await stop.value
+logger.info("shutting down", metadata: ["signal": "\(received)"])
+janitor.cancel()
+await server.shutdown()
+await janitor.value
+management.shutdown()
+logger.info("stopped")
+exit(0)

@@ -1,0 +1,330 @@
+import Glibc
+import Logging
+import Synchronization
+import Testing
+@testable import HTTPServer
+
+/// The server on 127.0.0.1, a free port, and raw POSIX client sockets. Client I/O runs off
+/// the cooperative pool (`offPool`) so it cannot starve the responders.
+@Suite("Live server")
+struct LiveServerTests {
+    @Test func getRoundTrip() async throws {
+        let server = try startServer()
+        let port = server.port
+        #expect(port > 0)
+        let response = try await offPool {
+            let client = try RawClient(port: port)
+            try client.send("GET /hello?name=x HTTP/1.1\r\nHost: test\r\n\r\n")
+            return try client.readResponse()
+        }
+        await server.shutdown()
+        #expect(response.status == 200)
+        #expect(response.text == "GET /hello query=name=x body=")
+        // The handler's wrong Content-Length (999) is replaced by the real one.
+        #expect(response.headers.values("Content-Length") == ["\(response.body.count)"])
+        #expect(response.headers["Connection"] == "keep-alive")
+        #expect(response.headers["Content-Type"] == "text/plain")
+        #expect(response.headers["Date"]?.hasSuffix(" GMT") == true)
+    }
+
+    @Test func keepAliveServesSeveralRequestsThenHonoursClose() async throws {
+        let server = try startServer()
+        let port = server.port
+        let (first, second, third, closed) = try await offPool {
+            let client = try RawClient(port: port)
+            try client.send("GET /one HTTP/1.1\r\nHost: t\r\n\r\n")
+            let first = try client.readResponse()
+            try client.send("POST /two HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody")
+            let second = try client.readResponse()
+            try client.send("GET /three HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            let third = try client.readResponse()
+            return (first, second, third, try client.readsEOF())
+        }
+        await server.shutdown()
+        #expect(first.text == "GET /one query=- body=")
+        #expect(second.text == "POST /two query=- body=body")
+        #expect(third.text == "GET /three query=- body=")
+        #expect(third.headers["Connection"] == "close")
+        #expect(closed)
+    }
+
+    @Test func http10ClosesUnlessKeepAliveIsAsked() async throws {
+        let server = try startServer()
+        let port = server.port
+        let (kept, closed) = try await offPool {
+            let client = try RawClient(port: port)
+            try client.send("GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            let kept = try client.readResponse()
+            try client.send("GET /b HTTP/1.0\r\n\r\n")
+            let closed = try client.readResponse()
+            #expect(try client.readsEOF())
+            return (kept, closed)
+        }
+        await server.shutdown()
+        #expect(kept.headers["Connection"] == "keep-alive")
+        #expect(closed.headers["Connection"] == "close")
+        #expect(closed.text == "GET /b query=- body=")
+    }
+
+    /// The first request is slow; if responses were written as they finish, /fast would
+    /// overtake it. They must come back in request order.
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        let server = try startServer()
+        let port = server.port
+        let texts = try await offPool {
+            let client = try RawClient(port: port)
+            try client.send(
+                "GET /slow?ms=150 HTTP/1.1\r\nHost: t\r\n\r\n"
+                    + "POST /fast HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
+                    + "GET /last HTTP/1.1\r\nHost: t\r\n\r\n")
+            return try (0..<3).map { _ in try client.readResponse().text }
+        }
+        await server.shutdown()
+        #expect(texts == ["GET /slow query=ms=150 body=", "POST /fast query=- body=abc", "GET /last query=- body="])
+    }
+
+    @Test func headGetsTheLengthButNoBody() async throws {
+        let server = try startServer()
+        let port = server.port
+        let (head, next) = try await offPool {
+            let client = try RawClient(port: port)
+            try client.send("HEAD /x HTTP/1.1\r\nHost: t\r\n\r\n")
+            let head = try client.readResponse(bodyless: true)
+            // Had body bytes been sent, they would now be read as the next status line.
+            try client.send("GET /y HTTP/1.1\r\nHost: t\r\n\r\n")
+            return (head, try client.readResponse())
+        }
+        await server.shutdown()
+        #expect(head.headers["Content-Length"] == "\("HEAD /x query=- body=".utf8.count)")
+        #expect(next.text == "GET /y query=- body=")
+    }
+
+    @Test func bodyArrivingInPiecesAndExpectContinue() async throws {
+        let server = try startServer()
+        let port = server.port
+        let (interim, final) = try await offPool {
+            let client = try RawClient(port: port)
+            try client.send("PUT /up HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n")
+            let interim = try client.readResponse()
+            try client.send("hello")
+            usleep(20_000)
+            try client.send("world")
+            return (interim, try client.readResponse())
+        }
+        await server.shutdown()
+        #expect(interim.status == 100)
+        #expect(final.text == "PUT /up query=- body=helloworld")
+    }
+
+    @Test func oversizedContentLengthIs413WithoutReadingTheBody() async throws {
+        let server = try startServer { $0.maxBodyBytes = 1000 }
+        let port = server.port
+        let (response, closed) = try await offPool {
+            let client = try RawClient(port: port)
+            try client.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 10000000\r\n\r\n")
+            let response = try client.readResponse()
+            return (response, try client.readsEOF())
+        }
+        await server.shutdown()
+        #expect(response.status == 413)
+        #expect(response.headers["Content-Type"] == "application/problem+json")
+        #expect(response.headers["Connection"] == "close")
+        #expect(response.text.hasPrefix(#"{"type":"about:blank","title":"Content Too Large","status":413,"detail":""#))
+        #expect(closed)
+    }
+
+    @Test func malformedRequestGetsProblemAndClose() async throws {
+        let server = try startServer()
+        let port = server.port
+        let (response, closed) = try await offPool {
+            let client = try RawClient(port: port)
+            try client.send("GET / HTTP/1.1\r\n\r\n")
+            let response = try client.readResponse()
+            return (response, try client.readsEOF())
+        }
+        await server.shutdown()
+        #expect(response.status == 400)
+        #expect(response.text.contains("Host"))
+        #expect(response.headers["Connection"] == "close")
+        #expect(closed)
+    }
+
+    @Test func slowHeadIs408AndClose() async throws {
+        let server = try startServer { $0.headerTimeout = .milliseconds(300) }
+        let port = server.port
+        let (response, closed, waited) = try await offPool {
+            let client = try RawClient(port: port)
+            let start = monotonicNanoseconds()
+            try client.send("GET / HTTP/1.1\r\nHo")
+            let response = try client.readResponse()
+            return (response, try client.readsEOF(), elapsed(since: start))
+        }
+        await server.shutdown()
+        #expect(response.status == 408)
+        #expect(response.headers["Content-Type"] == "application/problem+json")
+        #expect(closed)
+        #expect(waited >= .milliseconds(280) && waited < .seconds(2))
+    }
+
+    @Test func slowBodyIs408() async throws {
+        let server = try startServer { $0.bodyTimeout = .milliseconds(300) }
+        let port = server.port
+        let response = try await offPool {
+            let client = try RawClient(port: port)
+            try client.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+            return try client.readResponse()
+        }
+        await server.shutdown()
+        #expect(response.status == 408)
+    }
+
+    /// An idle keep-alive connection is closed without a response (a 408 there would be
+    /// misread by a client that just decided to reuse it).
+    @Test func idleKeepAliveClosesSilently() async throws {
+        let server = try startServer { $0.idleTimeout = .milliseconds(300) }
+        let port = server.port
+        let closed = try await offPool {
+            let client = try RawClient(port: port)
+            try client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            _ = try client.readResponse()
+            return try client.readsEOF()
+        }
+        await server.shutdown()
+        #expect(closed)
+    }
+
+    @Test func connectionsPastTheCapGetA503() async throws {
+        let server = try startServer { $0.maxConnections = 2 }
+        let port = server.port
+        let (refused, refusedClosed, afterFreeing) = try await offPool {
+            // Two connections that are certainly accepted: each has been answered.
+            var held = try (0..<2).map { _ in try RawClient(port: port) }
+            for client in held {
+                try client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                _ = try client.readResponse()
+            }
+            let third = try RawClient(port: port)
+            let refused = try third.readResponse()
+            let refusedClosed = try third.readsEOF()
+            // Freeing a slot lets a new connection in again (once the server saw the close).
+            held.removeFirst()
+            var status = 0
+            for _ in 0..<50 where status != 200 {
+                let client = try RawClient(port: port)
+                try client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                status = (try? client.readResponse().status) ?? 0
+                if status != 200 { usleep(10_000) }
+            }
+            return (refused, refusedClosed, status)
+        }
+        await server.shutdown()
+        #expect(refused.status == 503)
+        #expect(refused.headers["Connection"] == "close")
+        #expect(refused.headers["Content-Type"] == "application/problem+json")
+        #expect(refusedClosed)
+        #expect(afterFreeing == 200)
+    }
+
+    @Test func shutdownWaitsForTheInFlightResponse() async throws {
+        let responder = EchoResponder()
+        let server = try startServer(responder: responder)
+        let port = server.port
+        let client = try RawClient(port: port)
+        try client.send("GET /slow?ms=400 HTTP/1.1\r\nHost: t\r\n\r\n")
+        // Wait until the responder has the request, then shut down while it sleeps.
+        for _ in 0..<200 where !responder.started.all.contains("/slow") {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let start = monotonicNanoseconds()
+        await server.shutdown()
+        let took = elapsed(since: start)
+        // The response was written before shutdown returned: it is in the socket buffer now.
+        let (response, closed) = try await offPool { (try client.readResponse(), try client.readsEOF()) }
+        #expect(response.status == 200)
+        #expect(response.text == "GET /slow query=ms=400 body=")
+        #expect(response.headers["Connection"] == "close")
+        #expect(closed)
+        #expect(took >= .milliseconds(250))
+        // The listener is gone.
+        #expect(throws: ClientError.self) { try RawClient(port: port) }
+        // Idempotent.
+        await server.shutdown()
+    }
+
+    @Test func shutdownClosesIdleConnectionsAtOnce() async throws {
+        let server = try startServer()
+        let port = server.port
+        let client = try await offPool {
+            let client = try RawClient(port: port)
+            try client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            _ = try client.readResponse()
+            return client
+        }
+        let start = monotonicNanoseconds()
+        await server.shutdown()
+        #expect(elapsed(since: start) < .milliseconds(500))
+        #expect(try await offPool { try client.readsEOF() })
+    }
+
+    @Test func portInUseIsAClearError() async throws {
+        let server = try startServer()
+        defer { Task { await server.shutdown() } }
+        var configuration = HTTPServerConfiguration()
+        configuration.port = server.port
+        let second = HTTPServer(configuration: configuration, responder: EchoResponder(), logger: quietLogger)
+        let error = try #require(throws: SocketError.self) { try second.start() }
+        #expect(error.isAddressInUse)
+        #expect(error.description.contains("bind"))
+        #expect(throws: HTTPServerError.alreadyStarted) { try server.start() }
+    }
+
+    @Test func badHostIsAClearError() {
+        var configuration = HTTPServerConfiguration()
+        configuration.host = "localhost"
+        let server = HTTPServer(configuration: configuration, responder: EchoResponder(), logger: quietLogger)
+        #expect(throws: HTTPServerError.invalidAddress("localhost")) { try server.start() }
+    }
+
+    @Test func logsNeverCarryBodiesOrAuthorization() async throws {
+        let recorder = LogRecorder()
+        var logger = Logger(label: "test") { _ in recorder }
+        logger.logLevel = .trace
+        let server = HTTPServer(configuration: { var c = HTTPServerConfiguration(); c.port = 0; return c }(),
+                                responder: EchoResponder(), logger: logger)
+        try server.start()
+        let port = server.port
+        _ = try await offPool {
+            let client = try RawClient(port: port)
+            try client.send("POST /login HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer s3cret-token\r\nContent-Length: 11\r\n\r\nhunter2-pwd")
+            return try client.readResponse()
+        }
+        await server.shutdown()
+        let text = recorder.lines.joined(separator: "\n")
+        #expect(text.contains("/login"))
+        #expect(!text.contains("s3cret-token"))
+        #expect(!text.contains("hunter2-pwd"))
+    }
+}
+
+/// An in-memory log handler (swift-log's advice for asserting on logs in tests).
+final class LogRecorder: LogHandler, Sendable {
+    private let storage = Mutex<[String]>([])
+    var lines: [String] { storage.withLock { $0 } }
+
+    var metadata: Logger.Metadata {
+        get { [:] }
+        set {}
+    }
+    var logLevel: Logger.Level {
+        get { .trace }
+        set {}
+    }
+    subscript(metadataKey _: String) -> Logger.Metadata.Value? {
+        get { nil }
+        set {}
+    }
+
+    func log(event: LogEvent) {
+        storage.withLock { $0.append("\(event.level) \(event.message) \(event.metadata ?? [:])") }
+    }
+}

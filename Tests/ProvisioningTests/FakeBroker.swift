@@ -1,0 +1,170 @@
+@testable import Provisioning
+import RabbitManagement
+import Synchronization
+
+/// An in-memory broker behind `BrokerAdmin`, recording every call and able to fail the k-th
+/// one, so ordering and rollback can be checked without RabbitMQ. It mimics the behaviours the
+/// provisioner relies on: a new vhost reports `running` only on the second read, deleting a
+/// vhost deletes everything in it (but not users), deleting a user deletes its permissions.
+final class FakeBroker: BrokerAdmin, Sendable {
+    struct State {
+        var vhosts: [String: VhostInfo] = [:]
+        var vhostReads: [String: Int] = [:]
+        var users: [String: String] = [:]  // name -> password hash
+        var permissions: [String: Set<String>] = [:]  // vhost -> users
+        var exchanges: [String: ExchangeInfo] = [:]  // "vhost/name"
+        var queues: [String: QueueInfo] = [:]
+        var bindings: [String: BindingInfo] = [:]  // "vhost/exchange/queue/key"
+        var calls: [String] = []
+        var failAt: Int?
+        var failure = ManagementError(code: .brokerFailure, status: 500, summary: "management API answered 500")
+    }
+
+    let state = Mutex(State())
+    /// When set, the claim queue is already held by this record (another Warren won the race).
+    let claimConflict = Mutex<EnvironmentRecord?>(nil)
+
+    /// Makes the k-th call from now (1-based) throw `error`.
+    func fail(call k: Int, with error: ManagementError? = nil) {
+        state.withLock {
+            $0.failAt = $0.calls.count + k
+            if let error { $0.failure = error }
+        }
+    }
+
+    var calls: [String] { state.withLock { $0.calls } }
+
+    /// Records a call and throws when it is the one set to fail.
+    private func record(_ call: String) throws {
+        try state.withLock { state in
+            state.calls.append(call)
+            if state.failAt == state.calls.count { throw state.failure }
+        }
+    }
+
+    func overview() async throws -> Overview {
+        try record("overview")
+        return Overview(rabbitmqVersion: "3.10.8")
+    }
+
+    func whoami() async throws -> WhoAmI {
+        try record("whoami")
+        return WhoAmI(name: "guest", tags: ["administrator"])
+    }
+
+    func vhost(_ name: String) async throws -> VhostInfo? {
+        try record("GET vhost")
+        return state.withLock { state in
+            guard var info = state.vhosts[name] else { return nil }
+            state.vhostReads[name, default: 0] += 1
+            info.clusterState = ["rabbit@fake": state.vhostReads[name]! >= 2 ? "running" : "starting"]
+            return info
+        }
+    }
+
+    func vhosts() async throws -> [VhostInfo] {
+        try record("GET vhosts")
+        return state.withLock { Array($0.vhosts.values) }
+    }
+
+    func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws {
+        try record("PUT vhost")
+        state.withLock { $0.vhosts[name] = VhostInfo(name: name, description: description, tags: tags) }
+    }
+
+    func deleteVhost(_ name: String) async throws -> Bool {
+        try record("DELETE vhost")
+        return state.withLock { state in
+            guard state.vhosts.removeValue(forKey: name) != nil else { return false }
+            state.permissions[name] = nil
+            state.exchanges = state.exchanges.filter { $0.value.vhost != name }
+            state.queues = state.queues.filter { $0.value.vhost != name }
+            state.bindings = state.bindings.filter { $0.value.vhost != name }
+            return true
+        }
+    }
+
+    func users() async throws -> [UserInfo] {
+        try record("GET users")
+        return state.withLock { $0.users.keys.map { UserInfo(name: $0) } }
+    }
+
+    func putUser(_ name: String, passwordHash: String, tags: [String]) async throws {
+        try record("PUT user")
+        state.withLock { $0.users[name] = passwordHash }
+    }
+
+    func deleteUser(_ name: String) async throws -> Bool {
+        try record("DELETE user")
+        return state.withLock { state in
+            guard state.users.removeValue(forKey: name) != nil else { return false }
+            for vhost in state.permissions.keys { state.permissions[vhost]?.remove(name) }
+            return true
+        }
+    }
+
+    func putPermissions(vhost: String, user: String, configure: String, write: String, read: String) async throws {
+        try record("PUT permissions")
+        state.withLock { $0.permissions[vhost, default: []].insert(user) }
+    }
+
+    func permissions(vhost: String) async throws -> [PermissionInfo] {
+        try record("GET permissions")
+        return state.withLock { state in
+            (state.permissions[vhost] ?? []).map { PermissionInfo(user: $0, vhost: vhost, configure: ".*", write: ".*", read: ".*") }
+        }
+    }
+
+    func putExchange(vhost: String, name: String, type: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws {
+        try record("PUT exchange")
+        state.withLock {
+            $0.exchanges["\(vhost)/\(name)"] = ExchangeInfo(vhost: vhost, name: name, type: type, durable: durable, arguments: arguments)
+        }
+    }
+
+    func exchange(vhost: String, name: String) async throws -> ExchangeInfo? {
+        try record("GET exchange")
+        return state.withLock { $0.exchanges["\(vhost)/\(name)"] }
+    }
+
+    func putQueue(vhost: String, name: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws {
+        try record("PUT queue")
+        if name == "warren.claim", let winner = claimConflict.withLock({ $0 }) {
+            state.withLock {
+                $0.queues["\(vhost)/\(name)"] = QueueInfo(vhost: vhost, name: name, durable: true, arguments: Claim.arguments(for: winner))
+            }
+            if Claim.arguments(for: winner)["x-max-length"] != arguments["x-max-length"] {
+                throw ManagementError(code: .badRequest, status: 400, summary: "management API answered 400 for PUT queue")
+            }
+        }
+        state.withLock {
+            $0.queues["\(vhost)/\(name)"] = QueueInfo(vhost: vhost, name: name, durable: durable, arguments: arguments)
+        }
+    }
+
+    func queue(vhost: String, name: String) async throws -> QueueInfo? {
+        try record("GET queue")
+        return state.withLock { $0.queues["\(vhost)/\(name)"] }
+    }
+
+    func bind(vhost: String, exchange: String, queue: String, routingKey: String, arguments: [String: JSONValue]) async throws {
+        try record("POST binding")
+        state.withLock {
+            $0.bindings["\(vhost)/\(exchange)/\(queue)/\(routingKey)"] = BindingInfo(
+                vhost: vhost, source: exchange, destination: queue, routingKey: routingKey, propertiesKey: routingKey)
+        }
+    }
+
+    func bindings(vhost: String, exchange: String, queue: String) async throws -> [BindingInfo] {
+        try record("GET bindings")
+        return state.withLock { $0.bindings.values.filter { $0.vhost == vhost && $0.source == exchange && $0.destination == queue } }
+    }
+
+    /// True when the broker holds nothing at all of the given vhost and its users.
+    func holdsNothing(of vhost: String) -> Bool {
+        state.withLock { state in
+            state.vhosts[vhost] == nil && !state.users.keys.contains { $0.hasPrefix(vhost + ".") }
+                && !state.exchanges.values.contains { $0.vhost == vhost } && !state.queues.values.contains { $0.vhost == vhost }
+        }
+    }
+}

@@ -1,0 +1,234 @@
+import Logging
+@testable import Provisioning
+import RabbitManagement
+import Testing
+
+@Suite struct ProvisionerTests {
+    let broker = FakeBroker()
+    var provisioner: Provisioner {
+        Provisioner(admin: broker, serviceUser: "warren-admin", logger: Logger(label: "test"), vhostReadyTimeout: .seconds(2))
+    }
+    let spec = EnvironmentSpec(name: "fraud-scoring")
+    let vhost = "warren.team-a.fraud-scoring"
+
+    @Test func createMakesEveryPartInOrder() async throws {
+        let result = try await provisioner.create(team: "team-a", spec: spec)
+        #expect(result.created)
+        #expect(result.environment.vhost == vhost)
+        #expect(EnvironmentNaming.isUser(result.credentials.username, of: vhost))
+        #expect(result.credentials.password.count >= 32)
+
+        let calls = broker.calls
+        #expect(Array(calls.prefix(6)) == ["GET vhost", "PUT vhost", "GET vhost", "GET vhost", "PUT permissions", "PUT queue"])
+        // Warren's own permissions and the claim before anything else is declared; the user,
+        // the exchange and the queue in any order; the binding, then the record marked ready.
+        #expect(Array(calls.suffix(2)) == ["POST binding", "PUT vhost"])
+        #expect(calls[6..<(calls.count - 2)].sorted() == ["PUT exchange", "PUT permissions", "PUT queue", "PUT user"])
+
+        broker.state.withLock { state in
+            #expect(state.vhosts[vhost] != nil)
+            #expect(state.permissions[vhost] == ["warren-admin", result.credentials.username])
+            #expect(state.exchanges["\(vhost)/fraud-scoring"]?.durable == true)
+            #expect(state.exchanges["\(vhost)/fraud-scoring"]?.type == "direct")
+            #expect(state.queues["\(vhost)/fraud-scoring"]?.durable == true)
+            #expect(state.queues["\(vhost)/fraud-scoring"]?.arguments["x-queue-type"] == .string("quorum"))
+            #expect(state.bindings["\(vhost)/fraud-scoring/fraud-scoring/fraud-scoring"] != nil)
+            // Only a salted hash reaches the broker, never the password itself.
+            let hash = state.users[result.credentials.username] ?? ""
+            #expect(!hash.isEmpty && !hash.contains(result.credentials.password))
+        }
+    }
+
+    @Test func theRecordInTheVhostDescriptionRoundTrips() async throws {
+        _ = try await provisioner.create(team: "team-a", spec: spec)
+        let description = broker.state.withLock { $0.vhosts[vhost]?.description }
+        let record = try #require(EnvironmentRecord.decode(description: description))
+        #expect(record.team == "team-a")
+        #expect(record.spec == spec)
+        #expect(record.state == .ready)
+    }
+
+    @Test func theClaimQueueCarriesTheSpecHashAndRecord() async throws {
+        _ = try await provisioner.create(team: "team-a", spec: spec)
+        let claim = try #require(broker.state.withLock { $0.queues["\(vhost)/warren.claim"] })
+        #expect(claim.arguments["x-queue-type"] == .string("classic"))
+        guard case .int(let hash) = claim.arguments["x-max-length"] else { Issue.record("no hash"); return }
+        var other = spec
+        other.routingKey = "x"
+        #expect(hash > 0 && hash < 1 << 48)
+        #expect(hash == Claim.specHash(spec) && hash != Claim.specHash(other))
+        #expect(Claim.record(in: claim)?.spec == spec)
+    }
+
+    @Test func aLostClaimIsAConflictThatLeavesTheWinnersEnvironment() async throws {
+        // Another Warren won the race: its vhost exists, its claim holds another spec, but this
+        // request read the vhost as absent and overwrote the description.
+        var winnerSpec = spec
+        winnerSpec.queue.type = .classic
+        let winner = EnvironmentRecord(team: "team-a", spec: winnerSpec, createdAt: EnvironmentRecord.now(), state: .ready)
+        broker.claimConflict.withLock { $0 = winner }
+        let error = await #expect(throws: ProvisioningError.self) {
+            try await provisioner.create(team: "team-a", spec: spec)
+        }
+        #expect(error?.code == .conflict)
+        #expect(error?.fields == ["queue.type"])
+        broker.state.withLock { state in
+            #expect(state.vhosts[vhost] != nil, "the winner's vhost must survive")
+            #expect(EnvironmentRecord.decode(description: state.vhosts[vhost]?.description)?.spec == winnerSpec)
+            #expect(state.users.isEmpty)
+        }
+    }
+
+    @Test func aRepeatedCreateWithTheSameSpecIssuesNewCredentials() async throws {
+        let first = try await provisioner.create(team: "team-a", spec: spec)
+        let second = try await provisioner.create(team: "team-a", spec: spec)
+        #expect(!second.created)
+        #expect(second.credentials.username != first.credentials.username)
+        #expect(second.environment.createdAt == first.environment.createdAt)
+        let users = broker.state.withLock { $0.users.keys.sorted() }
+        #expect(users == [first.credentials.username, second.credentials.username].sorted())
+    }
+
+    @Test func aCreateWithAnotherSpecIsAConflictAndChangesNothing() async throws {
+        _ = try await provisioner.create(team: "team-a", spec: spec)
+        let before = broker.state.withLock { ($0.users, $0.queues) }
+        var other = spec
+        other.queue.type = .classic
+        other.routingKey = "other"
+        let error = await #expect(throws: ProvisioningError.self) {
+            try await provisioner.create(team: "team-a", spec: other)
+        }
+        #expect(error?.code == .conflict)
+        #expect(error?.fields == ["queue.type", "routing_key"])
+        let after = broker.state.withLock { ($0.users, $0.queues) }
+        #expect(before.0 == after.0 && before.1 == after.1)
+    }
+
+    @Test func aVhostNotMadeByWarrenIsAConflict() async throws {
+        try await broker.putVhost(vhost, description: "someone else's", tags: [], defaultQueueType: nil)
+        let error = await #expect(throws: ProvisioningError.self) {
+            try await provisioner.create(team: "team-a", spec: spec)
+        }
+        #expect(error?.code == .conflict)
+    }
+
+    /// The number of broker calls a create of a new environment makes.
+    static let createCalls = 12
+
+    @Test(arguments: 1...createCalls)
+    func aFailureAtAnyStepOfACreateLeavesNothingBehind(k: Int) async throws {
+        broker.fail(call: k)
+        let error = await #expect(throws: ProvisioningError.self) {
+            try await provisioner.create(team: "team-a", spec: spec)
+        }
+        #expect(error?.code == .broker)
+        #expect(error?.step != nil)
+        #expect(broker.holdsNothing(of: vhost), "call \(k) (\(broker.calls[k - 1])) failed and left something behind")
+    }
+
+    @Test func createCallsCountIsWhatTheFaultTableAssumes() async throws {
+        _ = try await provisioner.create(team: "team-a", spec: spec)
+        #expect(broker.calls.count == Self.createCalls)
+    }
+
+    @Test func aFailedRepeatKeepsTheExistingEnvironment() async throws {
+        let first = try await provisioner.create(team: "team-a", spec: spec)
+        broker.fail(call: 7)
+        await #expect(throws: ProvisioningError.self) {
+            try await provisioner.create(team: "team-a", spec: spec)
+        }
+        broker.state.withLock { state in
+            #expect(state.vhosts[vhost] != nil)
+            #expect(Array(state.users.keys) == [first.credentials.username])
+        }
+    }
+
+    @Test func inspectReportsWhatIsMissing() async throws {
+        _ = try await provisioner.create(team: "team-a", spec: spec)
+        let healthy = try #require(try await provisioner.inspect(team: "team-a", name: "fraud-scoring"))
+        #expect(healthy.isComplete)
+        #expect(healthy.users.count == 1)
+
+        broker.state.withLock { $0.queues = [:] }
+        let drifted = try #require(try await provisioner.inspect(team: "team-a", name: "fraud-scoring"))
+        #expect(!drifted.isComplete)
+        #expect(drifted.resources.missing == ["queue"])
+        #expect(try await provisioner.inspect(team: "team-b", name: "fraud-scoring") == nil)
+    }
+
+    @Test func listShowsOnlyTheTeamsEnvironmentsByName() async throws {
+        _ = try await provisioner.create(team: "team-a", spec: EnvironmentSpec(name: "zeta"))
+        _ = try await provisioner.create(team: "team-a", spec: EnvironmentSpec(name: "alpha"))
+        _ = try await provisioner.create(team: "team-b", spec: EnvironmentSpec(name: "beta"))
+        try await broker.putVhost("warren.team-a.manual", description: "not ours", tags: [], defaultQueueType: nil)
+        let names = try await provisioner.list(team: "team-a").map(\.name)
+        #expect(names == ["alpha", "zeta"])
+    }
+
+    @Test func deleteRemovesTheVhostAndEveryUserIncludingOnesWithoutPermissions() async throws {
+        _ = try await provisioner.create(team: "team-a", spec: spec)
+        _ = try await provisioner.create(team: "team-a", spec: spec)
+        // A user whose permissions never arrived (a crash between the two calls).
+        try await broker.putUser("\(vhost).0000beef", passwordHash: "x", tags: [])
+        try await broker.putUser("warren.team-a.fraud-scoring-2.00000001", passwordHash: "x", tags: [])
+        #expect(try await provisioner.delete(team: "team-a", name: "fraud-scoring"))
+        #expect(broker.holdsNothing(of: vhost))
+        // Another environment's user whose name shares a prefix is untouched.
+        #expect(broker.state.withLock { $0.users["warren.team-a.fraud-scoring-2.00000001"] } != nil)
+        #expect(try await provisioner.delete(team: "team-a", name: "fraud-scoring") == false)
+    }
+
+    @Test func reconcileRestoresWhatDriftedWithoutTouchingUsers() async throws {
+        let created = try await provisioner.create(team: "team-a", spec: spec)
+        let hashBefore = broker.state.withLock { $0.users[created.credentials.username] }
+        broker.state.withLock { state in
+            state.queues["\(vhost)/fraud-scoring"] = nil
+            state.bindings = [:]
+        }
+        let repaired = try #require(try await provisioner.reconcile(team: "team-a", name: "fraud-scoring"))
+        #expect(repaired.health.isComplete)
+        #expect(repaired.credentials == nil)
+        #expect(broker.state.withLock { $0.users[created.credentials.username] } == hashBefore)
+
+        // With every user gone, a repair makes a new one and says so.
+        _ = try await broker.deleteUser(created.credentials.username)
+        let reissued = try #require(try await provisioner.reconcile(team: "team-a", name: "fraud-scoring"))
+        #expect(reissued.credentials != nil)
+        #expect(reissued.health.users == [reissued.credentials?.username])
+        #expect(try await provisioner.reconcile(team: "team-a", name: "nope") == nil)
+    }
+
+    @Test func theJanitorRemovesAbandonedCreatesAndOrphanUsersButNotDrift() async throws {
+        // A create killed after its user: record still `creating`, no exchange, queue, binding.
+        let abandoned = EnvironmentRecord(team: "team-a", spec: EnvironmentSpec(name: "half"), createdAt: "2020-01-01T00:00:00Z")
+        try await broker.putVhost("warren.team-a.half", description: abandoned.encoded(), tags: [], defaultQueueType: nil)
+        try await broker.putUser("warren.team-a.half.0000abcd", passwordHash: "x", tags: [])
+        // A create killed just before it marked the record ready: complete, still `creating`.
+        let almost = try await provisioner.create(team: "team-a", spec: EnvironmentSpec(name: "almost"))
+        var creating = EnvironmentRecord(team: "team-a", spec: EnvironmentSpec(name: "almost"), createdAt: "2020-01-01T00:00:00Z")
+        creating.state = .creating
+        try await broker.putVhost("warren.team-a.almost", description: creating.encoded(), tags: [], defaultQueueType: nil)
+        // A user whose vhost is gone, and a ready environment that drifted.
+        try await broker.putUser("warren.team-b.gone.12345678", passwordHash: "x", tags: [])
+        _ = try await provisioner.create(team: "team-a", spec: spec)
+        broker.state.withLock { $0.queues["\(vhost)/fraud-scoring"] = nil }
+        // A create in flight right now (young `creating` record) is left alone.
+        let young = EnvironmentRecord(team: "team-a", spec: EnvironmentSpec(name: "young"), createdAt: EnvironmentRecord.now())
+        try await broker.putVhost("warren.team-a.young", description: young.encoded(), tags: [], defaultQueueType: nil)
+
+        let report = try await Janitor(provisioner: provisioner, grace: .seconds(60)).sweep()
+        #expect(report == Janitor.Report(completed: 1, removed: 1, orphanUsers: 1))
+        #expect(broker.holdsNothing(of: "warren.team-a.half"))
+        #expect(broker.state.withLock { $0.users["warren.team-b.gone.12345678"] } == nil)
+        #expect(broker.state.withLock { $0.users[almost.credentials.username] } != nil)
+        #expect(broker.state.withLock { $0.vhosts[vhost] } != nil, "drift is repaired on request, never swept")
+        #expect(broker.state.withLock { $0.vhosts["warren.team-a.young"] } != nil)
+        let almostRecord = broker.state.withLock { EnvironmentRecord.decode(description: $0.vhosts["warren.team-a.almost"]?.description) }
+        #expect(almostRecord?.state == .ready)
+        #expect(try await Janitor(provisioner: provisioner, grace: .seconds(60)).sweep().isEmpty)
+    }
+
+    @Test func readinessNeedsTheAdministratorTag() async throws {
+        #expect(try await provisioner.readiness() == "3.10.8")
+    }
+}

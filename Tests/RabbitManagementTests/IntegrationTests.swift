@@ -1,0 +1,261 @@
+import Foundation
+import Logging
+import Testing
+@testable import RabbitManagement
+
+/// Against a real broker: set WARREN_TEST_MANAGEMENT_URL (guest/guest must work, i.e. loopback).
+/// Every test uses unique names and removes what it created.
+@Suite(.enabled(if: TestBroker.isAvailable, "set WARREN_TEST_MANAGEMENT_URL to run against a broker"))
+struct IntegrationTests {
+    let client: ManagementClient
+
+    init() throws {
+        client = try TestBroker.client()
+    }
+
+    /// A running vhost with guest permissions, deleted after `body`.
+    private func withVhost(_ prefix: String, _ body: (String) async throws -> Void) async throws {
+        let vhost = uniqueName(prefix)
+        try await client.putVhost(vhost, description: "test", tags: [], defaultQueueType: nil)
+        do {
+            try await client.awaitVhostRunning(vhost)
+            try await client.putPermissions(vhost: vhost, user: "guest", configure: ".*", write: ".*", read: ".*")
+            try await body(vhost)
+        } catch {
+            _ = try? await client.deleteVhost(vhost)
+            throw error
+        }
+        _ = try await client.deleteVhost(vhost)
+    }
+
+    @Test func overviewAndWhoami() async throws {
+        let overview = try await client.overview()
+        #expect(!overview.rabbitmqVersion.isEmpty)
+        let me = try await client.whoami()
+        #expect(me.name == "guest")
+        #expect(me.tags.contains("administrator"))
+    }
+
+    @Test func vhostLifecycle() async throws {
+        let name = uniqueName("vhost")
+        let description = #"{"env":"e1","owner":"täm"}"#
+        try await client.putVhost(name, description: description, tags: ["warren", "test"], defaultQueueType: "quorum")
+        try await client.awaitVhostRunning(name)
+        let info = try #require(try await client.vhost(name))
+        #expect(info.name == name)
+        #expect(info.description == description)
+        #expect(info.tags == ["warren", "test"])
+        #expect(info.defaultQueueType == "quorum")
+        #expect(info.isRunning)
+        #expect(try await client.vhosts().contains { $0.name == name && $0.tags == ["warren", "test"] })
+
+        // A repeat PUT replaces the metadata.
+        try await client.putVhost(name, description: "second", tags: [], defaultQueueType: "quorum")
+        let updated = try #require(try await client.vhost(name))
+        #expect(updated.description == "second")
+        #expect(updated.tags == [])
+
+        #expect(try await client.deleteVhost(name))
+        #expect(try await client.deleteVhost(name) == false)
+        #expect(try await client.vhost(name) == nil)
+    }
+
+    @Test func userLifecycleAndLoginWithHashedPassword() async throws {
+        let name = uniqueName("user")
+        let password = "pw-\(UInt64.random(in: .min ... .max))"
+        try await client.putUser(name, passwordHash: RabbitPasswordHash.hash(password: password), tags: ["management"])
+        defer { Task { [client] in _ = try? await client.deleteUser(name) } }
+        #expect(try await client.user(name) == UserInfo(name: name, tags: ["management"]))
+        #expect(try await client.users().contains { $0.name == name })
+
+        var configuration = TestBroker.configuration()
+        configuration.username = name
+        configuration.password = password
+        let asUser = try ManagementClient(configuration: configuration, logger: Logger(label: "test"))
+        defer { asUser.shutdown() }
+        #expect(try await asUser.whoami() == WhoAmI(name: name, tags: ["management"]))
+
+        configuration.password = "wrong"
+        let wrong = try ManagementClient(configuration: configuration, logger: Logger(label: "test"))
+        defer { wrong.shutdown() }
+        await #expect {
+            _ = try await wrong.whoami()
+        } throws: { error in
+            guard let error = error as? ManagementError else { return false }
+            return error.code == .unauthorized && error.status == 401 && !error.summary.contains("wrong")
+        }
+
+        #expect(try await client.deleteUser(name))
+        #expect(try await client.deleteUser(name) == false)
+        #expect(try await client.user(name) == nil)
+    }
+
+    @Test func permissions() async throws {
+        try await withVhost("perm") { vhost in
+            let user = uniqueName("permuser")
+            try await client.putUser(user, passwordHash: RabbitPasswordHash.hash(password: "x"), tags: [])
+            try await client.putPermissions(vhost: vhost, user: user, configure: "^c", write: "^w", read: "^r")
+            let found = try await client.permissions(vhost: vhost)
+            #expect(found.contains(PermissionInfo(user: user, vhost: vhost, configure: "^c", write: "^w", read: "^r")))
+            #expect(try await client.deletePermissions(vhost: vhost, user: user))
+            #expect(try await client.deletePermissions(vhost: vhost, user: user) == false)
+            #expect(try await client.deleteUser(user))
+        }
+    }
+
+    @Test func exchangeQueueBinding() async throws {
+        try await withVhost("topo") { vhost in
+            try await client.putExchange(vhost: vhost, name: "events", type: "topic", durable: true)
+            let exchange = try #require(try await client.exchange(vhost: vhost, name: "events"))
+            #expect(exchange.type == "topic" && exchange.durable && !exchange.autoDelete && exchange.vhost == vhost)
+
+            let arguments: [String: JSONValue] = ["x-queue-type": "quorum", "x-delivery-limit": 5]
+            try await client.putQueue(vhost: vhost, name: "work", durable: true, arguments: arguments)
+            try await client.putQueue(vhost: vhost, name: "work", durable: true, arguments: arguments)  // same: fine
+            let queue = try #require(try await client.queue(vhost: vhost, name: "work"))
+            #expect(queue.type == "quorum" && queue.durable)
+            #expect(queue.arguments["x-delivery-limit"] == .int(5))
+
+            // Redeclaring with other settings: 400, reason only in brokerReason.
+            await #expect {
+                try await client.putQueue(vhost: vhost, name: "work", durable: true, arguments: ["x-queue-type": "classic"])
+            } throws: { error in
+                guard let error = error as? ManagementError else { return false }
+                return error.code == .badRequest && error.summary == "management API answered 400 for PUT queue"
+                    && error.brokerReason?.contains("inequivalent") == true
+            }
+
+            try await client.bind(vhost: vhost, exchange: "events", queue: "work", routingKey: "orders.*")
+            try await client.bind(vhost: vhost, exchange: "events", queue: "work", routingKey: "orders.*")  // no duplicate
+            let bindings = try await client.bindings(vhost: vhost, exchange: "events", queue: "work")
+            #expect(bindings.count == 1)
+            let binding = try #require(bindings.first)
+            #expect(binding.routingKey == "orders.*" && binding.source == "events" && binding.destination == "work")
+            #expect(try await client.unbind(vhost: vhost, exchange: "events", queue: "work", propertiesKey: binding.propertiesKey))
+            #expect(try await client.unbind(vhost: vhost, exchange: "events", queue: "work", propertiesKey: binding.propertiesKey) == false)
+            #expect(try await client.bindings(vhost: vhost, exchange: "events", queue: "work").isEmpty)
+
+            #expect(try await client.deleteQueue(vhost: vhost, name: "work"))
+            #expect(try await client.deleteQueue(vhost: vhost, name: "work") == false)
+            #expect(try await client.deleteExchange(vhost: vhost, name: "events"))
+            #expect(try await client.deleteExchange(vhost: vhost, name: "events") == false)
+            #expect(try await client.exchange(vhost: vhost, name: "events") == nil)
+        }
+    }
+
+    @Test func limits() async throws {
+        try await withVhost("limits") { vhost in
+            try await client.putVhostLimit(vhost: vhost, name: "max-queues", value: 2)
+            let limits = try await client.call("GET", ["vhost-limits", vhost]).json()
+            #expect(limits.arrayValue?.first?["value"]?["max-queues"] == .int(2))
+
+            let user = uniqueName("limituser")
+            try await client.putUser(user, passwordHash: RabbitPasswordHash.hash(password: "x"), tags: [])
+            try await client.putUserLimit(user: user, name: "max-connections", value: 3)
+            #expect(try await client.deleteUser(user))
+        }
+    }
+
+    @Test func notFoundMapping() async throws {
+        let absent = uniqueName("absent")
+        await #expect {
+            _ = try await client.call("GET", ["queues", absent, "q"])
+        } throws: { error in
+            guard let error = error as? ManagementError else { return false }
+            return error.code == .notFound && error.status == 404 && !error.isRetryable
+        }
+        #expect(try await client.queue(vhost: absent, name: "q") == nil)
+        #expect(try await client.vhost(absent) == nil)
+        await #expect {
+            try await client.putQueue(vhost: absent, name: "q", durable: true)
+        } throws: { error in
+            (error as? ManagementError)?.code == .notFound
+        }
+        // Permissions on an absent vhost are a 400, not a 404.
+        await #expect {
+            try await client.putPermissions(vhost: absent, user: "guest", configure: ".*", write: ".*", read: ".*")
+        } throws: { error in
+            (error as? ManagementError)?.code == .badRequest
+        }
+    }
+
+    @Test(arguments: ["a/b%c d", "x+y", "ü/%2F"])
+    func namesNeedingEncoding(suffix: String) async throws {
+        let name = uniqueName("enc") + suffix
+        try await client.putVhost(name, description: "", tags: [], defaultQueueType: nil)
+        let info = try #require(try await client.vhost(name))
+        #expect(info.name == name)
+        #expect(try await client.vhosts().contains { $0.name == name })
+        #expect(try await client.deleteVhost(name))
+    }
+
+    @Test func failoverToTheNextNodeAndRememberIt() async throws {
+        let capture = LogCapture()
+        let dead = deadURL()
+        let failover = try TestBroker.client(urls: [dead, TestBroker.url!], logger: capture.logger)
+        defer { failover.shutdown() }
+        _ = try await failover.overview()
+        _ = try await failover.whoami()
+        _ = try await failover.overview()
+        let skips = capture.all.filter { $0.contains("trying the next one") }
+        #expect(skips.count == 1)  // only the first call tried the dead node
+        #expect(capture.all.filter { $0.contains("node=\(TestBroker.url!)") && $0.contains("status=200") }.count == 3)
+    }
+
+    @Test func failoverAfterConnectTimeout() async throws {
+        let hole = BlackHole(fullBacklog: true)
+        let capture = LogCapture()
+        var configuration = TestBroker.configuration(urls: [hole.url, TestBroker.url!])
+        configuration.connectTimeout = .milliseconds(300)
+        let failover = try ManagementClient(configuration: configuration, logger: capture.logger)
+        defer { failover.shutdown() }
+        let clock = ContinuousClock()
+        let started = clock.now
+        _ = try await failover.overview()
+        #expect(clock.now - started >= .milliseconds(250))
+        #expect(capture.all.contains { $0.contains("trying the next one") && $0.contains("timed out connecting") })
+    }
+
+    @Test func manyConcurrentCalls() async throws {
+        try await withVhost("conc") { vhost in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<50 {
+                    group.addTask { [client] in
+                        try await client.putQueue(vhost: vhost, name: "q\(i)", durable: true)
+                        _ = try #require(try await client.queue(vhost: vhost, name: "q\(i)"))
+                    }
+                }
+                try await group.waitForAll()
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<50 {
+                    group.addTask { [client] in _ = try await client.overview() }
+                }
+                try await group.waitForAll()
+            }
+        }
+    }
+
+    @Test func logsCarryCallDataButNoSecrets() async throws {
+        let capture = LogCapture()
+        var logger = capture.logger
+        logger[metadataKey: "request_id"] = "req-42"
+        let logged = client.withLogger(logger)
+        let user = uniqueName("loguser")
+        let password = "very-secret-\(UInt32.random(in: .min ... .max))"
+        let hash = RabbitPasswordHash.hash(password: password)
+        try await logged.putUser(user, passwordHash: hash, tags: [])
+        _ = try await logged.user(user)
+        #expect(try await logged.deleteUser(user))
+
+        let lines = capture.all
+        #expect(lines.count == 3)
+        #expect(lines.allSatisfy { $0.contains("request_id=req-42") && $0.contains("duration_ms=") })
+        #expect(lines.first?.contains("method=PUT") == true)
+        #expect(lines.first?.contains("path=/api/users/\(user)") == true)
+        #expect(lines.first?.contains("status=201") == true)
+        #expect(!lines.joined().contains(password))
+        #expect(!lines.joined().contains(hash))
+        #expect(!lines.joined().contains("guest:guest"))
+    }
+}
