@@ -1,0 +1,646 @@
+"""Helpers for Warren's integration and end-to-end tests.
+
+Nothing here knows pytest fixtures; conftest.py wires these into fixtures. Everything talks to
+real processes: the warren executable, the RabbitMQ management API and the AMQP port.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import secrets
+import select
+import shlex
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+from pathlib import Path
+
+import pika
+import pika.exceptions
+import pytest
+import referencing
+import referencing.jsonschema
+import requests
+import yaml
+from jsonschema import Draft202012Validator, FormatChecker
+
+HTTP_TIMEOUT = 15  # seconds, for every request the tests make
+MIB = 1024 * 1024
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+
+
+def parse_env_file(path: str | os.PathLike) -> dict[str, str]:
+    """Parses the shell assignments (`KEY=value`, optionally quoted or `export`ed) of broker.env."""
+    values: dict[str, str] = {}
+    for lineno, raw in enumerate(Path(path).read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export "):].lstrip()
+        key, sep, value = line.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ValueError(f"{path}:{lineno}: not a shell assignment: {raw!r}")
+        words = shlex.split(value, comments=True)
+        values[key] = words[0] if words else ""
+    return values
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sha256_hex(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+RUN_ID = "it" + secrets.token_hex(2)  # distinguishes this run's environments from any other
+
+
+def unique_name(label: str = "env") -> str:
+    """A fresh environment name, valid under ^[a-z0-9][a-z0-9-]{0,62}$."""
+    label = re.sub(r"[^a-z0-9-]", "-", label.lower()).strip("-")[:40] or "env"
+    return f"{RUN_ID}-{label}-{secrets.token_hex(3)}"
+
+
+def vhost_of(team: str, name: str) -> str:
+    return f"warren.{team}.{name}"
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError as e:
+        return f"(cannot read {path}: {e})"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty)"
+
+
+# --------------------------------------------------------------------------------------------
+# The warren process
+
+
+class WarrenProcess:
+    """One warren executable on a free loopback port, its output captured to a log file."""
+
+    START_TIMEOUT = 20.0
+    STOP_TIMEOUT = 10.0
+
+    def __init__(self, binary: str, env: dict[str, str], log_dir: Path, label: str):
+        self.binary = binary
+        self.env = dict(env)
+        self.log_dir = log_dir
+        self.label = label
+        self.proc: subprocess.Popen | None = None
+        self.port: int | None = None
+        self.log_path: Path | None = None
+        self._starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def describe(self) -> str:
+        return (f"warren '{self.label}' (pid {self.proc.pid if self.proc else '-'}, port {self.port}, "
+                f"log {self.log_path})")
+
+    def start(self) -> "WarrenProcess":
+        assert not self.running, f"{self.describe()} is already running"
+        for attempt in range(3):
+            self._starts += 1
+            self.port = free_port()
+            self.log_path = self.log_dir / f"warren-{self.label}-{self._starts}.log"
+            env = {k: v for k, v in os.environ.items()
+                   if not k.startswith("WARREN_") or k.startswith("WARREN_LOG")}
+            env.update(self.env)
+            env["WARREN_LISTEN"] = f"127.0.0.1:{self.port}"
+            with open(self.log_path, "wb") as log:
+                self.proc = subprocess.Popen([self.binary], env=env, stdin=subprocess.DEVNULL,
+                                             stdout=log, stderr=subprocess.STDOUT)
+            if self._wait_healthy():
+                return self
+            if self.running:
+                self.proc.kill()
+                self.proc.wait()
+                pytest.fail(f"{self.describe()}: GET /healthz did not answer 200 within "
+                            f"{self.START_TIMEOUT:.0f} s. Its output:\n{tail(self.log_path)}",
+                            pytrace=False)
+            output = tail(self.log_path)
+            # Another process may have taken the free port between our probe and warren's bind.
+            if "in use" in output.lower() and attempt < 2:
+                continue
+            pytest.fail(f"{self.describe()} exited with status {self.proc.returncode} during "
+                        f"start-up. Its output:\n{output}", pytrace=False)
+        raise AssertionError("unreachable")
+
+    def _wait_healthy(self) -> bool:
+        deadline = time.monotonic() + self.START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return True
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        return False
+
+    def stop(self) -> int:
+        """SIGTERM, wait up to 10 s; returns the exit status. SIGKILLs and fails on a hang."""
+        if self.proc is None:
+            raise AssertionError(f"{self.describe()} was never started")
+        if self.proc.poll() is not None:
+            return self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=self.STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"{self.describe()} did not exit within {self.STOP_TIMEOUT:.0f} s of "
+                        f"SIGTERM (killed). Its output:\n{tail(self.log_path)}", pytrace=False)
+
+    def stop_cleanly(self) -> None:
+        """Stops with SIGTERM and asserts exit status 0."""
+        was_running = self.running
+        rc = self.stop()
+        what = "after SIGTERM" if was_running else "on its own, before SIGTERM"
+        assert rc == 0, (f"{self.describe()} exited with status {rc} {what} (expected 0). "
+                         f"Its output:\n{tail(self.log_path)}")
+
+    def restart(self) -> "WarrenProcess":
+        self.stop_cleanly()
+        return self.start()
+
+    def kill(self) -> None:
+        if self.running:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# --------------------------------------------------------------------------------------------
+# OpenAPI: the spec and live-response conformance
+
+SPEC_URI = "urn:warren:openapi"
+
+
+def _rfc3339(value) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", value):
+        return False
+    try:
+        dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _uri(value) -> bool:
+    if not isinstance(value, str):
+        return True
+    parts = urllib.parse.urlsplit(value)
+    return bool(parts.scheme) and not re.search(r"[\s<>\"{}|\\^`]", value)
+
+
+def _uri_reference(value) -> bool:
+    return not isinstance(value, str) or not re.search(r"[\s<>\"{}|\\^`]", value)
+
+
+FORMATS = FormatChecker()
+FORMATS.checks("date-time")(_rfc3339)
+FORMATS.checks("uri")(_uri)
+FORMATS.checks("uri-reference")(_uri_reference)
+
+
+class OpenApiSpec:
+    def __init__(self, path: Path):
+        self.path = path
+        self.doc = yaml.safe_load(path.read_text())
+        resource = referencing.Resource.from_contents(
+            self.doc, default_specification=referencing.jsonschema.DRAFT202012)
+        self.registry = referencing.Registry().with_resource(SPEC_URI, resource)
+        self._paths = []
+        for template, item in (self.doc.get("paths") or {}).items():
+            regex = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
+            self._paths.append((template, re.compile(regex), item))
+
+    def deref(self, obj):
+        seen = 0
+        while isinstance(obj, dict) and "$ref" in obj:
+            ref = obj["$ref"]
+            assert ref.startswith("#/"), f"only local $refs are supported, got {ref}"
+            obj = self.doc
+            for part in ref[2:].split("/"):
+                obj = obj[part.replace("~1", "/").replace("~0", "~")]
+            seen += 1
+            assert seen < 20, f"$ref loop at {ref}"
+        return obj
+
+    def _absolutize(self, schema):
+        schema = copy.deepcopy(schema)
+
+        def walk(node):
+            if isinstance(node, dict):
+                ref = node.get("$ref")
+                if isinstance(ref, str) and ref.startswith("#"):
+                    node["$ref"] = SPEC_URI + ref
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+        walk(schema)
+        return schema
+
+    def validator(self, schema) -> Draft202012Validator:
+        return Draft202012Validator(self._absolutize(schema), registry=self.registry,
+                                    format_checker=FORMATS)
+
+    def component(self, name: str) -> Draft202012Validator:
+        assert name in self.doc["components"]["schemas"], f"openapi.yaml has no schema {name}"
+        return self.validator({"$ref": f"#/components/schemas/{name}"})
+
+    @staticmethod
+    def _errors_text(validator, instance) -> str | None:
+        errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+        if not errors:
+            return None
+        return "\n".join(f"  at /{'/'.join(map(str, e.absolute_path))}: {e.message}"
+                         for e in errors[:10])
+
+    def check_component(self, name: str, instance) -> None:
+        problems = self._errors_text(self.component(name), instance)
+        assert problems is None, (f"does not match components.schemas.{name} of openapi.yaml:\n"
+                                  f"{problems}\ninstance: {json.dumps(instance)[:2000]}")
+
+    def is_valid(self, name: str, instance) -> bool:
+        return self.component(name).is_valid(instance)
+
+    def operation(self, method: str, path: str):
+        path = urllib.parse.urlsplit(path).path
+        for template, regex, item in self._paths:
+            if regex.match(path):
+                return template, item.get(method.lower())
+        return None, None
+
+    def conform(self, resp: requests.Response, method: str, path: str) -> None:
+        """Asserts the live response is one the spec declares for this operation."""
+        status = str(resp.status_code)
+        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        where = f"{method} {path} -> {status}"
+        template, op = self.operation(method, path)
+        if op is None:
+            # Not an operation of the spec (unknown path, unsupported method): errors must still
+            # be problem documents.
+            if resp.status_code >= 400:
+                assert ctype == "application/problem+json", (
+                    f"{where}: Content-Type {ctype!r}, expected application/problem+json")
+                self.check_component("Problem", resp.json())
+            return
+        responses = op.get("responses") or {}
+        declared = responses.get(status) or responses.get(status[0] + "XX") or responses.get("default")
+        assert declared is not None, (f"{where}: status {status} is not declared for "
+                                      f"{method.upper()} {template} in openapi.yaml")
+        declared = self.deref(declared)
+        content = declared.get("content") or {}
+        if not content:
+            assert not resp.content, f"{where}: spec declares no body, got {resp.content[:200]!r}"
+        else:
+            assert ctype in content, (f"{where}: Content-Type {ctype!r} is not one the spec "
+                                      f"declares ({', '.join(content)})")
+            schema = content[ctype].get("schema")
+            if schema is not None:
+                try:
+                    body = resp.json()
+                except ValueError:
+                    raise AssertionError(f"{where}: body is not JSON: {resp.content[:200]!r}")
+                problems = self._errors_text(self.validator(schema), body)
+                assert problems is None, (f"{where}: body does not match openapi.yaml:\n{problems}"
+                                          f"\nbody: {resp.text[:2000]}")
+        for name, header in (declared.get("headers") or {}).items():
+            header = self.deref(header)
+            if header.get("required"):
+                assert name in resp.headers, f"{where}: required header {name} missing"
+
+
+# --------------------------------------------------------------------------------------------
+# Warren's HTTP API
+
+_DEFAULT = object()
+
+
+class Api:
+    """A client of one warren for one team (token None: no Authorization header)."""
+
+    def __init__(self, base_url: str, token: str | None, spec: OpenApiSpec | None = None):
+        self.base_url = base_url
+        self.token = token
+        self.spec = spec
+        self.session = requests.Session()
+
+    def request(self, method: str, path: str, *, json_body=_DEFAULT, data: bytes | None = None,
+                headers: dict | None = None, token=_DEFAULT, check_spec: bool = True,
+                timeout: float = HTTP_TIMEOUT) -> requests.Response:
+        hdrs = {}
+        tok = self.token if token is _DEFAULT else token
+        if tok is not None:
+            hdrs["Authorization"] = f"Bearer {tok}"
+        if json_body is not _DEFAULT:
+            data = json.dumps(json_body).encode()
+            hdrs["Content-Type"] = "application/json"
+        hdrs.update(headers or {})
+        resp = self.session.request(method, self.base_url + path, data=data, headers=hdrs,
+                                    timeout=timeout, allow_redirects=False)
+        if check_spec and self.spec is not None:
+            self.spec.conform(resp, method, path)
+        return resp
+
+    def create(self, body, **kw) -> requests.Response:
+        return self.request("POST", "/v1/environments", json_body=body, **kw)
+
+    def list(self, **kw) -> requests.Response:
+        return self.request("GET", "/v1/environments", **kw)
+
+    def get(self, env_id: str, **kw) -> requests.Response:
+        return self.request("GET", "/v1/environments/" + urllib.parse.quote(env_id, safe=""), **kw)
+
+    def delete(self, env_id: str, **kw) -> requests.Response:
+        return self.request("DELETE", "/v1/environments/" + urllib.parse.quote(env_id, safe=""), **kw)
+
+    def create_ok(self, body, expect: int = 201) -> dict:
+        resp = self.create(body)
+        assert resp.status_code == expect, (f"POST /v1/environments {json.dumps(body)}: expected "
+                                            f"{expect}, got {resp.status_code}: {resp.text[:1000]}")
+        return resp.json()
+
+    def get_ok(self, env_id: str) -> dict:
+        resp = self.get(env_id)
+        assert resp.status_code == 200, f"GET {env_id}: {resp.status_code}: {resp.text[:1000]}"
+        return resp.json()
+
+    def list_ok(self) -> list[dict]:
+        resp = self.list()
+        assert resp.status_code == 200, f"GET /v1/environments: {resp.status_code}: {resp.text[:1000]}"
+        return resp.json()["items"]
+
+
+def assert_problem(resp: requests.Response, status: int, slug: str | None) -> dict:
+    """Asserts an RFC 9457 problem with `urn:warren:problem:<slug>` (slug None: about:blank)."""
+    where = f"{resp.request.method} {resp.request.path_url}"
+    assert resp.status_code == status, (f"{where}: expected {status}, got {resp.status_code}: "
+                                        f"{resp.text[:1000]}")
+    ctype = resp.headers.get("Content-Type", "")
+    assert ctype.split(";")[0].strip().lower() == "application/problem+json", (
+        f"{where}: Content-Type {ctype!r}, expected application/problem+json")
+    body = resp.json()
+    expected_type = "about:blank" if slug is None else f"urn:warren:problem:{slug}"
+    assert body.get("type") == expected_type, f"{where}: problem type {body.get('type')!r}, expected {expected_type!r}"
+    assert body.get("status") == status, f"{where}: problem status member {body.get('status')!r}"
+    assert isinstance(body.get("title"), str) and body["title"], f"{where}: problem without a title"
+    return body
+
+
+def problem_fields(body: dict) -> set[str]:
+    return {e.get("field") for e in body.get("errors") or []}
+
+
+# --------------------------------------------------------------------------------------------
+# The RabbitMQ management API, to check the broker directly
+
+
+def seg(s: str) -> str:
+    return urllib.parse.quote(s, safe="")
+
+
+class Mgmt:
+    def __init__(self, url: str, user: str = "guest", password: str = "guest"):
+        self.url = url.rstrip("/")
+        self.session = requests.Session()
+        self.session.auth = (user, password)
+
+    def call(self, method: str, path: str, **kw) -> requests.Response:
+        kw.setdefault("timeout", HTTP_TIMEOUT)
+        return self.session.request(method, f"{self.url}/api/{path}", **kw)
+
+    def get_json(self, path: str):
+        """The JSON at /api/{path}, or None when the broker answers 404."""
+        resp = self.call("GET", path)
+        if resp.status_code == 404:
+            return None
+        assert resp.status_code == 200, f"management GET /api/{path}: {resp.status_code} {resp.text[:300]}"
+        return resp.json()
+
+    def overview(self) -> dict:
+        return self.get_json("overview?disable_stats=true")
+
+    def vhost(self, v):
+        return self.get_json(f"vhosts/{seg(v)}")
+
+    def vhost_names(self) -> set[str]:
+        return {v["name"] for v in self.get_json("vhosts?columns=name")}
+
+    def user(self, u):
+        return self.get_json(f"users/{seg(u)}")
+
+    def user_names(self) -> set[str]:
+        return {u["name"] for u in self.get_json("users")}
+
+    def users_with_prefix(self, prefix: str) -> set[str]:
+        return {u for u in self.user_names() if u.startswith(prefix)}
+
+    def exchange(self, v, x):
+        return self.get_json(f"exchanges/{seg(v)}/{seg(x)}")
+
+    def queue(self, v, q):
+        return self.get_json(f"queues/{seg(v)}/{seg(q)}")
+
+    def bindings(self, v, x, q) -> list:
+        return self.get_json(f"bindings/{seg(v)}/e/{seg(x)}/q/{seg(q)}") or []
+
+    def user_permissions(self, u) -> list:
+        return self.get_json(f"users/{seg(u)}/permissions") or []
+
+    def put_json(self, path: str, body) -> requests.Response:
+        resp = self.call("PUT", path, json=body)
+        assert resp.status_code in (201, 204), f"management PUT /api/{path}: {resp.status_code} {resp.text[:300]}"
+        return resp
+
+    def delete(self, path: str, missing_ok: bool = True) -> None:
+        resp = self.call("DELETE", path)
+        ok = (204, 404) if missing_ok else (204,)
+        assert resp.status_code in ok, f"management DELETE /api/{path}: {resp.status_code} {resp.text[:300]}"
+
+    def delete_queue(self, v, q):
+        self.delete(f"queues/{seg(v)}/{seg(q)}", missing_ok=False)
+
+    def delete_binding(self, v, x, q):
+        found = self.bindings(v, x, q)
+        assert found, f"no binding {x} -> {q} in {v}"
+        for b in found:
+            self.delete(f"bindings/{seg(v)}/e/{seg(x)}/q/{seg(q)}/{seg(b['properties_key'])}",
+                        missing_ok=False)
+
+    def snapshot(self) -> tuple[frozenset, frozenset]:
+        """Every vhost and user whose name starts with 'warren.' (what Warren may create)."""
+        return (frozenset(v for v in self.vhost_names() if v.startswith("warren.")),
+                frozenset(u for u in self.user_names() if u.startswith("warren.")))
+
+    def purge_environment(self, vhost: str) -> None:
+        """Test cleanup, independent of Warren: the vhost and every user named after it."""
+        self.delete(f"vhosts/{seg(vhost)}")
+        for u in self.users_with_prefix(vhost + "."):
+            self.delete(f"users/{seg(u)}")
+
+
+# --------------------------------------------------------------------------------------------
+# Raw HTTP, for what `requests` cannot send or would not wait for
+
+
+class RawResponse:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"RawResponse({self.status}, {self.headers}, {self.body[:300]!r})"
+
+
+def _read_response(sock: socket.socket, buf: bytearray, deadline: float) -> RawResponse | None:
+    """Reads one response from sock (with leftover bytes in buf); None on EOF before a status line."""
+
+    def fill() -> bool:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"no complete HTTP response in time; got {bytes(buf[:300])!r}")
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            chunk = b""
+        except socket.timeout:
+            raise AssertionError(f"no complete HTTP response in time; got {bytes(buf[:300])!r}")
+        buf.extend(chunk)
+        return bool(chunk)
+
+    while b"\r\n\r\n" not in buf:
+        if not fill():
+            if not buf:
+                return None
+            raise AssertionError(f"connection closed inside the response head: {bytes(buf[:300])!r}")
+    head, _, _ = bytes(buf).partition(b"\r\n\r\n")
+    del buf[:len(head) + 4]
+    lines = head.decode("latin-1").split("\r\n")
+    m = re.match(r"HTTP/1\.[01] (\d{3})", lines[0])
+    assert m, f"not an HTTP status line: {lines[0]!r}"
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    assert "chunked" not in headers.get("transfer-encoding", "").lower(), "chunked responses unsupported here"
+    while len(buf) < length:
+        if not fill():
+            raise AssertionError(f"connection closed inside the body ({len(buf)} of {length} bytes)")
+    body = bytes(buf[:length])
+    del buf[:length]
+    return RawResponse(int(m.group(1)), headers, body)
+
+
+def raw_request(port: int, head: bytes, body: bytes = b"", timeout: float = 15.0) -> RawResponse:
+    """Sends head+body on a fresh connection and returns the first response.
+
+    The bytes are streamed in chunks; once the server answers (or closes), sending stops, so a
+    server that rejects early (413, 414, 431) is read correctly instead of failing with a broken
+    pipe.
+    """
+    deadline = time.monotonic() + timeout
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        view = memoryview(head + body)
+        sent = 0
+        while sent < len(view):
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                break
+            try:
+                sent += sock.send(view[sent:sent + 65536])
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        resp = _read_response(sock, bytearray(), deadline)
+        assert resp is not None, (
+            f"the server closed the connection without any response (after {sent} of {len(view)} "
+            f"bytes were sent; a server that rejects early must still let its answer arrive, "
+            f"e.g. by a lingering close)")
+        return resp
+
+
+# --------------------------------------------------------------------------------------------
+# AMQP with pika
+
+
+def amqp_params_from_uri(uri: str) -> pika.URLParameters:
+    params = pika.URLParameters(uri)
+    params.connection_attempts = 1
+    params.retry_delay = 0
+    params.socket_timeout = 5
+    params.stack_timeout = 10
+    params.blocked_connection_timeout = 5
+    return params
+
+
+def amqp_params(host: str, port: int, vhost: str, user: str, password: str) -> pika.ConnectionParameters:
+    return pika.ConnectionParameters(host=host, port=port, virtual_host=vhost,
+                                     credentials=pika.PlainCredentials(user, password),
+                                     connection_attempts=1, retry_delay=0, socket_timeout=5,
+                                     stack_timeout=10, blocked_connection_timeout=5)
+
+
+def publish_and_get(conn: pika.BlockingConnection, exchange: str, routing_key: str, queue: str,
+                    body: bytes, timeout: float = 10.0) -> bytes:
+    """Publishes with publisher confirms and mandatory, then basic_gets one message from queue."""
+    ch = conn.channel()
+    ch.confirm_delivery()
+    # Raises UnroutableError when no binding matches, NackError when the broker refuses it.
+    ch.basic_publish(exchange=exchange, routing_key=routing_key, body=body,
+                     properties=pika.BasicProperties(delivery_mode=2, content_type="text/plain"),
+                     mandatory=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        method, _props, got = ch.basic_get(queue=queue, auto_ack=False)
+        if method is not None:
+            ch.basic_ack(method.delivery_tag)
+            ch.close()
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"no message arrived in queue {queue!r} within {timeout:.0f} s")
+
+
+def connection_refusal(params) -> Exception:
+    """Connects and expects the broker to refuse; returns the exception (fails if it connects)."""
+    try:
+        conn = pika.BlockingConnection(params)
+    except pika.exceptions.AMQPConnectionError as e:
+        return e
+    conn.close()
+    raise AssertionError(f"the broker accepted a connection that must be refused: "
+                         f"user {params.credentials.username!r} on vhost {params.virtual_host!r}")

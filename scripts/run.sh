@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `make run`: installs what is missing, builds warren (release), starts a local RabbitMQ node
+# when WARREN_MANAGEMENT_URL is not set, writes a development token when WARREN_TOKENS_FILE is
+# not set, prints a curl command to try, and runs warren in the foreground until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+swift build -c release --product warren
+bin="$(swift build -c release --show-bin-path)/warren"
+
+state=.run
+mkdir -p "$state"
+broker_dir=""
+cleanup() { [ -z "$broker_dir" ] || scripts/broker.sh stop "$broker_dir"; }
+trap cleanup EXIT
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+if [ -z "${WARREN_MANAGEMENT_URL:-}" ]; then
+  broker_dir="$state/broker"
+  scripts/broker.sh stop "$broker_dir" 2>/dev/null || true
+  # The usual ports when they are free, so AMQP clients find the broker where they expect it.
+  if port_free 5672 && port_free 15672; then
+    scripts/broker.sh start "$broker_dir" 5672 15672
+  else
+    scripts/broker.sh start "$broker_dir"
+  fi
+  # shellcheck disable=SC1091
+  . "$broker_dir/broker.env"
+  export WARREN_MANAGEMENT_URL WARREN_AMQP_PORT="$BROKER_AMQP_PORT"
+  export WARREN_MANAGEMENT_USER=guest WARREN_MANAGEMENT_PASSWORD=guest
+fi
+
+if [ -z "${WARREN_TOKENS_FILE:-}" ]; then
+  token_file="$state/dev-token"
+  [ -s "$token_file" ] || python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > "$token_file"
+  token=$(cat "$token_file")
+  printf 'dev %s\n' "$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)" > "$state/tokens"
+  export WARREN_TOKENS_FILE="$state/tokens"
+  listen="${WARREN_LISTEN:-127.0.0.1:8080}"
+  cat <<MSG
+
+Warren is starting on http://$listen for team "dev". Try:
+
+  curl -s -X POST -H "Authorization: Bearer $token" -H "Content-Type: application/json" \\
+       -d '{"name":"fraud-scoring"}' http://$listen/v1/environments
+
+MSG
+fi
+
+"$bin" &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null || true' INT TERM
+wait $pid || true
+wait $pid 2>/dev/null || true
