@@ -1,5 +1,6 @@
-# The two commands of the README. Both install what they need on a fresh Debian machine.
-.PHONY: run test build clean
+# The two commands of the README (run, test). Both install what they need on a fresh Debian
+# machine. `make fuzz` and `make bench` are for developers; neither is part of `make test`.
+.PHONY: run test fuzz bench build clean
 
 run:
 	bash scripts/run.sh
@@ -7,8 +8,15 @@ run:
 test:
 	bash scripts/test.sh
 
+# FUZZ_SECONDS=600 make fuzz
+fuzz:
+	bash scripts/fuzz.sh
+
+bench:
+	bash scripts/bench.sh
+
 build:
 	swift build
 
 clean:
-	rm -rf .build .run
+	rm -rf .build .build-* .run
