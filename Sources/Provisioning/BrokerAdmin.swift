@@ -1,3 +1,4 @@
+import Logging
 import RabbitManagement
 
 /// The broker operations provisioning needs. `ManagementClient` is the real one; unit tests
@@ -20,6 +21,12 @@ public protocol BrokerAdmin: Sendable {
     func queue(vhost: String, name: String) async throws -> QueueInfo?
     func bind(vhost: String, exchange: String, queue: String, routingKey: String, arguments: [String: JSONValue]) async throws
     func bindings(vhost: String, exchange: String, queue: String) async throws -> [BindingInfo]
+    /// The same broker, logging its calls through `logger` (to carry a request id).
+    func logging(to logger: Logger) -> any BrokerAdmin
 }
 
-extension ManagementClient: BrokerAdmin {}
+extension ManagementClient: BrokerAdmin {
+    public func logging(to logger: Logger) -> any BrokerAdmin {
+        withLogger(logger)
+    }
+}

@@ -37,6 +37,7 @@ public struct Janitor: Sendable {
         let users = try await provisioner.step("list users") { try await admin.users() }
         let vhosts = try await provisioner.step("list vhosts") { try await admin.vhosts() }
         let existing = Set(vhosts.map(\.name))
+        ProvisioningMetrics.environments(vhosts.filter { EnvironmentNaming.parse(vhost: $0.name) != nil }.count)
 
         for user in users {
             guard let vhost = EnvironmentNaming.vhost(ofUser: user.name), !existing.contains(vhost) else { continue }

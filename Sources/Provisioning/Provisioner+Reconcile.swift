@@ -13,6 +13,10 @@ extension Provisioner {
     /// are, so their credentials keep working; only when none is left is a new one made.
     /// Nil when the environment does not exist.
     public func reconcile(team: String, name: String) async throws -> ReconcileResult? {
+        try await measured("reconcile") { try await repair(team: team, name: name) }
+    }
+
+    private func repair(team: String, name: String) async throws -> ReconcileResult? {
         let vhost = EnvironmentNaming.vhost(team: team, name: name)
         guard let info = try await step("read vhost", { try await admin.vhost(vhost) }),
               let record = EnvironmentRecord.decode(description: info.description), record.team == team

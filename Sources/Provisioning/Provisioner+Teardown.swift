@@ -4,6 +4,10 @@ extension Provisioner {
     /// Removes the environment's users, then its vhost and everything in it. Works on complete,
     /// half-made and drifted environments alike. False when there was nothing to delete.
     public func delete(team: String, name: String) async throws -> Bool {
+        try await measured("delete") { try await tearDown(team: team, name: name) }
+    }
+
+    private func tearDown(team: String, name: String) async throws -> Bool {
         let vhost = EnvironmentNaming.vhost(team: team, name: name)
         guard try await step("read vhost", { try await admin.vhost(vhost) }) != nil else { return false }
         // Users with permissions are found through the vhost; a user whose permissions never

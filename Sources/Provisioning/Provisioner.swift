@@ -11,12 +11,19 @@ public struct Provisioner: Sendable {
     let logger: Logger
     /// How long a new vhost may take to report `running` on every node.
     let vhostReadyTimeout: Duration
+    /// How many environments one team may have. Checked before a new one is made; creates
+    /// racing each other may overshoot it by the number in flight.
+    let maxEnvironmentsPerTeam: Int
 
-    public init(admin: any BrokerAdmin, serviceUser: String, logger: Logger, vhostReadyTimeout: Duration = .seconds(15)) {
+    public init(
+        admin: any BrokerAdmin, serviceUser: String, logger: Logger,
+        vhostReadyTimeout: Duration = .seconds(15), maxEnvironmentsPerTeam: Int = 100
+    ) {
         self.admin = admin
         self.serviceUser = serviceUser
         self.logger = logger
         self.vhostReadyTimeout = vhostReadyTimeout
+        self.maxEnvironmentsPerTeam = maxEnvironmentsPerTeam
     }
 
     // MARK: create
@@ -25,6 +32,10 @@ public struct Provisioner: Sendable {
     /// the same spec. On any failure it removes what this call made and throws; it never leaves
     /// a vhost it created without its topology.
     public func create(team: String, spec: EnvironmentSpec) async throws -> CreateResult {
+        try await measured("create") { try await makeOrEnsure(team: team, spec: spec) }
+    }
+
+    private func makeOrEnsure(team: String, spec: EnvironmentSpec) async throws -> CreateResult {
         let vhost = EnvironmentNaming.vhost(team: team, name: spec.name)
         let record: EnvironmentRecord
         let createdVhost: Bool
@@ -33,6 +44,12 @@ public struct Provisioner: Sendable {
             record = try matching(existing, team: team, spec: spec)
             createdVhost = false
         } else {
+            let owned = try await list(team: team).count
+            guard owned < maxEnvironmentsPerTeam else {
+                throw ProvisioningError(
+                    code: .quotaExceeded,
+                    detail: "team \(team) has \(owned) environments and the limit is \(maxEnvironmentsPerTeam); delete one first")
+            }
             record = EnvironmentRecord(team: team, spec: spec, createdAt: EnvironmentRecord.now())
             try await write(record, to: vhost, step: "create vhost")
             createdVhost = true
@@ -78,14 +95,15 @@ public struct Provisioner: Sendable {
             try await admin.putPermissions(vhost: vhost, user: serviceUser, configure: ".*", write: ".*", read: ".*")
         }
         do {
-            try await admin.putQueue(
-                vhost: vhost, name: Claim.queueName, durable: true, autoDelete: false,
-                arguments: Claim.arguments(for: record))
-        } catch let error as ManagementError where error.code == .badRequest {
+            try await step("claim name") {
+                try await admin.putQueue(
+                    vhost: vhost, name: Claim.queueName, durable: true, autoDelete: false,
+                    arguments: Claim.arguments(for: record))
+            }
+        } catch let error as ProvisioningError where error.underlying?.code == .badRequest {
+            // The broker refused the declaration as inequivalent: another spec holds the name.
             ownsVhost = false
             throw await lostClaim(environment)
-        } catch let error as ManagementError {
-            throw ProvisioningError(code: .broker, detail: "the broker failed to claim the name: \(error.summary)", step: "claim name", underlying: error)
         }
     }
 
@@ -203,11 +221,23 @@ public struct Provisioner: Sendable {
 
     /// Runs one broker call, naming the step in the error when it fails.
     func step<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
+        let start = ContinuousClock.now
         do {
-            return try await body()
+            let result = try await body()
+            ProvisioningMetrics.brokerCall(step: name, since: start)
+            return result
         } catch let error as ManagementError {
+            ProvisioningMetrics.brokerCall(step: name, since: start)
+            ProvisioningMetrics.brokerError(step: name, kind: error.code.description)
             throw ProvisioningError(code: .broker, detail: "the broker failed to \(name): \(error.summary)", step: name, underlying: error)
         }
+    }
+
+    /// A copy whose broker calls log through `logger` (which carries the request id).
+    public func logging(to logger: Logger) -> Provisioner {
+        Provisioner(
+            admin: admin.logging(to: logger), serviceUser: serviceUser, logger: logger,
+            vhostReadyTimeout: vhostReadyTimeout, maxEnvironmentsPerTeam: maxEnvironmentsPerTeam)
     }
 }
 

@@ -11,7 +11,7 @@ struct EnvironmentHandlers: Sendable {
     func create(_ context: RequestContext) async throws -> HTTPResponse {
         try requireJSON(context.request)
         let spec = try CreateEnvironmentRequest.decode(context.request.body)
-        let result = try await provisioner.create(team: context.team, spec: spec)
+        let result = try await provisioner.logging(to: context.logger).create(team: context.team, spec: spec)
         let body = CreatedEnvironmentBody(result, endpoint: endpoint)
         // The body holds a password: tell every cache to keep it nowhere.
         return JSON.response(result.created ? 201 : 200, body, headers: [
@@ -21,13 +21,13 @@ struct EnvironmentHandlers: Sendable {
     }
 
     func list(_ context: RequestContext) async throws -> HTTPResponse {
-        let environments = try await provisioner.list(team: context.team)
+        let environments = try await provisioner.logging(to: context.logger).list(team: context.team)
         return JSON.response(200, EnvironmentListBody(items: environments.map(EnvironmentSummaryBody.init)))
     }
 
     func get(_ context: RequestContext) async throws -> HTTPResponse {
         let id = try environmentID(context)
-        guard let health = try await provisioner.inspect(team: context.team, name: id) else {
+        guard let health = try await provisioner.logging(to: context.logger).inspect(team: context.team, name: id) else {
             throw Problem.notFound("no environment \(id)")
         }
         return JSON.response(200, EnvironmentDetailBody(health, endpoint: endpoint))
@@ -37,7 +37,7 @@ struct EnvironmentHandlers: Sendable {
     /// new user because none was left.
     func reconcile(_ context: RequestContext) async throws -> HTTPResponse {
         let id = try environmentID(context)
-        guard let result = try await provisioner.reconcile(team: context.team, name: id) else {
+        guard let result = try await provisioner.logging(to: context.logger).reconcile(team: context.team, name: id) else {
             throw Problem.notFound("no environment \(id)")
         }
         var body = EnvironmentDetailBody(result.health, endpoint: endpoint)
@@ -52,7 +52,7 @@ struct EnvironmentHandlers: Sendable {
 
     func delete(_ context: RequestContext) async throws -> HTTPResponse {
         let id = try environmentID(context)
-        guard try await provisioner.delete(team: context.team, name: id) else {
+        guard try await provisioner.logging(to: context.logger).delete(team: context.team, name: id) else {
             throw Problem.notFound("no environment \(id)")
         }
         return HTTPResponse(status: 204)

@@ -21,6 +21,8 @@ enum ErrorMapping {
         switch error.code {
         case .conflict:
             return .conflict(error.detail, fields: error.fields)
+        case .quotaExceeded:
+            return Problem(status: 403, slug: "quota-exceeded", title: "Quota exceeded", detail: error.detail)
         case .vhostNotReady:
             logger.warning("vhost not ready in time", metadata: ["step": "\(error.step ?? "-")"])
             return .brokerUnavailable(error.detail, step: error.step)

@@ -1,3 +1,4 @@
+import CoreMetrics
 import HTTPServer
 import Logging
 import Provisioning
@@ -47,7 +48,12 @@ struct RequestPipeline: Sendable {
         var response = response
         response.headers.replace("X-Request-ID", requestID)
         let elapsed = (ContinuousClock.now - started).components
-        let milliseconds = Double(elapsed.seconds) * 1000 + Double(elapsed.attoseconds) / 1e15
+        let nanoseconds = elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000
+        Timer(
+            label: "warren_http_request_duration_seconds",
+            dimensions: [("method", request.method), ("route", route), ("status", String(response.status))]
+        ).recordNanoseconds(nanoseconds)
+        let milliseconds = Double(nanoseconds) / 1e6
         logger.info("request", metadata: [
             "request_id": "\(requestID)", "team": "\(team ?? "-")", "method": "\(request.method)",
             "route": "\(route)", "status": "\(response.status)",

@@ -7,12 +7,22 @@ public struct WarrenAPI: HTTPResponder {
     private let router: Router
     private let pipeline: RequestPipeline
 
-    public init(provisioner: Provisioner, tokens: TokenStore, endpoint: AMQPEndpoint, logger: Logger) {
+    /// `metrics` renders the Prometheus text exposition for GET /metrics (no token: it holds
+    /// counts and timings, no names of teams' resources beyond route patterns).
+    public init(
+        provisioner: Provisioner, tokens: TokenStore, endpoint: AMQPEndpoint, logger: Logger,
+        metrics: (@Sendable () -> [UInt8])? = nil
+    ) {
         let pipeline = RequestPipeline(tokens: tokens, logger: logger)
         let environments = EnvironmentHandlers(provisioner: provisioner, endpoint: endpoint)
         var router = Router()
         router.add("GET", "/healthz", pipeline.route("/healthz", authenticated: false) { _ in Health.live() })
         router.add("GET", "/readyz", pipeline.route("/readyz", authenticated: false) { _ in await Health.ready(provisioner) })
+        if let metrics {
+            router.add("GET", "/metrics", pipeline.route("/metrics", authenticated: false) { _ in
+                HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]), body: metrics())
+            })
+        }
         router.add("POST", "/v1/environments", pipeline.route("/v1/environments", environments.create))
         router.add("GET", "/v1/environments", pipeline.route("/v1/environments", environments.list))
         router.add("GET", "/v1/environments/{id}", pipeline.route("/v1/environments/{id}", environments.get))

@@ -19,6 +19,8 @@ struct Configuration {
     var managementPassword = "guest"
     var managementTimeoutMilliseconds = 10_000
     var managementCAFile: String?
+    var managementClientCertFile: String?
+    var managementClientKeyFile: String?
     var amqpHost = "127.0.0.1"
     var amqpPort = 5672
     var tokensFile = ""
@@ -27,6 +29,10 @@ struct Configuration {
     var logLevel = "info"
     var sweepIntervalSeconds = 30
     var sweepGraceSeconds = 120
+    var maxEnvironmentsPerTeam = 100
+    var headerTimeoutMilliseconds = 10_000
+    var bodyTimeoutMilliseconds = 30_000
+    var idleTimeoutMilliseconds = 60_000
 
     static func fromEnvironment(_ env: [String: String]) throws(Invalid) -> Configuration {
         var config = Configuration()
@@ -57,11 +63,11 @@ struct Configuration {
         if let timeout = env["WARREN_MANAGEMENT_TIMEOUT_MS"] {
             config.managementTimeoutMilliseconds = try integer(timeout, variable: "WARREN_MANAGEMENT_TIMEOUT_MS", in: 100...600_000)
         }
-        if let caFile = env["WARREN_MANAGEMENT_CA_FILE"] {
-            guard access(caFile, R_OK) == 0 else {
-                throw Invalid(variable: "WARREN_MANAGEMENT_CA_FILE", reason: "cannot read \(caFile)")
-            }
-            config.managementCAFile = caFile
+        config.managementCAFile = try readableFile(env, "WARREN_MANAGEMENT_CA_FILE")
+        config.managementClientCertFile = try readableFile(env, "WARREN_MANAGEMENT_CLIENT_CERT_FILE")
+        config.managementClientKeyFile = try readableFile(env, "WARREN_MANAGEMENT_CLIENT_KEY_FILE")
+        if (config.managementClientCertFile == nil) != (config.managementClientKeyFile == nil) {
+            throw Invalid(variable: "WARREN_MANAGEMENT_CLIENT_CERT_FILE", reason: "needs WARREN_MANAGEMENT_CLIENT_KEY_FILE too, and the other way round")
         }
         if let host = env["WARREN_AMQP_HOST"] {
             guard !host.isEmpty, !host.contains(where: { $0 == "/" || $0 == "@" || $0.isWhitespace }) else {
@@ -94,7 +100,25 @@ struct Configuration {
         if let grace = env["WARREN_SWEEP_GRACE_SECONDS"] {
             config.sweepGraceSeconds = try integer(grace, variable: "WARREN_SWEEP_GRACE_SECONDS", in: 1...86_400)
         }
+        if let quota = env["WARREN_MAX_ENVIRONMENTS_PER_TEAM"] {
+            config.maxEnvironmentsPerTeam = try integer(quota, variable: "WARREN_MAX_ENVIRONMENTS_PER_TEAM", in: 1...100_000)
+        }
+        if let value = env["WARREN_HEADER_TIMEOUT_MS"] {
+            config.headerTimeoutMilliseconds = try integer(value, variable: "WARREN_HEADER_TIMEOUT_MS", in: 100...600_000)
+        }
+        if let value = env["WARREN_BODY_TIMEOUT_MS"] {
+            config.bodyTimeoutMilliseconds = try integer(value, variable: "WARREN_BODY_TIMEOUT_MS", in: 100...600_000)
+        }
+        if let value = env["WARREN_IDLE_TIMEOUT_MS"] {
+            config.idleTimeoutMilliseconds = try integer(value, variable: "WARREN_IDLE_TIMEOUT_MS", in: 100...3_600_000)
+        }
         return config
+    }
+
+    private static func readableFile(_ env: [String: String], _ variable: String) throws(Invalid) -> String? {
+        guard let path = env[variable] else { return nil }
+        guard access(path, R_OK) == 0 else { throw Invalid(variable: variable, reason: "cannot read \(path)") }
+        return path
     }
 
     private static func hostPort(_ text: String, variable: String) throws(Invalid) -> (String, Int) {

@@ -2,6 +2,8 @@ import Dispatch
 import FoundationEssentials
 import HTTPServer
 import Logging
+import Metrics
+import Prometheus
 import Provisioning
 import RabbitManagement
 import WarrenAPI
@@ -23,6 +25,8 @@ do {
 
 let level = Logger.Level(rawValue: config.logLevel) ?? .info
 LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
+let metrics = PrometheusCollectorRegistry()
+MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics))
 let logger = Logger(label: "warren")
 
 let tokens: TokenStore
@@ -37,6 +41,8 @@ var managementConfig = ManagementConfiguration(
     baseURLs: config.managementURLs, username: config.managementUser, password: config.managementPassword)
 managementConfig.requestTimeout = .milliseconds(config.managementTimeoutMilliseconds)
 managementConfig.caFile = config.managementCAFile
+managementConfig.clientCertFile = config.managementClientCertFile
+managementConfig.clientKeyFile = config.managementClientKeyFile
 let management: ManagementClient
 do {
     management = try ManagementClient(configuration: managementConfig, logger: Logger(label: "warren.management"))
@@ -45,16 +51,26 @@ do {
     exit(2)
 }
 
-let provisioner = Provisioner(admin: management, serviceUser: config.managementUser, logger: Logger(label: "warren.provisioning"))
+let provisioner = Provisioner(
+    admin: management, serviceUser: config.managementUser, logger: Logger(label: "warren.provisioning"),
+    maxEnvironmentsPerTeam: config.maxEnvironmentsPerTeam)
 let api = WarrenAPI(
     provisioner: provisioner, tokens: tokens,
-    endpoint: AMQPEndpoint(host: config.amqpHost, port: config.amqpPort), logger: Logger(label: "warren.http"))
+    endpoint: AMQPEndpoint(host: config.amqpHost, port: config.amqpPort), logger: Logger(label: "warren.http"),
+    metrics: {
+        var text: [UInt8] = []
+        metrics.emit(into: &text)
+        return text
+    })
 
 var serverConfig = HTTPServerConfiguration()
 serverConfig.host = config.listenHost
 serverConfig.port = config.listenPort
 serverConfig.maxBodyBytes = config.maxBodyBytes
 serverConfig.maxConnections = config.maxConnections
+serverConfig.headerTimeout = .milliseconds(config.headerTimeoutMilliseconds)
+serverConfig.bodyTimeout = .milliseconds(config.bodyTimeoutMilliseconds)
+serverConfig.idleTimeout = .milliseconds(config.idleTimeoutMilliseconds)
 let server = HTTPServer(configuration: serverConfig, responder: api, logger: Logger(label: "warren.server"))
 do {
     try server.start()

@@ -1,3 +1,4 @@
+import Logging
 @testable import Provisioning
 import RabbitManagement
 import Synchronization
@@ -159,6 +160,8 @@ final class FakeBroker: BrokerAdmin, Sendable {
         try record("GET bindings")
         return state.withLock { $0.bindings.values.filter { $0.vhost == vhost && $0.source == exchange && $0.destination == queue } }
     }
+
+    func logging(to logger: Logger) -> any BrokerAdmin { self }
 
     /// True when the broker holds nothing at all of the given vhost and its users.
     func holdsNothing(of vhost: String) -> Bool {
