@@ -21,6 +21,7 @@ public protocol BrokerAdmin: Sendable {
     func queue(vhost: String, name: String) async throws -> QueueInfo?
     func bind(vhost: String, exchange: String, queue: String, routingKey: String, arguments: [String: JSONValue]) async throws
     func bindings(vhost: String, exchange: String, queue: String) async throws -> [BindingInfo]
+    func putVhostLimit(vhost: String, name: String, value: Int) async throws
     /// The same broker, logging its calls through `logger` (to carry a request id).
     func logging(to logger: Logger) -> any BrokerAdmin
 }

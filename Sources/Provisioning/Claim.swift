@@ -16,7 +16,7 @@ enum Claim {
     static func arguments(for record: EnvironmentRecord) -> [String: JSONValue] {
         [
             "x-queue-type": "classic",
-            "x-max-length": .int(specHash(record.spec)),
+            "x-max-length": .int(record.claim),
             recordArgument: .string(record.encoded()),
         ]
     }

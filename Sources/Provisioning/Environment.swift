@@ -20,19 +20,22 @@ public struct Environment: Sendable, Hashable {
 }
 
 /// Credentials issued by a create. The password exists only here and in the API response.
-public struct IssuedCredentials: Sendable {
+public struct IssuedCredentials: Sendable, Hashable {
     public var username: String
     public var password: String
+    public var role: Role
 
-    public init(username: String, password: String) {
+    public init(username: String, password: String, role: Role = .full) {
         self.username = username
         self.password = password
+        self.role = role
     }
 }
 
 public struct CreateResult: Sendable {
     public var environment: Environment
-    public var credentials: IssuedCredentials
+    /// One set for each role asked for, in that order.
+    public var credentials: [IssuedCredentials]
     /// False when the environment already existed with the same spec (a repeated create).
     public var created: Bool
 }
@@ -54,9 +57,12 @@ public struct EnvironmentHealth: Sendable {
     }
 
     public var environment: Environment
-    /// The users Warren made for this environment that still hold permissions on its vhost.
-    public var users: [String]
+    /// The users Warren made for this environment that still hold permissions on its vhost,
+    /// by name, with their role.
+    public var users: [(name: String, role: Role)]
     public var resources: Resources
+    /// Users due to be revoked (by the janitor) at the given RFC 3339 time.
+    public var revocations: [String: String]
 
     public var isComplete: Bool { resources.missing.isEmpty }
 }

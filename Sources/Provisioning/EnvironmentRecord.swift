@@ -19,6 +19,11 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
     /// RFC 3339 UTC time of the first create.
     public var createdAt: String
     public var state: State
+    /// The claim queue's hash, fixed at creation: later changes to the spec (queues added in
+    /// place) must not make the claim look like another spec's.
+    public var claim: Int
+    /// Users to revoke, with the RFC 3339 time when (see `Provisioner.issueCredentials`).
+    public var revocations: [String: String]
 
     /// The one vhost tag Warren sets: few distinct values keep the broker's atom table small.
     public static let vhostTag = "warren"
@@ -29,11 +34,13 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
         self.spec = spec
         self.createdAt = createdAt
         self.state = state
+        self.claim = Claim.specHash(spec)
+        self.revocations = [:]
     }
 
     enum CodingKeys: String, CodingKey {
         case format = "warren_format"
-        case team, spec, state
+        case team, spec, state, claim, revocations
         case createdAt = "created_at"
     }
 
@@ -44,6 +51,8 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
         spec = try container.decode(EnvironmentSpec.self, forKey: .spec)
         createdAt = try container.decode(String.self, forKey: .createdAt)
         state = try container.decodeIfPresent(State.self, forKey: .state) ?? .ready
+        claim = try container.decodeIfPresent(Int.self, forKey: .claim) ?? Claim.specHash(spec)
+        revocations = try container.decodeIfPresent([String: String].self, forKey: .revocations) ?? [:]
     }
 
     /// Seconds since `createdAt`, or nil when it does not parse.

@@ -1,5 +1,5 @@
-/// What a team asks for: the topology of one environment. Validated by the API layer
-/// (`EnvironmentSpec.validate`) before anything reaches the broker.
+/// What a team asks for: the topology of one environment. Validated before anything reaches
+/// the broker (`validate()`); turned into broker objects by `Topology`.
 public struct EnvironmentSpec: Sendable, Hashable, Codable {
     public enum ExchangeType: String, Sendable, Codable, CaseIterable {
         case direct, topic, fanout, headers
@@ -7,6 +7,13 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
 
     public enum QueueType: String, Sendable, Codable, CaseIterable {
         case quorum, classic
+    }
+
+    /// What a full queue does with one more message (RabbitMQ's `x-overflow`).
+    public enum Overflow: String, Sendable, Codable, CaseIterable {
+        case dropHead = "drop-head"
+        case rejectPublish = "reject-publish"
+        case rejectPublishDLX = "reject-publish-dlx"
     }
 
     public struct Exchange: Sendable, Hashable, Codable {
@@ -21,45 +28,163 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
     public struct Queue: Sendable, Hashable, Codable {
         public var name: String
         public var type: QueueType
-        public init(name: String, type: QueueType) {
+        /// Quorum only: deliveries of one message before it is dead-lettered (or dropped).
+        public var deliveryLimit: Int?
+        /// Rejected, expired and over-limit messages go to a queue "{name}.dlq" Warren makes.
+        public var deadLetter: Bool
+        public var messageTTLMilliseconds: Int?
+        public var maxLength: Int?
+        public var overflow: Overflow?
+        public var singleActiveConsumer: Bool
+        /// Classic only (quorum queues cannot take priorities): 1-255.
+        public var maxPriority: Int?
+
+        public init(
+            name: String, type: QueueType = .quorum, deliveryLimit: Int? = nil, deadLetter: Bool = false,
+            messageTTLMilliseconds: Int? = nil, maxLength: Int? = nil, overflow: Overflow? = nil,
+            singleActiveConsumer: Bool = false, maxPriority: Int? = nil
+        ) {
             self.name = name
             self.type = type
+            self.deliveryLimit = deliveryLimit
+            self.deadLetter = deadLetter
+            self.messageTTLMilliseconds = messageTTLMilliseconds
+            self.maxLength = maxLength
+            self.overflow = overflow
+            self.singleActiveConsumer = singleActiveConsumer
+            self.maxPriority = maxPriority
+        }
+
+        /// The queue dead letters go to, when it has one.
+        public var deadLetterQueue: String? { deadLetter ? "\(name).dlq" : nil }
+
+        enum CodingKeys: String, CodingKey {
+            case name, type, overflow
+            case deliveryLimit = "delivery_limit"
+            case deadLetter = "dead_letter"
+            case messageTTLMilliseconds = "message_ttl_ms"
+            case maxLength = "max_length"
+            case singleActiveConsumer = "single_active_consumer"
+            case maxPriority = "max_priority"
+        }
+    }
+
+    public struct Binding: Sendable, Hashable, Codable {
+        public var queue: String
+        /// The routing key, or topic pattern; ignored by fanout and headers exchanges.
+        public var routingKey: String
+        /// Headers exchanges only: the headers to match, and "x-match": "all" or "any".
+        public var arguments: [String: String]
+
+        public init(queue: String, routingKey: String, arguments: [String: String] = [:]) {
+            self.queue = queue
+            self.routingKey = routingKey
+            self.arguments = arguments
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case queue, arguments
+            case routingKey = "routing_key"
+        }
+    }
+
+    /// Vhost limits, enforced by the broker.
+    public struct Limits: Sendable, Hashable, Codable {
+        public var maxQueues: Int?
+        public var maxConnections: Int?
+
+        public init(maxQueues: Int? = nil, maxConnections: Int? = nil) {
+            self.maxQueues = maxQueues
+            self.maxConnections = maxConnections
+        }
+
+        public var isEmpty: Bool { maxQueues == nil && maxConnections == nil }
+
+        enum CodingKeys: String, CodingKey {
+            case maxQueues = "max_queues"
+            case maxConnections = "max_connections"
         }
     }
 
     public var name: String
     public var exchange: Exchange
-    public var queue: Queue
-    public var routingKey: String
+    /// At least one; the first is the environment's primary queue.
+    public var queues: [Queue]
+    public var bindings: [Binding]
+    public var limits: Limits
 
     /// Defaults follow the original design: a durable direct exchange and a durable queue
-    /// (quorum: it survives restarts and works in a cluster), all named after the environment.
+    /// (quorum: it survives restarts and works in a cluster), bound with a routing key, all
+    /// named after the environment.
     public init(
         name: String,
         exchange: Exchange? = nil,
         queue: Queue? = nil,
         routingKey: String? = nil
     ) {
+        let queue = queue ?? Queue(name: name)
+        self.init(
+            name: name, exchange: exchange ?? Exchange(name: name, type: .direct), queues: [queue],
+            bindings: [Binding(queue: queue.name, routingKey: routingKey ?? name)])
+    }
+
+    public init(name: String, exchange: Exchange, queues: [Queue], bindings: [Binding], limits: Limits = Limits()) {
         self.name = name
-        self.exchange = exchange ?? Exchange(name: name, type: .direct)
-        self.queue = queue ?? Queue(name: name, type: .quorum)
-        self.routingKey = routingKey ?? name
+        self.exchange = exchange
+        self.queues = queues
+        self.bindings = bindings
+        self.limits = limits
+    }
+
+    /// The primary queue (the first), as the single-queue API shows it.
+    public var queue: Queue {
+        get { queues[0] }
+        set {
+            for index in bindings.indices where bindings[index].queue == queues[0].name { bindings[index].queue = newValue.name }
+            queues[0] = newValue
+        }
+    }
+
+    /// The routing key of the primary queue's first binding ("" when it has none).
+    public var routingKey: String {
+        get { bindings.first { $0.queue == queues[0].name }?.routingKey ?? "" }
+        set {
+            if let index = bindings.firstIndex(where: { $0.queue == queues[0].name }) { bindings[index].routingKey = newValue }
+        }
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, exchange, queue
-        case routingKey = "routing_key"
+        case name, exchange, queues, bindings, limits
     }
 
-    /// The fields whose values differ between two specs, named as in the API ("queue.type").
+    /// The fields whose values differ between two specs, named as in the API ("queues[jobs]").
     public func differences(from other: EnvironmentSpec) -> [String] {
         var fields: [String] = []
         if name != other.name { fields.append("name") }
         if exchange.name != other.exchange.name { fields.append("exchange.name") }
         if exchange.type != other.exchange.type { fields.append("exchange.type") }
-        if queue.name != other.queue.name { fields.append("queue.name") }
-        if queue.type != other.queue.type { fields.append("queue.type") }
-        if routingKey != other.routingKey { fields.append("routing_key") }
+        if queues.count == 1, other.queues.count == 1 {
+            // The single-queue form: name the fields as that form does.
+            let (a, b) = (queues[0], other.queues[0])
+            if a.name != b.name { fields.append("queue.name") }
+            if a.type != b.type { fields.append("queue.type") }
+            var options = a
+            (options.name, options.type) = (b.name, b.type)
+            if options != b { fields.append("queue") }
+        } else {
+            let mine = Dictionary(queues.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+            let theirs = Dictionary(other.queues.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+            for name in Set(mine.keys).union(theirs.keys).sorted() where mine[name] != theirs[name] {
+                fields.append("queues[\(name)]")
+            }
+        }
+        if bindings.count == 1, other.bindings.count == 1 {
+            if bindings[0].routingKey != other.bindings[0].routingKey { fields.append("routing_key") }
+            if bindings[0].arguments != other.bindings[0].arguments { fields.append("bindings") }
+        } else if Set(bindings) != Set(other.bindings) {
+            fields.append("bindings")
+        }
+        if limits != other.limits { fields.append("limits") }
         return fields
     }
 }

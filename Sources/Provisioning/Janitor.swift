@@ -14,6 +14,8 @@ public struct Janitor: Sendable {
         public var removed = 0
         /// Users of environments whose vhost no longer exists, removed.
         public var orphanUsers = 0
+        /// Users whose scheduled revocation came due, removed.
+        public var revoked = 0
 
         public var isEmpty: Bool { self == Report() }
     }
@@ -47,6 +49,11 @@ public struct Janitor: Sendable {
         }
 
         let graceSeconds = Double(grace.components.seconds) + Double(grace.components.attoseconds) / 1e18
+        for info in vhosts where EnvironmentNaming.parse(vhost: info.name) != nil {
+            if let record = EnvironmentRecord.decode(description: info.description), !record.revocations.isEmpty {
+                report.revoked += try await provisioner.revokeDue(record, vhost: info.name)
+            }
+        }
         for info in vhosts {
             guard EnvironmentNaming.parse(vhost: info.name) != nil,
                   let record = EnvironmentRecord.decode(description: info.description),
@@ -64,7 +71,7 @@ public struct Janitor: Sendable {
         }
         if !report.isEmpty {
             provisioner.logger.notice("janitor finished interrupted work", metadata: [
-                "completed": "\(report.completed)", "removed": "\(report.removed)", "orphan_users": "\(report.orphanUsers)",
+                "completed": "\(report.completed)", "removed": "\(report.removed)", "orphan_users": "\(report.orphanUsers)", "revoked": "\(report.revoked)",
             ])
         }
         return report

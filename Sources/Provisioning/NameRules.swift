@@ -50,12 +50,89 @@ public enum NameRules {
 
 extension EnvironmentSpec {
     /// Every problem with the spec, as (API field name, reason); empty when it is valid.
+    /// Fields of queues and bindings are named by position: "queues[1].max_priority".
     public func validate() -> [(field: String, reason: String)] {
         var problems: [(field: String, reason: String)] = []
-        if let reason = NameRules.checkEnvironmentName(name) { problems.append(("name", reason)) }
-        if let reason = NameRules.checkResourceName(exchange.name) { problems.append(("exchange.name", reason)) }
-        if let reason = NameRules.checkResourceName(queue.name) { problems.append(("queue.name", reason)) }
-        if let reason = NameRules.checkRoutingKey(routingKey) { problems.append(("routing_key", reason)) }
+        func check(_ field: String, _ reason: String?) {
+            if let reason { problems.append((field, reason)) }
+        }
+        check("name", NameRules.checkEnvironmentName(name))
+        check("exchange.name", NameRules.checkResourceName(exchange.name))
+        if exchange.name.utf8.count > 251, queues.contains(where: \.deadLetter) {
+            problems.append(("exchange.name", "must be at most 251 characters when a queue dead-letters (\"{exchange}.dlx\" is made)"))
+        }
+
+        if queues.isEmpty { problems.append(("queues", "must name at least one queue")) }
+        if queues.count > 32 { problems.append(("queues", "may have at most 32 queues")) }
+        var names = Set<String>()
+        for (index, queue) in queues.enumerated() {
+            let field = "queues[\(index)]"
+            check("\(field).name", NameRules.checkResourceName(queue.name))
+            if queue.name.hasPrefix("warren.") { problems.append(("\(field).name", "must not start with \"warren.\" (reserved)")) }
+            for made in [queue.name] + (queue.deadLetterQueue.map { [$0] } ?? []) where !names.insert(made).inserted {
+                problems.append(("\(field).name", "\(made) is named twice (dead-letter queues are \"{queue}.dlq\")"))
+            }
+            if queue.deadLetter, queue.name.utf8.count > 251 {
+                problems.append(("\(field).name", "must be at most 251 characters when it dead-letters (\"{queue}.dlq\" is made)"))
+            }
+            problems += queue.problems(field: field)
+        }
+
+        let queueNames = Set(queues.map(\.name))
+        for (index, binding) in bindings.enumerated() {
+            let field = "bindings[\(index)]"
+            if !queueNames.contains(binding.queue) { problems.append(("\(field).queue", "must name one of the environment's queues")) }
+            check("\(field).routing_key", NameRules.checkRoutingKey(binding.routingKey))
+            if exchange.type == .headers {
+                // No headers at all is allowed: such a binding takes every message.
+                if let match = binding.arguments["x-match"], !["all", "any"].contains(match) {
+                    problems.append(("\(field).arguments", "x-match must be all or any"))
+                }
+            } else if !binding.arguments.isEmpty {
+                problems.append(("\(field).arguments", "only a headers exchange takes binding arguments"))
+            }
+            for (key, value) in binding.arguments where key.utf8.count > 255 || value.utf8.count > 255 || key.isEmpty {
+                problems.append(("\(field).arguments", "keys must be 1-255 and values at most 255 characters"))
+            }
+        }
+        if bindings.count > 64 { problems.append(("bindings", "may have at most 64 bindings")) }
+        if Set(bindings).count != bindings.count { problems.append(("bindings", "lists a binding twice")) }
+
+        if let maxQueues = limits.maxQueues {
+            let needed = Topology(self).queueCount
+            if maxQueues < needed || maxQueues > 10_000 {
+                problems.append(("limits.max_queues", "must be from \(needed) (the queues Warren makes here, its claim queue included) to 10000"))
+            }
+        }
+        if let maxConnections = limits.maxConnections, !(1...100_000).contains(maxConnections) {
+            problems.append(("limits.max_connections", "must be from 1 to 100000"))
+        }
+        return problems
+    }
+}
+
+extension EnvironmentSpec.Queue {
+    /// What the broker would refuse, or silently ignore, for this queue's type and options.
+    func problems(field: String) -> [(field: String, reason: String)] {
+        var problems: [(field: String, reason: String)] = []
+        if let limit = deliveryLimit {
+            if type != .quorum { problems.append(("\(field).delivery_limit", "needs a quorum queue")) }
+            if !(1...1_000_000).contains(limit) { problems.append(("\(field).delivery_limit", "must be from 1 to 1000000")) }
+        }
+        if let ttl = messageTTLMilliseconds, !(0...(1 << 32)).contains(ttl) {
+            problems.append(("\(field).message_ttl_ms", "must be from 0 to 4294967296"))
+        }
+        if let length = maxLength, !(0...(1 << 40)).contains(length) {
+            problems.append(("\(field).max_length", "must be from 0 to 1099511627776"))
+        }
+        if overflow == .rejectPublishDLX, type == .quorum {
+            problems.append(("\(field).overflow", "reject-publish-dlx needs a classic queue"))
+        }
+        if overflow != nil, maxLength == nil { problems.append(("\(field).overflow", "needs max_length")) }
+        if let priority = maxPriority {
+            if type != .classic { problems.append(("\(field).max_priority", "needs a classic queue (quorum queues cannot take priorities)")) }
+            if !(1...255).contains(priority) { problems.append(("\(field).max_priority", "must be from 1 to 255")) }
+        }
         return problems
     }
 }

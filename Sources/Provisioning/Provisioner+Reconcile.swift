@@ -8,37 +8,29 @@ public struct ReconcileResult: Sendable {
 }
 
 extension Provisioner {
-    /// Restores whatever of the environment is missing (its exchange, queue, binding, Warren's
-    /// own permissions) from the record on the broker. Users that still exist are left as they
-    /// are, so their credentials keep working; only when none is left is a new one made.
-    /// Nil when the environment does not exist.
+    /// Restores whatever of the environment is missing (exchanges, queues, bindings, limits,
+    /// Warren's own permissions) from the record on the broker. Users that still exist are left
+    /// as they are, so their credentials keep working; only when none is left is a new one
+    /// made. Nil when the environment does not exist.
     public func reconcile(team: String, name: String) async throws -> ReconcileResult? {
         try await measured("reconcile") { try await repair(team: team, name: name) }
     }
 
     private func repair(team: String, name: String) async throws -> ReconcileResult? {
-        let vhost = EnvironmentNaming.vhost(team: team, name: name)
-        guard let info = try await step("read vhost", { try await admin.vhost(vhost) }),
-              let record = EnvironmentRecord.decode(description: info.description), record.team == team
-        else { return nil }
-        let environment = Environment(record: record, vhost: vhost)
-
+        guard let (environment, record) = try await load(team: team, name: name) else { return nil }
+        let vhost = environment.vhost
         var ownsVhost = false
         try await prepare(environment, record: record, ownsVhost: &ownsVhost)
-        try await concurrently([
-            { try await declareExchange(environment) },
-            { try await declareQueue(environment) },
-        ])
-        try await bind(environment)
+        try await declareTopology(environment)
 
         var credentials: IssuedCredentials?
         let users = try await step("read permissions") { try await admin.permissions(vhost: vhost) }
         if !users.contains(where: { EnvironmentNaming.isUser($0.user, of: vhost) }) {
             let issued = IssuedCredentials(username: EnvironmentNaming.newUserName(vhost: vhost), password: PasswordGenerator.make())
             do {
-                try await makeUser(issued.username, password: issued.password, in: vhost)
+                try await makeUser(issued, for: environment)
             } catch {
-                await rollBack(vhost: nil, user: issued.username)
+                await rollBack(vhost: nil, users: [issued.username])
                 throw error
             }
             credentials = issued

@@ -3,13 +3,18 @@ import RabbitManagement
 extension Provisioner {
     /// Removes the environment's users, then its vhost and everything in it. Works on complete,
     /// half-made and drifted environments alike. False when there was nothing to delete.
-    public func delete(team: String, name: String) async throws -> Bool {
-        try await measured("delete") { try await tearDown(team: team, name: name) }
+    /// Unless `force`, refuses (`.messagesPending`) when its queues hold messages, as far as the
+    /// broker's statistics (refreshed every few seconds) know.
+    public func delete(team: String, name: String, force: Bool = true) async throws -> Bool {
+        try await measured("delete") { try await tearDown(team: team, name: name, force: force) }
     }
 
-    private func tearDown(team: String, name: String) async throws -> Bool {
+    private func tearDown(team: String, name: String, force: Bool) async throws -> Bool {
         let vhost = EnvironmentNaming.vhost(team: team, name: name)
-        guard try await step("read vhost", { try await admin.vhost(vhost) }) != nil else { return false }
+        guard let info = try await step("read vhost", { try await admin.vhost(vhost) }) else { return false }
+        if !force, let record = EnvironmentRecord.decode(description: info.description) {
+            try await refuseIfMessagesPending(Environment(record: record, vhost: vhost))
+        }
         // Users with permissions are found through the vhost; a user whose permissions never
         // arrived (a crash between the two calls) only through the full user list.
         async let permitted = step("read permissions") { try await admin.permissions(vhost: vhost) }
@@ -20,5 +25,22 @@ extension Provisioner {
         _ = try await step("delete vhost") { try await admin.deleteVhost(vhost) }
         logger.info("environment deleted", metadata: ["vhost": "\(vhost)", "users": "\(users.count)"])
         return true
+    }
+
+    private func refuseIfMessagesPending(_ environment: Environment) async throws {
+        let names = Topology(environment.spec).queues.map(\.name)
+        var pending: [(String, Int)] = []
+        for name in names {
+            if let queue = try await step("read queue", { try await admin.queue(vhost: environment.vhost, name: name) }),
+               let messages = queue.messages, messages > 0 {
+                pending.append((name, messages))
+            }
+        }
+        guard pending.isEmpty else {
+            let total = pending.reduce(0) { $0 + $1.1 }
+            throw ProvisioningError(
+                code: .messagesPending,
+                detail: "\(total) messages would be lost (\(pending.map { "\($0.0): \($0.1)" }.joined(separator: ", "))); delete with ?force=true to drop them")
+        }
     }
 }

@@ -29,13 +29,13 @@ public struct Provisioner: Sendable {
     // MARK: create
 
     /// Creates the environment, or re-ensures it and issues fresh credentials when it exists with
-    /// the same spec. On any failure it removes what this call made and throws; it never leaves
-    /// a vhost it created without its topology.
-    public func create(team: String, spec: EnvironmentSpec) async throws -> CreateResult {
-        try await measured("create") { try await makeOrEnsure(team: team, spec: spec) }
+    /// the same spec: one set for each of `roles`. On any failure it removes what this call made
+    /// and throws; it never leaves a vhost it created without its topology.
+    public func create(team: String, spec: EnvironmentSpec, roles: [Role] = [.full]) async throws -> CreateResult {
+        try await measured("create") { try await makeOrEnsure(team: team, spec: spec, roles: roles) }
     }
 
-    private func makeOrEnsure(team: String, spec: EnvironmentSpec) async throws -> CreateResult {
+    private func makeOrEnsure(team: String, spec: EnvironmentSpec, roles: [Role]) async throws -> CreateResult {
         let vhost = EnvironmentNaming.vhost(team: team, name: spec.name)
         let record: EnvironmentRecord
         let createdVhost: Bool
@@ -56,33 +56,29 @@ public struct Provisioner: Sendable {
         }
         let environment = Environment(record: record, vhost: vhost)
 
-        let username = EnvironmentNaming.newUserName(vhost: vhost)
-        let password = PasswordGenerator.make()
+        let issued = roles.map { role in
+            IssuedCredentials(username: EnvironmentNaming.newUserName(vhost: vhost), password: PasswordGenerator.make(), role: role)
+        }
         var ownsVhost = createdVhost
         do {
             try await prepare(environment, record: record, ownsVhost: &ownsVhost)
-            // The user, the exchange and the queue do not depend on each other: declare them
-            // at once. The binding needs both ends.
-            try await concurrently([
-                { try await makeUser(username, password: password, in: vhost) },
-                { try await declareExchange(environment) },
-                { try await declareQueue(environment) },
-            ])
-            try await bind(environment)
+            // Users and topology do not depend on each other: make them at once.
+            try await concurrently(
+                issued.map { credentials in { @Sendable in try await makeUser(credentials, for: environment) } }
+                    + [{ @Sendable in try await declareTopology(environment) }])
             if record.state != .ready {
                 var ready = record
                 ready.state = .ready
                 try await write(ready, to: vhost, step: "mark ready")
             }
         } catch {
-            await rollBack(vhost: ownsVhost ? vhost : nil, user: username)
+            await rollBack(vhost: ownsVhost ? vhost : nil, users: issued.map(\.username))
             throw error
         }
-        logger.info("environment ready", metadata: ["vhost": "\(vhost)", "user": "\(username)", "created": "\(createdVhost)"])
-        return CreateResult(
-            environment: environment,
-            credentials: IssuedCredentials(username: username, password: password),
-            created: createdVhost)
+        logger.info("environment ready", metadata: [
+            "vhost": "\(vhost)", "users": "\(issued.map(\.username).joined(separator: ","))", "created": "\(createdVhost)",
+        ])
+        return CreateResult(environment: environment, credentials: issued, created: createdVhost)
     }
 
     /// What every create and repair does first: wait until the vhost runs, give Warren's own
@@ -115,7 +111,13 @@ public struct Provisioner: Sendable {
         var fields = ["spec"]
         if let queue = try? await admin.queue(vhost: vhost, name: Claim.queueName), let winner = Claim.record(in: queue) {
             fields = environment.spec.differences(from: winner.spec)
-            try? await write(winner, to: vhost, step: "restore record")
+            // Only when this request's write is what the description says now: the winner may
+            // have marked its record ready since, and that must stand. A restored record says
+            // `creating`; the janitor marks it ready once it finds the environment complete.
+            let current = try? await admin.vhost(vhost).flatMap { EnvironmentRecord.decode(description: $0.description) }
+            if current?.spec != winner.spec {
+                try? await write(winner, to: vhost, step: "restore record")
+            }
         }
         return ProvisioningError(
             code: .conflict,
@@ -133,12 +135,20 @@ public struct Provisioner: Sendable {
         }
     }
 
-    func makeUser(_ username: String, password: String, in vhost: String) async throws {
+    /// A user of the environment with the permissions of its role, and no management tags.
+    func makeUser(_ credentials: IssuedCredentials, for environment: Environment) async throws {
         try await step("create user") {
-            try await admin.putUser(username, passwordHash: RabbitPasswordHash.hash(password: password), tags: [])
+            try await admin.putUser(credentials.username, passwordHash: RabbitPasswordHash.hash(password: credentials.password), tags: [])
         }
+        try await grant(credentials.role, to: credentials.username, in: environment)
+    }
+
+    func grant(_ role: Role, to user: String, in environment: Environment) async throws {
+        let permissions = role.permissions(for: environment.spec)
         try await step("grant user permissions") {
-            try await admin.putPermissions(vhost: vhost, user: username, configure: ".*", write: ".*", read: ".*")
+            try await admin.putPermissions(
+                vhost: environment.vhost, user: user,
+                configure: permissions.configure, write: permissions.write, read: permissions.read)
         }
     }
 
@@ -176,40 +186,52 @@ public struct Provisioner: Sendable {
         }
     }
 
-    func declareExchange(_ environment: Environment) async throws {
-        let exchange = environment.spec.exchange
-        try await step("declare exchange") {
-            try await admin.putExchange(
-                vhost: environment.vhost, name: exchange.name, type: exchange.type.rawValue,
-                durable: true, autoDelete: false, arguments: [:])
-        }
-    }
-
-    func declareQueue(_ environment: Environment) async throws {
-        let queue = environment.spec.queue
-        try await step("declare queue") {
-            // durable defaults to false on the broker: always send it.
-            try await admin.putQueue(
-                vhost: environment.vhost, name: queue.name, durable: true, autoDelete: false,
-                arguments: ["x-queue-type": .string(queue.type.rawValue)])
-        }
-    }
-
-    func bind(_ environment: Environment) async throws {
-        let spec = environment.spec
-        try await step("bind queue") {
-            try await admin.bind(
-                vhost: environment.vhost, exchange: spec.exchange.name, queue: spec.queue.name,
-                routingKey: spec.routingKey, arguments: [:])
+    /// Declares every exchange and queue of the spec at once, then every binding, then the
+    /// vhost limits. Each declaration is idempotent, so this also repairs drift.
+    func declareTopology(_ environment: Environment) async throws {
+        let vhost = environment.vhost
+        let topology = Topology(environment.spec)
+        try await concurrently(
+            topology.exchanges.map { exchange in
+                { @Sendable in
+                    try await step("declare exchange") {
+                        try await admin.putExchange(
+                            vhost: vhost, name: exchange.name, type: exchange.type, durable: true, autoDelete: false, arguments: [:])
+                    }
+                }
+            }
+                + topology.queues.map { queue in
+                    { @Sendable in
+                        // durable defaults to false on the broker: always send it.
+                        try await step("declare queue") {
+                            try await admin.putQueue(vhost: vhost, name: queue.name, durable: true, autoDelete: false, arguments: queue.arguments)
+                        }
+                    }
+                })
+        try await concurrently(topology.bindings.map { binding in
+            { @Sendable in
+                try await step("bind queue") {
+                    try await admin.bind(
+                        vhost: vhost, exchange: binding.exchange, queue: binding.queue,
+                        routingKey: binding.routingKey, arguments: binding.arguments)
+                }
+            }
+        })
+        let limits = environment.spec.limits
+        for (name, value) in [("max-queues", limits.maxQueues), ("max-connections", limits.maxConnections)] {
+            guard let value else { continue }
+            try await step("set vhost limit") { try await admin.putVhostLimit(vhost: vhost, name: name, value: value) }
         }
     }
 
     /// Removes what a failed create made: the user first, then the vhost (which takes its
     /// exchanges, queues, bindings and permissions with it). Best effort: a failure here is
     /// logged, and a later DELETE of the environment removes what remains.
-    func rollBack(vhost: String?, user: String) async {
-        do { _ = try await admin.deleteUser(user) } catch {
-            logger.error("rollback could not delete user", metadata: ["user": "\(user)", "error": "\(error)"])
+    func rollBack(vhost: String?, users: [String]) async {
+        for user in users {
+            do { _ = try await admin.deleteUser(user) } catch {
+                logger.error("rollback could not delete user", metadata: ["user": "\(user)", "error": "\(error)"])
+            }
         }
         guard let vhost else { return }
         do { _ = try await admin.deleteVhost(vhost) } catch {

@@ -12,6 +12,8 @@ public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
         public static let conflict = Code("conflict")
         /// A broker call failed (see `step` and `underlying`).
         public static let broker = Code("broker")
+        /// A delete would drop messages and was not forced.
+        public static let messagesPending = Code("messages-pending")
         /// The team already has as many environments as it may.
         public static let quotaExceeded = Code("quota-exceeded")
         /// The new vhost did not report itself running in time.

@@ -1,11 +1,117 @@
 import Provisioning
 import RabbitManagement
 
-/// Turns a POST /v1/environments body into a valid `EnvironmentSpec`, or a 400 that names
-/// every offending field. Decoded by hand over a JSON tree rather than with Codable, so unknown
-/// fields, nulls and wrong types each get their own precise message.
-enum CreateEnvironmentRequest {
-    static func decode(_ body: [UInt8]) throws(Problem) -> EnvironmentSpec {
+/// A POST /v1/environments body, decoded into a valid spec (or a 400 naming every offending
+/// field). Decoded by hand over a strict JSON tree rather than with Codable, so unknown fields,
+/// nulls and wrong types each get their own precise message.
+///
+/// Three forms: the single-queue form (`queue`, `routing_key`), the full form (`queues`,
+/// `bindings`, `limits`), and a `blueprint` named by the operators.
+struct CreateEnvironmentRequest {
+    var spec: EnvironmentSpec
+    /// Credentials to issue besides the full-access set.
+    var extraRoles: [Role]
+
+    static let keys: Set<String> = ["name", "blueprint", "exchange", "queue", "routing_key", "queues", "bindings", "limits", "roles"]
+    static let topologyKeys = ["exchange", "queue", "routing_key", "queues", "bindings", "limits"]
+
+    static func decode(_ body: [UInt8], blueprints: Blueprints = Blueprints()) throws(Problem) -> CreateEnvironmentRequest {
+        let object = try JSONBody.object(body)
+        var fields = JSONFields(object)
+        let name = fields.string("name", required: true)
+        let blueprintName = fields.string("blueprint")
+        var roles: [Role] = []
+        if let items = fields.array("roles") {
+            for (index, item) in items.enumerated() {
+                guard case .string(let raw) = item, let role = Role(rawValue: raw), role != .full else {
+                    fields.fail("roles[\(index)]", "must be producer or consumer")
+                    continue
+                }
+                if !roles.contains(role) { roles.append(role) }
+            }
+        }
+        fields.rejectUnknown(allowed: keys)
+        var errors = fields.errors
+        let envName = name ?? ""
+
+        var singleQueueForm = true
+        var spec: EnvironmentSpec
+        if let blueprintName {
+            let mixed = topologyKeys.filter { object[$0] != nil }
+            if !mixed.isEmpty {
+                errors.append(.init(field: "blueprint", reason: "cannot be combined with \(mixed.joined(separator: ", "))"))
+            }
+            guard let blueprint = blueprints[blueprintName] else {
+                errors.append(.init(field: "blueprint", reason: "no such blueprint; GET /v1/blueprints lists them"))
+                throw Problem.invalidFields(errors)
+            }
+            spec = blueprint.spec(named: envName)
+            singleQueueForm = false
+        } else {
+            (spec, singleQueueForm) = topology(object, name: envName, errors: &errors)
+        }
+
+        // Check the values too, even when some fields already failed, so one answer names
+        // every problem; a field with a type error is not reported twice.
+        let typed = Set(errors.map(\.field))
+        for problem in spec.validate() {
+            let field = singleQueueForm ? singleQueueName(problem.field) : problem.field
+            guard !typed.contains(field) else { continue }
+            // A default derived from a bad name is not a field of its own the caller sent.
+            if field == "name" || wasSent(field, object) || !singleQueueForm {
+                errors.append(.init(field: field, reason: problem.reason))
+            }
+        }
+        guard errors.isEmpty else { throw Problem.invalidFields(errors) }
+        return CreateEnvironmentRequest(spec: spec, extraRoles: roles)
+    }
+
+    /// The topology fields of a body: the single-queue form unless `queues` or `bindings` is given.
+    private static func topology(
+        _ object: [String: JSONValue], name: String, errors: inout [Problem.FieldError]
+    ) -> (EnvironmentSpec, singleQueueForm: Bool) {
+        var fields = JSONFields(object)
+        defer { errors += fields.errors }
+        let exchange = fields.object("exchange").map { TopologyFields.exchange($0, defaultName: name, errors: &errors) }
+            ?? EnvironmentSpec.Exchange(name: name, type: .direct)
+        let limits = fields.object("limits").map { TopologyFields.limits($0, errors: &errors) } ?? EnvironmentSpec.Limits()
+
+        if object["queues"] != nil || object["bindings"] != nil {
+            for key in ["queue", "routing_key"] where object[key] != nil {
+                fields.fail(key, "cannot be combined with queues or bindings")
+            }
+            let queues = fields.array("queues").map { TopologyFields.queues($0, errors: &errors) } ?? [EnvironmentSpec.Queue(name: name)]
+            let bindings = fields.array("bindings").map { TopologyFields.bindings($0, errors: &errors) }
+                ?? TopologyFields.defaultBindings(for: queues)
+            return (EnvironmentSpec(name: name, exchange: exchange, queues: queues, bindings: bindings, limits: limits), false)
+        }
+
+        let queue = fields.object("queue").map { TopologyFields.queue($0, path: "queue.", defaultName: name, errors: &errors) }
+        let routingKey = fields.string("routing_key")
+        var spec = EnvironmentSpec(name: name, exchange: exchange, queue: queue, routingKey: routingKey)
+        spec.limits = limits
+        return (spec, true)
+    }
+
+    /// "queues[0].type" -> "queue.type" and "bindings[0].routing_key" -> "routing_key", for
+    /// bodies written in the single-queue form.
+    private static func singleQueueName(_ field: String) -> String {
+        if field.hasPrefix("queues[0].") { return "queue." + field.dropFirst("queues[0].".count) }
+        if field.hasPrefix("bindings[0].") { return String(field.dropFirst("bindings[0].".count)) }
+        return field
+    }
+
+    private static func wasSent(_ path: String, _ object: [String: JSONValue]) -> Bool {
+        let parts = path.split(separator: ".").map(String.init)
+        guard parts.count == 2 else { return object[path] != nil }
+        guard case .object(let inner) = object[parts[0]] else { return false }
+        return inner[parts[1]] != nil
+    }
+}
+
+/// The one way request bodies become JSON objects.
+enum JSONBody {
+    static func object(_ body: [UInt8]) throws(Problem) -> [String: JSONValue] {
         let tree: JSONValue
         do {
             tree = try StrictJSON.parse(body)
@@ -15,96 +121,6 @@ enum CreateEnvironmentRequest {
         guard case .object(let object) = tree else {
             throw Problem.malformedJSON("the body must be a JSON object")
         }
-
-        var errors: [Problem.FieldError] = []
-        var fields = Fields(object: object, path: "", errors: [])
-        let name = fields.string("name", required: true)
-        let exchange = fields.object("exchange")
-        let queue = fields.object("queue")
-        let routingKey = fields.string("routing_key")
-        fields.rejectUnknown(allowed: ["name", "exchange", "queue", "routing_key"])
-        errors += fields.errors
-
-        var exchangeSpec: EnvironmentSpec.Exchange?
-        if let exchange {
-            var sub = Fields(object: exchange, path: "exchange.", errors: [])
-            let exchangeName = sub.string("name")
-            let type = sub.choice("type", EnvironmentSpec.ExchangeType.self)
-            sub.rejectUnknown(allowed: ["name", "type"])
-            errors += sub.errors
-            exchangeSpec = EnvironmentSpec.Exchange(name: exchangeName ?? name ?? "", type: type ?? .direct)
-        }
-        var queueSpec: EnvironmentSpec.Queue?
-        if let queue {
-            var sub = Fields(object: queue, path: "queue.", errors: [])
-            let queueName = sub.string("name")
-            let type = sub.choice("type", EnvironmentSpec.QueueType.self)
-            sub.rejectUnknown(allowed: ["name", "type"])
-            errors += sub.errors
-            queueSpec = EnvironmentSpec.Queue(name: queueName ?? name ?? "", type: type ?? .quorum)
-        }
-        // Check the values too, even when some fields already failed, so one answer names
-        // every problem; a field with a type error is not reported twice.
-        let spec = EnvironmentSpec(name: name ?? "", exchange: exchangeSpec, queue: queueSpec, routingKey: routingKey)
-        let typed = Set(errors.map(\.field))
-        for problem in spec.validate() where !typed.contains(problem.field) {
-            // A default derived from a bad name is not a field of its own the caller sent.
-            let sent = problem.field == "name" || fieldWasSent(problem.field, object)
-            if sent { errors.append(Problem.FieldError(field: problem.field, reason: problem.reason)) }
-        }
-        guard errors.isEmpty else { throw Problem.invalidFields(errors) }
-        return spec
-    }
-
-    private static func fieldWasSent(_ path: String, _ object: [String: JSONValue]) -> Bool {
-        let parts = path.split(separator: ".").map(String.init)
-        guard parts.count == 2 else { return object[path] != nil }
-        guard case .object(let inner) = object[parts[0]] else { return false }
-        return inner[parts[1]] != nil
-    }
-
-    /// Reads typed fields out of one JSON object, collecting a message per bad field.
-    private struct Fields {
-        let object: [String: JSONValue]
-        let path: String
-        var errors: [Problem.FieldError]
-
-        mutating func string(_ key: String, required: Bool = false) -> String? {
-            switch object[key] {
-            case .string(let value): return value
-            case nil where !required: return nil
-            case nil: fail(key, "is required")
-            case .null: fail(key, "must be a string, not null")
-            default: fail(key, "must be a string")
-            }
-            return nil
-        }
-
-        mutating func object(_ key: String) -> [String: JSONValue]? {
-            switch object[key] {
-            case .object(let value): return value
-            case nil: return nil
-            case .null: fail(key, "must be an object, not null")
-            default: fail(key, "must be an object")
-            }
-            return nil
-        }
-
-        mutating func choice<T: RawRepresentable & CaseIterable>(_ key: String, _: T.Type) -> T? where T.RawValue == String {
-            guard let raw = string(key) else { return nil }
-            if let value = T(rawValue: raw) { return value }
-            fail(key, "must be one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
-            return nil
-        }
-
-        mutating func rejectUnknown(allowed: Set<String>) {
-            for key in object.keys.sorted() where !allowed.contains(key) {
-                fail(key, "is not a known field")
-            }
-        }
-
-        private mutating func fail(_ key: String, _ reason: String) {
-            errors.append(Problem.FieldError(field: path + key, reason: reason))
-        }
+        return object
     }
 }

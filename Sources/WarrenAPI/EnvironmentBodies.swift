@@ -8,15 +8,63 @@ struct ExchangeBody: Encodable {
     var durable = true
 }
 
+/// A queue with the options it was given (absent ones are left out).
 struct QueueBody: Encodable {
     var name: String
     var type: String
     var durable = true
+    var deliveryLimit: Int?
+    var deadLetterQueue: String?
+    var messageTtlMs: Int?
+    var maxLength: Int?
+    var overflow: String?
+    var singleActiveConsumer: Bool?
+    var maxPriority: Int?
+
+    init(_ queue: EnvironmentSpec.Queue) {
+        name = queue.name
+        type = queue.type.rawValue
+        deliveryLimit = queue.deliveryLimit
+        deadLetterQueue = queue.deadLetterQueue
+        messageTtlMs = queue.messageTTLMilliseconds
+        maxLength = queue.maxLength
+        overflow = queue.overflow?.rawValue
+        singleActiveConsumer = queue.singleActiveConsumer ? true : nil
+        maxPriority = queue.maxPriority
+    }
+}
+
+struct BindingBody: Encodable {
+    var queue: String
+    var routingKey: String
+    var arguments: [String: String]?
+
+    init(_ binding: EnvironmentSpec.Binding) {
+        queue = binding.queue
+        routingKey = binding.routingKey
+        arguments = binding.arguments.isEmpty ? nil : binding.arguments
+    }
+}
+
+struct LimitsBody: Encodable {
+    var maxQueues: Int?
+    var maxConnections: Int?
+
+    static func of(_ limits: EnvironmentSpec.Limits) -> LimitsBody? {
+        limits.isEmpty ? nil : LimitsBody(maxQueues: limits.maxQueues, maxConnections: limits.maxConnections)
+    }
 }
 
 struct CredentialsBody: Encodable {
     var username: String
     var password: String
+    var role: String
+
+    init(_ credentials: IssuedCredentials) {
+        username = credentials.username
+        password = credentials.password
+        role = credentials.role.rawValue
+    }
 }
 
 struct ConnectionBody: Encodable {
@@ -48,14 +96,21 @@ public struct AMQPEndpoint: Sendable {
     }
 }
 
+/// What every view of an environment shows: its spec and where it lives.
 struct EnvironmentSummaryBody: Encodable {
     var id: String
     var name: String
     var team: String
     var vhost: String
     var exchange: ExchangeBody
+    /// The primary queue and its routing key: the single-queue view.
     var queue: QueueBody
     var routingKey: String
+    var queues: [QueueBody]
+    var bindings: [BindingBody]
+    var limits: LimitsBody?
+    /// Things worth knowing about how the spec was applied.
+    var notes: [String]?
     var createdAt: String
 
     init(_ environment: Environment) {
@@ -65,8 +120,15 @@ struct EnvironmentSummaryBody: Encodable {
         team = environment.team
         vhost = environment.vhost
         exchange = ExchangeBody(name: spec.exchange.name, type: spec.exchange.type.rawValue)
-        queue = QueueBody(name: spec.queue.name, type: spec.queue.type.rawValue)
+        queue = QueueBody(spec.queue)
         routingKey = spec.routingKey
+        queues = spec.queues.map(QueueBody.init)
+        bindings = spec.bindings.map(BindingBody.init)
+        limits = LimitsBody.of(spec.limits)
+        let priorityNotes = spec.queues.filter { $0.maxPriority != nil }.map {
+            "queue \($0.name) is a classic queue: priorities need one (quorum queues cannot take x-max-priority)"
+        }
+        notes = priorityNotes.isEmpty ? nil : priorityNotes
         createdAt = environment.createdAt
     }
 }
@@ -75,65 +137,77 @@ struct EnvironmentListBody: Encodable {
     var items: [EnvironmentSummaryBody]
 }
 
-/// The answer to a create: everything a client needs to connect, the password included.
+/// The answer to a create: everything a client needs to connect, the passwords included.
 struct CreatedEnvironmentBody: Encodable {
-    var id, name, team, status, vhost: String
-    var exchange: ExchangeBody
-    var queue: QueueBody
-    var routingKey: String
-    var createdAt: String
+    var summary: EnvironmentSummaryBody
+    var status = "ready"
     var credentials: CredentialsBody
     var connection: ConnectionBody
+    /// Extra credentials asked for with `roles`, by role.
+    var roleCredentials: [String: CredentialsBody]?
 
     init(_ result: CreateResult, endpoint: AMQPEndpoint) {
-        let summary = EnvironmentSummaryBody(result.environment)
-        id = summary.id
-        name = summary.name
-        team = summary.team
-        status = "ready"
-        vhost = summary.vhost
-        exchange = summary.exchange
-        queue = summary.queue
-        routingKey = summary.routingKey
-        createdAt = summary.createdAt
-        credentials = CredentialsBody(username: result.credentials.username, password: result.credentials.password)
-        connection = endpoint.connection(vhost: summary.vhost, credentials: result.credentials)
+        summary = EnvironmentSummaryBody(result.environment)
+        let full = result.credentials.first { $0.role == .full } ?? result.credentials[0]
+        credentials = CredentialsBody(full)
+        connection = endpoint.connection(vhost: summary.vhost, credentials: full)
+        let others = result.credentials.filter { $0.role != .full }
+        roleCredentials = others.isEmpty ? nil : Dictionary(others.map { ($0.role.rawValue, CredentialsBody($0)) }, uniquingKeysWith: { a, _ in a })
     }
+
+    func encode(to encoder: any Encoder) throws {
+        try summary.encode(to: encoder)
+        var container = encoder.container(keyedBy: Keys.self)
+        try container.encode(status, forKey: .status)
+        try container.encode(credentials, forKey: .credentials)
+        try container.encode(connection, forKey: .connection)
+        try container.encodeIfPresent(roleCredentials, forKey: .roleCredentials)
+    }
+
+    enum Keys: String, CodingKey { case status, credentials, connection, roleCredentials }
 }
 
-/// The answer to GET of one environment: what exists on the broker now. Never a password.
+/// The answer to GET of one environment: what exists on the broker now. Never a password
+/// (but a reconcile that had to make a new user adds its credentials).
 struct EnvironmentDetailBody: Encodable {
     struct Resources: Encodable {
         var vhost, exchange, queue, binding, user: Bool
     }
 
-    var id, name, team, status, vhost: String
-    var exchange: ExchangeBody
-    var queue: QueueBody
-    var routingKey: String
-    var createdAt: String
+    var summary: EnvironmentSummaryBody
+    var status: String
     var users: [String]
+    var userRoles: [String: String]
+    var revocations: [String: String]?
     var resources: Resources
     var missing: [String]
     var connection: ConnectionBody
-    /// Only in the answer to a repair that had to make a new user.
     var credentials: CredentialsBody?
 
     init(_ health: EnvironmentHealth, endpoint: AMQPEndpoint) {
-        let summary = EnvironmentSummaryBody(health.environment)
-        id = summary.id
-        name = summary.name
-        team = summary.team
+        summary = EnvironmentSummaryBody(health.environment)
         status = health.isComplete ? "ready" : "degraded"
-        vhost = summary.vhost
-        exchange = summary.exchange
-        queue = summary.queue
-        routingKey = summary.routingKey
-        createdAt = summary.createdAt
-        users = health.users
+        users = health.users.map(\.name)
+        userRoles = Dictionary(health.users.map { ($0.name, $0.role.rawValue) }, uniquingKeysWith: { a, _ in a })
+        revocations = health.revocations.isEmpty ? nil : health.revocations
         let r = health.resources
         resources = Resources(vhost: r.vhost, exchange: r.exchange, queue: r.queue, binding: r.binding, user: r.user)
         missing = r.missing
         connection = endpoint.connection(vhost: summary.vhost)
     }
+
+    func encode(to encoder: any Encoder) throws {
+        try summary.encode(to: encoder)
+        var container = encoder.container(keyedBy: Keys.self)
+        try container.encode(status, forKey: .status)
+        try container.encode(users, forKey: .users)
+        try container.encode(userRoles, forKey: .userRoles)
+        try container.encodeIfPresent(revocations, forKey: .revocations)
+        try container.encode(resources, forKey: .resources)
+        try container.encode(missing, forKey: .missing)
+        try container.encode(connection, forKey: .connection)
+        try container.encodeIfPresent(credentials, forKey: .credentials)
+    }
+
+    enum Keys: String, CodingKey { case status, users, userRoles, revocations, resources, missing, connection, credentials }
 }

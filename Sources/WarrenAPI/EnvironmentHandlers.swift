@@ -7,15 +7,17 @@ import RabbitManagement
 struct EnvironmentHandlers: Sendable {
     let provisioner: Provisioner
     let endpoint: AMQPEndpoint
+    let blueprints: Blueprints
 
     func create(_ context: RequestContext) async throws -> HTTPResponse {
         try requireJSON(context.request)
-        let spec = try CreateEnvironmentRequest.decode(context.request.body)
-        let result = try await provisioner.logging(to: context.logger).create(team: context.team, spec: spec)
+        let request = try CreateEnvironmentRequest.decode(context.request.body, blueprints: blueprints)
+        let result = try await provisioner.logging(to: context.logger)
+            .create(team: context.team, spec: request.spec, roles: [.full] + request.extraRoles)
         let body = CreatedEnvironmentBody(result, endpoint: endpoint)
         // The body holds a password: tell every cache to keep it nowhere.
         return JSON.response(result.created ? 201 : 200, body, headers: [
-            ("Location", "/v1/environments/\(PathSegment.percentEncode(body.id))"),
+            ("Location", "/v1/environments/\(PathSegment.percentEncode(body.summary.id))"),
             ("Cache-Control", "no-store"),
         ])
     }
@@ -33,6 +35,27 @@ struct EnvironmentHandlers: Sendable {
         return JSON.response(200, EnvironmentDetailBody(health, endpoint: endpoint))
     }
 
+    /// PATCH: adds queues and bindings, or sets limits, in place. A change to a queue that
+    /// exists is refused (409): the broker cannot apply it without deleting the queue.
+    func update(_ context: RequestContext) async throws -> HTTPResponse {
+        let id = try environmentID(context)
+        try requireJSON(context.request)
+        let addition = try TopologyAdditionRequest.decode(context.request.body)
+        let provisioner = provisioner.logging(to: context.logger)
+        guard let current = try await provisioner.inspect(team: context.team, name: id) else {
+            throw Problem.notFound("no environment \(id)")
+        }
+        let merged = try Provisioner.merge(addition, into: current.environment.spec)
+        let invalid = merged.validate()
+        guard invalid.isEmpty else {
+            throw Problem.invalidFields(invalid.map { Problem.FieldError(field: $0.field, reason: $0.reason) })
+        }
+        guard let health = try await provisioner.update(team: context.team, name: id, to: merged) else {
+            throw Problem.notFound("no environment \(id)")
+        }
+        return JSON.response(200, EnvironmentDetailBody(health, endpoint: endpoint))
+    }
+
     /// Restores what drifted away; answers like GET, plus credentials when it had to make a
     /// new user because none was left.
     func reconcile(_ context: RequestContext) async throws -> HTTPResponse {
@@ -43,16 +66,18 @@ struct EnvironmentHandlers: Sendable {
         var body = EnvironmentDetailBody(result.health, endpoint: endpoint)
         var headers: [(String, String)] = []
         if let credentials = result.credentials {
-            body.credentials = CredentialsBody(username: credentials.username, password: credentials.password)
-            body.connection = endpoint.connection(vhost: body.vhost, credentials: credentials)
+            body.credentials = CredentialsBody(credentials)
+            body.connection = endpoint.connection(vhost: body.summary.vhost, credentials: credentials)
             headers.append(("Cache-Control", "no-store"))
         }
         return JSON.response(200, body, headers: headers)
     }
 
+    /// DELETE: refuses (409) when queues hold messages, unless `?force=true`.
     func delete(_ context: RequestContext) async throws -> HTTPResponse {
         let id = try environmentID(context)
-        guard try await provisioner.logging(to: context.logger).delete(team: context.team, name: id) else {
+        let force = try Query.flag("force", in: context.request.query)
+        guard try await provisioner.logging(to: context.logger).delete(team: context.team, name: id, force: force) else {
             throw Problem.notFound("no environment \(id)")
         }
         return HTTPResponse(status: 204)
@@ -60,18 +85,36 @@ struct EnvironmentHandlers: Sendable {
 
     /// An id that could not name an environment is simply not found: it is never sent on to
     /// the broker.
-    private func environmentID(_ context: RequestContext) throws -> String {
+    func environmentID(_ context: RequestContext) throws -> String {
         guard let id = context.parameters["id"], NameRules.checkEnvironmentName(id) == nil else {
             throw Problem.notFound("no environment \(context.parameters["id"] ?? "")")
         }
         return id
     }
 
-    private func requireJSON(_ request: HTTPRequest) throws {
+    func requireJSON(_ request: HTTPRequest) throws {
         let contentType = request.headers["Content-Type"]
         let mediaType = contentType?.split(separator: ";").first?.lowercased().filter { $0 != " " } ?? ""
         guard mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
             throw Problem.unsupportedMediaType(contentType)
         }
+    }
+}
+
+/// Query parameters Warren reads: only flags, so far.
+enum Query {
+    /// `name=true|false` (absent: false); any other value is a 400.
+    static func flag(_ name: String, in query: String?) throws(Problem) -> Bool {
+        var value = false
+        for pair in (query ?? "").split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.first.map(String.init) == name else { continue }
+            switch parts.count == 2 ? String(parts[1]) : "" {
+            case "true", "1": value = true
+            case "false", "0": value = false
+            default: throw Problem.invalidField(name, "must be true or false")
+            }
+        }
+        return value
     }
 }

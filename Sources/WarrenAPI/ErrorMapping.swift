@@ -21,6 +21,8 @@ enum ErrorMapping {
         switch error.code {
         case .conflict:
             return .conflict(error.detail, fields: error.fields)
+        case .messagesPending:
+            return Problem(status: 409, slug: "messages-pending", title: "Messages would be lost", detail: error.detail)
         case .quotaExceeded:
             return Problem(status: 403, slug: "quota-exceeded", title: "Quota exceeded", detail: error.detail)
         case .vhostNotReady:

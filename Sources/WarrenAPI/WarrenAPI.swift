@@ -11,10 +11,11 @@ public struct WarrenAPI: HTTPResponder {
     /// counts and timings, no names of teams' resources beyond route patterns).
     public init(
         provisioner: Provisioner, tokens: TokenStore, endpoint: AMQPEndpoint, logger: Logger,
-        metrics: (@Sendable () -> [UInt8])? = nil
+        blueprints: Blueprints = Blueprints(), metrics: (@Sendable () -> [UInt8])? = nil
     ) {
         let pipeline = RequestPipeline(tokens: tokens, logger: logger)
-        let environments = EnvironmentHandlers(provisioner: provisioner, endpoint: endpoint)
+        let environments = EnvironmentHandlers(provisioner: provisioner, endpoint: endpoint, blueprints: blueprints)
+        let credentials = CredentialHandlers(provisioner: provisioner, endpoint: endpoint, environments: environments)
         var router = Router()
         router.add("GET", "/healthz", pipeline.route("/healthz", authenticated: false) { _ in Health.live() })
         router.add("GET", "/readyz", pipeline.route("/readyz", authenticated: false) { _ in await Health.ready(provisioner) })
@@ -26,8 +27,14 @@ public struct WarrenAPI: HTTPResponder {
         router.add("POST", "/v1/environments", pipeline.route("/v1/environments", environments.create))
         router.add("GET", "/v1/environments", pipeline.route("/v1/environments", environments.list))
         router.add("GET", "/v1/environments/{id}", pipeline.route("/v1/environments/{id}", environments.get))
+        router.add("PATCH", "/v1/environments/{id}", pipeline.route("/v1/environments/{id}", environments.update))
         router.add("DELETE", "/v1/environments/{id}", pipeline.route("/v1/environments/{id}", environments.delete))
         router.add("POST", "/v1/environments/{id}/reconcile", pipeline.route("/v1/environments/{id}/reconcile", environments.reconcile))
+        router.add("POST", "/v1/environments/{id}/credentials", pipeline.route("/v1/environments/{id}/credentials", credentials.issue))
+        router.add(
+            "DELETE", "/v1/environments/{id}/credentials/{username}",
+            pipeline.route("/v1/environments/{id}/credentials/{username}", credentials.revoke))
+        router.add("GET", "/v1/blueprints", pipeline.route("/v1/blueprints", BlueprintHandlers(blueprints: blueprints).list))
         self.router = router
         self.pipeline = pipeline
     }

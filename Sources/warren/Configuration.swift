@@ -24,6 +24,7 @@ struct Configuration {
     var amqpHost = "127.0.0.1"
     var amqpPort = 5672
     var tokensFile = ""
+    var blueprintsFile: String?
     var maxBodyBytes = 1 << 20
     var maxConnections = 4096
     var logLevel = "info"
@@ -82,6 +83,7 @@ struct Configuration {
             throw Invalid(variable: "WARREN_TOKENS_FILE", reason: "required: a file of 'TEAM SHA256HEX' lines")
         }
         config.tokensFile = tokens
+        config.blueprintsFile = try readableFile(env, "WARREN_BLUEPRINTS_FILE")
         if let bytes = env["WARREN_MAX_BODY_BYTES"] {
             config.maxBodyBytes = try integer(bytes, variable: "WARREN_MAX_BODY_BYTES", in: 1024...(64 << 20))
         }

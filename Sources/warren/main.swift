@@ -37,6 +37,16 @@ do {
     exit(2)
 }
 
+var blueprints = Blueprints()
+if let path = config.blueprintsFile {
+    do {
+        blueprints = try Blueprints(path: path)
+    } catch {
+        FileHandleStderr.write("warren: WARREN_BLUEPRINTS_FILE: \(error)\n")
+        exit(2)
+    }
+}
+
 var managementConfig = ManagementConfiguration(
     baseURLs: config.managementURLs, username: config.managementUser, password: config.managementPassword)
 managementConfig.requestTimeout = .milliseconds(config.managementTimeoutMilliseconds)
@@ -57,6 +67,7 @@ let provisioner = Provisioner(
 let api = WarrenAPI(
     provisioner: provisioner, tokens: tokens,
     endpoint: AMQPEndpoint(host: config.amqpHost, port: config.amqpPort), logger: Logger(label: "warren.http"),
+    blueprints: blueprints,
     metrics: {
         var text: [UInt8] = []
         metrics.emit(into: &text)

@@ -16,6 +16,7 @@ final class FakeBroker: BrokerAdmin, Sendable {
         var exchanges: [String: ExchangeInfo] = [:]  // "vhost/name"
         var queues: [String: QueueInfo] = [:]
         var bindings: [String: BindingInfo] = [:]  // "vhost/exchange/queue/key"
+        var limits: [String: Int] = [:]  // "vhost/name"
         var calls: [String] = []
         var failAt: Int?
         var failure = ManagementError(code: .brokerFailure, status: 500, summary: "management API answered 500")
@@ -159,6 +160,11 @@ final class FakeBroker: BrokerAdmin, Sendable {
     func bindings(vhost: String, exchange: String, queue: String) async throws -> [BindingInfo] {
         try record("GET bindings")
         return state.withLock { $0.bindings.values.filter { $0.vhost == vhost && $0.source == exchange && $0.destination == queue } }
+    }
+
+    func putVhostLimit(vhost: String, name: String, value: Int) async throws {
+        try record("PUT vhost limit")
+        state.withLock { $0.limits["\(vhost)/\(name)"] = value }
     }
 
     func logging(to logger: Logger) -> any BrokerAdmin { self }

@@ -15,27 +15,28 @@ import Testing
         let result = try await provisioner.create(team: "team-a", spec: spec)
         #expect(result.created)
         #expect(result.environment.vhost == vhost)
-        #expect(EnvironmentNaming.isUser(result.credentials.username, of: vhost))
-        #expect(result.credentials.password.count >= 32)
+        #expect(EnvironmentNaming.isUser(result.credentials[0].username, of: vhost))
+        #expect(result.credentials[0].password.count >= 32)
 
         let calls = broker.calls
-        #expect(Array(calls.prefix(6)) == ["GET vhost", "PUT vhost", "GET vhost", "GET vhost", "PUT permissions", "PUT queue"])
+        // Absent, so the team's count is checked against its quota before anything is made.
+        #expect(Array(calls.prefix(7)) == ["GET vhost", "GET vhosts", "PUT vhost", "GET vhost", "GET vhost", "PUT permissions", "PUT queue"])
         // Warren's own permissions and the claim before anything else is declared; the user,
         // the exchange and the queue in any order; the binding, then the record marked ready.
         #expect(Array(calls.suffix(2)) == ["POST binding", "PUT vhost"])
-        #expect(calls[6..<(calls.count - 2)].sorted() == ["PUT exchange", "PUT permissions", "PUT queue", "PUT user"])
+        #expect(calls[7..<(calls.count - 2)].sorted() == ["PUT exchange", "PUT permissions", "PUT queue", "PUT user"])
 
         broker.state.withLock { state in
             #expect(state.vhosts[vhost] != nil)
-            #expect(state.permissions[vhost] == ["warren-admin", result.credentials.username])
+            #expect(state.permissions[vhost] == ["warren-admin", result.credentials[0].username])
             #expect(state.exchanges["\(vhost)/fraud-scoring"]?.durable == true)
             #expect(state.exchanges["\(vhost)/fraud-scoring"]?.type == "direct")
             #expect(state.queues["\(vhost)/fraud-scoring"]?.durable == true)
             #expect(state.queues["\(vhost)/fraud-scoring"]?.arguments["x-queue-type"] == .string("quorum"))
             #expect(state.bindings["\(vhost)/fraud-scoring/fraud-scoring/fraud-scoring"] != nil)
             // Only a salted hash reaches the broker, never the password itself.
-            let hash = state.users[result.credentials.username] ?? ""
-            #expect(!hash.isEmpty && !hash.contains(result.credentials.password))
+            let hash = state.users[result.credentials[0].username] ?? ""
+            #expect(!hash.isEmpty && !hash.contains(result.credentials[0].password))
         }
     }
 
@@ -83,10 +84,10 @@ import Testing
         let first = try await provisioner.create(team: "team-a", spec: spec)
         let second = try await provisioner.create(team: "team-a", spec: spec)
         #expect(!second.created)
-        #expect(second.credentials.username != first.credentials.username)
+        #expect(second.credentials[0].username != first.credentials[0].username)
         #expect(second.environment.createdAt == first.environment.createdAt)
         let users = broker.state.withLock { $0.users.keys.sorted() }
-        #expect(users == [first.credentials.username, second.credentials.username].sorted())
+        #expect(users == [first.credentials[0].username, second.credentials[0].username].sorted())
     }
 
     @Test func aCreateWithAnotherSpecIsAConflictAndChangesNothing() async throws {
@@ -113,7 +114,7 @@ import Testing
     }
 
     /// The number of broker calls a create of a new environment makes.
-    static let createCalls = 12
+    static let createCalls = 13
 
     @Test(arguments: 1...createCalls)
     func aFailureAtAnyStepOfACreateLeavesNothingBehind(k: Int) async throws {
@@ -139,7 +140,7 @@ import Testing
         }
         broker.state.withLock { state in
             #expect(state.vhosts[vhost] != nil)
-            #expect(Array(state.users.keys) == [first.credentials.username])
+            #expect(Array(state.users.keys) == [first.credentials[0].username])
         }
     }
 
@@ -180,7 +181,7 @@ import Testing
 
     @Test func reconcileRestoresWhatDriftedWithoutTouchingUsers() async throws {
         let created = try await provisioner.create(team: "team-a", spec: spec)
-        let hashBefore = broker.state.withLock { $0.users[created.credentials.username] }
+        let hashBefore = broker.state.withLock { $0.users[created.credentials[0].username] }
         broker.state.withLock { state in
             state.queues["\(vhost)/fraud-scoring"] = nil
             state.bindings = [:]
@@ -188,13 +189,13 @@ import Testing
         let repaired = try #require(try await provisioner.reconcile(team: "team-a", name: "fraud-scoring"))
         #expect(repaired.health.isComplete)
         #expect(repaired.credentials == nil)
-        #expect(broker.state.withLock { $0.users[created.credentials.username] } == hashBefore)
+        #expect(broker.state.withLock { $0.users[created.credentials[0].username] } == hashBefore)
 
         // With every user gone, a repair makes a new one and says so.
-        _ = try await broker.deleteUser(created.credentials.username)
+        _ = try await broker.deleteUser(created.credentials[0].username)
         let reissued = try #require(try await provisioner.reconcile(team: "team-a", name: "fraud-scoring"))
         #expect(reissued.credentials != nil)
-        #expect(reissued.health.users == [reissued.credentials?.username])
+        #expect(reissued.health.users.map(\.name) == [reissued.credentials?.username])
         #expect(try await provisioner.reconcile(team: "team-a", name: "nope") == nil)
     }
 
@@ -220,7 +221,7 @@ import Testing
         #expect(report == Janitor.Report(completed: 1, removed: 1, orphanUsers: 1))
         #expect(broker.holdsNothing(of: "warren.team-a.half"))
         #expect(broker.state.withLock { $0.users["warren.team-b.gone.12345678"] } == nil)
-        #expect(broker.state.withLock { $0.users[almost.credentials.username] } != nil)
+        #expect(broker.state.withLock { $0.users[almost.credentials[0].username] } != nil)
         #expect(broker.state.withLock { $0.vhosts[vhost] } != nil, "drift is repaired on request, never swept")
         #expect(broker.state.withLock { $0.vhosts["warren.team-a.young"] } != nil)
         let almostRecord = broker.state.withLock { EnvironmentRecord.decode(description: $0.vhosts["warren.team-a.almost"]?.description) }

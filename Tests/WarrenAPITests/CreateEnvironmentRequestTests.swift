@@ -4,7 +4,7 @@ import Testing
 
 @Suite struct CreateEnvironmentRequestTests {
     func decode(_ json: String) throws(Problem) -> EnvironmentSpec {
-        try CreateEnvironmentRequest.decode(Array(json.utf8))
+        try CreateEnvironmentRequest.decode(Array(json.utf8)).spec
     }
 
     @Test func defaultsFollowTheOriginalDesign() throws {

@@ -31,6 +31,7 @@ final class UnreachableBroker: BrokerAdmin, Sendable {
     func queue(vhost: String, name: String) async throws -> QueueInfo? { try refuse() }
     func bind(vhost: String, exchange: String, queue: String, routingKey: String, arguments: [String: JSONValue]) async throws { try refuse() }
     func bindings(vhost: String, exchange: String, queue: String) async throws -> [BindingInfo] { try refuse() }
+    func putVhostLimit(vhost: String, name: String, value: Int) async throws { try refuse() }
     func logging(to logger: Logger) -> any BrokerAdmin { self }
 }
 

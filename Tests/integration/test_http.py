@@ -28,8 +28,8 @@ METHOD_CASES = [
     ("PUT", "/v1/environments", {"GET", "POST"}),
     ("PATCH", "/v1/environments", {"GET", "POST"}),
     ("DELETE", "/v1/environments", {"GET", "POST"}),
-    ("POST", "/v1/environments/some-env", {"GET", "DELETE"}),
-    ("PUT", "/v1/environments/some-env", {"GET", "DELETE"}),
+    ("POST", "/v1/environments/some-env", {"GET", "PATCH", "DELETE"}),
+    ("PUT", "/v1/environments/some-env", {"GET", "PATCH", "DELETE"}),
     ("POST", "/healthz", {"GET"}),
     ("DELETE", "/readyz", {"GET"}),
 ]

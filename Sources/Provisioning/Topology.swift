@@ -1,0 +1,116 @@
+import RabbitManagement
+
+/// The broker objects a spec turns into, beyond what the spec names itself: the queue
+/// arguments for its options, and for dead-lettering an exchange "{exchange}.dlx" and a queue
+/// "{queue}.dlq" per dead-lettering queue, bound by the queue's name.
+struct Topology: Sendable {
+    struct ExchangePlan: Sendable, Hashable {
+        var name: String
+        var type: String
+    }
+
+    struct QueuePlan: Sendable, Hashable {
+        var name: String
+        var arguments: [String: JSONValue]
+    }
+
+    struct BindingPlan: Sendable, Hashable {
+        var exchange: String
+        var queue: String
+        var routingKey: String
+        var arguments: [String: JSONValue]
+    }
+
+    var exchanges: [ExchangePlan]
+    var queues: [QueuePlan]
+    var bindings: [BindingPlan]
+
+    init(_ spec: EnvironmentSpec) {
+        let deadLetterExchange = Topology.deadLetterExchange(of: spec)
+        exchanges = [ExchangePlan(name: spec.exchange.name, type: spec.exchange.type.rawValue)]
+        queues = []
+        bindings = spec.bindings.map { binding in
+            BindingPlan(
+                exchange: spec.exchange.name, queue: binding.queue, routingKey: binding.routingKey,
+                arguments: binding.arguments.mapValues { JSONValue.string($0) })
+        }
+        if spec.queues.contains(where: \.deadLetter) {
+            exchanges.append(ExchangePlan(name: deadLetterExchange, type: EnvironmentSpec.ExchangeType.direct.rawValue))
+        }
+        for queue in spec.queues {
+            queues.append(QueuePlan(name: queue.name, arguments: Topology.arguments(of: queue, deadLetterExchange: deadLetterExchange)))
+            if let deadLetterQueue = queue.deadLetterQueue {
+                queues.append(QueuePlan(name: deadLetterQueue, arguments: ["x-queue-type": .string(queue.type.rawValue)]))
+                bindings.append(BindingPlan(exchange: deadLetterExchange, queue: deadLetterQueue, routingKey: queue.name, arguments: [:]))
+            }
+        }
+    }
+
+    /// Every queue Warren declares for this spec, the claim queue included: what a vhost's
+    /// max-queues limit must leave room for.
+    var queueCount: Int { queues.count + 1 }
+
+    static func deadLetterExchange(of spec: EnvironmentSpec) -> String {
+        "\(spec.exchange.name).dlx"
+    }
+
+    /// RabbitMQ's queue arguments for the queue's options. `durable` is not an argument: it is
+    /// always sent as true.
+    static func arguments(of queue: EnvironmentSpec.Queue, deadLetterExchange: String) -> [String: JSONValue] {
+        var arguments: [String: JSONValue] = ["x-queue-type": .string(queue.type.rawValue)]
+        if let limit = queue.deliveryLimit { arguments["x-delivery-limit"] = .int(limit) }
+        if queue.deadLetter {
+            arguments["x-dead-letter-exchange"] = .string(deadLetterExchange)
+            arguments["x-dead-letter-routing-key"] = .string(queue.name)
+        }
+        if let ttl = queue.messageTTLMilliseconds { arguments["x-message-ttl"] = .int(ttl) }
+        if let length = queue.maxLength { arguments["x-max-length"] = .int(length) }
+        if let overflow = queue.overflow { arguments["x-overflow"] = .string(overflow.rawValue) }
+        if queue.singleActiveConsumer { arguments["x-single-active-consumer"] = .bool(true) }
+        if let priority = queue.maxPriority { arguments["x-max-priority"] = .int(priority) }
+        return arguments
+    }
+}
+
+/// What a user of an environment may do. `full` is the default; `producer` may only publish to
+/// the environment's exchange; `consumer` may only consume from its queues (dead-letter queues
+/// included). The narrowest permissions RabbitMQ can express: "^$" matches no resource name
+/// (the default exchange is checked as "amq.default", so it is refused too).
+public enum Role: String, Sendable, Hashable, Codable, CaseIterable {
+    case full, producer, consumer
+
+    struct Permissions: Hashable {
+        var configure: String
+        var write: String
+        var read: String
+    }
+
+    func permissions(for spec: EnvironmentSpec) -> Permissions {
+        switch self {
+        case .full:
+            return Permissions(configure: ".*", write: ".*", read: ".*")
+        case .producer:
+            return Permissions(configure: "^$", write: "^\(Role.escaped(spec.exchange.name))$", read: "^$")
+        case .consumer:
+            let names = spec.queues.flatMap { [$0.name] + ($0.deadLetterQueue.map { [$0] } ?? []) }
+            return Permissions(configure: "^$", write: "^$", read: "^(\(names.map(Role.escaped).joined(separator: "|")))$")
+        }
+    }
+
+    /// The role whose permissions these are (anything else with configure rights is `full`).
+    static func of(_ permission: PermissionInfo) -> Role {
+        if permission.configure != "^$" { return .full }
+        return permission.write != "^$" ? .producer : .consumer
+    }
+
+    /// A name as a literal in a regex: every character that is not a letter or digit gets a
+    /// backslash (PCRE allows that for any such character), so "jobs.v1" matches only itself.
+    static func escaped(_ name: String) -> String {
+        var out = ""
+        for character in name {
+            if !(character.isLetter || character.isNumber) || !character.isASCII { out.append("\\") }
+            out.append(character)
+        }
+        return out
+    }
+}
