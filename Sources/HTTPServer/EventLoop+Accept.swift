@@ -45,6 +45,7 @@ extension EventLoop {
             }
             connection.interest = .readable
             connections[connection.id] = connection
+            openConnections.store(connections.count, ordering: .relaxed)
             connection.headTimerArmed = true
             setDeadline(connection, after: headerTimeout)
             if logger.logLevel <= .debug {

@@ -210,6 +210,7 @@ extension EventLoop {
         queue.remove(connection.fd)
         closeDescriptor(connection.fd)
         connections[connection.id] = nil
+        openConnections.store(connections.count, ordering: .relaxed)
         logger.debug("closed connection", metadata: ["connection": "\(connection.id)", "reason": "\(reason)"])
     }
 }

@@ -30,6 +30,8 @@ final class EventLoop: @unchecked Sendable {
     let limits: HTTPParserLimits
     let queue: EventQueue
     let inbox = Mutex(Inbox())
+    /// How many connections are open, for other threads to read (metrics); written by the loop.
+    let openConnections = Atomic<Int>(0)
 
     let headerTimeout: UInt64
     let bodyTimeout: UInt64

@@ -63,6 +63,14 @@ public final class HTTPServer: Sendable {
         }
     }
 
+    /// Connections open right now (0 before start and after shutdown).
+    public var openConnections: Int {
+        state.withLock { state in
+            if case .running(let loop, _) = state { return loop.openConnections.load(ordering: .relaxed) }
+            return 0
+        }
+    }
+
     /// Stops accepting, lets in-flight requests finish and their responses be written (up to
     /// `shutdownTimeout`), closes every connection, stops the loop thread, then returns.
     /// Idempotent; concurrent callers all return once the server has stopped.

@@ -61,6 +61,13 @@ do {
     exit(2)
 }
 
+/// The metrics closure is made before the server it reports on.
+final class ServerBox: @unchecked Sendable {
+    // Set once, before the server starts serving; read only by requests it serves.
+    var value: HTTPServer?
+}
+let serverBox = ServerBox()
+
 let provisioner = Provisioner(
     admin: management, serviceUser: config.managementUser, logger: Logger(label: "warren.provisioning"),
     maxEnvironmentsPerTeam: config.maxEnvironmentsPerTeam)
@@ -69,6 +76,7 @@ let api = WarrenAPI(
     endpoint: AMQPEndpoint(host: config.amqpHost, port: config.amqpPort), logger: Logger(label: "warren.http"),
     blueprints: blueprints,
     metrics: {
+        Gauge(label: "warren_http_open_connections").record(serverBox.value?.openConnections ?? 0)
         var text: [UInt8] = []
         metrics.emit(into: &text)
         return text
@@ -83,6 +91,7 @@ serverConfig.headerTimeout = .milliseconds(config.headerTimeoutMilliseconds)
 serverConfig.bodyTimeout = .milliseconds(config.bodyTimeoutMilliseconds)
 serverConfig.idleTimeout = .milliseconds(config.idleTimeoutMilliseconds)
 let server = HTTPServer(configuration: serverConfig, responder: api, logger: Logger(label: "warren.server"))
+serverBox.value = server
 do {
     try server.start()
 } catch {

@@ -54,6 +54,7 @@ def test_metrics_count_requests_provisioning_steps_and_broker_errors(warren, api
                   method="DELETE", route="/v1/environments/{id}", status="204", le="+Inf") >= 1
     assert metric(text, "warren_provisioning_duration_seconds_count", operation="create", outcome="ok") == created_before + 1
     assert metric(text, "warren_provisioning_duration_seconds_count", operation="delete", outcome="ok") >= 1
+    assert metric(text, "warren_http_open_connections") >= 1  # the scrape's own connection at least
     for step in ("create vhost", "claim name", "declare queue", "bind queue", "delete vhost"):
         assert metric(text, "warren_broker_call_duration_seconds_count", step=step) >= 1, step
 
