@@ -27,8 +27,8 @@ extension ManagementClient {
     /// sends the full metadata. The queue type goes under both names: 3.10 reads
     /// `defaultqueuetype`, 3.11.12+ reads `default_queue_type`.
     ///
-    /// The vhost is not usable the moment this returns: wait with `awaitVhostRunning` before
-    /// declaring anything in it.
+    /// The vhost is not usable the moment this returns: wait until `VhostInfo.isRunning` before
+    /// declaring anything in it (Provisioner does).
     public func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws {
         var body: [String: JSONValue] = [
             "description": .string(description),
@@ -44,28 +44,6 @@ extension ManagementClient {
     /// Removes the vhost and everything in it (not its users). False if it was absent.
     public func deleteVhost(_ name: String) async throws -> Bool {
         try await deleteIfPresent(["vhosts", name], operation: "DELETE vhost")
-    }
-
-    /// Polls `GET /api/vhosts/{name}` until every node reports it running. Declaring right after
-    /// `putVhost` can fail with 401 or `vhost_supervisor_not_running`; after this it does not.
-    /// Throws `.notFound` if the vhost disappears, `.timeout` if it does not start in time.
-    public func awaitVhostRunning(
-        _ name: String, timeout: Duration = .seconds(10), pollInterval: Duration = .milliseconds(20)
-    ) async throws {
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        while true {
-            guard let info = try await vhost(name) else {
-                throw ManagementError(code: .notFound, status: 404, summary: "vhost vanished while waiting for it to start")
-            }
-            if info.isRunning { return }
-            guard clock.now + pollInterval < deadline else {
-                throw ManagementError(
-                    code: .timeout, summary: "vhost did not report running on all nodes in time",
-                    brokerReason: "cluster_state: \(info.clusterState)")
-            }
-            try await Task.sleep(for: pollInterval)
-        }
     }
 
     /// `max-queues` or `max-connections`; -1 removes the limit.

@@ -124,3 +124,15 @@ final class LogCapture: Sendable {
         }
     }
 }
+
+extension ManagementClient {
+    /// Polls until every node runs the vhost: declaring into a new vhost fails until then.
+    func awaitVhostRunning(_ name: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if try await vhost(name)?.isRunning == true { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw ManagementError(code: .timeout, summary: "vhost \(name) did not start in 10 s")
+    }
+}
