@@ -63,6 +63,8 @@ public struct EnvironmentHealth: Sendable {
     public var resources: Resources
     /// Users due to be revoked (by the janitor) at the given RFC 3339 time.
     public var revocations: [String: String]
+    /// Where the environment is in its life (`deleting` once a DELETE has begun).
+    public var state: EnvironmentRecord.State
 
     public var isComplete: Bool { resources.missing.isEmpty }
 }

@@ -5,11 +5,12 @@ import FoundationEssentials
 /// Per-environment data goes in the description, not in vhost tags: tags are Erlang atoms that
 /// the broker never frees.
 public struct EnvironmentRecord: Sendable, Hashable, Codable {
-    /// `creating` from the first write until every part exists; then `ready`. The janitor
-    /// removes environments left `creating` by a crash (see `Janitor`); a `ready` one that
-    /// loses a part later is drift, reported and repaired, never swept.
+    /// `creating` from the first write until every part exists; then `ready`; `deleting` from
+    /// the start of a DELETE. The janitor removes environments left `creating` by a crash and
+    /// finishes those left `deleting` (see `Janitor`); a `ready` one that loses a part later is
+    /// drift, reported and repaired, never swept.
     public enum State: String, Sendable, Hashable, Codable {
-        case creating, ready
+        case creating, ready, deleting
     }
 
     /// Format version, so a later Warren can read what an earlier one wrote.

@@ -10,7 +10,7 @@ public struct Janitor: Sendable {
     public struct Report: Sendable, Equatable {
         /// `creating` environments found complete and marked `ready`.
         public var completed = 0
-        /// `creating` environments found incomplete and removed.
+        /// `creating` environments found incomplete, and `deleting` ones, removed.
         public var removed = 0
         /// Users of environments whose vhost no longer exists, removed.
         public var orphanUsers = 0
@@ -56,10 +56,15 @@ public struct Janitor: Sendable {
         }
         for info in vhosts {
             guard EnvironmentNaming.parse(vhost: info.name) != nil,
-                  let record = EnvironmentRecord.decode(description: info.description),
-                  record.state == .creating, (record.age() ?? .infinity) > graceSeconds
+                  let record = EnvironmentRecord.decode(description: info.description)
             else { continue }
             let name = record.spec.name
+            if record.state == .deleting {
+                // A DELETE was answered, or its Warren died: either way the environment goes.
+                if try await provisioner.delete(team: record.team, name: name) { report.removed += 1 }
+                continue
+            }
+            guard record.state == .creating, (record.age() ?? .infinity) > graceSeconds else { continue }
             if let health = try await provisioner.inspect(team: record.team, name: name), health.isComplete {
                 var ready = record
                 ready.state = .ready

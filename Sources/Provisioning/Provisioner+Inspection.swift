@@ -47,7 +47,8 @@ extension Provisioner {
             .sorted { $0.name < $1.name }
         let resources = EnvironmentHealth.Resources(
             exchange: try await exchanges, queue: try await queues, binding: try await bindings, user: !users.isEmpty)
-        return EnvironmentHealth(environment: environment, users: users, resources: resources, revocations: record.revocations)
+        return EnvironmentHealth(
+            environment: environment, users: users, resources: resources, revocations: record.revocations, state: record.state)
     }
 
     /// Whether every check answers true; they run at once. A missing exchange or queue makes

@@ -12,8 +12,12 @@ extension Provisioner {
     private func tearDown(team: String, name: String, force: Bool) async throws -> Bool {
         let vhost = EnvironmentNaming.vhost(team: team, name: name)
         guard let info = try await step("read vhost", { try await admin.vhost(vhost) }) else { return false }
-        if !force, let record = EnvironmentRecord.decode(description: info.description) {
-            try await refuseIfMessagesPending(Environment(record: record, vhost: vhost))
+        if var record = EnvironmentRecord.decode(description: info.description), record.state != .deleting {
+            if !force { try await refuseIfMessagesPending(Environment(record: record, vhost: vhost)) }
+            // Said on the broker before anything goes: a Warren killed from here on leaves an
+            // environment the janitor knows to finish deleting, not a `ready` one with parts gone.
+            record.state = .deleting
+            try await write(record, to: vhost, step: "mark deleting")
         }
         // Users with permissions are found through the vhost; a user whose permissions never
         // arrived (a crash between the two calls) only through the full user list.

@@ -157,6 +157,9 @@ public struct Provisioner: Sendable {
         guard let record = EnvironmentRecord.decode(description: info.description), record.team == team else {
             throw ProvisioningError(code: .conflict, detail: "vhost \(info.name) exists and is not managed by Warren")
         }
+        guard record.state != .deleting else {
+            throw ProvisioningError(code: .conflict, detail: "environment \(spec.name) is being deleted; create it again once the delete is done")
+        }
         let differences = spec.differences(from: record.spec)
         guard differences.isEmpty else {
             throw ProvisioningError(
@@ -251,7 +254,14 @@ public struct Provisioner: Sendable {
         } catch let error as ManagementError {
             ProvisioningMetrics.brokerCall(step: name, since: start)
             ProvisioningMetrics.brokerError(step: name, kind: error.code.description)
-            throw ProvisioningError(code: .broker, detail: "the broker failed to \(name): \(error.summary)", step: name, underlying: error)
+            // Unreachable and timed-out calls name a node's address in their summary: internal
+            // detail the API's callers need not see (it stays in the log).
+            let why = switch error.code {
+            case .unreachable: "the management API could not be reached"
+            case .timeout: "the management API did not answer in time"
+            default: error.summary
+            }
+            throw ProvisioningError(code: .broker, detail: "the broker failed to \(name): \(why)", step: name, underlying: error)
         }
     }
 

@@ -186,7 +186,7 @@ struct EnvironmentDetailBody: Encodable {
 
     init(_ health: EnvironmentHealth, endpoint: AMQPEndpoint) {
         summary = EnvironmentSummaryBody(health.environment)
-        status = health.isComplete ? "ready" : "degraded"
+        status = health.state == .deleting ? "deleting" : health.isComplete ? "ready" : "degraded"
         users = health.users.map(\.name)
         userRoles = Dictionary(health.users.map { ($0.name, $0.role.rawValue) }, uniquingKeysWith: { a, _ in a })
         revocations = health.revocations.isEmpty ? nil : health.revocations

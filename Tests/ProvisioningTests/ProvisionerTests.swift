@@ -229,6 +229,35 @@ import Testing
         #expect(try await Janitor(provisioner: provisioner, grace: .seconds(60)).sweep().isEmpty)
     }
 
+    @Test func aDeleteInterruptedAfterItsMarkIsFinishedByTheJanitor() async throws {
+        _ = try await provisioner.create(team: "team-a", spec: spec)
+        // Fail the first user deletion: the record already says `deleting`.
+        broker.fail(call: 5)
+        await #expect(throws: ProvisioningError.self) {
+            try await provisioner.delete(team: "team-a", name: "fraud-scoring")
+        }
+        let record = broker.state.withLock { EnvironmentRecord.decode(description: $0.vhosts[vhost]?.description) }
+        #expect(record?.state == .deleting)
+        #expect(try await provisioner.inspect(team: "team-a", name: "fraud-scoring")?.state == .deleting)
+        // A create meanwhile is refused rather than racing the delete.
+        let error = await #expect(throws: ProvisioningError.self) {
+            try await provisioner.create(team: "team-a", spec: spec)
+        }
+        #expect(error?.code == .conflict)
+        let report = try await Janitor(provisioner: provisioner, grace: .seconds(60)).sweep()
+        #expect(report.removed == 1)
+        #expect(broker.holdsNothing(of: vhost))
+    }
+
+    @Test func unreachableBrokersAreDescribedWithoutTheirAddress() async throws {
+        broker.fail(call: 1, with: ManagementError(code: .unreachable, summary: "management API unreachable at http://10.1.2.3:15672"))
+        let error = await #expect(throws: ProvisioningError.self) {
+            try await provisioner.create(team: "team-a", spec: spec)
+        }
+        #expect(error?.detail.contains("10.1.2.3") == false)
+        #expect(error?.underlying?.code == .unreachable)
+    }
+
     @Test func readinessNeedsTheAdministratorTag() async throws {
         #expect(try await provisioner.readiness() == "3.10.8")
     }
