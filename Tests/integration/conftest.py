@@ -22,6 +22,7 @@ import requests
 
 from warren_support import (Api, Mgmt, OpenApiSpec, WarrenProcess, parse_env_file, sha256_hex,
                             unique_name, vhost_of)
+from warren_support import SECRETS, WARREN_LOGS, leaked_secrets, record_secret
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -113,7 +114,10 @@ def workdir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tokens() -> dict[str, str]:
     """team -> bearer token."""
-    return {team: secrets.token_urlsafe(32) for team in TEAMS}
+    issued = {team: secrets.token_urlsafe(32) for team in TEAMS}
+    for team, token in issued.items():
+        record_secret(token, f"bearer token of {team}")
+    return issued
 
 
 @pytest.fixture(scope="session")
@@ -250,3 +254,56 @@ def broker_unchanged(mgmt):
             f"added {sorted(added)}, removed {sorted(removed)}")
 
     return check
+
+
+# --------------------------------------------------------------------------------------------
+# Measurements (fault cases, recovery times, cluster timings), shown at the end of the run
+
+_REPORT = pytest.StashKey[list]()
+
+
+@pytest.fixture(scope="session")
+def report(pytestconfig):
+    """report(topic, line): a line for the end-of-run summary; with WARREN_TEST_REPORT_DIR set,
+    also appended to $WARREN_TEST_REPORT_DIR/{topic}.txt (emptied at its first line of the run)."""
+    lines = pytestconfig.stash.setdefault(_REPORT, [])
+    started: set[str] = set()
+
+    def add(topic: str, line: str) -> None:
+        lines.append((topic, line))
+        directory = os.environ.get("WARREN_TEST_REPORT_DIR")
+        if directory:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            with open(Path(directory) / f"{topic}.txt", "a" if topic in started else "w") as f:
+                f.write(line + "\n")
+            started.add(topic)
+
+    return add
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    lines = config.stash.get(_REPORT, [])
+    if lines:
+        terminalreporter.section("Warren measurements")
+        for topic, line in lines:
+            terminalreporter.write_line(f"{topic}: {line}")
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 4: no secret in any log. Autouse and session-wide, so it is set up before any warren
+# fixture and torn down after every one of them has stopped: it then reads every log of every
+# warren this run started and fails the run if an issued password, a bearer token or the
+# management password (all recorded via warren_support.record_secret) appears in one.
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secrets_in_logs(report, tmp_path_factory):
+    yield
+    # Also any warren log a test wrote without WarrenProcess (by the naming convention).
+    found = sorted(tmp_path_factory.getbasetemp().rglob("warren*.log"))
+    logs = [p for p in dict.fromkeys([*WARREN_LOGS, *found]) if p.exists()]
+    leaks = leaked_secrets(logs)
+    report("secrets", f"{len(SECRETS)} secrets (passwords, tokens, management credentials) "
+                      f"checked against {len(logs)} warren logs: {len(leaks)} leaks")
+    if leaks:
+        pytest.fail("secrets appear in warren logs:\n  " + "\n  ".join(leaks[:50]), pytrace=False)

@@ -125,6 +125,7 @@ class WarrenProcess:
             self._starts += 1
             self.port = free_port()
             self.log_path = self.log_dir / f"warren-{self.label}-{self._starts}.log"
+            WARREN_LOGS.append(self.log_path)
             env = {k: v for k, v in os.environ.items()
                    if not k.startswith("WARREN_") or k.startswith("WARREN_LOG")}
             env.update(self.env)
@@ -192,6 +193,15 @@ class WarrenProcess:
         if self.running:
             self.proc.kill()
             self.proc.wait()
+
+    def crash(self) -> int:
+        """SIGKILL (a crash: no clean-up runs); returns the exit status. The process is then
+        forgotten, so `start()` runs a fresh one and fixture teardown does not expect exit 0."""
+        assert self.running, f"{self.describe()} is not running"
+        self.proc.send_signal(signal.SIGKILL)
+        rc = self.proc.wait(timeout=self.STOP_TIMEOUT)
+        self.proc = None
+        return rc
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,6 +378,7 @@ class Api:
         hdrs.update(headers or {})
         resp = self.session.request(method, self.base_url + path, data=data, headers=hdrs,
                                     timeout=timeout, allow_redirects=False)
+        record_response_secrets(resp.content)
         if check_spec and self.spec is not None:
             self.spec.conform(resp, method, path)
         return resp
@@ -644,3 +655,215 @@ def connection_refusal(params) -> Exception:
     conn.close()
     raise AssertionError(f"the broker accepted a connection that must be refused: "
                          f"user {params.credentials.username!r} on vhost {params.virtual_host!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 3, "complete or gone": what an environment left on the broker
+
+
+# An environment user: "{vhost}.{8 hex}" with vhost "warren.{team}.{name}" (neither has a dot).
+ENV_USER = re.compile(r"^(warren\.[^.]+\.[^.]+)\.[0-9a-f]{8}$")
+
+
+def env_record(vhost_info: dict) -> dict | None:
+    """The Warren record in a vhost's description (a JSON object), or None."""
+    try:
+        record = json.loads(vhost_info.get("description") or "")
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("spec"), dict) else None
+
+
+def invariant_violations(mgmt: "Mgmt", prefix: str = "warren.", require_ready: bool = True) -> list[str]:
+    """Checks "complete or gone" on the broker for every vhost and user starting with prefix.
+
+    Every vhost `warren.*` must hold the exchange, the queue(s) (of the types its record names)
+    and the binding(s) between them with the record's routing keys, and at least one user `{vhost}.{8hex}`
+    with permissions on it (and, with require_ready, a record in state "ready"); every user
+    `warren.*.*.{8hex}` must have its vhost. Returns one line per violation (empty: it holds).
+    Vhosts that vanish while they are being checked are skipped: only quiescent state counts.
+    """
+    assert prefix.startswith("warren."), prefix
+    all_vhosts = {v["name"]: v for v in mgmt.get_json("vhosts")}
+    users = {u["name"] for u in mgmt.get_json("users") if u["name"].startswith(prefix)}
+    violations = []
+    for user in sorted(users):
+        m = ENV_USER.match(user)
+        if m and m.group(1) not in all_vhosts:
+            violations.append(f"user {user}: its vhost {m.group(1)} does not exist")
+    for vhost, info in sorted(all_vhosts.items()):
+        if not vhost.startswith(prefix):
+            continue
+        problems = _environment_problems(mgmt, vhost, info, require_ready)
+        if problems is not None:
+            violations += [f"vhost {vhost}: {p}" for p in problems]
+    return violations
+
+
+def record_topology(spec: dict) -> tuple[tuple[str, str], list[tuple[str, str]], list[tuple[str, str]]]:
+    """(exchange (name, type), queues [(name, type)], bindings [(queue, routing key)]) of a record's
+    spec; reads both record shapes: one `queue` + `routing_key`, or `queues` + `bindings` lists."""
+    exchange = (spec["exchange"]["name"], spec["exchange"]["type"])
+    if "queues" in spec:
+        queues = [(q["name"], q["type"]) for q in spec["queues"]]
+        bindings = [(b["queue"], b["routing_key"]) for b in spec["bindings"]]
+    else:
+        queues = [(spec["queue"]["name"], spec["queue"]["type"])]
+        bindings = [(spec["queue"]["name"], spec["routing_key"])]
+    return exchange, queues, bindings
+
+
+def _environment_problems(mgmt: "Mgmt", vhost: str, info: dict, require_ready: bool) -> list[str] | None:
+    record = env_record(info)
+    if record is None:
+        return [f"no Warren record in its description {str(info.get('description'))[:200]!r}"]
+    try:
+        (xname, xtype), queues, bindings = record_topology(record["spec"])
+    except (KeyError, TypeError):
+        return [f"record without a complete spec: {record['spec']!r}"]
+    problems = []
+    if require_ready and record.get("state", "ready") != "ready":
+        problems.append(f"record state is {record.get('state')!r}, not 'ready'")
+    exchange = mgmt.exchange(vhost, xname)
+    found = {qname: mgmt.queue(vhost, qname) for qname, _ in queues}
+    permissions = mgmt.get_json(f"vhosts/{seg(vhost)}/permissions")
+    if exchange is None:
+        problems.append(f"exchange {xname!r} missing")
+    elif exchange.get("type") != xtype or not exchange.get("durable"):
+        problems.append(f"exchange {xname!r} is {exchange.get('type')}/durable={exchange.get('durable')}, "
+                        f"record says {xtype}/durable")
+    for qname, qtype in queues:
+        queue = found[qname]
+        if queue is None:
+            problems.append(f"queue {qname!r} missing")
+            continue
+        got = queue.get("type") or (queue.get("arguments") or {}).get("x-queue-type") or "classic"
+        if got != qtype or not queue.get("durable"):
+            problems.append(f"queue {qname!r} is {got}/durable={queue.get('durable')}, record says {qtype}/durable")
+    for qname, rkey in bindings:
+        if exchange is not None and found.get(qname, True) is not None and not any(
+                b.get("routing_key") == rkey for b in mgmt.bindings(vhost, xname, qname)):
+            problems.append(f"no binding {xname!r} -> {qname!r} with routing key {rkey!r}")
+    holders = [p["user"] for p in permissions or [] if p["user"].startswith(vhost + ".")
+               and ENV_USER.match(p["user"])]
+    if not holders:
+        problems.append("no user {vhost}.{8hex} with permissions on it")
+    if problems and mgmt.vhost(vhost) is None:
+        return None  # deleted while we looked
+    return problems or None
+
+
+def env_trace(mgmt: "Mgmt", vhost: str) -> list[str]:
+    """What of an environment is on the broker: its vhost and every user named after it."""
+    found = [f"vhost {vhost}"] if mgmt.vhost(vhost) is not None else []
+    return found + [f"user {u}" for u in sorted(mgmt.users_with_prefix(vhost + "."))]
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):
+    """Polls predicate() until it returns a truthy value (returned) or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def run_concurrently(fns, timeout: float = 60.0) -> list:
+    """Runs the callables in threads released together; their results (or exceptions) in order."""
+    import threading
+
+    results: list = [None] * len(fns)
+    barrier = threading.Barrier(len(fns))
+
+    def worker(i):
+        try:
+            barrier.wait(10)
+            results[i] = fns[i]()
+        except Exception as e:  # returned for the caller's assertions
+            results[i] = e
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(len(fns))]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), f"a concurrent call did not finish in {timeout:.0f} s"
+    return results
+
+
+def amqp_login(uri: str) -> str | None:
+    """Opens and closes an AMQP connection with a create response's URI; None, or why it failed."""
+    try:
+        pika.BlockingConnection(amqp_params_from_uri(uri)).close()
+        return None
+    except pika.exceptions.AMQPError as e:
+        return f"{type(e).__name__}: {e!r}"[:300]
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 4, leaked secrets: what was issued during the run, and every log warren wrote
+
+# Every log file of every warren started in this run (WarrenProcess.start appends).
+WARREN_LOGS: list[Path] = []
+# secret value -> what it is; checked against every log at the end of the session (conftest).
+SECRETS: dict[str, str] = {}
+
+
+def record_secret(value: str | None, what: str) -> None:
+    """Remembers a secret that must never appear in any warren log. Short values are ignored
+    (they would match by accident)."""
+    if isinstance(value, str) and len(value) >= 8:
+        SECRETS.setdefault(value, what)
+
+
+def _walk_secrets(node, where: str = "") -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "password" and isinstance(value, str):
+                record_secret(value, f"password issued in {where or 'a response'}")
+            elif key == "uri" and isinstance(value, str) and "@" in value:
+                # amqp://user:password@host/vhost
+                userinfo = urllib.parse.urlsplit(value).password
+                record_secret(userinfo and urllib.parse.unquote(userinfo), "password in a connection URI")
+            else:
+                _walk_secrets(value, f"{where}.{key}" if where else key)
+    elif isinstance(node, list):
+        for item in node:
+            _walk_secrets(item, where)
+
+
+def record_response_secrets(body: bytes | str) -> None:
+    """Records every `password` (and every password inside a connection `uri`) in a JSON body."""
+    if not body or (b'"password"' not in body if isinstance(body, bytes) else '"password"' not in body):
+        return
+    try:
+        _walk_secrets(json.loads(body))
+    except ValueError:
+        pass
+
+
+def leaked_secrets(logs: list[Path] | None = None) -> list[str]:
+    """One line per (secret, log) where a recorded secret appears in a warren log, as it is,
+    percent-encoded or JSON-escaped. (Record a Basic credential's base64 form as a secret of
+    its own.)"""
+    found = []
+    texts = {}
+    for path in dict.fromkeys(logs if logs is not None else WARREN_LOGS):
+        try:
+            texts[path] = Path(path).read_bytes()
+        except OSError:
+            continue
+    for secret, what in SECRETS.items():
+        forms = {secret, urllib.parse.quote(secret, safe=""), json.dumps(secret)[1:-1]}
+        needles = [f.encode() for f in forms]
+        for path, text in texts.items():
+            for needle in needles:
+                if needle in text:
+                    line = next(l for l in text.splitlines() if needle in l).replace(needle, b"<SECRET>")
+                    found.append(f"{what} in {path}: {line[:400].decode(errors='replace')}")
+                    break
+    return found

@@ -1,0 +1,128 @@
+"""Issue 3: a warren killed (SIGKILL) in the middle of creates and deletes leaves nothing half-made
+for long: the janitor of the next warren finishes or removes it ("complete or gone").
+
+8 threads create and delete environments of a dozen names as fast as they can until warren is
+killed (SIGKILL, 0.3-1.2 s into the load, so calls are in flight); a new warren with the same settings starts, and the broker is polled until the
+invariant holds for this test's environments. Done at three moments of the load.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import pytest
+import requests
+
+from warren_support import Api, invariant_violations, vhost_of
+
+CRASH_WARREN = {"WARREN_SWEEP_INTERVAL_SECONDS": "1", "WARREN_SWEEP_GRACE_SECONDS": "3"}
+THREADS = 8
+NAMES = 12
+MAX_OPS_PER_THREAD = 200  # a safety cap: the load runs until the kill
+RECOVERY_BOUND = 20.0  # seconds from the new warren's start; grace 3 s + sweeps of 1 s fit well
+
+
+class Load:
+    """THREADS workers doing random creates/deletes of NAMES names until stopped (or capped)."""
+
+    def __init__(self, url: str, token: str, names: list[str], seed: int):
+        self.url, self.token, self.names = url, token, names
+        self.rng = random.Random(seed)
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.answered: list[tuple[str, str, int]] = []  # (op, name, status) answered by warren
+        self.failed = 0  # calls that got no answer (the kill)
+        self.in_flight = 0
+        self.threads = [threading.Thread(target=self._work, args=(self.rng.random(),), daemon=True)
+                        for _ in range(THREADS)]
+
+    def _work(self, seed: float) -> None:
+        rng = random.Random(seed)
+        api = Api(self.url, self.token)
+        for _ in range(MAX_OPS_PER_THREAD):
+            if self.stop.is_set():
+                return
+            name = rng.choice(self.names)
+            op = "create" if rng.random() < 0.6 else "delete"
+            with self.lock:
+                self.in_flight += 1
+            try:
+                resp = api.create({"name": name}, timeout=20) if op == "create" else \
+                    api.delete(name, timeout=20)
+                with self.lock:
+                    self.answered.append((op, name, resp.status_code))
+            except requests.RequestException:
+                with self.lock:
+                    self.failed += 1
+            finally:
+                with self.lock:
+                    self.in_flight -= 1
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def join(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+        assert not any(t.is_alive() for t in self.threads), "a load thread did not finish"
+
+
+@pytest.mark.parametrize("kill_after", [0.3, 0.7, 1.2])
+def test_killed_mid_flight_then_complete_or_gone(kill_after, warren_factory, tokens, new_name, mgmt,
+                                                 report):
+    base = new_name("crash")
+    names = [f"{base}-{i}" for i in range(NAMES)]
+    new_name.names.extend(names)  # purged after the test
+    prefix = vhost_of("team-a", base) + "-"
+    proc = warren_factory("crash", **CRASH_WARREN)
+    api = Api(proc.url, tokens["team-a"])
+    for name in names[:4]:  # something for the first deletes to delete
+        assert api.create({"name": name}).status_code == 201
+
+    load = Load(proc.url, tokens["team-a"], names, seed=int(kill_after * 1000))
+    load.start()
+    time.sleep(kill_after)
+    with load.lock:
+        in_flight, answered_before = load.in_flight, len(load.answered)
+    killed_at = time.monotonic()
+    rc = proc.crash()
+    load.join()
+    assert rc == -9, f"warren exited with {rc} before the kill: {proc.describe()}"
+    assert answered_before > 0 and in_flight > 0, (
+        f"{answered_before} calls answered and {in_flight} in flight at the kill: the kill must "
+        f"land in the middle of the load")
+
+    proc.start()  # a new warren, same settings (its janitor sweeps at start and every second)
+    restarted_at = time.monotonic()
+    violations = invariant_violations(mgmt, prefix=prefix)
+    at_restart = list(violations)
+    while violations and time.monotonic() - restarted_at < RECOVERY_BOUND:
+        time.sleep(0.2)
+        violations = invariant_violations(mgmt, prefix=prefix)
+    recovered = time.monotonic() - restarted_at
+    line = (f"kill after {kill_after:.1f} s: {in_flight} calls in flight, {answered_before} answered "
+            f"before; {len(at_restart)} violation(s) at restart; "
+            + (f"complete-or-gone {recovered:.1f} s after restart "
+               f"({time.monotonic() - killed_at:.1f} s after the kill)" if not violations else
+               f"STILL {len(violations)} violation(s) after {RECOVERY_BOUND:.0f} s"))
+    print("\n" + line)
+    report("crash", line)
+    assert not violations, (f"{line}:\n  " + "\n  ".join(violations) +
+                            f"\nat restart:\n  " + "\n  ".join(at_restart))
+
+    # The survivors are whole through the API too, and can be deleted.
+    api = Api(proc.url, tokens["team-a"])
+    for name in names:
+        got = api.get(name)
+        assert got.status_code in (200, 404), got.text[:300]
+        if got.status_code == 200:
+            assert got.json()["status"] == "ready", got.text[:1000]
+            assert api.delete(name).status_code == 204
+    assert invariant_violations(mgmt, prefix=prefix) == []
+    vhosts, users = mgmt.snapshot()
+    left = sorted(x for x in vhosts | users if x.startswith(prefix))
+    assert not left, f"left after deleting every environment: {left}"
