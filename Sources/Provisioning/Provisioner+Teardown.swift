@@ -21,9 +21,12 @@ extension Provisioner {
         }
         // Users with permissions are found through the vhost; a user whose permissions never
         // arrived (a crash between the two calls) only through the full user list.
+        // The full list is a safety net only (the janitor removes orphan users too), and the
+        // broker answers it with a 500 now and then while users are being deleted: a failure
+        // there does not fail the DELETE.
         async let permitted = step("read permissions") { try await admin.permissions(vhost: vhost) }
-        async let all = step("list users") { try await admin.users() }
-        let users = Set(try await permitted.map(\.user) + all.map(\.name)).filter { EnvironmentNaming.isUser($0, of: vhost) }
+        async let all = try? await admin.users()
+        let users = Set(try await permitted.map(\.user) + (await all ?? []).map(\.name)).filter { EnvironmentNaming.isUser($0, of: vhost) }
         // Users first: if this is interrupted, the vhost is still there for a retried DELETE to find.
         try await concurrently(users.map { user in { try await step("delete user") { _ = try await admin.deleteUser(user) } } })
         _ = try await step("delete vhost") { try await admin.deleteVhost(vhost) }

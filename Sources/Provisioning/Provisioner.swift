@@ -44,7 +44,8 @@ public struct Provisioner: Sendable {
             record = try matching(existing, team: team, spec: spec)
             createdVhost = false
         } else {
-            let owned = try await list(team: team).count
+            let prefix = EnvironmentNaming.teamPrefix(team)
+            let owned = try await step("count environments") { try await admin.vhostNames() }.filter { $0.hasPrefix(prefix) }.count
             guard owned < maxEnvironmentsPerTeam else {
                 throw ProvisioningError(
                     code: .quotaExceeded,

@@ -23,6 +23,12 @@ extension ManagementClient {
         return try decodeList(json, what: "vhost list") { (item: JSONValue) throws(ManagementError) in try VhostInfo(json: item) }
     }
 
+    /// Only the names: a small answer and little to decode, for counting.
+    public func vhostNames() async throws -> [String] {
+        let json = try await get(["vhosts"], query: [("columns", "name")], operation: "GET vhosts")
+        return try decodeList(json, what: "vhost list") { (item: JSONValue) throws(ManagementError) in try VhostInfo(json: item).name }
+    }
+
     /// Creates or updates a vhost. A repeat PUT replaces description and tags, so this always
     /// sends the full metadata. The queue type goes under both names: 3.10 reads
     /// `defaultqueuetype`, 3.11.12+ reads `default_queue_type`.

@@ -65,11 +65,16 @@ extension Substring {
     }
 }
 
+/// A listing's items. An item that is an empty array is skipped: RabbitMQ 3.10 lists `[]` in
+/// place of an object (a vhost, a user) deleted while the listing was being made.
 func decodeList<T>(_ value: JSONValue, what: String, _ element: (JSONValue) throws(ManagementError) -> T) throws(ManagementError) -> [T] {
     guard case .array(let items) = value else { throw JSONFields.invalid(what) }
     var out: [T] = []
     out.reserveCapacity(items.count)
-    for item in items { out.append(try element(item)) }
+    for item in items {
+        if case .array(let inner) = item, inner.isEmpty { continue }
+        out.append(try element(item))
+    }
     return out
 }
 

@@ -69,6 +69,11 @@ final class FakeBroker: BrokerAdmin, Sendable {
         return state.withLock { Array($0.vhosts.values) }
     }
 
+    func vhostNames() async throws -> [String] {
+        try record("GET vhosts")
+        return state.withLock { Array($0.vhosts.keys) }
+    }
+
     func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws {
         try record("PUT vhost")
         state.withLock { $0.vhosts[name] = VhostInfo(name: name, description: description, tags: tags) }
