@@ -8,7 +8,7 @@ public protocol BrokerAdmin: Sendable {
     func whoami() async throws -> WhoAmI
     func vhost(_ name: String) async throws -> VhostInfo?
     func vhosts() async throws -> [VhostInfo]
-    func vhostNames() async throws -> [String]
+    func countVhosts(prefix: String) async throws -> Int
     func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws
     func deleteVhost(_ name: String) async throws -> Bool
     func users() async throws -> [UserInfo]

@@ -44,8 +44,7 @@ public struct Provisioner: Sendable {
             record = try matching(existing, team: team, spec: spec)
             createdVhost = false
         } else {
-            let prefix = EnvironmentNaming.teamPrefix(team)
-            let owned = try await step("count environments") { try await admin.vhostNames() }.filter { $0.hasPrefix(prefix) }.count
+            let owned = try await step("count environments") { try await admin.countVhosts(prefix: EnvironmentNaming.teamPrefix(team)) }
             guard owned < maxEnvironmentsPerTeam else {
                 throw ProvisioningError(
                     code: .quotaExceeded,

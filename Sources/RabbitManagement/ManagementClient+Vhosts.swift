@@ -23,10 +23,28 @@ extension ManagementClient {
         return try decodeList(json, what: "vhost list") { (item: JSONValue) throws(ManagementError) in try VhostInfo(json: item) }
     }
 
-    /// Only the names: a small answer and little to decode, for counting.
-    public func vhostNames() async throws -> [String] {
-        let json = try await get(["vhosts"], query: [("columns", "name")], operation: "GET vhosts")
-        return try decodeList(json, what: "vhost list") { (item: JSONValue) throws(ManagementError) in try VhostInfo(json: item).name }
+    /// How many vhosts have names starting with `prefix`, counted by the broker: one page of
+    /// one name comes back, whatever the number of vhosts (a quota check on every create must
+    /// not grow with the broker).
+    public func countVhosts(prefix: String) async throws -> Int {
+        let json = try await get(
+            ["vhosts"],
+            query: [("page", "1"), ("page_size", "1"), ("name", "^" + Self.regexLiteral(prefix)), ("use_regex", "true"), ("columns", "name")],
+            operation: "GET vhosts")
+        guard case .object(let page) = json, case .int(let count) = page["filtered_count"] else {
+            throw ManagementError(code: .invalidResponse, summary: "management API returned an unexpected vhost page")
+        }
+        return count
+    }
+
+    /// `text` as a literal in the broker's (PCRE) regex: every non-alphanumeric escaped.
+    static func regexLiteral(_ text: String) -> String {
+        var out = ""
+        for character in text {
+            if !(character.isASCII && (character.isLetter || character.isNumber)) { out.append("\\") }
+            out.append(character)
+        }
+        return out
     }
 
     /// Creates or updates a vhost. A repeat PUT replaces description and tags, so this always

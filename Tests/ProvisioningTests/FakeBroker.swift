@@ -69,9 +69,9 @@ final class FakeBroker: BrokerAdmin, Sendable {
         return state.withLock { Array($0.vhosts.values) }
     }
 
-    func vhostNames() async throws -> [String] {
+    func countVhosts(prefix: String) async throws -> Int {
         try record("GET vhosts")
-        return state.withLock { Array($0.vhosts.keys) }
+        return state.withLock { $0.vhosts.keys.filter { $0.hasPrefix(prefix) }.count }
     }
 
     func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws {

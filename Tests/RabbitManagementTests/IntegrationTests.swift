@@ -36,6 +36,16 @@ struct IntegrationTests {
         #expect(me.tags.contains("administrator"))
     }
 
+    @Test func countVhostsByPrefixIsExactAndEscaped() async throws {
+        let base = uniqueName("count")
+        let names = ["\(base).a", "\(base).b", "\(base)Xc"]  // the last must not match "\(base)."
+        for name in names { try await client.putVhost(name, description: "", tags: [], defaultQueueType: nil) }
+        #expect(try await client.countVhosts(prefix: "\(base).") == 2)
+        #expect(try await client.countVhosts(prefix: base) == 3)
+        #expect(try await client.countVhosts(prefix: "\(base)-none.") == 0)
+        for name in names { _ = try await client.deleteVhost(name) }
+    }
+
     @Test func vhostLifecycle() async throws {
         let name = uniqueName("vhost")
         let description = #"{"env":"e1","owner":"täm"}"#

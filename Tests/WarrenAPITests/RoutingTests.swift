@@ -18,7 +18,7 @@ final class UnreachableBroker: BrokerAdmin, Sendable {
     func whoami() async throws -> WhoAmI { try refuse() }
     func vhost(_ name: String) async throws -> VhostInfo? { try refuse() }
     func vhosts() async throws -> [VhostInfo] { try refuse() }
-    func vhostNames() async throws -> [String] { try refuse() }
+    func countVhosts(prefix: String) async throws -> Int { try refuse() }
     func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws { try refuse() }
     func deleteVhost(_ name: String) async throws -> Bool { try refuse() }
     func users() async throws -> [UserInfo] { try refuse() }
