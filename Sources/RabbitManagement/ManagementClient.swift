@@ -47,14 +47,22 @@ public final class ManagementClient: Sendable {
     /// GET that maps 404 to nil.
     func getIfPresent(_ segments: [String], query: [(String, String)] = [], operation: String) async throws -> JSONValue? {
         do {
-            return try await send("GET", segments, query: query, body: nil, operation: operation).json()
+            return try await get(segments, query: query, operation: operation)
         } catch let error as ManagementError where error.code == .notFound {
             return nil
         }
     }
 
+    /// A GET is tried a second time after a 5xx: RabbitMQ 3.10's listings fail with an empty
+    /// 500 now and then while objects are deleted under them (seen in about 0.1% of user and
+    /// vhost listings under concurrent deletes), and a read is safe to repeat.
     func get(_ segments: [String], query: [(String, String)] = [], operation: String) async throws -> JSONValue {
-        try await send("GET", segments, query: query, body: nil, operation: operation).json()
+        do {
+            return try await send("GET", segments, query: query, body: nil, operation: operation).json()
+        } catch let error as ManagementError where error.code == .brokerFailure {
+            try await Task.sleep(for: .milliseconds(20))
+            return try await send("GET", segments, query: query, body: nil, operation: operation).json()
+        }
     }
 
     /// DELETE that maps 404 to false.

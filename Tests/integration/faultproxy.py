@@ -10,7 +10,9 @@
 Every request is counted and recorded as (method, path). An armed fault fails exactly one
 request, the k-th counted from `arm` (of those `match` accepts, if given), WITHOUT forwarding it to the broker, in one of three modes:
 
-  http500  answer `500` with the JSON body `{}`
+  http500  answer `500` with the JSON body `{}` (and to a repeat of the same method and path
+           within RESET_REPEAT_WINDOW, as for reset: Warren reads a GET a second time after a
+           5xx, which a broker that keeps failing would fail too)
   reset    close the client's socket with SO_LINGER 0, so the client sees a TCP RST. An HTTP
            client may resend a request that died on a reused connection before any answer
            (libcurl does, at once, on its next pooled connection, up to 5 times), so a repeat
@@ -63,7 +65,7 @@ class FaultProxy:
         self._armed: list | None = None  # [requests still to let through + 1, mode, match]
         self.fired: tuple[str, str] | None = None
         self.fired_mode: str | None = None
-        self.repeats = 0  # repeats of a reset request that were reset too
+        self.repeats = 0  # repeats of a failed request that were failed too
         self._sticky: tuple[str, str, float] | None = None  # (method, path, until) of a reset
 
     # ---------------------------------------------------------------------------------------
@@ -190,9 +192,9 @@ class FaultProxy:
                     armed = self._armed
                     sticky = self._sticky
                     if sticky and sticky[:2] == (method, path) and time.monotonic() < sticky[2]:
-                        mode = "reset"
+                        mode = sticky[3]
                         self.repeats += 1
-                        self._sticky = (method, path, time.monotonic() + RESET_REPEAT_WINDOW)
+                        self._sticky = (method, path, time.monotonic() + RESET_REPEAT_WINDOW, mode)
                     elif armed is not None and (armed[2] is None or armed[2](method, path)):
                         armed[0] -= 1
                         if armed[0] == 0:
@@ -200,8 +202,8 @@ class FaultProxy:
                             self._armed = None
                             self.fired = (method, path)
                             self.fired_mode = mode
-                            if mode == "reset":
-                                self._sticky = (method, path, time.monotonic() + RESET_REPEAT_WINDOW)
+                            if mode in ("reset", "http500"):
+                                self._sticky = (method, path, time.monotonic() + RESET_REPEAT_WINDOW, mode)
                 if mode == "http500":
                     sock.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
                                  b"Content-Length: 2\r\n\r\n{}")

@@ -196,6 +196,10 @@ def test_failed_delete_is_finished_by_a_retry(mode, proxy, proxied, mgmt, new_na
         if fired is None:
             return None, ([] if resp.status_code == 204 else
                           [f"answered {resp.status_code} without a fault: {resp.text[:300]}"]), False
+        if fired[:2] == ("GET", "/api/users") and resp.status_code == 204:
+            # The full user listing is a safety net in a delete (permissions name the users, the
+            # janitor removes orphans): Warren goes on without it. No trace may remain.
+            return template(*fired, name), [], False
         problems = failure_problems(resp, mode, spec)
         retry = proxied.delete(name)
         if retry.status_code not in (204, 404):
