@@ -48,12 +48,14 @@ extension Provisioner {
             var updated = record
             updated.spec = merged
             let grown = Environment(record: updated, vhost: environment.vhost)
-            try await declareTopology(grown)
+            // Limits first: the new queues may need the room a raised (or removed) max-queues
+            // gives, and a lowered one was checked against the grown topology already.
             if merged.limits != record.spec.limits {
-                for (limit, value) in [("max-queues", merged.limits.maxQueues), ("max-connections", merged.limits.maxConnections)] where value == nil {
-                    try await step("set vhost limit") { try await admin.putVhostLimit(vhost: grown.vhost, name: limit, value: -1) }
+                for (limit, value) in [("max-queues", merged.limits.maxQueues), ("max-connections", merged.limits.maxConnections)] {
+                    try await step("set vhost limit") { try await admin.putVhostLimit(vhost: grown.vhost, name: limit, value: value ?? -1) }
                 }
             }
+            try await declareTopology(grown)
             let consumers = try await step("read permissions") { try await admin.permissions(vhost: grown.vhost) }
                 .filter { EnvironmentNaming.isUser($0.user, of: grown.vhost) && Role.of($0) == .consumer }
             for consumer in consumers { try await grant(.consumer, to: consumer.user, in: grown) }
