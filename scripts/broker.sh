@@ -6,6 +6,11 @@
 #
 # After `start`, DIR/broker.env holds shell assignments for the node:
 # BROKER_AMQP_PORT, BROKER_MGMT_PORT, BROKER_NODENAME, BROKER_PID, WARREN_MANAGEMENT_URL.
+#
+# With BROKER_MGMT_TLS_DIR set (a directory holding ca.pem, cert.pem and key.pem, the server
+# certificate naming localhost), the management plugin also serves HTTPS on 127.0.0.1, on
+# BROKER_MGMT_TLS_PORT (free port if unset); broker.env then adds BROKER_MGMT_TLS_PORT and
+# BROKER_MGMT_TLS_URL=https://localhost:PORT. The plain HTTP listener stays as it is.
 # Facts behind this script: ../shared/rabbitmq-management-api.md ("Starting a private broker").
 set -euo pipefail
 
@@ -25,6 +30,16 @@ start() {
   dist=$(free_port)
   local node="warren${amqp}@localhost"
   echo "[rabbitmq_management]." > "$dir/enabled_plugins"
+  local erl_args="-rabbitmq_management tcp_config [{ip,\"127.0.0.1\"},{port,$mgmt}]"
+  local tls_dir=${BROKER_MGMT_TLS_DIR:-} tls_port=""
+  if [ -n "$tls_dir" ]; then
+    tls_dir=$(cd "$tls_dir" && pwd)
+    for f in ca.pem cert.pem key.pem; do
+      [ -r "$tls_dir/$f" ] || { echo "BROKER_MGMT_TLS_DIR: $tls_dir/$f is missing" >&2; return 1; }
+    done
+    tls_port=${BROKER_MGMT_TLS_PORT:-$(free_port)}
+    erl_args="$erl_args -rabbitmq_management ssl_config [{ip,\"127.0.0.1\"},{port,$tls_port},{cacertfile,\"$tls_dir/ca.pem\"},{certfile,\"$tls_dir/cert.pem\"},{keyfile,\"$tls_dir/key.pem\"}]"
+  fi
   # /usr/sbin/rabbitmq-server would switch to the rabbitmq user, which cannot write to $dir:
   # run the inner script directly. setsid puts the node in its own process group, so `stop`
   # can end beam.smp and its children together.
@@ -32,7 +47,7 @@ start() {
   RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$amqp" RABBITMQ_DIST_PORT="$dist" \
   RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" \
   RABBITMQ_FEATURE_FLAGS_FILE="$dir/feature_flags" RABBITMQ_PLUGINS_EXPAND_DIR="$dir/plugins-expand" \
-  RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-rabbitmq_management tcp_config [{ip,\"127.0.0.1\"},{port,$mgmt}]" \
+  RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="$erl_args" \
     setsid "$RMQ/rabbitmq-server" > "$dir/out.log" 2>&1 < /dev/null &
   local pid=$!
   cat > "$dir/broker.env" <<ENV
@@ -44,10 +59,15 @@ BROKER_PID=$pid
 BROKER_DIR=$dir
 WARREN_MANAGEMENT_URL=http://127.0.0.1:$mgmt
 ENV
+  if [ -n "$tls_port" ]; then
+    printf 'BROKER_MGMT_TLS_PORT=%s\nBROKER_MGMT_TLS_URL=https://localhost:%s\n' "$tls_port" "$tls_port" >> "$dir/broker.env"
+  fi
   # Up in 7-12 s on an idle machine; allow 120 s for a loaded CI box.
   for _ in $(seq 1 240); do
-    if curl -fsS -u guest:guest -o /dev/null "http://127.0.0.1:$mgmt/api/overview?disable_stats=true" 2>/dev/null; then
-      echo "broker $node up: amqp 127.0.0.1:$amqp, management http://127.0.0.1:$mgmt" >&2
+    if curl -fsS -u guest:guest -o /dev/null "http://127.0.0.1:$mgmt/api/overview?disable_stats=true" 2>/dev/null &&
+       { [ -z "$tls_port" ] || curl -fsS -u guest:guest -o /dev/null --cacert "$tls_dir/ca.pem" \
+           --resolve "localhost:$tls_port:127.0.0.1" "https://localhost:$tls_port/api/overview?disable_stats=true" 2>/dev/null; }; then
+      echo "broker $node up: amqp 127.0.0.1:$amqp, management http://127.0.0.1:$mgmt${tls_port:+ and https://localhost:$tls_port}" >&2
       return 0
     fi
     if ! kill -0 "$pid" 2>/dev/null; then

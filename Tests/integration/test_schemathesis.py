@@ -1,0 +1,172 @@
+"""schemathesis against a running warren and the real broker: every operation of openapi.yaml,
+its examples, coverage and fuzzing phases, and the stateful phase along the spec's links
+(createEnvironment -> get/delete). Zero server errors and zero responses that break the
+spec (status, content type, headers, body schema) are allowed.
+
+Runs as its own team with a token of its own, so the generated environments never meet other
+tests' (and are all removed afterwards). Bounded in time (WARREN_SCHEMATHESIS_MAX_TIME, 120 s
+by default); the seed is fixed for a reproducible CI (WARREN_SCHEMATHESIS_SEED to change it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from warren_support import (WarrenProcess, record_response_secrets, record_secret, seg, sha256_hex, tail)
+
+SPEC_PATH = Path(__file__).resolve().parent.parent.parent / "openapi.yaml"
+MAX_TIME = int(os.environ.get("WARREN_SCHEMATHESIS_MAX_TIME", "120"))
+SEED = os.environ.get("WARREN_SCHEMATHESIS_SEED", "20261129")
+MAX_EXAMPLES = int(os.environ.get("WARREN_SCHEMATHESIS_MAX_EXAMPLES", "50"))
+
+# Every check except positive_data_acceptance, which expects any schema-valid body to be taken:
+# Warren has rules a JSON schema cannot state (a blueprint must exist and not be mixed with a
+# topology; a PATCH must add something), so it answers 400 there by design.
+EXCLUDED_CHECKS = "positive_data_acceptance"
+# Operations on an existing environment that no link of the spec leads to: a second run gives
+# them one the test made, so they reach Warren's logic instead of a 404 for a generated id.
+ON_SEED = ["updateEnvironment", "reconcileEnvironment", "issueCredentials", "revokeCredentials"]
+
+
+@pytest.fixture
+def st_team(workdir):
+    team = f"st{secrets.token_hex(3)}"
+    token = secrets.token_urlsafe(32)
+    record_secret(token, f"bearer token of {team}")
+    path = workdir / f"tokens-{team}"
+    path.write_text(f"{team} {sha256_hex(token)}\n")
+    return team, token, path
+
+
+@pytest.fixture
+def st_warren(settings, warren_env, workdir, st_team, mgmt):
+    team, _, tokens_path = st_team
+    env = dict(warren_env, WARREN_TOKENS_FILE=str(tokens_path))
+    proc = WarrenProcess(settings.warren_bin, env, workdir, f"schemathesis-{team}").start()
+    yield proc
+    try:
+        proc.stop_cleanly()
+    finally:
+        prefix = f"warren.{team}."
+        for vhost in sorted(v for v in mgmt.vhost_names() if v.startswith(prefix)):
+            mgmt.delete(f"vhosts/{seg(vhost)}")
+        for user in mgmt.users_with_prefix(prefix):
+            mgmt.delete(f"users/{seg(user)}")
+
+
+def _cassette_passwords(path: Path) -> int:
+    """Records every password in the responses schemathesis saw (for the session's log check)."""
+    if not path.exists():
+        return 0
+    import yaml
+    count = 0
+    doc = yaml.safe_load(path.read_text()) or {}
+    for interaction in doc.get("http_interactions", []):
+        body = ((interaction.get("response") or {}).get("body") or {})
+        text = body.get("string") if isinstance(body, dict) else None
+        if text and '"password"' in text:
+            record_response_secrets(text)
+            count += 1
+    return count
+
+
+def _run(label: str, warren: WarrenProcess, token: str, workdir: Path, extra: list[str], budget: int,
+         config: Path | None = None) -> dict:
+    report_dir = workdir / label
+    cmd = [sys.executable, "-m", "schemathesis.cli", *(["--config-file", str(config)] if config else []),
+           "run", str(SPEC_PATH), "--url", warren.url,
+           "--header", f"Authorization: Bearer {token}",
+           "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS,
+           # No --max-time: it is a budget that fuzzing repeats to fill, not a cap.
+           "--max-examples", str(MAX_EXAMPLES),
+           # One worker: several threads trip a CPython 3.11 bug inside schemathesis's
+           # generator ("AST constructor recursion depth mismatch").
+           "--seed", SEED, "--workers", "1", "--request-timeout", "30",
+           "--report", "junit,vcr", "--report-dir", str(report_dir),
+           "--report-vcr-path", str(report_dir / "cassette.yaml"),
+           "--suppress-health-check", "all", "--no-color", *extra]
+    started = time.monotonic()
+    try:
+        # cwd: schemathesis keeps its example database (.hypothesis/) in the working directory.
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=budget, cwd=workdir,
+                             env=dict(os.environ, SCHEMATHESIS_TELEMETRY="false", NO_COLOR="1"))
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"schemathesis ({label}) did not finish within {budget} s:\n{str(e.stdout or '')[-4000:]}",
+                    pytrace=False)
+    output = run.stdout + run.stderr
+    generated = re.search(r"(\d+) generated", output)
+    return {"label": label, "rc": run.returncode, "output": output, "elapsed": time.monotonic() - started,
+            "cases": int(generated.group(1)) if generated else 0,
+            "passwords": _cassette_passwords(report_dir / "cassette.yaml")}
+
+
+def test_schemathesis_finds_no_server_error_and_no_spec_violation(st_warren, st_team, tmp_path, report):
+    team, token, _ = st_team
+    # 1. Every operation, every phase, the stateful one along the spec's links.
+    full = _run("all-operations", st_warren, token, tmp_path,
+                ["--phases", "examples,coverage,fuzzing,stateful"], MAX_TIME)
+    # 2. The operations on an existing environment, against one made here.
+    headers = {"Authorization": f"Bearer {token}"}
+    created = requests.post(f"{st_warren.url}/v1/environments", json={"name": "st-seed"}, headers=headers, timeout=30)
+    assert created.status_code == 201, created.text
+    record_response_secrets(created.content)
+    username = created.json()["credentials"]["username"]
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(f"""
+[[operations]]
+include-operation-id = ["updateEnvironment", "reconcileEnvironment", "issueCredentials"]
+parameters = {{ id = "st-seed" }}
+
+[[operations]]
+include-operation-id = "revokeCredentials"
+parameters = {{ id = "st-seed", username = "{username}" }}
+""")
+    seeded = _run("seeded", st_warren, token, tmp_path,
+                  ["--phases", "examples,coverage,fuzzing",
+                   *[arg for op in ON_SEED for arg in ("--include-operation-id", op)]], 60, config=config)
+
+    for run in (full, seeded):
+        report("schemathesis", f"{run['label']}: {run['cases']} generated cases in {run['elapsed']:.0f} s "
+                               f"(seed {SEED}), exit {run['rc']}, {run['passwords']} responses with passwords")
+    for run in (full, seeded):
+        assert run["rc"] == 0, (f"schemathesis ({run['label']}) found problems (exit {run['rc']}). Its output:\n"
+                                f"{run['output'][-12000:]}\nwarren's log:\n{tail(st_warren.log_path, 30)}")
+    output = full["output"]
+    for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
+        assert re.search(rf"✅\s+{phase}", output), f"phase {phase} did not pass:\n{output[-3000:]}"
+    assert full["cases"] + seeded["cases"] >= 300, f"only {full['cases']} + {seeded['cases']} cases were generated"
+    assert st_warren.running, f"warren died during the run:\n{tail(st_warren.log_path)}"
+
+
+# --------------------------------------------------------------------------------------------
+# What schemathesis found, pinned down as plain regression tests
+
+
+@pytest.mark.parametrize("limits", [{"max_queues": 5}, {}], ids=["raise-max-queues", "remove-limits"])
+def test_patch_that_loosens_limits_and_adds_a_queue_is_not_a_5xx(api_a, new_name, mgmt, limits):
+    """Found by schemathesis (seeded run): with max_queues at its floor, a PATCH that raises or
+    removes the limit and adds a queue in the same body was answered 502 ("the broker failed to
+    declare queue"): the new queue was declared while the old vhost limit still held."""
+    name = new_name("limits")
+    env = api_a.create_ok({"name": name})
+    tight = api_a.request("PATCH", f"/v1/environments/{name}", json_body={"limits": {"max_queues": 2}})
+    assert tight.status_code == 200, tight.text
+    resp = api_a.request("PATCH", f"/v1/environments/{name}",
+                         json_body={"limits": limits, "queues": [{"name": "more"}]})
+    assert resp.status_code < 500, f"PATCH {limits} + a queue: {resp.status_code} {resp.text[:500]}"
+    if resp.status_code == 200:
+        body = resp.json()
+        assert "more" in [q["name"] for q in body["queues"]], body
+        assert mgmt.queue(env["vhost"], "more") is not None, "the answer lists a queue the broker lacks"
+        on_broker = mgmt.get_json(f"vhost-limits/{seg(env['vhost'])}") or [{}]
+        value = on_broker[0].get("value", {}) if on_broker else {}
+        assert value.get("max-queues", -1) == limits.get("max_queues", -1), (value, limits)
