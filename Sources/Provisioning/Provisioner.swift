@@ -259,6 +259,7 @@ public struct Provisioner: Sendable {
             let why = switch error.code {
             case .unreachable: "the management API could not be reached"
             case .timeout: "the management API did not answer in time"
+            case .tls: "the management API's TLS certificate could not be verified"
             default: error.summary
             }
             throw ProvisioningError(code: .broker, detail: "the broker failed to \(name): \(why)", step: name, underlying: error)

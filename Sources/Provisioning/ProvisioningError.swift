@@ -39,7 +39,8 @@ public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
 
     public var description: String {
         var text = "\(code): \(detail)"
-        if let underlying { text += " (\(underlying))" }
+        // The detail usually quotes the underlying summary already; add it only when it does not.
+        if let underlying, !detail.contains(underlying.summary) { text += " (\(underlying))" }
         return text
     }
 }

@@ -221,8 +221,9 @@ public final class ManagementClient: Sendable {
         }
     }
 
+    /// "Couldn't connect" -> "couldn't connect", but "SSL peer certificate" stays as it is.
     private static func lowercasedFirst(_ text: String) -> String {
-        guard let first = text.first else { return text }
+        guard let first = text.first, let second = text.dropFirst().first, second.isLowercase else { return text }
         return first.lowercased() + text.dropFirst()
     }
 }

@@ -43,9 +43,10 @@ enum ErrorMapping {
 }
 
 extension ManagementError {
-    /// Whether the broker could not be reached or did not answer in time (503 + Retry-After),
+    /// Whether the broker could not be reached, did not answer in time, or could not be
+    /// trusted (its TLS certificate failed verification): 503 + Retry-After, as /readyz says,
     /// as opposed to answering with an error (502).
     var isUnavailable: Bool {
-        code == .unreachable || code == .timeout
+        code == .unreachable || code == .timeout || code == .tls
     }
 }

@@ -30,6 +30,8 @@ struct JSONFields {
     mutating func integer(_ key: String) -> Int? {
         switch object[key] {
         case .int(let value): return value
+        // JSON has one number type: 531.0 is the whole number 531 (JSON Schema's integer agrees).
+        case .number(let value) where value == value.rounded() && abs(value) < 9e15: return Int(value)
         case nil: return nil
         case .null: fail(key, "must be a whole number, not null")
         default: fail(key, "must be a whole number")

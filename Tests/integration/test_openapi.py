@@ -60,8 +60,8 @@ def test_spec_create_has_location_and_links(spec):
     for status in ("200", "201"):
         links = {name: spec.deref(link) for name, link in responses[status]["links"].items()}
         targets = {link["operationId"]: link["parameters"] for link in links.values()}
-        assert targets == {"getEnvironment": {"id": "$response.body#/id"},
-                           "deleteEnvironment": {"id": "$response.body#/id"}}
+        assert targets == {op: {"id": "$response.body#/id"} for op in (
+            "getEnvironment", "deleteEnvironment", "updateEnvironment", "reconcileEnvironment", "issueCredentials")}
 
 
 def test_spec_components(spec):
