@@ -12,12 +12,14 @@ extension Provisioner {
     private func tearDown(team: String, name: String, force: Bool) async throws -> Bool {
         let vhost = EnvironmentNaming.vhost(team: team, name: name)
         guard let info = try await step("read vhost", { try await admin.vhost(vhost) }) else { return false }
-        if var record = EnvironmentRecord.decode(description: info.description), record.state != .deleting {
-            if !force { try await refuseIfMessagesPending(Environment(record: record, vhost: vhost)) }
+        var deleting: EnvironmentRecord?
+        if var record = EnvironmentRecord.decode(description: info.description) {
+            if record.state != .deleting, !force { try await refuseIfMessagesPending(Environment(record: record, vhost: vhost)) }
             // Said on the broker before anything goes: a Warren killed from here on leaves an
             // environment the janitor knows to finish deleting, not a `ready` one with parts gone.
             record.state = .deleting
             try await write(record, to: vhost, step: "mark deleting")
+            deleting = record
         }
         // Users with permissions are found through the vhost; a user whose permissions never
         // arrived (a crash between the two calls) only through the full user list.
@@ -29,6 +31,9 @@ extension Provisioner {
         let users = Set(try await permitted.map(\.user) + (await all ?? []).map(\.name)).filter { EnvironmentNaming.isUser($0, of: vhost) }
         // Users first: if this is interrupted, the vhost is still there for a retried DELETE to find.
         try await concurrently(users.map { user in { try await step("delete user") { _ = try await admin.deleteUser(user) } } })
+        // Once more right before the vhost goes: a create that read the record before the first
+        // mark may have written `ready` over it since (see Provisioner.makeOrEnsure).
+        if let deleting { try await write(deleting, to: vhost, step: "mark deleting") }
         _ = try await step("delete vhost") { try await admin.deleteVhost(vhost) }
         logger.info("environment deleted", metadata: ["vhost": "\(vhost)", "users": "\(users.count)"])
         return true

@@ -67,6 +67,13 @@ public struct Provisioner: Sendable {
                 issued.map { credentials in { @Sendable in try await makeUser(credentials, for: environment) } }
                     + [{ @Sendable in try await declareTopology(environment) }])
             if record.state != .ready {
+                // A DELETE may have begun meanwhile: its `deleting` must not be overwritten by
+                // `ready`, or a delete cut short would leave a `ready` environment with parts gone.
+                let now = try await step("read vhost") { try await admin.vhost(vhost) }.flatMap { EnvironmentRecord.decode(description: $0.description) }
+                guard now?.state != .deleting else {
+                    ownsVhost = false
+                    throw ProvisioningError(code: .conflict, detail: "environment \(spec.name) is being deleted; create it again once the delete is done")
+                }
                 var ready = record
                 ready.state = .ready
                 try await write(ready, to: vhost, step: "mark ready")

@@ -23,6 +23,9 @@ final class FakeBroker: BrokerAdmin, Sendable {
     }
 
     let state = Mutex(State())
+    /// When set, runs the closure on the state at the k-th call from the time it is set (1-based),
+    /// before that call: something else changing the broker between two of our calls.
+    let onCall = Mutex<(Int, @Sendable (inout State) -> Void)?>(nil)
     /// When set, the claim queue is already held by this record (another Warren won the race).
     let claimConflict = Mutex<EnvironmentRecord?>(nil)
 
@@ -38,6 +41,13 @@ final class FakeBroker: BrokerAdmin, Sendable {
 
     /// Records a call and throws when it is the one set to fail.
     private func record(_ call: String) throws {
+        let hook = onCall.withLock { hook -> (@Sendable (inout State) -> Void)? in
+            guard let (count, body) = hook else { return nil }
+            if count <= 1 { hook = nil; return body }
+            hook = (count - 1, body)
+            return nil
+        }
+        if let hook { state.withLock { hook(&$0) } }
         try state.withLock { state in
             state.calls.append(call)
             if state.failAt == state.calls.count { throw state.failure }

@@ -23,8 +23,9 @@ import Testing
         #expect(Array(calls.prefix(7)) == ["GET vhost", "GET vhosts", "PUT vhost", "GET vhost", "GET vhost", "PUT permissions", "PUT queue"])
         // Warren's own permissions and the claim before anything else is declared; the user,
         // the exchange and the queue in any order; the binding, then the record marked ready.
-        #expect(Array(calls.suffix(2)) == ["POST binding", "PUT vhost"])
-        #expect(calls[7..<(calls.count - 2)].sorted() == ["PUT exchange", "PUT permissions", "PUT queue", "PUT user"])
+        // ... and before marking ready, a read: a DELETE that began meanwhile must keep its mark.
+        #expect(Array(calls.suffix(3)) == ["POST binding", "GET vhost", "PUT vhost"])
+        #expect(calls[7..<(calls.count - 3)].sorted() == ["PUT exchange", "PUT permissions", "PUT queue", "PUT user"])
 
         broker.state.withLock { state in
             #expect(state.vhosts[vhost] != nil)
@@ -114,7 +115,7 @@ import Testing
     }
 
     /// The number of broker calls a create of a new environment makes.
-    static let createCalls = 13
+    static let createCalls = 14
 
     @Test(arguments: 1...createCalls)
     func aFailureAtAnyStepOfACreateLeavesNothingBehind(k: Int) async throws {
@@ -247,6 +248,27 @@ import Testing
         let report = try await Janitor(provisioner: provisioner, grace: .seconds(60)).sweep()
         #expect(report.removed == 1)
         #expect(broker.holdsNothing(of: vhost))
+    }
+
+    @Test func aCreateDoesNotMarkReadyOverADeleteThatBegan() async throws {
+        // The first create is cut short after its binding (as by a crash): the record says
+        // `creating`. A DELETE then marks it `deleting`; a repeated create must not say `ready`.
+        broker.fail(call: 13)
+        _ = try? await provisioner.create(team: "team-a", spec: spec)
+        try await broker.putVhost(vhost, description: EnvironmentRecord(team: "team-a", spec: spec, createdAt: EnvironmentRecord.now()).encoded(), tags: [], defaultQueueType: nil)
+        let deleting = { () -> String in
+            var record = EnvironmentRecord(team: "team-a", spec: spec, createdAt: EnvironmentRecord.now())
+            record.state = .deleting
+            return record.encoded()
+        }()
+        // The delete's mark lands between the create's first read and its final one.
+        broker.onCall.withLock { $0 = (8, { state in state.vhosts[vhost]?.description = deleting }) }
+        let error = await #expect(throws: ProvisioningError.self) {
+            try await provisioner.create(team: "team-a", spec: spec)
+        }
+        #expect(error?.code == .conflict)
+        let record = broker.state.withLock { EnvironmentRecord.decode(description: $0.vhosts[vhost]?.description) }
+        #expect(record?.state == .deleting)
     }
 
     @Test func unreachableBrokersAreDescribedWithoutTheirAddress() async throws {
