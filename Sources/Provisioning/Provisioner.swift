@@ -72,7 +72,7 @@ public struct Provisioner: Sendable {
                 let now = try await step("read vhost") { try await admin.vhost(vhost) }.flatMap { EnvironmentRecord.decode(description: $0.description) }
                 guard now?.state != .deleting else {
                     ownsVhost = false
-                    throw ProvisioningError(code: .conflict, detail: "environment \(spec.name) is being deleted; create it again once the delete is done")
+                    throw ProvisioningError.beingDeleted(spec.name)
                 }
                 var ready = record
                 ready.state = .ready
@@ -165,7 +165,7 @@ public struct Provisioner: Sendable {
             throw ProvisioningError(code: .conflict, detail: "vhost \(info.name) exists and is not managed by Warren")
         }
         guard record.state != .deleting else {
-            throw ProvisioningError(code: .conflict, detail: "environment \(spec.name) is being deleted; create it again once the delete is done")
+            throw ProvisioningError.beingDeleted(spec.name)
         }
         let differences = spec.differences(from: record.spec)
         guard differences.isEmpty else {

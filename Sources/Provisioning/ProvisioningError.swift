@@ -37,6 +37,11 @@ public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
         self.underlying = underlying
     }
 
+    /// A create that finds a DELETE of the same environment under way gives way to it.
+    static func beingDeleted(_ name: String) -> ProvisioningError {
+        ProvisioningError(code: .conflict, detail: "environment \(name) is being deleted; create it again once the delete is done")
+    }
+
     public var description: String {
         var text = "\(code): \(detail)"
         // The detail usually quotes the underlying summary already; add it only when it does not.

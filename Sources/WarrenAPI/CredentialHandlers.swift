@@ -63,18 +63,19 @@ struct BlueprintHandlers: Sendable {
         struct Item: Encodable {
             var name: String
             var description: String
-            var exchange: ExchangeBody
-            var queues: [QueueBody]
-            var bindings: [BindingBody]
-            var limits: LimitsBody?
+            var topology: TopologyBody
+
+            func encode(to encoder: any Encoder) throws {
+                try topology.encode(to: encoder)
+                var container = encoder.container(keyedBy: Keys.self)
+                try container.encode(name, forKey: .name)
+                try container.encode(description, forKey: .description)
+            }
+
+            enum Keys: String, CodingKey { case name, description }
         }
         let items = blueprints.all.map { blueprint in
-            let spec = blueprint.spec(named: "{name}")
-            return Item(
-                name: blueprint.name, description: blueprint.description,
-                exchange: ExchangeBody(name: spec.exchange.name, type: spec.exchange.type.rawValue),
-                queues: spec.queues.map(QueueBody.init), bindings: spec.bindings.map(BindingBody.init),
-                limits: LimitsBody.of(spec.limits))
+            Item(name: blueprint.name, description: blueprint.description, topology: TopologyBody(blueprint.spec(named: "{name}")))
         }
         return JSON.response(200, ["items": items])
     }

@@ -96,22 +96,50 @@ public struct AMQPEndpoint: Sendable {
     }
 }
 
+/// The topology of a spec as every view shows it (environments and blueprints), encoded flat
+/// into the enclosing object.
+struct TopologyBody: Encodable {
+    var exchange: ExchangeBody
+    var queues: [QueueBody]
+    var bindings: [BindingBody]
+    var limits: LimitsBody?
+
+    init(_ spec: EnvironmentSpec) {
+        exchange = ExchangeBody(name: spec.exchange.name, type: spec.exchange.type.rawValue)
+        queues = spec.queues.map(QueueBody.init)
+        bindings = spec.bindings.map(BindingBody.init)
+        limits = LimitsBody.of(spec.limits)
+    }
+}
+
 /// What every view of an environment shows: its spec and where it lives.
 struct EnvironmentSummaryBody: Encodable {
     var id: String
     var name: String
     var team: String
     var vhost: String
-    var exchange: ExchangeBody
+    var topology: TopologyBody
     /// The primary queue and its routing key: the single-queue view.
     var queue: QueueBody
     var routingKey: String
-    var queues: [QueueBody]
-    var bindings: [BindingBody]
-    var limits: LimitsBody?
     /// Things worth knowing about how the spec was applied.
     var notes: [String]?
     var createdAt: String
+
+    func encode(to encoder: any Encoder) throws {
+        try topology.encode(to: encoder)
+        var container = encoder.container(keyedBy: Keys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(name, forKey: .name)
+        try container.encode(team, forKey: .team)
+        try container.encode(vhost, forKey: .vhost)
+        try container.encode(queue, forKey: .queue)
+        try container.encode(routingKey, forKey: .routingKey)
+        try container.encodeIfPresent(notes, forKey: .notes)
+        try container.encode(createdAt, forKey: .createdAt)
+    }
+
+    enum Keys: String, CodingKey { case id, name, team, vhost, queue, routingKey, notes, createdAt }
 
     init(_ environment: Environment) {
         let spec = environment.spec
@@ -119,12 +147,9 @@ struct EnvironmentSummaryBody: Encodable {
         name = environment.name
         team = environment.team
         vhost = environment.vhost
-        exchange = ExchangeBody(name: spec.exchange.name, type: spec.exchange.type.rawValue)
+        topology = TopologyBody(spec)
         queue = QueueBody(spec.queue)
         routingKey = spec.routingKey
-        queues = spec.queues.map(QueueBody.init)
-        bindings = spec.bindings.map(BindingBody.init)
-        limits = LimitsBody.of(spec.limits)
         let priorityNotes = spec.queues.filter { $0.maxPriority != nil }.map {
             "queue \($0.name) is a classic queue: priorities need one (quorum queues cannot take x-max-priority)"
         }

@@ -12,10 +12,6 @@ struct JSONFields {
         self.path = path
     }
 
-    func has(_ key: String) -> Bool { object[key] != nil }
-
-    func field(_ key: String) -> String { path + key }
-
     mutating func string(_ key: String, required: Bool = false) -> String? {
         switch object[key] {
         case .string(let value): return value
