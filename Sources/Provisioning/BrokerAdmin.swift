@@ -9,17 +9,24 @@ public protocol BrokerAdmin: Sendable {
     func vhost(_ name: String) async throws -> VhostInfo?
     func vhosts() async throws -> [VhostInfo]
     func countVhosts(prefix: String) async throws -> Int
-    func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws
+    /// True when the PUT made the vhost (201).
+    @discardableResult
+    func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws -> Bool
     func deleteVhost(_ name: String) async throws -> Bool
     func users() async throws -> [UserInfo]
     func putUser(_ name: String, passwordHash: String, tags: [String]) async throws
     func deleteUser(_ name: String) async throws -> Bool
     func putPermissions(vhost: String, user: String, configure: String, write: String, read: String) async throws
     func permissions(vhost: String) async throws -> [PermissionInfo]
+    /// Every user's permissions on every vhost.
+    func permissions() async throws -> [PermissionInfo]
     func putExchange(vhost: String, name: String, type: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws
     func exchange(vhost: String, name: String) async throws -> ExchangeInfo?
     func putQueue(vhost: String, name: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws
     func queue(vhost: String, name: String) async throws -> QueueInfo?
+    func deleteQueue(vhost: String, name: String) async throws -> Bool
+    /// Deletes the queue only when it holds no message at that moment, as the queue counts.
+    func deleteQueueIfEmpty(vhost: String, name: String) async throws -> QueueDeletion
     func bind(vhost: String, exchange: String, queue: String, routingKey: String, arguments: [String: JSONValue]) async throws
     func bindings(vhost: String, exchange: String, queue: String) async throws -> [BindingInfo]
     func putVhostLimit(vhost: String, name: String, value: Int) async throws

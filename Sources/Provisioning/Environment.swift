@@ -65,6 +65,28 @@ public struct EnvironmentHealth: Sendable {
     public var revocations: [String: String]
     /// Where the environment is in its life (`deleting` once a DELETE has begun).
     public var state: EnvironmentRecord.State
+    /// Why the environment's record cannot be trusted, when it cannot: then nothing else here
+    /// comes from the record (`environment.spec` is the default for the name) and Warren
+    /// changes nothing of it.
+    public var recordProblem: String?
 
-    public var isComplete: Bool { resources.missing.isEmpty }
+    public var isComplete: Bool { resources.missing.isEmpty && recordProblem == nil }
+
+    init(
+        environment: Environment, users: [(name: String, role: Role)], resources: Resources,
+        revocations: [String: String], state: EnvironmentRecord.State
+    ) {
+        self.environment = environment
+        self.users = users
+        self.resources = resources
+        self.revocations = revocations
+        self.state = state
+    }
+
+    init(invalid environment: Environment, reason: String) {
+        self.init(
+            environment: environment, users: [],
+            resources: Resources(exchange: false, queue: false, binding: false, user: false), revocations: [:], state: .ready)
+        recordProblem = reason
+    }
 }

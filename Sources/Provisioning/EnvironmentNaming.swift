@@ -1,5 +1,6 @@
 /// How an environment's broker objects are named. The names carry the ownership, so Warren
-/// needs no database: "warren.{team}.{name}" is the vhost, "{vhost}.{8 hex}" each of its users.
+/// needs no database: "warren.{team}.{name}" is the vhost, "{vhost}.{incarnation}{8 hex}" each
+/// of its users (environments made before incarnations: "{vhost}.{8 hex}").
 /// Team and environment names cannot contain ".", so parsing is unambiguous and one
 /// environment's user prefix never matches another environment's users.
 public enum EnvironmentNaming {
@@ -19,11 +20,33 @@ public enum EnvironmentNaming {
         "\(vhost)."
     }
 
-    public static func newUserName(vhost: String) -> String {
+    /// Warren's own names inside an environment's vhost (its claim queue) start with this; tenant
+    /// permissions exclude it and tenant resource names may not use it.
+    public static let reservedResourcePrefix = "warren."
+
+    /// The vhost where Warren keeps objects no tenant may reach (its record locks). It does not
+    /// parse as an environment's vhost: it has no "{team}.{name}" part.
+    public static let systemVhost = "warren.system"
+
+    public static func newUserName(vhost: String, incarnation: String) -> String {
+        userPrefix(vhost: vhost) + incarnation + randomHex()
+    }
+
+    public static func newIncarnation() -> String { randomHex() }
+
+    static func isIncarnation(_ text: String) -> Bool {
+        text.utf8.count == 8 && text.utf8.allSatisfy(isLowerHex)
+    }
+
+    /// 8 lowercase hex digits from the system's CSPRNG.
+    private static func randomHex() -> String {
         var generator = SystemRandomNumberGenerator()
-        let suffix = UInt32.random(in: .min ... .max, using: &generator)
-        let hex = String(suffix, radix: 16)
-        return userPrefix(vhost: vhost) + String(repeating: "0", count: 8 - hex.count) + hex
+        let hex = String(UInt32.random(in: .min ... .max, using: &generator), radix: 16)
+        return String(repeating: "0", count: 8 - hex.count) + hex
+    }
+
+    private static func isLowerHex(_ byte: UInt8) -> Bool {
+        (0x30...0x39).contains(byte) || (0x61...0x66).contains(byte)
     }
 
     /// (team, name) of a Warren vhost, or nil for any other vhost.
@@ -38,17 +61,28 @@ public enum EnvironmentNaming {
 
     /// The vhost of an environment user, or nil for any other user.
     public static func vhost(ofUser user: String) -> String? {
-        guard user.utf8.count > 9 else { return nil }
-        let vhost = String(user.dropLast(9))
+        guard let dot = user.lastIndex(of: ".") else { return nil }
+        let vhost = String(user[..<dot])
         guard parse(vhost: vhost) != nil, isUser(user, of: vhost) else { return nil }
         return vhost
     }
 
-    /// Whether `user` is one of the users made for the environment whose vhost is `vhost`.
-    public static func isUser(_ user: String, of vhost: String) -> Bool {
+    /// Whether `user` is one of the users made for the environment whose vhost is `vhost`; with
+    /// `incarnation`, one made for that incarnation (or, for a record older than incarnations,
+    /// one of the 8-digit names of that time).
+    public static func isUser(_ user: String, of vhost: String, incarnation: String? = nil) -> Bool {
         let prefix = userPrefix(vhost: vhost)
         guard user.hasPrefix(prefix) else { return false }
-        let suffix = user.dropFirst(prefix.count)
-        return suffix.count == 8 && suffix.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+        let suffix = Substring(user.utf8.dropFirst(prefix.utf8.count))
+        guard suffix.utf8.count == 8 || suffix.utf8.count == 16, suffix.utf8.allSatisfy(isLowerHex) else { return false }
+        guard let incarnation else { return true }
+        return incarnation.isEmpty ? suffix.utf8.count == 8 : suffix.utf8.count == 16 && suffix.hasPrefix(incarnation)
+    }
+
+    /// The incarnation a user name was issued for, or nil for a name older than incarnations.
+    static func incarnation(ofUser user: String) -> String? {
+        guard let dot = user.lastIndex(of: ".") else { return nil }
+        let suffix = user[user.index(after: dot)...]
+        return suffix.utf8.count == 16 ? String(suffix.prefix(8)) : nil
     }
 }

@@ -25,12 +25,18 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
     public var claim: Int
     /// Users to revoke, with the RFC 3339 time when (see `Provisioner.issueCredentials`).
     public var revocations: [String: String]
+    /// Which life of the name this is: 8 random hex digits fixed by the create that made the
+    /// vhost, and the start of every user name it issues ("{vhost}.{incarnation}{8 hex}").
+    /// An operation that began on an earlier incarnation of the same name changes nothing of a
+    /// later one. Empty for records written before incarnations existed.
+    public var incarnation: String
 
     /// The one vhost tag Warren sets: few distinct values keep the broker's atom table small.
     public static let vhostTag = "warren"
 
-    public init(team: String, spec: EnvironmentSpec, createdAt: String, state: State = .creating) {
+    public init(team: String, spec: EnvironmentSpec, createdAt: String, state: State = .creating, incarnation: String = EnvironmentNaming.newIncarnation()) {
         self.format = 1
+        self.incarnation = incarnation
         self.team = team
         self.spec = spec
         self.createdAt = createdAt
@@ -41,7 +47,7 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case format = "warren_format"
-        case team, spec, state, claim, revocations
+        case team, spec, state, claim, revocations, incarnation
         case createdAt = "created_at"
     }
 
@@ -54,12 +60,7 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
         state = try container.decodeIfPresent(State.self, forKey: .state) ?? .ready
         claim = try container.decodeIfPresent(Int.self, forKey: .claim) ?? Claim.specHash(spec)
         revocations = try container.decodeIfPresent([String: String].self, forKey: .revocations) ?? [:]
-    }
-
-    /// Seconds since `createdAt`, or nil when it does not parse.
-    public func age(now: Date = .now) -> Double? {
-        guard let created = try? Date(createdAt, strategy: .iso8601) else { return nil }
-        return now.timeIntervalSince(created)
+        incarnation = try container.decodeIfPresent(String.self, forKey: .incarnation) ?? ""
     }
 
     public func encoded() -> String {
@@ -71,9 +72,28 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
     }
 
     /// The record in a vhost description, or nil when the vhost was not made by Warren.
-    public static func decode(description: String?) -> EnvironmentRecord? {
+    /// Decoding is not trusting: see `problem(in:)`.
+    static func decode(description: String?) -> EnvironmentRecord? {
         guard let description, description.hasPrefix("{") else { return nil }
         return try? JSONDecoder().decode(EnvironmentRecord.self, from: Data(description.utf8))
+    }
+
+    /// Why this record may not be acted on as the record of the environment whose vhost is
+    /// `vhost`, or nil when it may. A record is checked wherever it was read from: its team and
+    /// name must be those the vhost's name says, its spec as valid as a request body's, its
+    /// incarnation well formed, and every user it would revoke one of this environment's.
+    /// Nothing Warren deletes or revokes is decided from a record that fails this.
+    func problem(in vhost: String) -> String? {
+        guard format == 1 else { return "record format \(format) is unknown" }
+        guard let owner = EnvironmentNaming.parse(vhost: vhost), owner.team == team, owner.name == spec.name else {
+            return "record names team \(team) and environment \(spec.name), not those of its vhost"
+        }
+        if let invalid = spec.validate().first { return "record spec is invalid: \(invalid.field) \(invalid.reason)" }
+        guard incarnation.isEmpty || EnvironmentNaming.isIncarnation(incarnation) else { return "record incarnation is malformed" }
+        for user in revocations.keys where !EnvironmentNaming.isUser(user, of: vhost, incarnation: incarnation) {
+            return "record schedules the revocation of a user that is not this environment's"
+        }
+        return nil
     }
 
     public static func now() -> String {

@@ -1,29 +1,41 @@
 import FoundationEssentials
 import Logging
 import RabbitManagement
+import Synchronization
 
 /// Finishes what a crash interrupted. A Warren killed in the middle of a create leaves a vhost
-/// whose record still says `creating`; one killed in a rollback can leave a user without its
-/// vhost. Every Warren runs a janitor (at start-up, then periodically); several at once are
-/// harmless, since each step is idempotent on the broker.
-public struct Janitor: Sendable {
+/// whose record still says `creating`; one killed in a delete, a record that says `deleting`;
+/// one killed in a rollback, a user without its vhost. Every Warren runs a janitor (at
+/// start-up, then periodically); several at once are harmless, since each step is idempotent
+/// on the broker and every record change goes through the record's owner and lock.
+///
+/// It acts only on records that pass validation, on the vhost it found each in (never on a
+/// team or name a record names), and it cannot hurt live work: a `creating` record's age is
+/// measured on this janitor's own clock, from when it first saw that incarnation `creating`,
+/// and the grace is longer than any create can last (the executable refuses a shorter one).
+public final class Janitor: Sendable {
     public struct Report: Sendable, Equatable {
         /// `creating` environments found complete and marked `ready`.
         public var completed = 0
         /// `creating` environments found incomplete, and `deleting` ones, removed.
         public var removed = 0
-        /// Users of environments whose vhost no longer exists, removed.
+        /// Users of environments whose vhost no longer exists, or of an earlier incarnation, removed.
         public var orphanUsers = 0
         /// Users whose scheduled revocation came due, removed.
         public var revoked = 0
+        /// Full users given the permissions that keep Warren's own names out of their reach.
+        public var regranted = 0
+        /// Records that fail validation, left alone (and logged at error level).
+        public var invalid = 0
 
         public var isEmpty: Bool { self == Report() }
     }
 
     let provisioner: Provisioner
-    /// How long a create may take before its `creating` record counts as abandoned. Longer
-    /// than any create can last (the vhost wait plus a few bounded management calls).
+    /// How long a create may take before its `creating` record counts as abandoned.
     let grace: Duration
+    /// When this janitor first saw each "{vhost} {incarnation}" in `creating`.
+    private let firstSeenCreating = Mutex<[String: ContinuousClock.Instant]>([:])
 
     public init(provisioner: Provisioner, grace: Duration) {
         self.provisioner = provisioner
@@ -38,48 +50,115 @@ public struct Janitor: Sendable {
         // order could take a create's brand-new user for an orphan.
         let users = try await provisioner.step("list users") { try await admin.users() }
         let vhosts = try await provisioner.step("list vhosts") { try await admin.vhosts() }
-        let existing = Set(vhosts.map(\.name))
-        ProvisioningMetrics.environments(vhosts.filter { EnvironmentNaming.parse(vhost: $0.name) != nil }.count)
+        var records: [String: EnvironmentRecord] = [:]
+        var existing = Set<String>()
+        for info in vhosts where EnvironmentNaming.parse(vhost: info.name) != nil {
+            existing.insert(info.name)
+            switch EnvironmentRecordStore.reading(info) {
+            case .valid(let record): records[info.name] = record
+            case .invalid(let reason):
+                report.invalid += 1
+                provisioner.logger.error("environment record fails validation; left alone", metadata: ["vhost": "\(info.name)", "reason": "\(reason)"])
+            case .absent, .foreign: break
+            }
+        }
+        ProvisioningMetrics.environments(existing.count)
 
         for user in users {
-            guard let vhost = EnvironmentNaming.vhost(ofUser: user.name), !existing.contains(vhost) else { continue }
+            guard let vhost = EnvironmentNaming.vhost(ofUser: user.name) else { continue }
+            if existing.contains(vhost) {
+                // A user issued for an earlier incarnation of the name: only once the record in
+                // force is settled (`ready`), since a create racing another of the same spec can
+                // show the loser's incarnation for a moment.
+                guard let record = records[vhost], record.state == .ready, !record.incarnation.isEmpty,
+                      let incarnation = EnvironmentNaming.incarnation(ofUser: user.name), incarnation != record.incarnation
+                else { continue }
+            }
             if try await provisioner.step("delete user", { try await admin.deleteUser(user.name) }) {
                 report.orphanUsers += 1
             }
         }
+        report.regranted = try await regrantFullUsers(records)
 
-        let graceSeconds = Double(grace.components.seconds) + Double(grace.components.attoseconds) / 1e18
-        for info in vhosts where EnvironmentNaming.parse(vhost: info.name) != nil {
-            if let record = EnvironmentRecord.decode(description: info.description), !record.revocations.isEmpty {
-                report.revoked += try await provisioner.revokeDue(record, vhost: info.name)
-            }
+        for (vhost, record) in records where !record.revocations.isEmpty && record.state == .ready {
+            report.revoked += try await provisioner.revokeDue(record, vhost: vhost)
         }
-        for info in vhosts {
-            guard EnvironmentNaming.parse(vhost: info.name) != nil,
-                  let record = EnvironmentRecord.decode(description: info.description)
-            else { continue }
-            let name = record.spec.name
-            if record.state == .deleting {
-                // A DELETE was answered, or its Warren died: either way the environment goes.
-                if try await provisioner.delete(team: record.team, name: name) { report.removed += 1 }
+
+        let now = ContinuousClock.now
+        var creating: [String: ContinuousClock.Instant] = [:]
+        for (vhost, record) in records.sorted(by: { $0.key < $1.key }) {
+            switch record.state {
+            case .ready:
                 continue
-            }
-            guard record.state == .creating, (record.age() ?? .infinity) > graceSeconds else { continue }
-            if let health = try await provisioner.inspect(team: record.team, name: name), health.isComplete {
-                var ready = record
-                ready.state = .ready
-                try await provisioner.write(ready, to: info.name, step: "mark ready")
-                report.completed += 1
-            } else if try await provisioner.delete(team: record.team, name: name) {
-                report.removed += 1
+            case .deleting:
+                // A DELETE was answered, or its Warren died: either way the environment goes.
+                // Another Warren finishing the same delete right now is harmless.
+                do {
+                    try await provisioner.finishDelete(vhost, incarnation: record.incarnation)
+                    report.removed += 1
+                } catch let error as ProvisioningError where error.code == .conflict || error.code == .notFound {
+                    continue
+                }
+            case .creating:
+                let key = "\(vhost) \(record.incarnation)"
+                let seen = firstSeenCreating.withLock { $0[key] } ?? now
+                creating[key] = seen
+                guard now - seen > grace else { continue }
+                switch try await finishAbandonedCreate(vhost, record: record) {
+                case .completed: report.completed += 1
+                case .removed: report.removed += 1
+                case .untouched: break
+                }
             }
         }
+        // Forget what is no longer `creating`, so the map holds only what the broker holds.
+        firstSeenCreating.withLock { $0 = creating }
+
         if !report.isEmpty {
             provisioner.logger.notice("janitor finished interrupted work", metadata: [
-                "completed": "\(report.completed)", "removed": "\(report.removed)", "orphan_users": "\(report.orphanUsers)", "revoked": "\(report.revoked)",
+                "completed": "\(report.completed)", "removed": "\(report.removed)", "orphan_users": "\(report.orphanUsers)",
+                "revoked": "\(report.revoked)", "regranted": "\(report.regranted)", "invalid": "\(report.invalid)",
             ])
         }
         return report
+    }
+
+    private enum Outcome { case completed, removed, untouched }
+
+    /// A create that has stayed `creating` past the grace: marked `ready` when every part
+    /// exists, removed otherwise. The record's owner refuses either change when the record has
+    /// moved on meanwhile (another incarnation, a DELETE begun, a create that finished).
+    private func finishAbandonedCreate(_ vhost: String, record: EnvironmentRecord) async throws -> Outcome {
+        guard let owner = EnvironmentNaming.parse(vhost: vhost) else { return .untouched }
+        do {
+            let complete = try await provisioner.inspect(team: owner.team, name: owner.name)?.isComplete ?? false
+            let after = try await provisioner.records.change(vhost, incarnation: record.incarnation, step: complete ? "mark ready" : "mark deleting") {
+                guard $0.state == .creating else { return }
+                $0.state = complete ? .ready : .deleting
+            }
+            guard after.state == .deleting else { return complete ? .completed : .untouched }
+            try await provisioner.finishDelete(vhost, incarnation: record.incarnation)
+            return .removed
+        } catch let error as ProvisioningError where error.code == .conflict || error.code == .notFound {
+            return .untouched
+        }
+    }
+
+    /// Full users whose permissions still reach Warren's own names (made before they were kept
+    /// out of reach: configure, write and read `.*`) get today's full permissions. One
+    /// listing of every permission, whatever the number of environments.
+    private func regrantFullUsers(_ records: [String: EnvironmentRecord]) async throws -> Int {
+        let admin = provisioner.admin
+        let permissions = try await provisioner.step("list permissions") { try await admin.permissions() }
+        var count = 0
+        for permission in permissions where permission.configure == ".*" || permission.write == ".*" || permission.read == ".*" {
+            guard let record = records[permission.vhost], record.state == .ready,
+                  EnvironmentNaming.isUser(permission.user, of: permission.vhost)
+            else { continue }
+            try await provisioner.grant(.full, to: permission.user, in: Environment(record: record, vhost: permission.vhost))
+            count += 1
+        }
+        return count
     }
 
     /// Sweeps now and then every `interval` until the task is cancelled; errors are logged

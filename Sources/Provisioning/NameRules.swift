@@ -58,6 +58,9 @@ extension EnvironmentSpec {
         }
         check("name", NameRules.checkEnvironmentName(name))
         check("exchange.name", NameRules.checkResourceName(exchange.name))
+        if exchange.name.hasPrefix(EnvironmentNaming.reservedResourcePrefix) {
+            problems.append(("exchange.name", "must not start with \"warren.\" (reserved)"))
+        }
         if exchange.name.utf8.count > 251, queues.contains(where: \.deadLetter) {
             problems.append(("exchange.name", "must be at most 251 characters when a queue dead-letters (\"{exchange}.dlx\" is made)"))
         }
@@ -68,7 +71,7 @@ extension EnvironmentSpec {
         for (index, queue) in queues.enumerated() {
             let field = "queues[\(index)]"
             check("\(field).name", NameRules.checkResourceName(queue.name))
-            if queue.name.hasPrefix("warren.") { problems.append(("\(field).name", "must not start with \"warren.\" (reserved)")) }
+            if queue.name.hasPrefix(EnvironmentNaming.reservedResourcePrefix) { problems.append(("\(field).name", "must not start with \"warren.\" (reserved)")) }
             for made in [queue.name] + (queue.deadLetterQueue.map { [$0] } ?? []) where !names.insert(made).inserted {
                 problems.append(("\(field).name", "\(made) is named twice (dead-letter queues are \"{queue}.dlq\")"))
             }

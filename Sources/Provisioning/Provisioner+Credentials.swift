@@ -11,32 +11,37 @@ public struct RotationResult: Sendable {
 
 extension Provisioner {
     /// Issues a new set of credentials with `role`. With `revokeOthersAfter`, every other user
-    /// of the same role is scheduled for revocation that much later (zero: now); connections
-    /// already open are not cut by the issue itself, only by a revocation the caller asked for.
-    /// Nil when the environment does not exist.
+    /// of the same role that held permissions when this call began is scheduled for revocation
+    /// that much later (zero: now): two rotations at once never revoke each other's new user.
+    /// Connections already open are not cut by the issue itself, only by a revocation the
+    /// caller asked for. Nil when the environment does not exist.
     public func issueCredentials(team: String, name: String, role: Role, revokeOthersAfter: Duration?) async throws -> RotationResult? {
-        guard let (environment, record) = try await load(team: team, name: name) else { return nil }
+        guard let (environment, record) = try await loadForChange(team: team, name: name) else { return nil }
         let vhost = environment.vhost
-        let issued = IssuedCredentials(username: EnvironmentNaming.newUserName(vhost: vhost), password: PasswordGenerator.make(), role: role)
+        // Taken before the new user exists, so a rotation running beside this one, whose user
+        // appears later, is not among the others.
+        let others = revokeOthersAfter == nil ? [] : try await step("read permissions") { try await admin.permissions(vhost: vhost) }
+            .filter { EnvironmentNaming.isUser($0.user, of: vhost) && Role.of($0) == role }
+            .map(\.user)
+        let issued = IssuedCredentials(
+            username: EnvironmentNaming.newUserName(vhost: vhost, incarnation: record.incarnation), password: PasswordGenerator.make(), role: role)
         do {
             try await makeUser(issued, for: environment)
         } catch {
-            await rollBack(vhost: nil, users: [issued.username])
+            await rollBack(vhost: vhost, incarnation: nil, users: [issued.username])
             throw error
         }
         var revocations = record.revocations
         if let delay = revokeOthersAfter {
-            let others = try await step("read permissions") { try await admin.permissions(vhost: vhost) }
-                .filter { EnvironmentNaming.isUser($0.user, of: vhost) && $0.user != issued.username && Role.of($0) == role }
-                .map(\.user)
             if delay <= .zero {
                 for user in others { _ = try await step("revoke user") { try await admin.deleteUser(user) } }
             } else {
                 let at = (Date.now + Double(delay.components.seconds)).formatted(.iso8601)
-                for user in others { revocations[user] = at }
-                var updated = record
-                updated.revocations = revocations
-                try await write(updated, to: vhost, step: "schedule revocation")
+                // Only users of this incarnation can be scheduled (the record's check says so).
+                let scheduled = others.filter { EnvironmentNaming.isUser($0, of: vhost, incarnation: record.incarnation) }
+                revocations = try await records.change(vhost, incarnation: record.incarnation, step: "schedule revocation") {
+                    for user in scheduled { $0.revocations[user] = at }
+                }.revocations
             }
         }
         logger.info("credentials issued", metadata: ["vhost": "\(vhost)", "user": "\(issued.username)", "role": "\(role.rawValue)"])
@@ -45,32 +50,31 @@ extension Provisioner {
 
     /// Deletes one of the environment's users now. False when it is not one of them.
     public func revokeCredentials(team: String, name: String, username: String) async throws -> Bool? {
-        guard let (environment, record) = try await load(team: team, name: name) else { return nil }
+        guard let (environment, record) = try await loadForChange(team: team, name: name) else { return nil }
         guard EnvironmentNaming.isUser(username, of: environment.vhost) else { return false }
         let deleted = try await step("revoke user") { try await admin.deleteUser(username) }
         if record.revocations[username] != nil {
-            var updated = record
-            updated.revocations[username] = nil
-            try await write(updated, to: environment.vhost, step: "clear revocation")
+            try await records.change(environment.vhost, incarnation: record.incarnation, step: "clear revocation") {
+                $0.revocations[username] = nil
+            }
         }
         logger.info("credentials revoked", metadata: ["vhost": "\(environment.vhost)", "user": "\(username)"])
         return deleted
     }
 
-    /// Revokes the users of `record` whose time has come (the janitor calls this). Returns how many.
+    /// Revokes the users of `record` (a validated record of `vhost`) whose time has come (the
+    /// janitor calls this). Returns how many.
     func revokeDue(_ record: EnvironmentRecord, vhost: String, now: Date = .now) async throws -> Int {
-        let due = record.revocations.filter { _, at in
+        let due = record.revocations.filter { user, at in
+            guard EnvironmentNaming.isUser(user, of: vhost, incarnation: record.incarnation) else { return false }
             guard let time = try? Date(at, strategy: .iso8601) else { return true }
             return time <= now
         }
         guard !due.isEmpty else { return 0 }
         for user in due.keys { _ = try await step("revoke user") { try await admin.deleteUser(user) } }
-        // Re-read right before the write, so a change made since the sweep's listing survives.
-        guard let info = try await step("read vhost", { try await admin.vhost(vhost) }),
-              var fresh = EnvironmentRecord.decode(description: info.description)
-        else { return due.count }
-        for user in due.keys { fresh.revocations[user] = nil }
-        try await write(fresh, to: vhost, step: "clear revocation")
+        try await records.change(vhost, incarnation: record.incarnation, step: "clear revocation") {
+            for user in due.keys { $0.revocations[user] = nil }
+        }
         return due.count
     }
 }

@@ -1,31 +1,51 @@
 import RabbitManagement
 
 extension Provisioner {
-    /// The team's environments, by name.
+    /// The team's environments with a valid record, by name (one whose record fails
+    /// validation is shown by GET as `degraded`, with the reason).
     public func list(team: String) async throws -> [Environment] {
         let prefix = EnvironmentNaming.teamPrefix(team)
         return try await step("list vhosts") { try await admin.vhosts() }
             .filter { $0.name.hasPrefix(prefix) }
             .compactMap { info in
-                guard let record = EnvironmentRecord.decode(description: info.description), record.team == team else { return nil }
+                guard case .valid(let record) = EnvironmentRecordStore.reading(info) else { return nil }
                 return Environment(record: record, vhost: info.name)
             }
             .sorted { $0.name < $1.name }
     }
 
-    /// The environment and its record, or nil when there is no such environment of the team.
-    func load(team: String, name: String) async throws -> (Environment, EnvironmentRecord)? {
+    /// The environment and its valid record, to change it: nil when there is no such
+    /// environment; `.invalidRecord` when its record fails validation; a conflict when a
+    /// DELETE of it has begun.
+    func loadForChange(team: String, name: String) async throws -> (Environment, EnvironmentRecord)? {
         let vhost = EnvironmentNaming.vhost(team: team, name: name)
-        guard let info = try await step("read vhost", { try await admin.vhost(vhost) }),
-              let record = EnvironmentRecord.decode(description: info.description), record.team == team
-        else { return nil }
-        return (Environment(record: record, vhost: vhost), record)
+        switch try await records.read(vhost) {
+        case .absent, .foreign:
+            return nil
+        case .invalid(let reason):
+            logger.error("environment record fails validation", metadata: ["vhost": "\(vhost)", "reason": "\(reason)"])
+            throw ProvisioningError.invalidRecord(name, reason)
+        case .valid(let record):
+            guard record.state != .deleting else { throw ProvisioningError.beingDeleted(name) }
+            return (Environment(record: record, vhost: vhost), record)
+        }
     }
 
     /// The environment and which of its parts exist on the broker; nil when it does not exist.
+    /// One whose record fails validation is reported with `recordProblem` and nothing of what
+    /// the record says.
     public func inspect(team: String, name: String) async throws -> EnvironmentHealth? {
-        guard let (environment, record) = try await load(team: team, name: name) else { return nil }
-        let vhost = environment.vhost
+        let vhost = EnvironmentNaming.vhost(team: team, name: name)
+        let environment: Environment, record: EnvironmentRecord
+        switch try await records.read(vhost) {
+        case .absent, .foreign:
+            return nil
+        case .invalid(let reason):
+            logger.error("environment record fails validation", metadata: ["vhost": "\(vhost)", "reason": "\(reason)"])
+            return EnvironmentHealth(invalid: Environment(team: team, vhost: vhost, spec: EnvironmentSpec(name: name), createdAt: ""), reason: reason)
+        case .valid(let found):
+            (environment, record) = (Environment(record: found, vhost: vhost), found)
+        }
         let topology = Topology(environment.spec)
         async let exchanges = allExist(topology.exchanges.map { exchange in
             { try await step("read exchange") { try await admin.exchange(vhost: vhost, name: exchange.name) } != nil }

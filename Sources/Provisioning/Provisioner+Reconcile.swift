@@ -17,28 +17,34 @@ extension Provisioner {
     }
 
     private func repair(team: String, name: String) async throws -> ReconcileResult? {
-        guard let (environment, record) = try await load(team: team, name: name) else { return nil }
+        guard let (environment, record) = try await loadForChange(team: team, name: name) else { return nil }
         let vhost = environment.vhost
         var ownsVhost = false
-        try await prepare(environment, record: record, ownsVhost: &ownsVhost)
+        let holder = try await prepare(vhost, record: record, ownsVhost: &ownsVhost)
+        guard holder.incarnation == record.incarnation else { throw ProvisioningError.replaced(name) }
         try await declareTopology(environment)
 
         var credentials: IssuedCredentials?
         let users = try await step("read permissions") { try await admin.permissions(vhost: vhost) }
-        if !users.contains(where: { EnvironmentNaming.isUser($0.user, of: vhost) }) {
-            let issued = IssuedCredentials(username: EnvironmentNaming.newUserName(vhost: vhost), password: PasswordGenerator.make())
+            .filter { EnvironmentNaming.isUser($0.user, of: vhost) }
+        // Full users granted before Warren kept its own names out of tenants' reach get the
+        // permissions full users get now.
+        for user in users where Role.of(user) == .full && user.configure != Role.full.permissions(for: environment.spec).configure {
+            try await grant(.full, to: user.user, in: environment)
+        }
+        if users.isEmpty {
+            let issued = IssuedCredentials(
+                username: EnvironmentNaming.newUserName(vhost: vhost, incarnation: record.incarnation), password: PasswordGenerator.make())
             do {
                 try await makeUser(issued, for: environment)
             } catch {
-                await rollBack(vhost: nil, users: [issued.username])
+                await rollBack(vhost: vhost, incarnation: nil, users: [issued.username])
                 throw error
             }
             credentials = issued
         }
         if record.state != .ready {
-            var ready = record
-            ready.state = .ready
-            try await write(ready, to: vhost, step: "mark ready")
+            try await records.change(vhost, incarnation: record.incarnation, step: "mark ready") { $0.state = .ready }
         }
         logger.info("environment reconciled", metadata: ["vhost": "\(vhost)", "new_user": "\(credentials?.username ?? "-")"])
         guard let health = try await inspect(team: team, name: name) else { return nil }

@@ -2,57 +2,98 @@ import RabbitManagement
 
 extension Provisioner {
     /// Removes the environment's users, then its vhost and everything in it. Works on complete,
-    /// half-made and drifted environments alike. False when there was nothing to delete.
-    /// Unless `force`, refuses (`.messagesPending`) when its queues hold messages, as far as the
-    /// broker's statistics (refreshed every few seconds) know.
+    /// half-made and drifted environments alike. False when there was nothing to delete: no
+    /// vhost, or one whose description is not a Warren record (Warren deletes only what it
+    /// made). Unless `force`, refuses (`.messagesPending`) when its queues hold messages,
+    /// counted by the queues themselves at the moment of the delete. A record that fails
+    /// validation is never read for what to delete: with `force` the vhost found under the
+    /// team's own name goes, with all its users; without, the answer says why not.
     public func delete(team: String, name: String, force: Bool = true) async throws -> Bool {
-        try await measured("delete") { try await tearDown(team: team, name: name, force: force) }
+        try await measured("delete") {
+            let vhost = EnvironmentNaming.vhost(team: team, name: name)
+            switch try await records.read(vhost) {
+            case .absent, .foreign:
+                return false
+            case .invalid(let reason):
+                logger.error("environment record fails validation", metadata: ["vhost": "\(vhost)", "reason": "\(reason)"])
+                guard force else { throw ProvisioningError.invalidRecord(name, reason + "; DELETE with ?force=true removes its vhost and users") }
+                try await removeUsers(of: vhost)
+                _ = try await step("delete vhost") { try await admin.deleteVhost(vhost) }
+                return true
+            case .valid(let record):
+                if record.state != .deleting, !force { try await refuseIfMessagesPending(Environment(record: record, vhost: vhost)) }
+                // Said on the broker before anything goes: a Warren killed from here on leaves an
+                // environment the janitor knows to finish deleting, not a `ready` one with parts gone.
+                do {
+                    try await records.change(vhost, incarnation: record.incarnation, step: "mark deleting") { $0.state = .deleting }
+                } catch let error as ProvisioningError where error.code == .notFound {
+                    return false
+                }
+                try await finishDelete(vhost, incarnation: record.incarnation)
+                return true
+            }
+        }
     }
 
-    private func tearDown(team: String, name: String, force: Bool) async throws -> Bool {
-        let vhost = EnvironmentNaming.vhost(team: team, name: name)
-        guard let info = try await step("read vhost", { try await admin.vhost(vhost) }) else { return false }
-        var deleting: EnvironmentRecord?
-        if var record = EnvironmentRecord.decode(description: info.description) {
-            if record.state != .deleting, !force { try await refuseIfMessagesPending(Environment(record: record, vhost: vhost)) }
-            // Said on the broker before anything goes: a Warren killed from here on leaves an
-            // environment the janitor knows to finish deleting, not a `ready` one with parts gone.
-            record.state = .deleting
-            try await write(record, to: vhost, step: "mark deleting")
-            deleting = record
+    /// Removes a vhost whose record says `deleting`, with its users. Before each destructive
+    /// step the record is read again: only the same incarnation, still `deleting`, goes.
+    func finishDelete(_ vhost: String, incarnation: String) async throws {
+        try await requireDeleting(vhost, incarnation: incarnation)
+        let users = try await removeUsers(of: vhost)
+        // Once more right before the vhost goes.
+        try await requireDeleting(vhost, incarnation: incarnation)
+        _ = try await step("delete vhost") { try await admin.deleteVhost(vhost) }
+        logger.info("environment deleted", metadata: ["vhost": "\(vhost)", "users": "\(users)"])
+    }
+
+    private func requireDeleting(_ vhost: String, incarnation: String) async throws {
+        guard case .valid(let record) = try await records.read(vhost), record.incarnation == incarnation, record.state == .deleting else {
+            throw ProvisioningError(code: .conflict, detail: "environment at \(vhost) changed while it was being deleted; it was left as it is", step: "delete vhost")
         }
-        // Users with permissions are found through the vhost; a user whose permissions never
-        // arrived (a crash between the two calls) only through the full user list.
-        // The full list is a safety net only (the janitor removes orphan users too), and the
-        // broker answers it with a 500 now and then while users are being deleted: a failure
-        // there does not fail the DELETE.
+    }
+
+    /// Deletes every user of the vhost (by name, whatever its incarnation). Users with
+    /// permissions are found through the vhost; a user whose permissions never arrived (a crash
+    /// between the two calls) only through the full user list. The full list is a safety net
+    /// only (the janitor removes orphan users too), and the broker answers it with a 500 now
+    /// and then while users are being deleted: a failure there does not fail the delete.
+    /// Users go before the vhost: if this is interrupted, the vhost is still there for a
+    /// retried delete to find.
+    @discardableResult
+    private func removeUsers(of vhost: String) async throws -> Int {
         async let permitted = step("read permissions") { try await admin.permissions(vhost: vhost) }
         async let all = try? await admin.users()
         let users = Set(try await permitted.map(\.user) + (await all ?? []).map(\.name)).filter { EnvironmentNaming.isUser($0, of: vhost) }
-        // Users first: if this is interrupted, the vhost is still there for a retried DELETE to find.
         try await concurrently(users.map { user in { try await step("delete user") { _ = try await admin.deleteUser(user) } } })
-        // Once more right before the vhost goes: a create that read the record before the first
-        // mark may have written `ready` over it since (see Provisioner.makeOrEnsure).
-        if let deleting { try await write(deleting, to: vhost, step: "mark deleting") }
-        _ = try await step("delete vhost") { try await admin.deleteVhost(vhost) }
-        logger.info("environment deleted", metadata: ["vhost": "\(vhost)", "users": "\(users.count)"])
-        return true
+        return users.count
     }
 
+    /// The statistics (`messages` of a queue) lag by seconds, so they only refuse early; the
+    /// exact answer is the broker's own `if-empty` delete, which each queue decides from what
+    /// it holds at that moment. A queue found empty is deleted by that check (the vhost is
+    /// about to go anyway); if a later one holds messages, the topology is declared again, so
+    /// the refused delete leaves the environment as it was, messages included.
     private func refuseIfMessagesPending(_ environment: Environment) async throws {
+        let vhost = environment.vhost
         let names = Topology(environment.spec).queues.map(\.name)
         var pending: [(String, Int)] = []
         for name in names {
-            if let queue = try await step("read queue", { try await admin.queue(vhost: environment.vhost, name: name) }),
+            if let queue = try await step("read queue", { try await admin.queue(vhost: vhost, name: name) }),
                let messages = queue.messages, messages > 0 {
                 pending.append((name, messages))
             }
         }
-        guard pending.isEmpty else {
+        if !pending.isEmpty {
             let total = pending.reduce(0) { $0 + $1.1 }
             throw ProvisioningError(
                 code: .messagesPending,
                 detail: "\(total) messages would be lost (\(pending.map { "\($0.0): \($0.1)" }.joined(separator: ", "))); delete with ?force=true to drop them")
+        }
+        for name in names where try await step("check queue empty", { try await admin.deleteQueueIfEmpty(vhost: vhost, name: name) }) == .notEmpty {
+            try await declareTopology(environment)
+            throw ProvisioningError(
+                code: .messagesPending,
+                detail: "messages would be lost (queue \(name) holds messages); delete with ?force=true to drop them")
         }
     }
 }

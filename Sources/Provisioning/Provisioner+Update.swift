@@ -41,13 +41,15 @@ extension Provisioner {
 
     /// Adds queues and bindings (and sets limits) on an existing environment. Validation of the
     /// merged spec is the caller's (it names the request's fields). Consumer users are granted
-    /// the new queues. Nil when the environment does not exist.
-    public func update(team: String, name: String, to merged: EnvironmentSpec) async throws -> EnvironmentHealth? {
+    /// the new queues. The record takes the addition merged into the record as it is at the
+    /// moment of the write, so a change made meanwhile (another PATCH, a scheduled revocation)
+    /// survives. Nil when the environment does not exist.
+    public func update(team: String, name: String, adding addition: TopologyAddition) async throws -> EnvironmentHealth? {
         try await measured("update") {
-            guard let (environment, record) = try await load(team: team, name: name) else { return nil }
-            var updated = record
-            updated.spec = merged
-            let grown = Environment(record: updated, vhost: environment.vhost)
+            guard let (environment, record) = try await loadForChange(team: team, name: name) else { return nil }
+            let merged = try Self.merge(addition, into: record.spec)
+            var grown = environment
+            grown.spec = merged
             // Limits first: the new queues may need the room a raised (or removed) max-queues
             // gives, and a lowered one was checked against the grown topology already.
             if merged.limits != record.spec.limits {
@@ -59,7 +61,9 @@ extension Provisioner {
             let consumers = try await step("read permissions") { try await admin.permissions(vhost: grown.vhost) }
                 .filter { EnvironmentNaming.isUser($0.user, of: grown.vhost) && Role.of($0) == .consumer }
             for consumer in consumers { try await grant(.consumer, to: consumer.user, in: grown) }
-            try await write(updated, to: grown.vhost, step: "record update")
+            try await records.change(grown.vhost, incarnation: record.incarnation, step: "record update") {
+                $0.spec = try Self.merge(addition, into: $0.spec)
+            }
             logger.info("environment updated", metadata: ["vhost": "\(grown.vhost)", "queues": "\(merged.queues.count)"])
             return try await inspect(team: team, name: name)
         }

@@ -11,88 +11,113 @@ public struct Provisioner: Sendable {
     let logger: Logger
     /// How long a new vhost may take to report `running` on every node.
     let vhostReadyTimeout: Duration
-    /// How many environments one team may have. Checked before a new one is made; creates
-    /// racing each other may overshoot it by the number in flight.
+    /// How many environments one team may have; held under parallel creates (see `holdQuota`).
     let maxEnvironmentsPerTeam: Int
+    /// How long a create may run before it stops, removes what it made and answers 503. The
+    /// janitor's grace must be longer than this plus the broker calls in flight at that moment.
+    let createDeadline: Duration
+
+    /// The deadline of the create this task belongs to; steps past it fail as `busy`.
+    @TaskLocal static var deadline: ContinuousClock.Instant?
 
     public init(
         admin: any BrokerAdmin, serviceUser: String, logger: Logger,
-        vhostReadyTimeout: Duration = .seconds(15), maxEnvironmentsPerTeam: Int = 100
+        vhostReadyTimeout: Duration = .seconds(15), maxEnvironmentsPerTeam: Int = 100,
+        createDeadline: Duration = .seconds(60)
     ) {
         self.admin = admin
         self.serviceUser = serviceUser
         self.logger = logger
         self.vhostReadyTimeout = vhostReadyTimeout
         self.maxEnvironmentsPerTeam = maxEnvironmentsPerTeam
+        self.createDeadline = createDeadline
     }
+
+    var records: EnvironmentRecordStore { EnvironmentRecordStore(provisioner: self) }
 
     // MARK: create
 
     /// Creates the environment, or re-ensures it and issues fresh credentials when it exists with
     /// the same spec: one set for each of `roles`. On any failure it removes what this call made
-    /// and throws; it never leaves a vhost it created without its topology.
+    /// and throws; it never leaves a vhost it created without its topology, and never removes
+    /// one that another create has answered for.
     public func create(team: String, spec: EnvironmentSpec, roles: [Role] = [.full]) async throws -> CreateResult {
-        try await measured("create") { try await makeOrEnsure(team: team, spec: spec, roles: roles) }
+        try await measured("create") {
+            try await Self.$deadline.withValue(.now + createDeadline) {
+                try await makeOrEnsure(team: team, spec: spec, roles: roles)
+            }
+        }
     }
 
     private func makeOrEnsure(team: String, spec: EnvironmentSpec, roles: [Role]) async throws -> CreateResult {
         let vhost = EnvironmentNaming.vhost(team: team, name: spec.name)
-        let record: EnvironmentRecord
-        let createdVhost: Bool
-
-        if let existing = try await step("read vhost", { try await admin.vhost(vhost) }) {
-            record = try matching(existing, team: team, spec: spec)
-            createdVhost = false
-        } else {
-            let owned = try await step("count environments") { try await admin.countVhosts(prefix: EnvironmentNaming.teamPrefix(team)) }
-            guard owned < maxEnvironmentsPerTeam else {
-                throw ProvisioningError(
-                    code: .quotaExceeded,
-                    detail: "team \(team) has \(owned) environments and the limit is \(maxEnvironmentsPerTeam); delete one first")
-            }
+        var record: EnvironmentRecord
+        // Whether this create made the vhost for its own incarnation, and so may remove it.
+        var ownsVhost = false
+        switch try await records.read(vhost) {
+        case .valid(let existing):
+            record = try matching(existing, spec: spec)
+        case .foreign:
+            throw ProvisioningError(code: .conflict, detail: "vhost \(vhost) exists and is not managed by Warren")
+        case .invalid(let reason):
+            logger.error("environment record fails validation", metadata: ["vhost": "\(vhost)", "reason": "\(reason)"])
+            throw ProvisioningError.invalidRecord(spec.name, reason)
+        case .absent:
+            // A cheap refusal before anything is made; `holdQuota` below is what holds.
+            try await checkQuota(team: team, allowed: maxEnvironmentsPerTeam - 1)
             record = EnvironmentRecord(team: team, spec: spec, createdAt: EnvironmentRecord.now())
-            try await write(record, to: vhost, step: "create vhost")
-            createdVhost = true
+            try await records.create(record, vhost: vhost)
+            ownsVhost = true
         }
-        let environment = Environment(record: record, vhost: vhost)
 
-        let issued = roles.map { role in
-            IssuedCredentials(username: EnvironmentNaming.newUserName(vhost: vhost), password: PasswordGenerator.make(), role: role)
-        }
-        var ownsVhost = createdVhost
+        var issued: [IssuedCredentials] = []
         do {
-            try await prepare(environment, record: record, ownsVhost: &ownsVhost)
+            record = try await prepare(vhost, record: record, ownsVhost: &ownsVhost)
+            if ownsVhost { try await checkQuota(team: team, allowed: maxEnvironmentsPerTeam) }
+            let environment = Environment(record: record, vhost: vhost)
+            issued = roles.map { role in
+                IssuedCredentials(
+                    username: EnvironmentNaming.newUserName(vhost: vhost, incarnation: record.incarnation),
+                    password: PasswordGenerator.make(), role: role)
+            }
             // Users and topology do not depend on each other: make them at once.
             try await concurrently(
                 issued.map { credentials in { @Sendable in try await makeUser(credentials, for: environment) } }
                     + [{ @Sendable in try await declareTopology(environment) }])
             if record.state != .ready {
-                // A DELETE may have begun meanwhile: its `deleting` must not be overwritten by
-                // `ready`, or a delete cut short would leave a `ready` environment with parts gone.
-                let now = try await step("read vhost") { try await admin.vhost(vhost) }.flatMap { EnvironmentRecord.decode(description: $0.description) }
-                guard now?.state != .deleting else {
-                    ownsVhost = false
-                    throw ProvisioningError.beingDeleted(spec.name)
-                }
-                var ready = record
-                ready.state = .ready
-                try await write(ready, to: vhost, step: "mark ready")
+                // A DELETE that began meanwhile keeps its `deleting`: the store refuses to undo it.
+                try await records.change(vhost, incarnation: record.incarnation, step: "mark ready") { $0.state = .ready }
             }
+            logger.info("environment ready", metadata: [
+                "vhost": "\(vhost)", "users": "\(issued.map(\.username).joined(separator: ","))", "created": "\(ownsVhost)",
+            ])
+            return CreateResult(environment: environment, credentials: issued, created: ownsVhost)
         } catch {
-            await rollBack(vhost: ownsVhost ? vhost : nil, users: issued.map(\.username))
+            await rollBack(vhost: vhost, incarnation: ownsVhost ? record.incarnation : nil, users: issued.map(\.username))
             throw error
         }
-        logger.info("environment ready", metadata: [
-            "vhost": "\(vhost)", "users": "\(issued.map(\.username).joined(separator: ","))", "created": "\(createdVhost)",
-        ])
-        return CreateResult(environment: environment, credentials: issued, created: createdVhost)
+    }
+
+    /// The team's environments, counted by the broker. Called once before a new vhost is made
+    /// (so a team at its quota is refused without anything made) and once after (with this
+    /// create's vhost among those counted): creates racing on any number of instances each see
+    /// the others' vhosts, so together they never pass the quota. Racing creates may refuse
+    /// each other where one at a time would fit; a retry then succeeds.
+    private func checkQuota(team: String, allowed: Int) async throws {
+        let owned = try await step("count environments") { try await admin.countVhosts(prefix: EnvironmentNaming.teamPrefix(team)) }
+        guard owned <= allowed else {
+            throw ProvisioningError(
+                code: .quotaExceeded,
+                detail: "team \(team) has \(min(owned, maxEnvironmentsPerTeam)) environments and the limit is \(maxEnvironmentsPerTeam); delete one first")
+        }
     }
 
     /// What every create and repair does first: wait until the vhost runs, give Warren's own
-    /// user permissions in it, and hold the claim on the name. A lost claim clears `ownsVhost`:
-    /// the vhost belongs to the create that won.
-    func prepare(_ environment: Environment, record: EnvironmentRecord, ownsVhost: inout Bool) async throws {
-        let vhost = environment.vhost
+    /// user permissions in it, and hold the claim on the name. Returns the record of the
+    /// incarnation that holds the claim: a create that finds another create of the same spec
+    /// ahead of it joins that one (and clears `ownsVhost`). A lost claim clears `ownsVhost`
+    /// and throws a conflict: the vhost belongs to the create that won.
+    func prepare(_ vhost: String, record: EnvironmentRecord, ownsVhost: inout Bool) async throws -> EnvironmentRecord {
         try await waitUntilRunning(vhost)
         try await step("grant service permissions") {
             try await admin.putPermissions(vhost: vhost, user: serviceUser, configure: ".*", write: ".*", read: ".*")
@@ -105,41 +130,42 @@ public struct Provisioner: Sendable {
             }
         } catch let error as ProvisioningError where error.underlying?.code == .badRequest {
             // The broker refused the declaration as inequivalent: another spec holds the name.
+            let madeVhost = ownsVhost
             ownsVhost = false
-            throw await lostClaim(environment)
+            throw await lostClaim(vhost, record: record, madeVhost: madeVhost)
         }
+        // The claim carries the record of whoever declared it first (a redeclare does not
+        // change its arguments), checked like any other record.
+        let queue = try await step("read claim") { try await admin.queue(vhost: vhost, name: Claim.queueName) }
+        guard let holder = queue.flatMap(Claim.record(in:)), holder.problem(in: vhost) == nil else {
+            throw ProvisioningError.invalidRecord(record.spec.name, "its claim does not hold a valid record")
+        }
+        guard holder.incarnation != record.incarnation else { return record }
+        if ownsVhost {
+            // Another create of the same spec made the vhost first, and this one's PUT wrote
+            // its own record over the winner's: put the winner's back, unless it moved on.
+            ownsVhost = false
+            _ = try? await records.change(vhost, incarnation: record.incarnation, step: "restore record") { $0 = holder }
+        }
+        return holder
     }
 
-    /// Another create of this name with another spec declared the claim first. Its record is
-    /// put back in the vhost description (this request may have overwritten it), and the
-    /// answer names the fields that differ.
-    private func lostClaim(_ environment: Environment) async -> ProvisioningError {
-        let vhost = environment.vhost
+    /// Another create of this name with another spec declared the claim first. When this
+    /// create's PUT wrote its record over the winner's, the winner's is put back; the answer
+    /// names the fields that differ.
+    private func lostClaim(_ vhost: String, record: EnvironmentRecord, madeVhost: Bool) async -> ProvisioningError {
         var fields = ["spec"]
-        if let queue = try? await admin.queue(vhost: vhost, name: Claim.queueName), let winner = Claim.record(in: queue) {
-            fields = environment.spec.differences(from: winner.spec)
-            // Only when this request's write is what the description says now: the winner may
-            // have marked its record ready since, and that must stand. A restored record says
-            // `creating`; the janitor marks it ready once it finds the environment complete.
-            let current = try? await admin.vhost(vhost).flatMap { EnvironmentRecord.decode(description: $0.description) }
-            if current?.spec != winner.spec {
-                try? await write(winner, to: vhost, step: "restore record")
+        if let queue = try? await admin.queue(vhost: vhost, name: Claim.queueName), let winner = Claim.record(in: queue),
+           winner.problem(in: vhost) == nil {
+            fields = record.spec.differences(from: winner.spec)
+            if madeVhost {
+                _ = try? await records.change(vhost, incarnation: record.incarnation, step: "restore record") { $0 = winner }
             }
         }
         return ProvisioningError(
             code: .conflict,
-            detail: "environment \(environment.name) is being created with a different spec: \(fields.joined(separator: ", ")) differ",
+            detail: "environment \(record.spec.name) is being created with a different spec: \(fields.joined(separator: ", ")) differ",
             fields: fields)
-    }
-
-    /// The vhost's description holds the record. A PUT replaces all of the vhost's metadata,
-    /// so every write sends all of it.
-    func write(_ record: EnvironmentRecord, to vhost: String, step name: String) async throws {
-        try await step(name) {
-            try await admin.putVhost(
-                vhost, description: record.encoded(), tags: [EnvironmentRecord.vhostTag],
-                defaultQueueType: record.spec.queue.type.rawValue)
-        }
     }
 
     /// A user of the environment with the permissions of its role, and no management tags.
@@ -160,10 +186,7 @@ public struct Provisioner: Sendable {
     }
 
     /// The existing environment's record when it matches the requested spec; a conflict otherwise.
-    private func matching(_ info: VhostInfo, team: String, spec: EnvironmentSpec) throws -> EnvironmentRecord {
-        guard let record = EnvironmentRecord.decode(description: info.description), record.team == team else {
-            throw ProvisioningError(code: .conflict, detail: "vhost \(info.name) exists and is not managed by Warren")
-        }
+    private func matching(_ record: EnvironmentRecord, spec: EnvironmentSpec) throws -> EnvironmentRecord {
         guard record.state != .deleting else {
             throw ProvisioningError.beingDeleted(spec.name)
         }
@@ -178,8 +201,9 @@ public struct Provisioner: Sendable {
     }
 
     /// A new vhost is not usable the moment PUT returns: declaring into it can fail until
-    /// every node reports it running (see shared/rabbitmq-management-api.md).
-    private func waitUntilRunning(_ vhost: String) async throws {
+    /// every node reports it running (declaring into it early can fail with 401 or
+    /// `vhost_supervisor_not_running`).
+    func waitUntilRunning(_ vhost: String) async throws {
         let clock = ContinuousClock()
         let deadline = clock.now + vhostReadyTimeout
         var pause = Duration.milliseconds(5)
@@ -234,18 +258,26 @@ public struct Provisioner: Sendable {
         }
     }
 
-    /// Removes what a failed create made: the user first, then the vhost (which takes its
-    /// exchanges, queues, bindings and permissions with it). Best effort: a failure here is
-    /// logged, and a later DELETE of the environment removes what remains.
-    func rollBack(vhost: String?, users: [String]) async {
-        for user in users {
-            do { _ = try await admin.deleteUser(user) } catch {
-                logger.error("rollback could not delete user", metadata: ["user": "\(user)", "error": "\(error)"])
+    /// Removes what a failed create made: its users, and the vhost when this create's
+    /// incarnation made it and the record still says `creating` (a create of the same spec that
+    /// joined it and finished has marked it `ready` and answered for it: it stays). Best effort:
+    /// a failure here is logged, and the janitor or a later DELETE removes what remains.
+    func rollBack(vhost: String, incarnation: String?, users: [String]) async {
+        await Self.$deadline.withValue(nil) {
+            for user in users {
+                do { _ = try await admin.deleteUser(user) } catch {
+                    logger.error("rollback could not delete user", metadata: ["user": "\(user)", "error": "\(error)"])
+                }
             }
-        }
-        guard let vhost else { return }
-        do { _ = try await admin.deleteVhost(vhost) } catch {
-            logger.error("rollback could not delete vhost", metadata: ["vhost": "\(vhost)", "error": "\(error)"])
+            guard let incarnation else { return }
+            do {
+                let record = try await records.change(vhost, incarnation: incarnation, step: "mark deleting") {
+                    if $0.state == .creating { $0.state = .deleting }
+                }
+                if record.state == .deleting { try await finishDelete(vhost, incarnation: incarnation) }
+            } catch {
+                logger.error("rollback could not delete vhost", metadata: ["vhost": "\(vhost)", "error": "\(error)"])
+            }
         }
     }
 
@@ -254,6 +286,9 @@ public struct Provisioner: Sendable {
     /// Runs one broker call, naming the step in the error when it fails.
     func step<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
         let start = ContinuousClock.now
+        if let deadline = Self.deadline, start > deadline {
+            throw ProvisioningError(code: .busy, detail: "the create did not finish in time (the broker is slow); nothing was kept, try again", step: name)
+        }
         do {
             let result = try await body()
             ProvisioningMetrics.brokerCall(step: name, since: start)
@@ -277,7 +312,7 @@ public struct Provisioner: Sendable {
     public func logging(to logger: Logger) -> Provisioner {
         Provisioner(
             admin: admin.logging(to: logger), serviceUser: serviceUser, logger: logger,
-            vhostReadyTimeout: vhostReadyTimeout, maxEnvironmentsPerTeam: maxEnvironmentsPerTeam)
+            vhostReadyTimeout: vhostReadyTimeout, maxEnvironmentsPerTeam: maxEnvironmentsPerTeam, createDeadline: createDeadline)
     }
 }
 

@@ -18,6 +18,13 @@ public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
         public static let quotaExceeded = Code("quota-exceeded")
         /// The new vhost did not report itself running in time.
         public static let vhostNotReady = Code("vhost-not-ready")
+        /// The environment is not there (any more): gone mid-operation, or never Warren's.
+        public static let notFound = Code("not-found")
+        /// The environment's record fails validation: reported, never acted on.
+        public static let invalidRecord = Code("invalid-record")
+        /// Another operation held the environment's record for longer than Warren waits, or a
+        /// create ran past its deadline: nothing is wrong, try again.
+        public static let busy = Code("busy")
     }
 
     public var code: Code
@@ -40,6 +47,24 @@ public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
     /// A create that finds a DELETE of the same environment under way gives way to it.
     static func beingDeleted(_ name: String) -> ProvisioningError {
         ProvisioningError(code: .conflict, detail: "environment \(name) is being deleted; create it again once the delete is done")
+    }
+
+    /// An operation that began on one incarnation of a name found another in its place.
+    static func replaced(_ name: String) -> ProvisioningError {
+        ProvisioningError(code: .conflict, detail: "environment \(name) was deleted and made anew while this request ran; nothing was changed")
+    }
+
+    static func gone(_ name: String) -> ProvisioningError {
+        ProvisioningError(code: .notFound, detail: "no environment \(name)")
+    }
+
+    /// Whether the caller should simply try again later (503) rather than see a broker failure (502).
+    public var isUnavailable: Bool {
+        switch code {
+        case .busy, .vhostNotReady: return true
+        case .broker: return underlying.map { [.unreachable, .timeout, .tls].contains($0.code) } ?? false
+        default: return false
+        }
     }
 
     public var description: String {

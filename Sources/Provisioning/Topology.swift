@@ -88,7 +88,10 @@ public enum Role: String, Sendable, Hashable, Codable, CaseIterable {
     func permissions(for spec: EnvironmentSpec) -> Permissions {
         switch self {
         case .full:
-            return Permissions(configure: ".*", write: ".*", read: ".*")
+            // Everything but Warren's own names ("warren.claim"): a tenant can neither delete
+            // nor redeclare nor bind nor read them. PCRE, anchored, with a negative lookahead.
+            let all = "^(?!\(Role.escaped(EnvironmentNaming.reservedResourcePrefix))).*"
+            return Permissions(configure: all, write: all, read: all)
         case .producer:
             return Permissions(configure: "^$", write: "^\(Role.escaped(spec.exchange.name))$", read: "^$")
         case .consumer:
@@ -97,7 +100,8 @@ public enum Role: String, Sendable, Hashable, Codable, CaseIterable {
         }
     }
 
-    /// The role whose permissions these are (anything else with configure rights is `full`).
+    /// The role whose permissions these are (anything else with configure rights is `full`,
+    /// the `.*` of environments made before Warren's names were kept out of reach included).
     static func of(_ permission: PermissionInfo) -> Role {
         if permission.configure != "^$" { return .full }
         return permission.write != "^$" ? .producer : .consumer

@@ -40,6 +40,21 @@ extension ManagementClient {
         try await deleteIfPresent(["queues", vhost, name], operation: "DELETE queue")
     }
 
+    /// Deletes the queue only if it holds no message at this moment, as the queue itself counts
+    /// (not the statistics, which lag by seconds). `.empty` when it was deleted (or absent),
+    /// `.notEmpty` when the broker refused because it holds messages.
+    public func deleteQueueIfEmpty(vhost: String, name: String) async throws -> QueueDeletion {
+        do {
+            _ = try await send("DELETE", ["queues", vhost, name], query: [("if-empty", "true")], body: nil,
+                               operation: "DELETE queue if empty")
+            return .empty
+        } catch let error as ManagementError where error.code == .notFound {
+            return .empty
+        } catch let error as ManagementError where error.code == .badRequest {
+            return .notEmpty
+        }
+    }
+
     /// Binds queue to exchange. Repeating it creates no duplicate (201 again).
     public func bind(
         vhost: String, exchange: String, queue: String, routingKey: String, arguments: [String: JSONValue] = [:]
@@ -61,4 +76,9 @@ extension ManagementClient {
         try await deleteIfPresent(["bindings", vhost, "e", exchange, "q", queue, propertiesKey],
                                   operation: "DELETE binding")
     }
+}
+
+/// What `deleteQueueIfEmpty` found.
+public enum QueueDeletion: Sendable, Hashable {
+    case empty, notEmpty
 }

@@ -46,6 +46,14 @@ extension ManagementClient {
         }
     }
 
+    /// Every user's permissions on every vhost, in one call.
+    public func permissions() async throws -> [PermissionInfo] {
+        let json = try await get(["permissions"], operation: "GET permissions")
+        return try decodeList(json, what: "permission list") { (item: JSONValue) throws(ManagementError) in
+            try PermissionInfo(json: item)
+        }
+    }
+
     /// False if there were none (or vhost or user is absent).
     public func deletePermissions(vhost: String, user: String) async throws -> Bool {
         try await deleteIfPresent(["permissions", vhost, user], operation: "DELETE permissions")

@@ -53,7 +53,11 @@ extension ManagementClient {
     ///
     /// The vhost is not usable the moment this returns: wait until `VhostInfo.isRunning` before
     /// declaring anything in it (Provisioner does).
-    public func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws {
+    /// True when this PUT made the vhost (201), false when it only replaced its metadata (204).
+    /// Advisory under racing PUTs of one new vhost (several may answer 201), exact otherwise:
+    /// a record write that answers 201 has brought back a vhost that had been deleted.
+    @discardableResult
+    public func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws -> Bool {
         var body: [String: JSONValue] = [
             "description": .string(description),
             "tags": .array(try Self.validatedTags(tags).map(JSONValue.string)),
@@ -62,7 +66,7 @@ extension ManagementClient {
             body["default_queue_type"] = .string(defaultQueueType)
             body["defaultqueuetype"] = .string(defaultQueueType)
         }
-        _ = try await send("PUT", ["vhosts", name], query: [], body: .object(body), operation: "PUT vhost")
+        return try await send("PUT", ["vhosts", name], query: [], body: .object(body), operation: "PUT vhost").status == 201
     }
 
     /// Removes the vhost and everything in it (not its users). False if it was absent.

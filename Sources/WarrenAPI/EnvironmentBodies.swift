@@ -208,6 +208,8 @@ struct EnvironmentDetailBody: Encodable {
     var missing: [String]
     var connection: ConnectionBody
     var credentials: CredentialsBody?
+    /// Why the record cannot be trusted, when it cannot (status `degraded`).
+    var reason: String?
 
     init(_ health: EnvironmentHealth, endpoint: AMQPEndpoint) {
         summary = EnvironmentSummaryBody(health.environment)
@@ -219,6 +221,7 @@ struct EnvironmentDetailBody: Encodable {
         resources = Resources(vhost: r.vhost, exchange: r.exchange, queue: r.queue, binding: r.binding, user: r.user)
         missing = r.missing
         connection = endpoint.connection(vhost: summary.vhost)
+        reason = health.recordProblem.map { "the environment's record cannot be trusted (\($0)); Warren changes nothing of it until an operator has looked" }
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -232,7 +235,8 @@ struct EnvironmentDetailBody: Encodable {
         try container.encode(missing, forKey: .missing)
         try container.encode(connection, forKey: .connection)
         try container.encodeIfPresent(credentials, forKey: .credentials)
+        try container.encodeIfPresent(reason, forKey: .reason)
     }
 
-    enum Keys: String, CodingKey { case status, users, userRoles, revocations, resources, missing, connection, credentials }
+    enum Keys: String, CodingKey { case status, users, userRoles, revocations, resources, missing, connection, credentials, reason }
 }

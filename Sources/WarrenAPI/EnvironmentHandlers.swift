@@ -50,7 +50,7 @@ struct EnvironmentHandlers: Sendable {
         guard invalid.isEmpty else {
             throw Problem.invalidFields(invalid.map { Problem.FieldError(field: $0.field, reason: $0.reason) })
         }
-        guard let health = try await provisioner.update(team: context.team, name: id, to: merged) else {
+        guard let health = try await provisioner.update(team: context.team, name: id, adding: addition) else {
             throw Problem.notFound("no environment \(id)")
         }
         return JSON.response(200, EnvironmentDetailBody(health, endpoint: endpoint))

@@ -1,6 +1,5 @@
 import Logging
 import Provisioning
-import RabbitManagement
 
 /// The one place where errors become problems. Anything unexpected is logged and answered with
 /// a 500 that leaks nothing.
@@ -21,32 +20,21 @@ enum ErrorMapping {
         switch error.code {
         case .conflict:
             return .conflict(error.detail, fields: error.fields)
+        case .notFound:
+            return .notFound(error.detail)
+        case .invalidRecord:
+            return Problem(status: 409, slug: "record-invalid", title: "Environment record cannot be trusted", detail: error.detail)
         case .messagesPending:
             return Problem(status: 409, slug: "messages-pending", title: "Messages would be lost", detail: error.detail)
         case .quotaExceeded:
             return Problem(status: 403, slug: "quota-exceeded", title: "Quota exceeded", detail: error.detail)
-        case .vhostNotReady:
-            logger.warning("vhost not ready in time", metadata: ["step": "\(error.step ?? "-")"])
-            return .brokerUnavailable(error.detail, step: error.step)
         default:
             // The broker's own reason goes to the log only: it can be an Erlang term, HTML, or
             // name internals the caller has no business seeing.
             logger.error("broker call failed", metadata: [
                 "step": "\(error.step ?? "-")", "error": "\(error.underlying.map { "\($0)" } ?? error.detail)",
             ])
-            if let underlying = error.underlying, underlying.isUnavailable {
-                return .brokerUnavailable(error.detail, step: error.step)
-            }
-            return .brokerError(error.detail, step: error.step)
+            return error.isUnavailable ? .brokerUnavailable(error.detail, step: error.step) : .brokerError(error.detail, step: error.step)
         }
-    }
-}
-
-extension ManagementError {
-    /// Whether the broker could not be reached, did not answer in time, or could not be
-    /// trusted (its TLS certificate failed verification): 503 + Retry-After, as /readyz says,
-    /// as opposed to answering with an error (502).
-    var isUnavailable: Bool {
-        code == .unreachable || code == .timeout || code == .tls
     }
 }

@@ -30,6 +30,7 @@ struct Configuration {
     var logLevel = "info"
     var sweepIntervalSeconds = 30
     var sweepGraceSeconds = 120
+    var createDeadlineSeconds = 60
     var maxEnvironmentsPerTeam = 100
     var headerTimeoutMilliseconds = 10_000
     var bodyTimeoutMilliseconds = 30_000
@@ -102,6 +103,17 @@ struct Configuration {
         if let grace = env["WARREN_SWEEP_GRACE_SECONDS"] {
             config.sweepGraceSeconds = try integer(grace, variable: "WARREN_SWEEP_GRACE_SECONDS", in: 1...86_400)
         }
+        if let deadline = env["WARREN_CREATE_DEADLINE_SECONDS"] {
+            config.createDeadlineSeconds = try integer(deadline, variable: "WARREN_CREATE_DEADLINE_SECONDS", in: 1...3_600)
+        }
+        // The janitor takes a `creating` record older than the grace for an abandoned create:
+        // the grace must outlast any create, or it would tear down one still running.
+        let longestCreate = config.longestCreateMilliseconds
+        guard config.sweepGraceSeconds * 1000 > longestCreate else {
+            throw Invalid(
+                variable: "WARREN_SWEEP_GRACE_SECONDS",
+                reason: "must be longer than the longest create, \(longestCreate) ms (WARREN_CREATE_DEADLINE_SECONDS plus one WARREN_MANAGEMENT_TIMEOUT_MS per management URL); got \(config.sweepGraceSeconds) s")
+        }
         if let quota = env["WARREN_MAX_ENVIRONMENTS_PER_TEAM"] {
             config.maxEnvironmentsPerTeam = try integer(quota, variable: "WARREN_MAX_ENVIRONMENTS_PER_TEAM", in: 1...100_000)
         }
@@ -115,6 +127,12 @@ struct Configuration {
             config.idleTimeoutMilliseconds = try integer(value, variable: "WARREN_IDLE_TIMEOUT_MS", in: 100...3_600_000)
         }
         return config
+    }
+
+    /// A create stops at its deadline; the broker calls in flight then (one per node tried,
+    /// each bounded by the management timeout) are what it can last beyond that.
+    var longestCreateMilliseconds: Int {
+        createDeadlineSeconds * 1000 + managementTimeoutMilliseconds * managementURLs.count
     }
 
     private static func readableFile(_ env: [String: String], _ variable: String) throws(Invalid) -> String? {

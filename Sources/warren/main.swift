@@ -70,7 +70,7 @@ let serverBox = ServerBox()
 
 let provisioner = Provisioner(
     admin: management, serviceUser: config.managementUser, logger: Logger(label: "warren.provisioning"),
-    maxEnvironmentsPerTeam: config.maxEnvironmentsPerTeam)
+    maxEnvironmentsPerTeam: config.maxEnvironmentsPerTeam, createDeadline: .seconds(config.createDeadlineSeconds))
 let api = WarrenAPI(
     provisioner: provisioner, tokens: tokens,
     endpoint: AMQPEndpoint(host: config.amqpHost, port: config.amqpPort), logger: Logger(label: "warren.http"),

@@ -13,6 +13,7 @@ final class FakeBroker: BrokerAdmin, Sendable {
         var vhostReads: [String: Int] = [:]
         var users: [String: String] = [:]  // name -> password hash
         var permissions: [String: Set<String>] = [:]  // vhost -> users
+        var grants: [String: PermissionInfo] = [:]  // "vhost/user" -> the regexes granted
         var exchanges: [String: ExchangeInfo] = [:]  // "vhost/name"
         var queues: [String: QueueInfo] = [:]
         var bindings: [String: BindingInfo] = [:]  // "vhost/exchange/queue/key"
@@ -84,9 +85,13 @@ final class FakeBroker: BrokerAdmin, Sendable {
         return state.withLock { $0.vhosts.keys.filter { $0.hasPrefix(prefix) }.count }
     }
 
-    func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws {
+    func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws -> Bool {
         try record("PUT vhost")
-        state.withLock { $0.vhosts[name] = VhostInfo(name: name, description: description, tags: tags) }
+        return state.withLock {
+            let created = $0.vhosts[name] == nil
+            $0.vhosts[name] = VhostInfo(name: name, description: description, tags: tags)
+            return created
+        }
     }
 
     func deleteVhost(_ name: String) async throws -> Bool {
@@ -122,13 +127,23 @@ final class FakeBroker: BrokerAdmin, Sendable {
 
     func putPermissions(vhost: String, user: String, configure: String, write: String, read: String) async throws {
         try record("PUT permissions")
-        state.withLock { $0.permissions[vhost, default: []].insert(user) }
+        state.withLock {
+            $0.permissions[vhost, default: []].insert(user)
+            $0.grants["\(vhost)/\(user)"] = PermissionInfo(user: user, vhost: vhost, configure: configure, write: write, read: read)
+        }
+    }
+
+    func permissions() async throws -> [PermissionInfo] {
+        try record("GET all permissions")
+        return state.withLock { state in
+            state.permissions.flatMap { vhost, users in users.compactMap { state.grants["\(vhost)/\($0)"] } }
+        }
     }
 
     func permissions(vhost: String) async throws -> [PermissionInfo] {
         try record("GET permissions")
         return state.withLock { state in
-            (state.permissions[vhost] ?? []).map { PermissionInfo(user: $0, vhost: vhost, configure: ".*", write: ".*", read: ".*") }
+            (state.permissions[vhost] ?? []).compactMap { state.grants["\(vhost)/\($0)"] }
         }
     }
 
@@ -154,8 +169,32 @@ final class FakeBroker: BrokerAdmin, Sendable {
                 throw ManagementError(code: .badRequest, status: 400, summary: "management API answered 400 for PUT queue")
             }
         }
-        state.withLock {
-            $0.queues["\(vhost)/\(name)"] = QueueInfo(vhost: vhost, name: name, durable: durable, arguments: arguments)
+        // As the broker: a queue needs its vhost, and a redeclare with another x-max-length is
+        // refused as inequivalent (what the claim and the record locks rely on).
+        try state.withLock {
+            guard $0.vhosts[vhost] != nil else {
+                throw ManagementError(code: .notFound, status: 404, summary: "management API answered 404 for PUT queue")
+            }
+            if let existing = $0.queues["\(vhost)/\(name)"], existing.arguments["x-max-length"] != arguments["x-max-length"] {
+                throw ManagementError(code: .badRequest, status: 400, summary: "management API answered 400 for PUT queue")
+            }
+            if $0.queues["\(vhost)/\(name)"] == nil {
+                $0.queues["\(vhost)/\(name)"] = QueueInfo(vhost: vhost, name: name, durable: durable, arguments: arguments)
+            }
+        }
+    }
+
+    func deleteQueue(vhost: String, name: String) async throws -> Bool {
+        try record("DELETE queue")
+        return state.withLock { $0.queues.removeValue(forKey: "\(vhost)/\(name)") != nil }
+    }
+
+    func deleteQueueIfEmpty(vhost: String, name: String) async throws -> QueueDeletion {
+        try record("DELETE queue if empty")
+        return state.withLock {
+            if ($0.queues["\(vhost)/\(name)"]?.messages ?? 0) > 0 { return .notEmpty }
+            $0.queues["\(vhost)/\(name)"] = nil
+            return .empty
         }
     }
 

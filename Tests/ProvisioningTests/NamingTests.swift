@@ -1,4 +1,4 @@
-import Provisioning
+@testable import Provisioning
 import Testing
 
 @Suite struct NamingTests {
@@ -41,14 +41,51 @@ import Testing
         #expect(EnvironmentNaming.parse(vhost: "warren.a.b.c") == nil)
     }
 
-    @Test func userNamesBelongToExactlyOneEnvironment() {
+    @Test func userNamesBelongToExactlyOneEnvironmentAndIncarnation() {
         let vhost = "warren.team-a.jobs"
-        let user = EnvironmentNaming.newUserName(vhost: vhost)
+        let incarnation = EnvironmentNaming.newIncarnation()
+        let user = EnvironmentNaming.newUserName(vhost: vhost, incarnation: incarnation)
         #expect(EnvironmentNaming.isUser(user, of: vhost))
+        #expect(EnvironmentNaming.isUser(user, of: vhost, incarnation: incarnation))
+        #expect(!EnvironmentNaming.isUser(user, of: vhost, incarnation: EnvironmentNaming.newIncarnation()))
+        #expect(!EnvironmentNaming.isUser(user, of: vhost, incarnation: ""))
+        #expect(EnvironmentNaming.vhost(ofUser: user) == vhost)
         #expect(!EnvironmentNaming.isUser(user, of: "warren.team-a.job"))
         #expect(!EnvironmentNaming.isUser("warren.team-a.jobs-2.0000abcd", of: vhost))
         #expect(!EnvironmentNaming.isUser("warren.team-a.jobs.guest", of: vhost))
-        #expect(EnvironmentNaming.newUserName(vhost: vhost) != user)
+        #expect(!EnvironmentNaming.isUser("guest", of: vhost))
+        // Names from before incarnations: 8 hex digits, and only for a record without one.
+        #expect(EnvironmentNaming.isUser("warren.team-a.jobs.0000abcd", of: vhost, incarnation: ""))
+        #expect(!EnvironmentNaming.isUser("warren.team-a.jobs.0000abcd", of: vhost, incarnation: incarnation))
+        #expect(EnvironmentNaming.newUserName(vhost: vhost, incarnation: incarnation) != user)
+        // Warren's own vhost is no environment's.
+        #expect(EnvironmentNaming.parse(vhost: EnvironmentNaming.systemVhost) == nil)
+    }
+
+    /// A record is trusted only where it was found: a forged one naming another team, another
+    /// environment, an empty spec or a user of someone else is refused, whatever else it says.
+    @Test func recordsAreValidatedAgainstTheirVhost() {
+        let vhost = "warren.team-a.jobs"
+        let good = EnvironmentRecord(team: "team-a", spec: EnvironmentSpec(name: "jobs"), createdAt: EnvironmentRecord.now())
+        #expect(good.problem(in: vhost) == nil)
+        #expect(good.problem(in: "warren.team-b.jobs") != nil)
+        #expect(good.problem(in: "warren.team-a.other") != nil)
+        var empty = good
+        empty.spec.queues = []
+        empty.spec.bindings = []
+        #expect(empty.problem(in: vhost) != nil)
+        var foreignUser = good
+        foreignUser.revocations = ["guest": EnvironmentRecord.now()]
+        #expect(foreignUser.problem(in: vhost) != nil)
+        var otherEnvironmentsUser = good
+        otherEnvironmentsUser.revocations = ["warren.team-b.jobs.\(good.incarnation)0000abcd": EnvironmentRecord.now()]
+        #expect(otherEnvironmentsUser.problem(in: vhost) != nil)
+        var ownUser = good
+        ownUser.revocations = ["\(vhost).\(good.incarnation)0000abcd": EnvironmentRecord.now()]
+        #expect(ownUser.problem(in: vhost) == nil)
+        var badIncarnation = good
+        badIncarnation.incarnation = "../x"
+        #expect(badIncarnation.problem(in: vhost) != nil)
     }
 
     @Test func specDifferencesNameTheFields() {

@@ -19,13 +19,16 @@ final class UnreachableBroker: BrokerAdmin, Sendable {
     func vhost(_ name: String) async throws -> VhostInfo? { try refuse() }
     func vhosts() async throws -> [VhostInfo] { try refuse() }
     func countVhosts(prefix: String) async throws -> Int { try refuse() }
-    func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws { try refuse() }
+    func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws -> Bool { try refuse() }
     func deleteVhost(_ name: String) async throws -> Bool { try refuse() }
     func users() async throws -> [UserInfo] { try refuse() }
     func putUser(_ name: String, passwordHash: String, tags: [String]) async throws { try refuse() }
     func deleteUser(_ name: String) async throws -> Bool { try refuse() }
     func putPermissions(vhost: String, user: String, configure: String, write: String, read: String) async throws { try refuse() }
     func permissions(vhost: String) async throws -> [PermissionInfo] { try refuse() }
+    func permissions() async throws -> [PermissionInfo] { try refuse() }
+    func deleteQueue(vhost: String, name: String) async throws -> Bool { try refuse() }
+    func deleteQueueIfEmpty(vhost: String, name: String) async throws -> QueueDeletion { try refuse() }
     func putExchange(vhost: String, name: String, type: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws { try refuse() }
     func exchange(vhost: String, name: String) async throws -> ExchangeInfo? { try refuse() }
     func putQueue(vhost: String, name: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws { try refuse() }

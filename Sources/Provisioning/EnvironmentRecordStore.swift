@@ -1,0 +1,108 @@
+import RabbitManagement
+
+/// What a vhost's description says, as far as Warren may trust it.
+enum RecordReading: Sendable {
+    /// No such vhost.
+    case absent
+    /// A vhost whose description is not a Warren record: not an environment, never touched.
+    case foreign
+    /// A Warren record that fails validation (the reason): reported, never acted on.
+    case invalid(String)
+    case valid(EnvironmentRecord)
+}
+
+/// The one owner of environment records. Every read of a record that Warren acts on, and every
+/// write, goes through here.
+///
+/// The record lives in the vhost's description, which only an administrator can write (tenant
+/// users get no management tags). A write re-reads the record under the record's lock
+/// (`RecordLock`) and applies one change to what it finds, so concurrent operations on any
+/// number of instances never write back a stale copy over each other. It never turns
+/// `deleting` into anything else, never touches another incarnation of the name, and never
+/// brings back a vhost that is gone: the read under the lock finds it gone, and a write that
+/// nevertheless made the vhost anew (it went in the moment between) deletes the empty shell
+/// at once.
+struct EnvironmentRecordStore: Sendable {
+    let provisioner: Provisioner
+
+    private var admin: any BrokerAdmin { provisioner.admin }
+
+    func read(_ vhost: String) async throws -> RecordReading {
+        guard let info = try await provisioner.step("read vhost", { try await admin.vhost(vhost) }) else { return .absent }
+        return Self.reading(info)
+    }
+
+    /// What a listed or fetched vhost's description says; a record that fails validation is
+    /// logged at error level wherever it is met.
+    static func reading(_ info: VhostInfo) -> RecordReading {
+        guard let record = EnvironmentRecord.decode(description: info.description) else {
+            return info.description.contains("\"warren_format\"") ? .invalid("record does not decode") : .foreign
+        }
+        if let problem = record.problem(in: info.name) { return .invalid(problem) }
+        return .valid(record)
+    }
+
+    /// The first write of a new environment: makes its vhost. Only a create that found no vhost
+    /// calls this; racing creates of one name are settled by the claim (see `Claim`).
+    func create(_ record: EnvironmentRecord, vhost: String) async throws {
+        try await put(record, vhost: vhost, step: "create vhost")
+    }
+
+    /// Applies `change` to the record as it is now, under the record's lock, and writes it when
+    /// it changed anything. `incarnation` is the one the operation began on. Throws `.notFound`
+    /// when the environment is gone, a conflict when it is another incarnation now or when the
+    /// change would undo a `deleting`, `.invalidRecord` when the record fails validation.
+    @discardableResult
+    func change(
+        _ vhost: String, incarnation: String, step: String, _ change: @Sendable (inout EnvironmentRecord) throws -> Void
+    ) async throws -> EnvironmentRecord {
+        let name = EnvironmentNaming.parse(vhost: vhost)?.name ?? vhost
+        return try await RecordLock(provisioner: provisioner).withLock(vhost) {
+            let before = try Self.record(try await read(vhost), incarnation: incarnation, name: name)
+            var after = before
+            try change(&after)
+            if before.state == .deleting, after.state != .deleting { throw ProvisioningError.beingDeleted(name) }
+            guard after != before else { return before }
+            if try await put(after, vhost: vhost, step: step) {
+                // The vhost went between the read and the write, and the PUT made it anew:
+                // remove the empty shell before anyone takes it for an environment.
+                _ = try? await admin.deleteVhost(vhost)
+                provisioner.logger.warning("record write found the vhost gone; removed the shell it made", metadata: ["vhost": "\(vhost)"])
+                throw ProvisioningError.gone(name)
+            }
+            return after
+        }
+    }
+
+    /// The record read, when it is the valid record of `incarnation`.
+    private static func record(_ reading: RecordReading, incarnation: String, name: String) throws -> EnvironmentRecord {
+        switch reading {
+        case .absent, .foreign:
+            throw ProvisioningError.gone(name)
+        case .invalid(let reason):
+            throw ProvisioningError.invalidRecord(name, reason)
+        case .valid(let record):
+            guard record.incarnation == incarnation else { throw ProvisioningError.replaced(name) }
+            return record
+        }
+    }
+
+    /// The vhost's description holds the record. A PUT replaces all of the vhost's metadata,
+    /// so every write sends all of it. True when the PUT made the vhost.
+    @discardableResult
+    private func put(_ record: EnvironmentRecord, vhost: String, step: String) async throws -> Bool {
+        try await provisioner.step(step) {
+            try await admin.putVhost(
+                vhost, description: record.encoded(), tags: [EnvironmentRecord.vhostTag],
+                defaultQueueType: record.spec.queue.type.rawValue)
+        }
+    }
+}
+
+extension ProvisioningError {
+    static func invalidRecord(_ name: String, _ reason: String) -> ProvisioningError {
+        ProvisioningError(
+            code: .invalidRecord,
+            detail: "environment \(name) has a record Warren cannot trust (\(reason)); Warren leaves it as it is: an operator must look at it")
+    }
+}

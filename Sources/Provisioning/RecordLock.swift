@@ -1,0 +1,92 @@
+import RabbitManagement
+
+/// A lease on one environment's record, held across Warren instances, so that a read-change-
+/// write of the record is never interleaved with another (the management API has no
+/// compare-and-set for a vhost's description).
+///
+/// The broker's atomic operation is a queue declaration: a redeclare with a different
+/// `x-max-length` is refused (400, "inequivalent arg"). So the lock is a queue
+/// "lock.{vhost}" in Warren's own vhost whose `x-max-length` is the holder's random token:
+/// whoever declares it first holds it, everyone else is refused until the holder deletes it.
+/// `x-expires` makes it a lease: a holder that dies leaves a queue the broker deletes by itself
+/// once unused for `lease`. The queues live in `EnvironmentNaming.systemVhost`, where no
+/// tenant has permissions and no tenant's vhost limits apply.
+struct RecordLock: Sendable {
+    let provisioner: Provisioner
+    /// How long a dead holder keeps the lock. Far longer than a holder needs (one read and
+    /// one write of a vhost), far shorter than a caller will wait.
+    var lease: Duration = .seconds(5)
+    /// How long to wait for a lock another operation holds before answering `busy`.
+    var wait: Duration = .seconds(8)
+
+    func withLock<T: Sendable>(_ vhost: String, _ body: () async throws -> T) async throws -> T {
+        let name = "lock.\(vhost)"
+        try await acquire(name)
+        do {
+            let result = try await body()
+            await release(name)
+            return result
+        } catch {
+            await release(name)
+            throw error
+        }
+    }
+
+    private func acquire(_ name: String) async throws {
+        let admin = provisioner.admin
+        var generator = SystemRandomNumberGenerator()
+        let token = Int.random(in: 1...(1 << 47), using: &generator)
+        let arguments: [String: JSONValue] = [
+            "x-queue-type": "classic", "x-max-length": .int(token),
+            "x-expires": .int(Int(lease.components.seconds) * 1000),
+        ]
+        let clock = ContinuousClock()
+        let deadline = clock.now + wait
+        var pause = Duration.milliseconds(2)
+        while true {
+            do {
+                try await provisioner.step("lock record") {
+                    try await admin.putQueue(vhost: EnvironmentNaming.systemVhost, name: name, durable: true, autoDelete: false, arguments: arguments)
+                }
+                return
+            } catch let error as ProvisioningError where error.underlying?.code == .notFound {
+                try await ensureSystemVhost()
+            } catch let error as ProvisioningError where error.underlying?.code == .badRequest {
+                // Held by another operation (its token differs).
+                guard clock.now + pause < deadline else {
+                    throw ProvisioningError(code: .busy, detail: "another operation on this environment did not finish in time; try again", step: "lock record")
+                }
+                // Jitter, so that waiters on two instances do not retry in step.
+                let jitter = Duration.microseconds(Int.random(in: 0...Int(pause / .microseconds(1)), using: &generator))
+                try await Task.sleep(for: pause + jitter)
+                pause = min(pause * 2, .milliseconds(100))
+            }
+        }
+    }
+
+    /// Best effort: a lock that cannot be deleted now expires after `lease`.
+    private func release(_ name: String) async {
+        do {
+            _ = try await provisioner.step("unlock record") {
+                try await provisioner.admin.deleteQueue(vhost: EnvironmentNaming.systemVhost, name: name)
+            }
+        } catch {
+            provisioner.logger.warning("record lock not released; it expires by itself", metadata: ["lock": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    /// Warren's own vhost, made the first time a lock is needed. Only Warren's user gets
+    /// permissions in it.
+    private func ensureSystemVhost() async throws {
+        let admin = provisioner.admin
+        let vhost = EnvironmentNaming.systemVhost
+        _ = try await provisioner.step("create system vhost") {
+            try await admin.putVhost(vhost, description: "Warren's own objects (record locks); no tenant has permissions here",
+                                     tags: [EnvironmentRecord.vhostTag], defaultQueueType: nil)
+        }
+        try await provisioner.waitUntilRunning(vhost)
+        try await provisioner.step("grant service permissions") {
+            try await admin.putPermissions(vhost: vhost, user: provisioner.serviceUser, configure: ".*", write: ".*", read: ".*")
+        }
+    }
+}
