@@ -11,8 +11,11 @@ struct RequestPipeline: Sendable {
     let tokens: TokenStore
     let logger: Logger
 
-    func route(_ pattern: String, authenticated: Bool = true, _ handler: @escaping Handler) -> Router.Handler {
-        { request, parameters in
+    /// `pattern` becomes the `route` metric label, so it is a `StaticString`: a literal of the
+    /// route table, never something taken from a request (see MetricLabels).
+    func route(_ pattern: StaticString, authenticated: Bool = true, _ handler: @escaping Handler) -> Router.Handler {
+        let pattern = pattern.description
+        return { request, parameters in
             let started = ContinuousClock.now
             let requestID = RequestID.of(request)
             var logger = self.logger
@@ -38,7 +41,7 @@ struct RequestPipeline: Sendable {
 
     /// A request no route took (404, 405).
     func unrouted(_ request: HTTPRequest, _ problem: Problem) -> HTTPResponse {
-        finish(request, problem.response(), route: "unmatched", team: nil, requestID: RequestID.of(request), started: .now)
+        finish(request, problem.response(), route: MetricLabels.unmatchedRoute, team: nil, requestID: RequestID.of(request), started: .now)
     }
 
     private func finish(
@@ -49,9 +52,13 @@ struct RequestPipeline: Sendable {
         response.headers.replace("X-Request-ID", requestID)
         let elapsed = (ContinuousClock.now - started).components
         let nanoseconds = elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000
+        // Labels from closed sets only (see MetricLabels): `route` is a route pattern or
+        // "unmatched", `status` a code Warren chose; the log line below may keep the raw method.
         Timer(
             label: "warren_http_request_duration_seconds",
-            dimensions: [("method", request.method), ("route", route), ("status", String(response.status))]
+            dimensions: [
+                ("method", MetricLabels.method(request.method)), ("route", route), ("status", String(response.status)),
+            ]
         ).recordNanoseconds(nanoseconds)
         let milliseconds = Double(nanoseconds) / 1e6
         logger.info("request", metadata: [

@@ -4,8 +4,9 @@ import Provisioning
 import Synchronization
 
 /// The bearer tokens Warren accepts and the team each belongs to, read from WARREN_TOKENS_FILE:
-/// one `TEAM SHA256HEX` pair a line, `#` starts a comment. Only digests are kept, so the file
-/// never holds a usable token. `reload()` swaps the whole table at once (for SIGHUP).
+/// one `TEAM SHA256HEX` pair a line (LF or CRLF, an optional UTF-8 BOM first), `#` starts a
+/// comment. Only digests are kept, so the file never holds a usable token. `reload()` swaps
+/// the whole table at once (for SIGHUP).
 public final class TokenStore: Sendable {
     struct Entry: Sendable {
         var team: String
@@ -68,8 +69,16 @@ public final class TokenStore: Sendable {
     }
 
     static func parse(_ text: String, source: String) throws -> [Entry] {
+        // Editors on Windows save a UTF-8 BOM first and end lines with CRLF. The BOM would
+        // otherwise become part of the first team name. "\r\n" is a single Character in Swift,
+        // so splitting on "\n" alone would see a CRLF file as one long line.
+        var text = Substring(text)
+        if text.unicodeScalars.first == "\u{FEFF}" {
+            text = Substring(text.unicodeScalars.dropFirst())
+        }
         var entries: [Entry] = []
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+        for (index, rawLine) in lines.enumerated() {
             let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
             if words.isEmpty { continue }

@@ -26,6 +26,65 @@ import Testing
         #expect(throws: TokenStore.LoadError.self) { try TokenStore.parse(line, source: "tokens") }
     }
 
+    // Files saved on Windows: CRLF line endings, a UTF-8 BOM first, or both.
+    static let bom = "\u{FEFF}"
+    static func windowsText(_ lineEnd: String) -> String {
+        ["# operators' tokens", "team-a \(digest("alpha"))   # trailing comment", "",
+         "team-b\t\(digest("beta"))"].joined(separator: lineEnd) + lineEnd
+    }
+
+    @Test func acceptsCRLFLineEndings() throws {
+        let entries = try TokenStore.parse(Self.windowsText("\r\n"), source: "tokens")
+        #expect(entries.map(\.team) == ["team-a", "team-b"])
+    }
+
+    @Test func acceptsALeadingBOM() throws {
+        let entries = try TokenStore.parse(Self.bom + Self.windowsText("\n"), source: "tokens")
+        #expect(entries.map(\.team) == ["team-a", "team-b"])
+        // The BOM is dropped, not kept in the first team's name, even on the first line.
+        let first = try TokenStore.parse(Self.bom + "team-a \(Self.digest("alpha"))", source: "tokens")
+        #expect(first.map(\.team) == ["team-a"])
+    }
+
+    @Test func acceptsABOMAndCRLFLineEndings() throws {
+        let entries = try TokenStore.parse(Self.bom + Self.windowsText("\r\n"), source: "tokens")
+        #expect(entries.map(\.team) == ["team-a", "team-b"])
+    }
+
+    /// The bytes as they are on disk (EF BB BF, then CRLF lines), through `TokenStore(path:)`.
+    @Test func loadsAWindowsFileFromDisk() throws {
+        let path = "/tmp/warren-tokens-\(UInt32.random(in: 0 ... .max))"
+        let text = "team-a \(Self.digest("alpha"))\r\nteam-b \(Self.digest("beta"))\r\n"
+        FileManagerLite.write(path, bytes: [0xEF, 0xBB, 0xBF] + Array(text.utf8))
+        let store = try TokenStore(path: path)
+        #expect(store.teamCount == 2)
+        #expect(store.team(forAuthorization: "Bearer alpha") == "team-a")
+        #expect(store.team(forAuthorization: "Bearer beta") == "team-b")
+    }
+
+    /// Malformed lines are still refused, whatever the line endings, with the right line number.
+    @Test(arguments: [
+        ("team-a \(digest("a"))\r\ngarbage\r\n", 2, "expected 'TEAM SHA256HEX'"),
+        ("\(bom)# c\r\n\r\nteam-a \(digest("a"))\r\nteam-b abc\r\n", 4, "64 hex characters"),
+        ("\(bom)team-a\r\n", 1, "expected 'TEAM SHA256HEX'"),
+        ("\(bom)Team-A \(digest("a"))\n", 1, "team name"),
+        ("team-a \(digest("a")) extra\r\n", 1, "expected 'TEAM SHA256HEX'"),
+        // A BOM is taken only at the very start of the file; anywhere else it is not a team name.
+        ("team-a \(digest("a"))\r\n\(bom)team-b \(digest("b"))\r\n", 2, "team name"),
+        ("\(bom)\(bom)team-a \(digest("a"))\r\n", 1, "team name"),
+    ])
+    func refusesMalformedLinesWithTheirNumber(text: String, line: Int, reason: String) {
+        do {
+            _ = try TokenStore.parse(text, source: "tokens")
+            Issue.record("accepted \(text.debugDescription)")
+        } catch let error as TokenStore.LoadError {
+            #expect(error.description.hasPrefix("tokens:\(line): "), "\(error.description)")
+            #expect(error.description.contains(reason), "\(error.description)")
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
     @Test func findsTheTeamOfABearerToken() throws {
         let path = "/tmp/warren-tokens-\(UInt32.random(in: 0 ... .max))"
         let text = "team-a \(Self.digest("alpha"))\nteam-b \(Self.digest("beta"))\n"
@@ -52,6 +111,10 @@ import Foundation
 
 enum FileManagerLite {
     static func write(_ path: String, _ text: String) {
-        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        write(path, bytes: Array(text.utf8))
+    }
+
+    static func write(_ path: String, bytes: [UInt8]) {
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
     }
 }
