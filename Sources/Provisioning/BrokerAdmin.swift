@@ -27,6 +27,8 @@ public protocol BrokerAdmin: Sendable {
     func deleteQueue(vhost: String, name: String) async throws -> Bool
     /// Deletes the queue only when it holds no message at that moment, as the queue counts.
     func deleteQueueIfEmpty(vhost: String, name: String) async throws -> QueueDeletion
+    /// Whether the queue holds a message right now (one is fetched and requeued).
+    func holdsMessages(vhost: String, name: String) async throws -> Bool
     func bind(vhost: String, exchange: String, queue: String, routingKey: String, arguments: [String: JSONValue]) async throws
     func bindings(vhost: String, exchange: String, queue: String) async throws -> [BindingInfo]
     func putVhostLimit(vhost: String, name: String, value: Int) async throws

@@ -69,18 +69,21 @@ extension Provisioner {
     }
 
     /// The statistics (`messages` of a queue) lag by seconds, so they only refuse early; the
-    /// exact answer is the broker's own `if-empty` delete, which each queue decides from what
-    /// it holds at that moment. A queue found empty is deleted by that check (the vhost is
-    /// about to go anyway); if a later one holds messages, the topology is declared again, so
-    /// the refused delete leaves the environment as it was, messages included.
+    /// exact answer comes from each queue itself at the moment of the delete. A quorum queue
+    /// is asked by fetching one message and requeueing it at once (it stays, marked
+    /// redelivered, its delivery count one higher: quorum queues refuse the broker's if-empty
+    /// delete). A classic queue is deleted with `if-empty`, which the broker refuses when it
+    /// holds a message; those found empty are gone (the vhost is about to go anyway), and if a
+    /// later queue refuses, the topology is declared again, so the refused DELETE leaves the
+    /// environment as it was, messages included.
     private func refuseIfMessagesPending(_ environment: Environment) async throws {
         let vhost = environment.vhost
-        let names = Topology(environment.spec).queues.map(\.name)
+        let queues = Topology(environment.spec).queues
         var pending: [(String, Int)] = []
-        for name in names {
-            if let queue = try await step("read queue", { try await admin.queue(vhost: vhost, name: name) }),
-               let messages = queue.messages, messages > 0 {
-                pending.append((name, messages))
+        for queue in queues {
+            if let info = try await step("read queue", { try await admin.queue(vhost: vhost, name: queue.name) }),
+               let messages = info.messages, messages > 0 {
+                pending.append((queue.name, messages))
             }
         }
         if !pending.isEmpty {
@@ -89,11 +92,29 @@ extension Provisioner {
                 code: .messagesPending,
                 detail: "\(total) messages would be lost (\(pending.map { "\($0.0): \($0.1)" }.joined(separator: ", "))); delete with ?force=true to drop them")
         }
-        for name in names where try await step("check queue empty", { try await admin.deleteQueueIfEmpty(vhost: vhost, name: name) }) == .notEmpty {
-            try await declareTopology(environment)
+        let quorum = queues.filter { $0.arguments["x-queue-type"] == "quorum" }
+        let classic = queues.filter { $0.arguments["x-queue-type"] != "quorum" }
+        var holding = try await step("check queue empty") {
+            try await quorum.asyncFirst { try await admin.holdsMessages(vhost: vhost, name: $0.name) }
+        }
+        if holding == nil {
+            holding = try await step("check queue empty") {
+                try await classic.asyncFirst { try await admin.deleteQueueIfEmpty(vhost: vhost, name: $0.name) == .notEmpty }
+            }
+            if holding != nil { try await declareTopology(environment) }
+        }
+        if let holding {
             throw ProvisioningError(
                 code: .messagesPending,
-                detail: "messages would be lost (queue \(name) holds messages); delete with ?force=true to drop them")
+                detail: "messages would be lost (queue \(holding.name) holds messages); delete with ?force=true to drop them")
         }
+    }
+}
+
+extension Array where Element: Sendable {
+    /// The first element for which `predicate` is true, asked one at a time in order.
+    fileprivate func asyncFirst(_ predicate: (Element) async throws -> Bool) async throws -> Element? {
+        for element in self where try await predicate(element) { return element }
+        return nil
     }
 }

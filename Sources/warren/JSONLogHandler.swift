@@ -26,10 +26,20 @@ struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    /// swift-log 1.16 hands a handler the whole event (the older per-field entry point is
+    /// deprecated); only level, message and metadata go into the line.
+    func log(event: LogEvent) {
+        line(level: event.level, message: event.message, metadata: event.metadata)
+    }
+
     func log(
         level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
         source: String, file: String, function: String, line: UInt
     ) {
+        self.line(level: level, message: message, metadata: explicit)
+    }
+
+    private func line(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?) {
         var fields = metadata
         if let explicit { fields.merge(explicit) { _, new in new } }
         var out: [UInt8] = []

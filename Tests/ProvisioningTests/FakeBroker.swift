@@ -85,6 +85,7 @@ final class FakeBroker: BrokerAdmin, Sendable {
         return state.withLock { $0.vhosts.keys.filter { $0.hasPrefix(prefix) }.count }
     }
 
+    @discardableResult
     func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws -> Bool {
         try record("PUT vhost")
         return state.withLock {
@@ -187,6 +188,11 @@ final class FakeBroker: BrokerAdmin, Sendable {
     func deleteQueue(vhost: String, name: String) async throws -> Bool {
         try record("DELETE queue")
         return state.withLock { $0.queues.removeValue(forKey: "\(vhost)/\(name)") != nil }
+    }
+
+    func holdsMessages(vhost: String, name: String) async throws -> Bool {
+        try record("POST queue get")
+        return state.withLock { ($0.queues["\(vhost)/\(name)"]?.messages ?? 0) > 0 }
     }
 
     func deleteQueueIfEmpty(vhost: String, name: String) async throws -> QueueDeletion {

@@ -66,7 +66,7 @@ def test_create_with_defaults(api_a, mgmt, settings, new_name):
     assert before - dt.timedelta(minutes=2) <= created <= dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=2)
 
     creds = env["credentials"]
-    assert re.fullmatch(re.escape(vhost) + r"\.[0-9a-f]{8}", creds["username"]), creds["username"]
+    assert re.fullmatch(re.escape(vhost) + r"\.[0-9a-f]{16}", creds["username"]), creds["username"]
     password = creds["password"]
     assert len(password) >= 32 and len(set(password)) >= 10, "password looks weak"
     assert name not in password and "team-a" not in password

@@ -80,7 +80,7 @@ def proxied(proxy, warren_factory, client):
 def template(method: str, path: str, name: str) -> str:
     """A call with this case's names replaced, e.g. 'PUT /api/queues/{vhost}/{name}'."""
     vhost = vhost_of("team-a", name)
-    path = re.sub(re.escape(vhost) + r"\.[0-9a-f]{8}", "{user}", path)
+    path = re.sub(re.escape(vhost) + r"\.[0-9a-f]{16}", "{user}", path)
     return f"{method} " + path.replace(vhost, "{vhost}").replace(name, "{name}")
 
 

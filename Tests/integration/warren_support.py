@@ -662,7 +662,7 @@ def connection_refusal(params) -> Exception:
 
 
 # An environment user: "{vhost}.{8 hex}" with vhost "warren.{team}.{name}" (neither has a dot).
-ENV_USER = re.compile(r"^(warren\.[^.]+\.[^.]+)\.[0-9a-f]{8}$")
+ENV_USER = re.compile(r"^(warren\.[^.]+\.[^.]+)\.(?:[0-9a-f]{8}|[0-9a-f]{16})$")
 
 
 def env_record(vhost_info: dict) -> dict | None:
