@@ -83,10 +83,15 @@ public struct EnvironmentHealth: Sendable {
         self.state = state
     }
 
-    init(invalid environment: Environment, reason: String) {
+    /// What stands for a time a record that cannot be trusted would have given: the epoch.
+    static let unknownTime = "1970-01-01T00:00:00Z"
+
+    /// An environment whose record cannot be trusted: only its users (found by name) and the
+    /// reason; every part the record would name counts as missing.
+    init(invalid environment: Environment, users: [(name: String, role: Role)], reason: String) {
         self.init(
-            environment: environment, users: [],
-            resources: Resources(exchange: false, queue: false, binding: false, user: false), revocations: [:], state: .ready)
+            environment: environment, users: users,
+            resources: Resources(exchange: false, queue: false, binding: false, user: !users.isEmpty), revocations: [:], state: .ready)
         recordProblem = reason
     }
 }

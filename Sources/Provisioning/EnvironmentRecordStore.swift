@@ -58,7 +58,7 @@ struct EnvironmentRecordStore: Sendable {
     ) async throws -> EnvironmentRecord {
         let name = EnvironmentNaming.parse(vhost: vhost)?.name ?? vhost
         return try await RecordLock(provisioner: provisioner).withLock(vhost) {
-            let before = try Self.record(try await read(vhost), incarnation: incarnation, name: name)
+            let before = try await recordInForce(vhost, incarnation: incarnation, name: name)
             var after = before
             try change(&after)
             if before.state == .deleting, after.state != .deleting { throw ProvisioningError.beingDeleted(name) }
@@ -72,6 +72,23 @@ struct EnvironmentRecordStore: Sendable {
             }
             return after
         }
+    }
+
+    /// The record of `incarnation` as it stands. Two creates of the same spec that both found
+    /// no vhost both write one: the claim says whose incarnation is in force (its arguments
+    /// carry the first declarer's record, and only Warren can declare it). When the
+    /// description holds the other create's record for a moment, the claim's record is the one
+    /// the change applies to, and the write puts it back.
+    private func recordInForce(_ vhost: String, incarnation: String, name: String) async throws -> EnvironmentRecord {
+        let reading = try await read(vhost)
+        if case .valid(let found) = reading, found.incarnation != incarnation, found.state == .creating {
+            let claim = try await provisioner.step("read claim") { try await admin.queue(vhost: vhost, name: Claim.queueName) }
+            if let holder = claim.flatMap(Claim.record(in:)), holder.problem(in: vhost) == nil,
+               holder.incarnation == incarnation, holder.spec == found.spec {
+                return holder
+            }
+        }
+        return try Self.record(reading, incarnation: incarnation, name: name)
     }
 
     /// The record read, when it is the valid record of `incarnation`.

@@ -42,7 +42,14 @@ extension Provisioner {
             return nil
         case .invalid(let reason):
             logger.error("environment record fails validation", metadata: ["vhost": "\(vhost)", "reason": "\(reason)"])
-            return EnvironmentHealth(invalid: Environment(team: team, vhost: vhost, spec: EnvironmentSpec(name: name), createdAt: ""), reason: reason)
+            // Nothing of the record is shown; its users are found by name, as a DELETE finds them.
+            let users = try await step("read permissions") { try await admin.permissions(vhost: vhost) }
+                .filter { EnvironmentNaming.isUser($0.user, of: vhost) }
+                .map { (name: $0.user, role: Role.of($0)) }
+                .sorted { $0.name < $1.name }
+            return EnvironmentHealth(
+                invalid: Environment(team: team, vhost: vhost, spec: EnvironmentSpec(name: name), createdAt: EnvironmentHealth.unknownTime),
+                users: users, reason: reason)
         case .valid(let found):
             (environment, record) = (Environment(record: found, vhost: vhost), found)
         }

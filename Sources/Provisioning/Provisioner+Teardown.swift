@@ -38,16 +38,24 @@ extension Provisioner {
     /// Removes a vhost whose record says `deleting`, with its users. Before each destructive
     /// step the record is read again: only the same incarnation, still `deleting`, goes.
     func finishDelete(_ vhost: String, incarnation: String) async throws {
-        try await requireDeleting(vhost, incarnation: incarnation)
+        guard try await stillDeleting(vhost, incarnation: incarnation) else { return }
         let users = try await removeUsers(of: vhost)
         // Once more right before the vhost goes.
-        try await requireDeleting(vhost, incarnation: incarnation)
+        guard try await stillDeleting(vhost, incarnation: incarnation) else { return }
         _ = try await step("delete vhost") { try await admin.deleteVhost(vhost) }
         logger.info("environment deleted", metadata: ["vhost": "\(vhost)", "users": "\(users)"])
     }
 
-    private func requireDeleting(_ vhost: String, incarnation: String) async throws {
-        guard case .valid(let record) = try await records.read(vhost), record.incarnation == incarnation, record.state == .deleting else {
+    /// True while the vhost holds this incarnation's record in `deleting`; false once the vhost
+    /// is gone (another delete finished first: the work is done); a conflict when anything else
+    /// stands there now, which is then left as it is.
+    private func stillDeleting(_ vhost: String, incarnation: String) async throws -> Bool {
+        switch try await records.read(vhost) {
+        case .absent:
+            return false
+        case .valid(let record) where record.incarnation == incarnation && record.state == .deleting:
+            return true
+        default:
             throw ProvisioningError(code: .conflict, detail: "environment at \(vhost) changed while it was being deleted; it was left as it is", step: "delete vhost")
         }
     }

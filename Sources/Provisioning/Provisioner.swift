@@ -44,8 +44,44 @@ public struct Provisioner: Sendable {
     public func create(team: String, spec: EnvironmentSpec, roles: [Role] = [.full]) async throws -> CreateResult {
         try await measured("create") {
             try await Self.$deadline.withValue(.now + createDeadline) {
-                try await makeOrEnsure(team: team, spec: spec, roles: roles)
+                // A create that joined another create of the same spec, which then failed and
+                // removed the environment, starts over (at most twice): the caller asked for an
+                // environment, and one racing create's failure is no reason to refuse it.
+                var rejoins = 0
+                while true {
+                    do {
+                        return try await makeOrEnsure(team: team, spec: spec, roles: roles)
+                    } catch let vanished as JoinedEnvironmentVanished {
+                        guard rejoins < 2 else { throw vanished.underlying }
+                        rejoins += 1
+                        logger.notice("the environment this create joined went away; starting over", metadata: [
+                            "vhost": "\(EnvironmentNaming.vhost(team: team, name: spec.name))", "error": "\(vanished.underlying)",
+                        ])
+                        try await waitWhileDeleting(EnvironmentNaming.vhost(team: team, name: spec.name))
+                    }
+                }
             }
+        }
+    }
+
+    private struct JoinedEnvironmentVanished: Error {
+        var underlying: any Error
+    }
+
+    /// Whether the environment of `incarnation` that a create joined is gone or going.
+    private func vanished(_ vhost: String, incarnation: String) async -> Bool {
+        switch try? await records.read(vhost) {
+        case .absent: return true
+        case .valid(let record): return record.incarnation != incarnation || record.state == .deleting
+        default: return false
+        }
+    }
+
+    /// Waits (a few seconds at most) for a delete under way to finish.
+    private func waitWhileDeleting(_ vhost: String) async throws {
+        for _ in 0..<30 {
+            guard case .valid(let record) = try await records.read(vhost), record.state == .deleting else { return }
+            try await Task.sleep(for: .milliseconds(100))
         }
     }
 
@@ -71,8 +107,11 @@ public struct Provisioner: Sendable {
         }
 
         var issued: [IssuedCredentials] = []
+        // The incarnation this create joined, when another create made the vhost.
+        var joined: String?
         do {
             record = try await prepare(vhost, record: record, ownsVhost: &ownsVhost)
+            if !ownsVhost { joined = record.incarnation }
             if ownsVhost { try await checkQuota(team: team, allowed: maxEnvironmentsPerTeam) }
             let environment = Environment(record: record, vhost: vhost)
             issued = roles.map { role in
@@ -94,6 +133,7 @@ public struct Provisioner: Sendable {
             return CreateResult(environment: environment, credentials: issued, created: ownsVhost)
         } catch {
             await rollBack(vhost: vhost, incarnation: ownsVhost ? record.incarnation : nil, users: issued.map(\.username))
+            if let joined, await vanished(vhost, incarnation: joined) { throw JoinedEnvironmentVanished(underlying: error) }
             throw error
         }
     }
@@ -270,13 +310,21 @@ public struct Provisioner: Sendable {
                 }
             }
             guard let incarnation else { return }
-            do {
-                let record = try await records.change(vhost, incarnation: incarnation, step: "mark deleting") {
-                    if $0.state == .creating { $0.state = .deleting }
+            // The failure being rolled back may still be going on (a node restarting, a
+            // connection reset): a few tries, spaced out, before the janitor is left to it.
+            for pause in [Duration.milliseconds(400), .milliseconds(800), .zero] {
+                do {
+                    let record = try await records.change(vhost, incarnation: incarnation, step: "mark deleting") {
+                        if $0.state == .creating { $0.state = .deleting }
+                    }
+                    if record.state == .deleting { try await finishDelete(vhost, incarnation: incarnation) }
+                    return
+                } catch let error as ProvisioningError where (error.code == .broker || error.code == .busy) && pause > .zero {
+                    try? await Task.sleep(for: pause)
+                } catch {
+                    logger.error("rollback could not delete vhost", metadata: ["vhost": "\(vhost)", "error": "\(error)"])
+                    return
                 }
-                if record.state == .deleting { try await finishDelete(vhost, incarnation: incarnation) }
-            } catch {
-                logger.error("rollback could not delete vhost", metadata: ["vhost": "\(vhost)", "error": "\(error)"])
             }
         }
     }

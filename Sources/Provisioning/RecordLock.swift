@@ -43,14 +43,19 @@ struct RecordLock: Sendable {
         let clock = ContinuousClock()
         let deadline = clock.now + wait
         var pause = Duration.milliseconds(2)
+        var ensured = false
         while true {
             do {
                 try await provisioner.step("lock record") {
                     try await admin.putQueue(vhost: EnvironmentNaming.systemVhost, name: name, durable: true, autoDelete: false, arguments: arguments)
                 }
                 return
-            } catch let error as ProvisioningError where error.underlying?.code == .notFound {
+            } catch let error as ProvisioningError
+                where !ensured && (error.underlying?.code == .notFound || error.underlying?.code == .unauthorized) {
+                // No system vhost yet, or one another Warren user made (this one has no
+                // permissions there yet): make sure of both, once.
                 try await ensureSystemVhost()
+                ensured = true
             } catch let error as ProvisioningError where error.underlying?.code == .badRequest {
                 // Held by another operation (its token differs).
                 guard clock.now + pause < deadline else {
@@ -75,14 +80,16 @@ struct RecordLock: Sendable {
         }
     }
 
-    /// Warren's own vhost, made the first time a lock is needed. Only Warren's user gets
+    /// Warren's own vhost, made the first time a lock is needed. Only Warren's users get
     /// permissions in it.
     private func ensureSystemVhost() async throws {
         let admin = provisioner.admin
         let vhost = EnvironmentNaming.systemVhost
-        _ = try await provisioner.step("create system vhost") {
-            try await admin.putVhost(vhost, description: "Warren's own objects (record locks); no tenant has permissions here",
-                                     tags: [EnvironmentRecord.vhostTag], defaultQueueType: nil)
+        if try await provisioner.step("read system vhost", { try await admin.vhost(vhost) }) == nil {
+            _ = try await provisioner.step("create system vhost") {
+                try await admin.putVhost(vhost, description: "Warren's own objects (record locks); no tenant has permissions here",
+                                         tags: [EnvironmentRecord.vhostTag], defaultQueueType: nil)
+            }
         }
         try await provisioner.waitUntilRunning(vhost)
         try await provisioner.step("grant service permissions") {

@@ -84,6 +84,11 @@ def template(method: str, path: str, name: str) -> str:
     return f"{method} " + path.replace(vhost, "{vhost}").replace(name, "{name}")
 
 
+def is_lock_release(fired) -> bool:
+    """The DELETE that releases a record's lock in Warren's own vhost."""
+    return fired[0] == "DELETE" and fired[1].startswith("/api/queues/warren.system/lock.")
+
+
 def dry_run(proxy: FaultProxy, api, new_name) -> tuple[list[str], list[str]]:
     """The call templates of one fault-free create and one delete, in arrival order."""
     name = new_name("dry")
@@ -177,6 +182,10 @@ def test_failed_create_leaves_nothing(mode, proxy, proxied, mgmt, new_name, spec
                 return None, [f"answered {resp.status_code} without a fault: {resp.text[:300]}"], False
             assert proxied.delete(name).status_code == 204
             return None, [], False
+        if is_lock_release(fired) and resp.status_code == 201:
+            # Releasing the record's lock is best effort: its lease expires by itself. The
+            # create stands, and must be complete (checked by the caller).
+            return template(*fired, name), [], True
         return template(*fired, name), failure_problems(resp, mode, spec), resp.ok
 
     failures = run_cases("create", mode, calls, proxy, proxied, new_name, mgmt, spec, tally, attempt)
@@ -196,6 +205,8 @@ def test_failed_delete_is_finished_by_a_retry(mode, proxy, proxied, mgmt, new_na
         if fired is None:
             return None, ([] if resp.status_code == 204 else
                           [f"answered {resp.status_code} without a fault: {resp.text[:300]}"]), False
+        if is_lock_release(fired) and resp.status_code == 204:
+            return template(*fired, name), [], False
         if fired[:2] == ("GET", "/api/users") and resp.status_code == 204:
             # The full user listing is a safety net in a delete (permissions name the users, the
             # janitor removes orphans): Warren goes on without it. No trace may remain.
