@@ -110,7 +110,8 @@ def test_identical_creates_one_instance_failing_late(failing, settings, warren_f
                 assert invariant_violations(mgmt, prefix=env["vhost"]) == []
             if env_trace(mgmt, vhost_of("team-a", name)):
                 force_delete(good, name)
-        assert successes, f"{failing}: no create succeeded in any round:\n" + "\n".join(report_lines)
+        assert successes, (f"{failing}: no create succeeded in any round (README: identical creates all pass; here the "
+                           f"failing instance's rollback took down the create the other had joined):\n" + "\n".join(report_lines))
         assert fired_rounds, f"{failing}: the fault never fired:\n" + "\n".join(report_lines)
         print("\n" + "\n".join(report_lines))
     finally:
