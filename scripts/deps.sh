@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what Warren needs on a fresh Debian machine, and nothing that is already there:
 # libcurl's headers (build), rabbitmq-server (the local broker), curl, openssl (the TLS test's
-# certificates); with --test also the Python packages the integration tests use (pika, pytest,
-# schemathesis, ...).
+# certificates), faketime (a test runs a warren on a clock 10 minutes ahead); with --test
+# also the Python packages the integration tests use (pika, pytest, schemathesis, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libcurl4-openssl-dev rabbitmq-server curl ca-certificates openssl; do
+for pkg in libcurl4-openssl-dev rabbitmq-server curl ca-certificates openssl faketime; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

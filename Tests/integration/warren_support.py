@@ -867,3 +867,32 @@ def leaked_secrets(logs: list[Path] | None = None) -> list[str]:
                     found.append(f"{what} in {path}: {line[:400].decode(errors='replace')}")
                     break
     return found
+
+
+# --------------------------------------------------------------------------------------------
+# Incarnations: users are now "{vhost}.{incarnation 8 hex}{8 hex}" (16 hex digits); environments
+# made before incarnations have "{vhost}.{8 hex}". Both count as an environment's users (this
+# rebinding is what invariant_violations and _environment_problems read at call time).
+ENV_USER = re.compile(r"^(warren\.[^.]+\.[^.]+)\.(?:[0-9a-f]{8}|[0-9a-f]{16})$")
+
+# A warren whose janitor sweeps every second with the shortest grace start-up accepts:
+# grace 5 s > create deadline 3 s + one management timeout of 1 s.
+SWEEPING_WARREN = {"WARREN_SWEEP_INTERVAL_SECONDS": "1", "WARREN_SWEEP_GRACE_SECONDS": "5",
+                   "WARREN_CREATE_DEADLINE_SECONDS": "3", "WARREN_MANAGEMENT_TIMEOUT_MS": "1000"}
+
+
+def log_lines(path, level: str | None = None) -> list[dict]:
+    """The JSON lines of a warren log (optionally only those of one level)."""
+    found = []
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return found
+    for line in text.splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict) and (level is None or item.get("level") == level):
+            found.append(item)
+    return found
