@@ -662,6 +662,8 @@ def connection_refusal(params) -> Exception:
 
 
 # An environment user: "{vhost}.{8 hex}" with vhost "warren.{team}.{name}" (neither has a dot).
+# Users are "{vhost}.{incarnation 8 hex}{8 hex}"; environments made before incarnations have
+# "{vhost}.{8 hex}".
 ENV_USER = re.compile(r"^(warren\.[^.]+\.[^.]+)\.(?:[0-9a-f]{8}|[0-9a-f]{16})$")
 
 
@@ -870,11 +872,6 @@ def leaked_secrets(logs: list[Path] | None = None) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
-# Incarnations: users are now "{vhost}.{incarnation 8 hex}{8 hex}" (16 hex digits); environments
-# made before incarnations have "{vhost}.{8 hex}". Both count as an environment's users (this
-# rebinding is what invariant_violations and _environment_problems read at call time).
-ENV_USER = re.compile(r"^(warren\.[^.]+\.[^.]+)\.(?:[0-9a-f]{8}|[0-9a-f]{16})$")
-
 # A warren whose janitor sweeps every second with the shortest grace start-up accepts:
 # grace 5 s > create deadline 3 s + one management timeout of 1 s.
 SWEEPING_WARREN = {"WARREN_SWEEP_INTERVAL_SECONDS": "1", "WARREN_SWEEP_GRACE_SECONDS": "5",
