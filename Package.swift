@@ -3,7 +3,9 @@ import PackageDescription
 
 // The request path, bottom to top; a module imports only those below it:
 // CCurl -> RabbitManagement -> Provisioning -> WarrenAPI -> warren
-// HTTPServer stands beside them and knows nothing of RabbitMQ or the API.
+// HTTPServer stands beside them and knows nothing of RabbitMQ or the API. WireFormat (JSON
+// values, the strict JSON parser, percent-encoding) is below both RabbitManagement and
+// WarrenAPI, so the API reaches the broker only through Provisioning.
 let package = Package(
     name: "Warren",
     platforms: [.macOS(.v14)],
@@ -22,6 +24,7 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
+        .target(name: "WireFormat"),
         .target(
             name: "HTTPServer",
             dependencies: [.product(name: "Logging", package: "swift-log")]
@@ -30,6 +33,7 @@ let package = Package(
             name: "RabbitManagement",
             dependencies: [
                 "CCurl",
+                "WireFormat",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -38,6 +42,7 @@ let package = Package(
             name: "Provisioning",
             dependencies: [
                 "RabbitManagement",
+                "WireFormat",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -48,7 +53,7 @@ let package = Package(
             dependencies: [
                 "HTTPServer",
                 "Provisioning",
-                "RabbitManagement",
+                "WireFormat",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -67,9 +72,9 @@ let package = Package(
             ]
         ),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
-        .testTarget(name: "RabbitManagementTests", dependencies: ["RabbitManagement"]),
-        .testTarget(name: "ProvisioningTests", dependencies: ["Provisioning"]),
-        .testTarget(name: "WarrenAPITests", dependencies: ["WarrenAPI", "HTTPServer", "Provisioning"]),
+        .testTarget(name: "RabbitManagementTests", dependencies: ["RabbitManagement", "WireFormat"]),
+        .testTarget(name: "ProvisioningTests", dependencies: ["Provisioning", "RabbitManagement", "WireFormat"]),
+        .testTarget(name: "WarrenAPITests", dependencies: ["WarrenAPI", "HTTPServer", "Provisioning", "RabbitManagement", "WireFormat"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,5 @@
-// libFuzzer harness for request decoding: the strict JSON parser (Sources/WarrenAPI/StrictJSON.swift,
-// with JSONValue from RabbitManagement) and POST /v1/environments body decoding
+// libFuzzer harness for request decoding: the strict JSON parser (Sources/WireFormat/StrictJSON.swift,
+// with JSONValue beside it) and POST /v1/environments body decoding
 // (CreateEnvironmentRequest.swift, with the Provisioning name rules and Problem).
 // Built and run by scripts/fuzz.sh. Invariants beyond "no crash":
 //   - a refusal names a reason and an offset inside the input;
@@ -11,7 +11,7 @@
 //     that exist, never both and never another status; the problem body is JSON.
 import FoundationEssentials
 import Provisioning
-import RabbitManagement
+import WireFormat
 
 private func fail(_ message: String, _ input: [UInt8]) -> Never {
     let shown = String(decoding: input.prefix(400), as: UTF8.self).debugDescription

@@ -45,11 +45,12 @@ PARSER_SOURCES=(
   Sources/HTTPServer/HTTPMessages.swift
   Sources/HTTPServer/HTTPServerConfiguration.swift
 )
-STUB_RABBITMANAGEMENT=(Sources/RabbitManagement/JSONValue.swift Sources/RabbitManagement/Models.swift)
+STUB_WIREFORMAT=(Sources/WireFormat/JSONValue.swift Sources/WireFormat/StrictJSON.swift Sources/WireFormat/PercentEncoding.swift)
+STUB_RABBITMANAGEMENT=(Sources/RabbitManagement/Models.swift)
 STUB_HTTPSERVER=(Sources/HTTPServer/HTTPMessages.swift Sources/HTTPServer/HTTPHeaders.swift)
-STUB_PROVISIONING=(Sources/Provisioning/EnvironmentSpec.swift Sources/Provisioning/NameRules.swift Sources/Provisioning/Topology.swift)
+STUB_PROVISIONING=(Sources/Provisioning/EnvironmentSpec.swift Sources/Provisioning/NameRules.swift Sources/Provisioning/Topology.swift
+  Sources/Provisioning/EnvironmentNaming.swift)
 JSON_SOURCES=(
-  Sources/WarrenAPI/StrictJSON.swift
   Sources/WarrenAPI/CreateEnvironmentRequest.swift
   Sources/WarrenAPI/JSONFields.swift
   Sources/WarrenAPI/TopologyFields.swift
@@ -80,11 +81,12 @@ build() {
         compile "${flags[@]}" -module-name FuzzParser fuzz/ParserHarness.swift "${PARSER_SOURCES[@]}" \
           -o "$out/fuzz-parser" || { echo "fuzz: building fuzz-parser failed" >&2; return 1; } ;;
       json)
-        { stub_module RabbitManagement "${STUB_RABBITMANAGEMENT[@]}" &&
+        { stub_module WireFormat "${STUB_WIREFORMAT[@]}" &&
+          stub_module RabbitManagement "${STUB_RABBITMANAGEMENT[@]}" &&
           stub_module HTTPServer "${STUB_HTTPSERVER[@]}" &&
           stub_module Provisioning "${STUB_PROVISIONING[@]}" &&
           compile "${flags[@]}" -module-name FuzzJSON -I "$modules" fuzz/JSONHarness.swift "${JSON_SOURCES[@]}" \
-            "$modules/RabbitManagement.o" "$modules/HTTPServer.o" "$modules/Provisioning.o" -o "$out/fuzz-json"
+            "$modules/WireFormat.o" "$modules/RabbitManagement.o" "$modules/HTTPServer.o" "$modules/Provisioning.o" -o "$out/fuzz-json"
         } || { echo "fuzz: building fuzz-json failed (a Source file it compiles gained a dependency? see the lists in $0)" >&2; return 1; } ;;
       *) echo "fuzz: unknown fuzzer $f" >&2; return 2 ;;
     esac

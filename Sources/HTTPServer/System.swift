@@ -34,9 +34,10 @@ func closeDescriptor(_ fd: Int32) {
 }
 
 /// Calls Glibc's Swift overlay does not import (it leaves out `sys/epoll.h`,
-/// `sys/eventfd.h` and the `_GNU_SOURCE` `accept4`), and this package cannot add a C
-/// module for one target. They are looked up once with `dlsym` and called through
-/// `@convention(c)` pointers, so the C calling convention is exact (unlike `@_silgen_name`).
+/// `sys/eventfd.h` and the `_GNU_SOURCE` `accept4`). A C shim target like CCurl could declare
+/// them too; looking them up once with `dlsym` keeps HTTPServer free of any C module, and
+/// calling through `@convention(c)` pointers keeps the C calling convention exact (unlike
+/// `@_silgen_name`).
 enum Linux {
     private static func resolve<T>(_ name: String, as type: T.Type) -> T {
         // A nil handle is RTLD_DEFAULT: search every object already loaded (libc included).

@@ -1,5 +1,6 @@
 import Logging
 import RabbitManagement
+import WireFormat
 
 /// The broker operations provisioning needs. `ManagementClient` is the real one; unit tests
 /// use a fake to check ordering and rollback without a broker.

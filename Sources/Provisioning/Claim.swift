@@ -1,6 +1,7 @@
 import Crypto
 import FoundationEssentials
 import RabbitManagement
+import WireFormat
 
 /// The broker has no race-free create for a vhost: several simultaneous PUTs all succeed, and
 /// the last description written wins. A queue declaration is atomic, though, and a redeclare

@@ -1,4 +1,5 @@
 import RabbitManagement
+import WireFormat
 
 /// A lease on one environment's record, held across Warren instances, so that a read-change-
 /// write of the record is never interleaved with another (the management API has no

@@ -1,4 +1,5 @@
 import RabbitManagement
+import WireFormat
 
 /// The broker objects a spec turns into, beyond what the spec names itself: the queue
 /// arguments for its options, and for dead-lettering an exchange "{exchange}.dlx" and a queue

@@ -1,3 +1,4 @@
+import WireFormat
 /// Exchanges, queues and bindings inside a vhost.
 ///
 /// `durable` is always sent: the broker defaults it to false when left out.
@@ -19,9 +20,6 @@ extension ManagementClient {
         return try ExchangeInfo(json: json)
     }
 
-    public func deleteExchange(vhost: String, name: String) async throws -> Bool {
-        try await deleteIfPresent(["exchanges", vhost, name], operation: "DELETE exchange")
-    }
 
     /// Quorum queues: `arguments: ["x-queue-type": "quorum"]`, durable, not auto-delete.
     public func putQueue(
@@ -85,11 +83,6 @@ extension ManagementClient {
         }
     }
 
-    /// `propertiesKey` comes from `bindings(...)`. False if no such binding.
-    public func unbind(vhost: String, exchange: String, queue: String, propertiesKey: String) async throws -> Bool {
-        try await deleteIfPresent(["bindings", vhost, "e", exchange, "q", queue, propertiesKey],
-                                  operation: "DELETE binding")
-    }
 }
 
 /// What `deleteQueueIfEmpty` found.

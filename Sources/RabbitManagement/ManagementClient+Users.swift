@@ -1,3 +1,4 @@
+import WireFormat
 /// Users, their permissions and limits.
 extension ManagementClient {
     public func user(_ name: String) async throws -> UserInfo? {
@@ -54,14 +55,5 @@ extension ManagementClient {
         }
     }
 
-    /// False if there were none (or vhost or user is absent).
-    public func deletePermissions(vhost: String, user: String) async throws -> Bool {
-        try await deleteIfPresent(["permissions", vhost, user], operation: "DELETE permissions")
-    }
 
-    /// `max-connections` or `max-channels`; -1 removes the limit.
-    public func putUserLimit(user: String, name: String, value: Int) async throws {
-        _ = try await send("PUT", ["user-limits", user, name], query: [], body: ["value": .int(value)],
-                           operation: "PUT user limit")
-    }
 }

@@ -1,3 +1,4 @@
+import WireFormat
 /// Cluster identity and virtual hosts.
 extension ManagementClient {
     /// `GET /api/overview?disable_stats=true`: cheap (a few ms), so it doubles as a liveness probe.

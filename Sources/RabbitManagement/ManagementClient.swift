@@ -2,6 +2,7 @@ import CCurl
 import Glibc
 import Logging
 import Synchronization
+import WireFormat
 
 /// A typed client for the RabbitMQ management HTTP API, over libcurl.
 ///
@@ -36,9 +37,9 @@ public final class ManagementClient: Sendable {
         core.loop.shutdown()
     }
 
-    /// Raw escape hatch. `segments` follow `/api` and are each percent-encoded here; any non-2xx
-    /// answer throws.
-    public func call(
+    /// Raw escape hatch for tests. `segments` follow `/api` and are each percent-encoded here;
+    /// any non-2xx answer throws.
+    func call(
         _ method: String, _ segments: [String], query: [(String, String)] = [], body: JSONValue? = nil
     ) async throws -> ManagementResponse {
         try await send(method, segments, query: query, body: body, operation: "\(method) \(segments.first ?? "api")")

@@ -1,3 +1,4 @@
+import WireFormat
 /// A failed management call.
 ///
 /// `summary` is short and safe to show to users of our own API: it never holds the broker's raw
@@ -60,12 +61,6 @@ public struct ManagementError: Error, Sendable, CustomStringConvertible {
         self.brokerReason = brokerReason
     }
 
-    /// Worth retrying later: the broker was unreachable, slow, or failed internally.
-    public var isRetryable: Bool {
-        code == .unreachable || code == .timeout || code == .brokerFailure
-    }
-
-    public func `is`(_ code: Code) -> Bool { self.code == code }
 
     public var description: String { summary }
 }

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import WireFormat
 
 /// A 2xx answer from the management API.
 public struct ManagementResponse: Sendable, Hashable {

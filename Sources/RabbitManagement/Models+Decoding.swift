@@ -1,3 +1,4 @@
+import WireFormat
 /// Reading the broker's JSON into the model types, leniently where versions differ (tags as
 /// "a,b" in 3.x and as an array in 4.x) and strictly where a field is the point (names).
 

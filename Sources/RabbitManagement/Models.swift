@@ -1,3 +1,4 @@
+import WireFormat
 /// What the typed calls return. Plain values with public initialisers, so that other modules can
 /// build fakes of them.
 
@@ -132,7 +133,7 @@ public struct BindingInfo: Sendable, Hashable {
     public var destination: String
     public var destinationType: String
     public var routingKey: String
-    /// Names this binding in `unbind` (derived from routing key and arguments by the broker).
+    /// Names this binding in a binding URL (derived from routing key and arguments by the broker).
     public var propertiesKey: String
     public var arguments: [String: JSONValue]
 

@@ -1,6 +1,6 @@
 import FoundationEssentials
 import Provisioning
-import RabbitManagement
+import WireFormat
 
 /// Named topologies that operators define in WARREN_BLUEPRINTS_FILE, so a team can ask for
 /// `{"name": "...", "blueprint": "inference-jobs"}`. The file is a JSON object of blueprints,

@@ -1,5 +1,5 @@
 import Provisioning
-import RabbitManagement
+import WireFormat
 
 /// A POST /v1/environments body, decoded into a valid spec (or a 400 naming every offending
 /// field). Decoded by hand over a strict JSON tree rather than with Codable, so unknown fields,

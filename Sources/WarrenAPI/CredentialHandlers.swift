@@ -1,6 +1,5 @@
 import HTTPServer
 import Provisioning
-import RabbitManagement
 
 /// Rotation: POST .../credentials issues a new set while the old ones keep working; DELETE
 /// .../credentials/{username} revokes one now; `revoke_others_after_seconds` schedules the

@@ -1,5 +1,5 @@
 import Provisioning
-import RabbitManagement
+import WireFormat
 
 /// Response bodies, mirroring the schemas in openapi.yaml (keys are snake_cased on encoding).
 struct ExchangeBody: Encodable {
@@ -87,12 +87,12 @@ public struct AMQPEndpoint: Sendable {
     func connection(vhost: String, credentials: IssuedCredentials? = nil) -> ConnectionBody {
         var userinfo = ""
         if let credentials {
-            userinfo = "\(PathSegment.percentEncode(credentials.username)):\(PathSegment.percentEncode(credentials.password))@"
+            userinfo = "\(PercentEncoding.encode(credentials.username)):\(PercentEncoding.encode(credentials.password))@"
         }
         let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         return ConnectionBody(
             host: host, port: port, vhost: vhost,
-            uri: "amqp://\(userinfo)\(authority)/\(PathSegment.percentEncode(vhost))")
+            uri: "amqp://\(userinfo)\(authority)/\(PercentEncoding.encode(vhost))")
     }
 }
 

@@ -1,6 +1,6 @@
 import HTTPServer
 import Provisioning
-import RabbitManagement
+import WireFormat
 
 /// The /v1/environments handlers. Each validates fully before it calls the provisioner, so a
 /// 4xx never changes anything on the broker.
@@ -17,7 +17,7 @@ struct EnvironmentHandlers: Sendable {
         let body = CreatedEnvironmentBody(result, endpoint: endpoint)
         // The body holds a password: tell every cache to keep it nowhere.
         return JSON.response(result.created ? 201 : 200, body, headers: [
-            ("Location", "/v1/environments/\(PathSegment.percentEncode(body.summary.id))"),
+            ("Location", "/v1/environments/\(PercentEncoding.encode(body.summary.id))"),
             ("Cache-Control", "no-store"),
         ])
     }

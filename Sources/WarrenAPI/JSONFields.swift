@@ -1,4 +1,4 @@
-import RabbitManagement
+import WireFormat
 
 /// Reads typed fields out of one JSON object, collecting a message per bad field, named by its
 /// path in the request ("queues[1].max_priority").

@@ -1,5 +1,5 @@
 import Provisioning
-import RabbitManagement
+import WireFormat
 
 /// Decodes the topology part of a request body (exchange, queues, bindings, limits), shared by
 /// create, PATCH and blueprint files.

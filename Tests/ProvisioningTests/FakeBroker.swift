@@ -2,6 +2,7 @@ import Logging
 @testable import Provisioning
 import RabbitManagement
 import Synchronization
+import WireFormat
 
 /// An in-memory broker behind `BrokerAdmin`, recording every call and able to fail the k-th
 /// one, so ordering and rollback can be checked without RabbitMQ. It mimics the behaviours the

@@ -3,22 +3,20 @@ import Testing
 
 @Suite struct ErrorMappingTests {
     @Test(arguments: [
-        (400, ManagementError.Code.badRequest, false),
-        (401, .unauthorized, false),
-        (403, .unauthorized, false),
-        (404, .notFound, false),
-        (405, .unexpectedStatus, false),
-        (409, .conflict, false),
-        (412, .conflict, false),
-        (500, .brokerFailure, true),
-        (503, .brokerFailure, true),
+        (400, ManagementError.Code.badRequest),
+        (401, .unauthorized),
+        (403, .unauthorized),
+        (404, .notFound),
+        (405, .unexpectedStatus),
+        (409, .conflict),
+        (412, .conflict),
+        (500, .brokerFailure),
+        (503, .brokerFailure),
     ])
-    func statusToCode(status: Int, code: ManagementError.Code, retryable: Bool) {
+    func statusToCode(status: Int, code: ManagementError.Code) {
         let error = ManagementError.http(status: status, operation: "PUT queue", body: [])
         #expect(error.code == code)
-        #expect(error.is(code))
         #expect(error.status == status)
-        #expect(error.isRetryable == retryable)
         #expect(error.summary == "management API answered \(status) for PUT queue")
         #expect(error.brokerReason == nil)
     }
@@ -40,13 +38,6 @@ import Testing
     @Test func nonJSONBodyKeptTruncated() {
         let error = ManagementError.http(status: 502, operation: "GET vhost", body: Array(String(repeating: "x", count: 600).utf8))
         #expect(error.brokerReason?.count == 515)
-        #expect(error.isRetryable)
-    }
-
-    @Test func transportRetryability() {
-        #expect(ManagementError(code: .unreachable, summary: "").isRetryable)
-        #expect(ManagementError(code: .timeout, summary: "").isRetryable)
-        #expect(!ManagementError(code: .tls, summary: "").isRetryable)
-        #expect(!ManagementError(code: .invalidResponse, summary: "").isRetryable)
+        #expect(error.code == .brokerFailure)
     }
 }

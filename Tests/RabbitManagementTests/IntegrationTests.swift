@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Testing
 @testable import RabbitManagement
+import WireFormat
 
 /// Against a real broker: set WARREN_TEST_MANAGEMENT_URL (guest/guest must work, i.e. loopback).
 /// Every test uses unique names and removes what it created.
@@ -107,8 +108,7 @@ struct IntegrationTests {
             try await client.putPermissions(vhost: vhost, user: user, configure: "^c", write: "^w", read: "^r")
             let found = try await client.permissions(vhost: vhost)
             #expect(found.contains(PermissionInfo(user: user, vhost: vhost, configure: "^c", write: "^w", read: "^r")))
-            #expect(try await client.deletePermissions(vhost: vhost, user: user))
-            #expect(try await client.deletePermissions(vhost: vhost, user: user) == false)
+            #expect(try await client.permissions().contains(PermissionInfo(user: user, vhost: vhost, configure: "^c", write: "^w", read: "^r")))
             #expect(try await client.deleteUser(user))
         }
     }
@@ -141,15 +141,26 @@ struct IntegrationTests {
             #expect(bindings.count == 1)
             let binding = try #require(bindings.first)
             #expect(binding.routingKey == "orders.*" && binding.source == "events" && binding.destination == "work")
-            #expect(try await client.unbind(vhost: vhost, exchange: "events", queue: "work", propertiesKey: binding.propertiesKey))
-            #expect(try await client.unbind(vhost: vhost, exchange: "events", queue: "work", propertiesKey: binding.propertiesKey) == false)
-            #expect(try await client.bindings(vhost: vhost, exchange: "events", queue: "work").isEmpty)
+
+            // The exact emptiness checks a DELETE relies on: a quorum queue is asked by fetching
+            // one message and requeueing it (it refuses if-empty deletes), a classic queue by an
+            // if-empty delete. The statistics would still say 0 right after a publish.
+            let publish: JSONValue = ["properties": [:], "routing_key": "orders.new", "payload": "job", "payload_encoding": "string"]
+            _ = try await client.call("POST", ["exchanges", vhost, "events", "publish"], body: publish)
+            #expect(try await client.holdsMessages(vhost: vhost, name: "work"))
+            #expect(try await client.holdsMessages(vhost: vhost, name: "work"), "the message was requeued, not taken")
+            await #expect(throws: ManagementError.self) { try await client.deleteQueueIfEmpty(vhost: vhost, name: "work") }
+            try await client.putQueue(vhost: vhost, name: "plain", durable: true, arguments: ["x-queue-type": "classic"])
+            try await client.bind(vhost: vhost, exchange: "events", queue: "plain", routingKey: "plain")
+            #expect(try await client.holdsMessages(vhost: vhost, name: "plain") == false)
+            _ = try await client.call("POST", ["exchanges", vhost, "events", "publish"],
+                                      body: ["properties": [:], "routing_key": "plain", "payload": "x", "payload_encoding": "string"])
+            #expect(try await client.deleteQueueIfEmpty(vhost: vhost, name: "plain") == .notEmpty)
+            #expect(try await client.queue(vhost: vhost, name: "plain") != nil)
 
             #expect(try await client.deleteQueue(vhost: vhost, name: "work"))
             #expect(try await client.deleteQueue(vhost: vhost, name: "work") == false)
-            #expect(try await client.deleteExchange(vhost: vhost, name: "events"))
-            #expect(try await client.deleteExchange(vhost: vhost, name: "events") == false)
-            #expect(try await client.exchange(vhost: vhost, name: "events") == nil)
+            #expect(try await client.deleteQueueIfEmpty(vhost: vhost, name: "work") == .empty, "an absent queue is empty")
         }
     }
 
@@ -157,12 +168,8 @@ struct IntegrationTests {
         try await withVhost("limits") { vhost in
             try await client.putVhostLimit(vhost: vhost, name: "max-queues", value: 2)
             let limits = try await client.call("GET", ["vhost-limits", vhost]).json()
-            #expect(limits.arrayValue?.first?["value"]?["max-queues"] == .int(2))
-
-            let user = uniqueName("limituser")
-            try await client.putUser(user, passwordHash: RabbitPasswordHash.hash(password: "x"), tags: [])
-            try await client.putUserLimit(user: user, name: "max-connections", value: 3)
-            #expect(try await client.deleteUser(user))
+            guard case .array(let items) = limits else { Issue.record("not a list: \(limits)"); return }
+            #expect(items.first?["value"]?["max-queues"] == .int(2))
         }
     }
 
@@ -172,7 +179,7 @@ struct IntegrationTests {
             _ = try await client.call("GET", ["queues", absent, "q"])
         } throws: { error in
             guard let error = error as? ManagementError else { return false }
-            return error.code == .notFound && error.status == 404 && !error.isRetryable
+            return error.code == .notFound && error.status == 404
         }
         #expect(try await client.queue(vhost: absent, name: "q") == nil)
         #expect(try await client.vhost(absent) == nil)

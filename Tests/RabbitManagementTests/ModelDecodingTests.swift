@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import RabbitManagement
+import WireFormat
 
 @Suite struct ModelDecodingTests {
     private func json(_ text: String) throws -> JSONValue {

@@ -96,7 +96,7 @@ struct TLSTests {
             _ = try await client.overview()
         } throws: { error in
             guard let error = error as? ManagementError else { return false }
-            return error.code == .tls && !error.isRetryable && error.summary.hasPrefix("TLS verification failed")
+            return error.code == .tls && error.summary.hasPrefix("TLS verification failed")
         }
     }
 

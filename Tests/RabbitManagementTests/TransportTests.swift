@@ -22,7 +22,6 @@ import Testing
             Issue.record("expected a failure")
         } catch let error as ManagementError {
             #expect(error.code == .unreachable)
-            #expect(error.isRetryable)
             #expect(error.summary == "management API unreachable at \(url) (connection refused)")
             #expect(error.status == nil)
         }

@@ -1,6 +1,7 @@
 import Provisioning
 import Testing
 @testable import WarrenAPI
+import WireFormat
 
 @Suite struct CreateEnvironmentRequestTests {
     func decode(_ json: String) throws(Problem) -> EnvironmentSpec {

@@ -5,6 +5,7 @@ import RabbitManagement
 import Synchronization
 import Testing
 @testable import WarrenAPI
+import WireFormat
 
 /// A broker that is never reachable and counts how often anyone tried: a request that should
 /// be refused before it reaches the broker must leave the count at zero.

@@ -1,18 +1,17 @@
-import RabbitManagement
 
 /// A strict RFC 8259 parser for request bodies. Foundation's decoder is lenient where an API
 /// must not be (it takes trailing commas, and keeps one of two duplicate keys silently), and
 /// has no bound on nesting. This one refuses all three, with a reason and a byte offset.
-enum StrictJSON {
-    struct Failure: Error, Equatable {
-        var reason: String
-        var offset: Int
+public enum StrictJSON {
+    public struct Failure: Error, Equatable {
+        public var reason: String
+        public var offset: Int
     }
 
     /// Deeper than any request Warren takes; bounds the recursion on hostile input.
-    static let maxDepth = 32
+    public static let maxDepth = 32
 
-    static func parse(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
+    public static func parse(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
         var parser = Parser(bytes: bytes)
         parser.skipWhitespace()
         let value = try parser.value(depth: 0)

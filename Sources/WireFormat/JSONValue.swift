@@ -68,11 +68,6 @@ extension JSONValue {
         return nil
     }
 
-    public var arrayValue: [JSONValue]? {
-        if case .array(let value) = self { return value }
-        return nil
-    }
-
     public var objectValue: [String: JSONValue]? {
         if case .object(let value) = self { return value }
         return nil
@@ -89,13 +84,13 @@ extension JSONValue {
     }
 
     /// Throws for non-finite numbers, which JSON cannot express.
-    func encodedBytes() throws -> [UInt8] {
+    public func encodedBytes() throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return Array(try encoder.encode(self))
     }
 
-    static func decode(_ bytes: [UInt8]) throws -> JSONValue {
+    public static func decode(_ bytes: [UInt8]) throws -> JSONValue {
         try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
     }
 }
