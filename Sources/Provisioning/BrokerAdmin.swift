@@ -26,8 +26,6 @@ public protocol BrokerAdmin: Sendable {
     func putQueue(vhost: String, name: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws
     func queue(vhost: String, name: String) async throws -> QueueInfo?
     func deleteQueue(vhost: String, name: String) async throws -> Bool
-    /// Deletes the queue only when it holds no message at that moment, as the queue counts.
-    func deleteQueueIfEmpty(vhost: String, name: String) async throws -> QueueDeletion
     /// Whether the queue holds a message right now (one is fetched and requeued).
     func holdsMessages(vhost: String, name: String) async throws -> Bool
     func bind(vhost: String, exchange: String, queue: String, routingKey: String, arguments: [String: JSONValue]) async throws

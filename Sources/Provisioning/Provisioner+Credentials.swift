@@ -17,6 +17,12 @@ extension Provisioner {
     /// caller asked for. Nil when the environment does not exist.
     public func issueCredentials(team: String, name: String, role: Role, revokeOthersAfter: Duration?) async throws -> RotationResult? {
         guard let (environment, record) = try await loadForChange(team: team, name: name) else { return nil }
+        return try await whileItExists(environment, incarnation: record.incarnation) {
+            try await issue(role, in: environment, record: record, revokeOthersAfter: revokeOthersAfter)
+        }
+    }
+
+    private func issue(_ role: Role, in environment: Environment, record: EnvironmentRecord, revokeOthersAfter: Duration?) async throws -> RotationResult {
         let vhost = environment.vhost
         // Taken before the new user exists, so a rotation running beside this one, whose user
         // appears later, is not among the others.

@@ -31,6 +31,22 @@ extension Provisioner {
         }
     }
 
+    /// Runs a change to an existing environment. When a broker step fails because the
+    /// environment went away meanwhile (a DELETE removed its vhost, or has begun to), the answer
+    /// says so (404, 409) rather than blaming the broker.
+    func whileItExists<T>(_ environment: Environment, incarnation: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as ProvisioningError where error.code == .broker || error.code == .busy {
+            switch try? await records.read(environment.vhost) {
+            case .absent?: throw ProvisioningError.gone(environment.name)
+            case .valid(let now)? where now.incarnation != incarnation: throw ProvisioningError.replaced(environment.name)
+            case .valid(let now)? where now.state == .deleting: throw ProvisioningError.beingDeleted(environment.name)
+            default: throw error
+            }
+        }
+    }
+
     /// The environment and which of its parts exist on the broker; nil when it does not exist.
     /// One whose record fails validation is reported with `recordProblem` and nothing of what
     /// the record says.

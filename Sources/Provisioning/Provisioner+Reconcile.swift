@@ -18,10 +18,16 @@ extension Provisioner {
 
     private func repair(team: String, name: String) async throws -> ReconcileResult? {
         guard let (environment, record) = try await loadForChange(team: team, name: name) else { return nil }
+        return try await whileItExists(environment, incarnation: record.incarnation) {
+            try await restore(environment, record: record)
+        }
+    }
+
+    private func restore(_ environment: Environment, record: EnvironmentRecord) async throws -> ReconcileResult? {
         let vhost = environment.vhost
         var ownsVhost = false
         let holder = try await prepare(vhost, record: record, ownsVhost: &ownsVhost)
-        guard holder.incarnation == record.incarnation else { throw ProvisioningError.replaced(name) }
+        guard holder.incarnation == record.incarnation else { throw ProvisioningError.replaced(environment.name) }
         try await declareTopology(environment)
 
         var credentials: IssuedCredentials?
@@ -47,7 +53,7 @@ extension Provisioner {
             try await records.change(vhost, incarnation: record.incarnation, step: "mark ready") { $0.state = .ready }
         }
         logger.info("environment reconciled", metadata: ["vhost": "\(vhost)", "new_user": "\(credentials?.username ?? "-")"])
-        guard let health = try await inspect(team: team, name: name) else { return nil }
+        guard let health = try await inspect(team: environment.team, name: environment.name) else { return nil }
         return ReconcileResult(health: health, credentials: credentials)
     }
 }

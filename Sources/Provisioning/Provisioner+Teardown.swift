@@ -77,13 +77,11 @@ extension Provisioner {
     }
 
     /// The statistics (`messages` of a queue) lag by seconds, so they only refuse early; the
-    /// exact answer comes from each queue itself at the moment of the delete. A quorum queue
-    /// is asked by fetching one message and requeueing it at once (it stays, marked
-    /// redelivered, its delivery count one higher: quorum queues refuse the broker's if-empty
-    /// delete). A classic queue is deleted with `if-empty`, which the broker refuses when it
-    /// holds a message; those found empty are gone (the vhost is about to go anyway), and if a
-    /// later queue refuses, the topology is declared again, so the refused DELETE leaves the
-    /// environment as it was, messages included.
+    /// exact answer comes from each queue itself at the moment of the delete: one message is
+    /// fetched and requeued at once, so it stays (marked redelivered; in a quorum queue the
+    /// return counts as one delivery). Neither the broker's if-empty delete (quorum queues
+    /// refuse it, and on a classic queue it removes the queue from under a concurrent PATCH)
+    /// nor anything else the management API offers counts without that lag.
     private func refuseIfMessagesPending(_ environment: Environment) async throws {
         let vhost = environment.vhost
         let queues = Topology(environment.spec).queues
@@ -100,18 +98,9 @@ extension Provisioner {
                 code: .messagesPending,
                 detail: "\(total) messages would be lost (\(pending.map { "\($0.0): \($0.1)" }.joined(separator: ", "))); delete with ?force=true to drop them")
         }
-        let quorum = queues.filter { $0.arguments["x-queue-type"] == "quorum" }
-        let classic = queues.filter { $0.arguments["x-queue-type"] != "quorum" }
-        var holding = try await step("check queue empty") {
-            try await quorum.asyncFirst { try await admin.holdsMessages(vhost: vhost, name: $0.name) }
-        }
-        if holding == nil {
-            holding = try await step("check queue empty") {
-                try await classic.asyncFirst { try await admin.deleteQueueIfEmpty(vhost: vhost, name: $0.name) == .notEmpty }
-            }
-            if holding != nil { try await declareTopology(environment) }
-        }
-        if let holding {
+        if let holding = try await step("check queue empty", {
+            try await queues.asyncFirst { try await admin.holdsMessages(vhost: vhost, name: $0.name) }
+        }) {
             throw ProvisioningError(
                 code: .messagesPending,
                 detail: "messages would be lost (queue \(holding.name) holds messages); delete with ?force=true to drop them")

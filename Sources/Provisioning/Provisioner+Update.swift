@@ -47,25 +47,31 @@ extension Provisioner {
     public func update(team: String, name: String, adding addition: TopologyAddition) async throws -> EnvironmentHealth? {
         try await measured("update") {
             guard let (environment, record) = try await loadForChange(team: team, name: name) else { return nil }
-            let merged = try Self.merge(addition, into: record.spec)
-            var grown = environment
-            grown.spec = merged
-            // Limits first: the new queues may need the room a raised (or removed) max-queues
-            // gives, and a lowered one was checked against the grown topology already.
-            if merged.limits != record.spec.limits {
-                for (limit, value) in [("max-queues", merged.limits.maxQueues), ("max-connections", merged.limits.maxConnections)] {
-                    try await step("set vhost limit") { try await admin.putVhostLimit(vhost: grown.vhost, name: limit, value: value ?? -1) }
-                }
+            return try await whileItExists(environment, incarnation: record.incarnation) {
+                try await grow(environment, record: record, adding: addition)
             }
-            try await declareTopology(grown)
-            let consumers = try await step("read permissions") { try await admin.permissions(vhost: grown.vhost) }
-                .filter { EnvironmentNaming.isUser($0.user, of: grown.vhost) && Role.of($0) == .consumer }
-            for consumer in consumers { try await grant(.consumer, to: consumer.user, in: grown) }
-            try await records.change(grown.vhost, incarnation: record.incarnation, step: "record update") {
-                $0.spec = try Self.merge(addition, into: $0.spec)
-            }
-            logger.info("environment updated", metadata: ["vhost": "\(grown.vhost)", "queues": "\(merged.queues.count)"])
-            return try await inspect(team: team, name: name)
         }
+    }
+
+    private func grow(_ environment: Environment, record: EnvironmentRecord, adding addition: TopologyAddition) async throws -> EnvironmentHealth? {
+        let merged = try Self.merge(addition, into: record.spec)
+        var grown = environment
+        grown.spec = merged
+        // Limits first: the new queues may need the room a raised (or removed) max-queues
+        // gives, and a lowered one was checked against the grown topology already.
+        if merged.limits != record.spec.limits {
+            for (limit, value) in [("max-queues", merged.limits.maxQueues), ("max-connections", merged.limits.maxConnections)] {
+                try await step("set vhost limit") { try await admin.putVhostLimit(vhost: grown.vhost, name: limit, value: value ?? -1) }
+            }
+        }
+        try await declareTopology(grown)
+        let consumers = try await step("read permissions") { try await admin.permissions(vhost: grown.vhost) }
+            .filter { EnvironmentNaming.isUser($0.user, of: grown.vhost) && Role.of($0) == .consumer }
+        for consumer in consumers { try await grant(.consumer, to: consumer.user, in: grown) }
+        try await records.change(grown.vhost, incarnation: record.incarnation, step: "record update") {
+            $0.spec = try Self.merge(addition, into: $0.spec)
+        }
+        logger.info("environment updated", metadata: ["vhost": "\(grown.vhost)", "queues": "\(merged.queues.count)"])
+        return try await inspect(team: environment.team, name: environment.name)
     }
 }

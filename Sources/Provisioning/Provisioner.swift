@@ -44,9 +44,9 @@ public struct Provisioner: Sendable {
     public func create(team: String, spec: EnvironmentSpec, roles: [Role] = [.full]) async throws -> CreateResult {
         try await measured("create") {
             try await Self.$deadline.withValue(.now + createDeadline) {
-                // A create that joined another create of the same spec, which then failed and
-                // removed the environment, starts over (at most twice): the caller asked for an
-                // environment, and one racing create's failure is no reason to refuse it.
+                // A create whose environment another create's rollback (or a DELETE) removed
+                // under it starts over (at most twice): the caller asked for an environment, and
+                // one racing create's failure is no reason to refuse it.
                 var rejoins = 0
                 while true {
                     do {
@@ -64,6 +64,7 @@ public struct Provisioner: Sendable {
         }
     }
 
+    /// The environment a create worked on went away under it, removed by someone else.
     private struct JoinedEnvironmentVanished: Error {
         var underlying: any Error
     }
@@ -90,9 +91,12 @@ public struct Provisioner: Sendable {
         var record: EnvironmentRecord
         // Whether this create made the vhost for its own incarnation, and so may remove it.
         var ownsVhost = false
+        // The incarnation this create joined, when another create made the vhost.
+        var joined: String?
         switch try await records.read(vhost) {
         case .valid(let existing):
             record = try matching(existing, spec: spec)
+            joined = record.incarnation
         case .foreign:
             throw ProvisioningError(code: .conflict, detail: "vhost \(vhost) exists and is not managed by Warren")
         case .invalid(let reason):
@@ -100,19 +104,17 @@ public struct Provisioner: Sendable {
             throw ProvisioningError.invalidRecord(spec.name, reason)
         case .absent:
             // A cheap refusal before anything is made; `holdQuota` below is what holds.
-            try await checkQuota(team: team, allowed: maxEnvironmentsPerTeam - 1)
+            try await checkQuota(team: team)
             record = EnvironmentRecord(team: team, spec: spec, createdAt: EnvironmentRecord.now())
             try await records.create(record, vhost: vhost)
             ownsVhost = true
         }
 
         var issued: [IssuedCredentials] = []
-        // The incarnation this create joined, when another create made the vhost.
-        var joined: String?
         do {
             record = try await prepare(vhost, record: record, ownsVhost: &ownsVhost)
             if !ownsVhost { joined = record.incarnation }
-            if ownsVhost { try await checkQuota(team: team, allowed: maxEnvironmentsPerTeam) }
+            if ownsVhost { try await holdQuota(team: team, incarnation: record.incarnation) }
             let environment = Environment(record: record, vhost: vhost)
             issued = roles.map { role in
                 IssuedCredentials(
@@ -132,24 +134,63 @@ public struct Provisioner: Sendable {
             ])
             return CreateResult(environment: environment, credentials: issued, created: ownsVhost)
         } catch {
-            await rollBack(vhost: vhost, incarnation: ownsVhost ? record.incarnation : nil, users: issued.map(\.username))
-            if let joined, await vanished(vhost, incarnation: joined) { throw JoinedEnvironmentVanished(underlying: error) }
+            let removed = await rollBack(vhost: vhost, incarnation: ownsVhost ? record.incarnation : nil, users: issued.map(\.username))
+            // Not this create's own rollback, but another's (or a DELETE) took the environment
+            // away under it: start over rather than fail.
+            if !removed, let attempted = joined ?? (ownsVhost ? record.incarnation : nil), await vanished(vhost, incarnation: attempted) {
+                throw JoinedEnvironmentVanished(underlying: error)
+            }
             throw error
         }
     }
 
-    /// The team's environments, counted by the broker. Called once before a new vhost is made
-    /// (so a team at its quota is refused without anything made) and once after (with this
-    /// create's vhost among those counted): creates racing on any number of instances each see
-    /// the others' vhosts, so together they never pass the quota. Racing creates may refuse
-    /// each other where one at a time would fit; a retry then succeeds.
-    private func checkQuota(team: String, allowed: Int) async throws {
+    /// Refuses a create when the team already has its quota of environments, as the broker
+    /// counts them: a cheap check before anything is made.
+    private func checkQuota(team: String) async throws {
         let owned = try await step("count environments") { try await admin.countVhosts(prefix: EnvironmentNaming.teamPrefix(team)) }
-        guard owned <= allowed else {
-            throw ProvisioningError(
-                code: .quotaExceeded,
-                detail: "team \(team) has \(min(owned, maxEnvironmentsPerTeam)) environments and the limit is \(maxEnvironmentsPerTeam); delete one first")
+        guard owned < maxEnvironmentsPerTeam else { throw quotaExceeded(team: team) }
+    }
+
+    /// What holds the quota under racing creates on any number of instances: the count is
+    /// taken again once this create's vhost exists. Of any two racing creates the one that
+    /// counts later sees both vhosts, so the last of the creates that go ahead sees them all,
+    /// and they never pass the quota together. When the count is over, the racing creates
+    /// (`creating`) are ranked by creation time and incarnation: one ranked past the quota
+    /// gives up (and its rollback removes its vhost), the others count again shortly, until the
+    /// count fits or they are past the quota themselves. So racing creates fill the quota
+    /// rather than all refusing each other.
+    private func holdQuota(team: String, incarnation: String) async throws {
+        let prefix = EnvironmentNaming.teamPrefix(team)
+        for _ in 0..<40 {
+            let owned = try await step("count environments") { try await admin.countVhosts(prefix: prefix) }
+            guard owned > maxEnvironmentsPerTeam else { return }
+            let listed = try await step("list vhosts") { try await admin.vhosts() }.filter { $0.name.hasPrefix(prefix) }
+            var racing: [EnvironmentRecord] = []
+            var leaving = 0
+            for info in listed {
+                guard case .valid(let record) = EnvironmentRecordStore.reading(info) else { continue }
+                if record.state == .creating { racing.append(record) }
+                if record.state == .deleting { leaving += 1 }
+            }
+            racing.sort { ($0.createdAt, $0.incarnation) < ($1.createdAt, $1.incarnation) }
+            // What stays: everything but the racing creates and the environments on their way
+            // out (those still count above until they are gone); records that fail validation
+            // stay too.
+            let settled = listed.count - racing.count - leaving
+            let rank = racing.firstIndex { $0.incarnation == incarnation } ?? racing.count
+            logger.debug("over quota while creates race", metadata: [
+                "team": "\(team)", "count": "\(owned)", "settled": "\(settled)", "racing": "\(racing.count)", "leaving": "\(leaving)", "rank": "\(rank)",
+            ])
+            guard settled + rank < maxEnvironmentsPerTeam else { throw quotaExceeded(team: team) }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 50...100)))
         }
+        throw quotaExceeded(team: team)
+    }
+
+    private func quotaExceeded(team: String) -> ProvisioningError {
+        ProvisioningError(
+            code: .quotaExceeded,
+            detail: "team \(team) has as many environments as it may (\(maxEnvironmentsPerTeam)); delete one first")
     }
 
     /// What every create and repair does first: wait until the vhost runs, give Warren's own
@@ -299,33 +340,41 @@ public struct Provisioner: Sendable {
     }
 
     /// Removes what a failed create made: its users, and the vhost when this create's
-    /// incarnation made it and the record still says `creating` (a create of the same spec that
-    /// joined it and finished has marked it `ready` and answered for it: it stays). Best effort:
-    /// a failure here is logged, and the janitor or a later DELETE removes what remains.
-    func rollBack(vhost: String, incarnation: String?, users: [String]) async {
+    /// incarnation made it, holds its claim (or nobody does yet), and the record still says
+    /// `creating` (a create of the same spec that joined it and finished has marked it `ready`
+    /// and answered for it: it stays). True when it removed the vhost. Best effort: a failure
+    /// here is logged, and the janitor or a later DELETE removes what remains.
+    @discardableResult
+    func rollBack(vhost: String, incarnation: String?, users: [String]) async -> Bool {
         await Self.$deadline.withValue(nil) {
             for user in users {
                 do { _ = try await admin.deleteUser(user) } catch {
                     logger.error("rollback could not delete user", metadata: ["user": "\(user)", "error": "\(error)"])
                 }
             }
-            guard let incarnation else { return }
+            guard let incarnation else { return false }
             // The failure being rolled back may still be going on (a node restarting, a
             // connection reset): a few tries, spaced out, before the janitor is left to it.
             for pause in [Duration.milliseconds(400), .milliseconds(800), .zero] {
                 do {
+                    // Two creates that both found no vhost both wrote a record; the claim says
+                    // whose the environment is. The other's stays.
+                    let claim = try await step("read claim") { try await admin.queue(vhost: vhost, name: Claim.queueName) }
+                    if let holder = claim.flatMap(Claim.record(in:)), holder.incarnation != incarnation { return false }
                     let record = try await records.change(vhost, incarnation: incarnation, step: "mark deleting") {
                         if $0.state == .creating { $0.state = .deleting }
                     }
-                    if record.state == .deleting { try await finishDelete(vhost, incarnation: incarnation) }
-                    return
+                    guard record.state == .deleting else { return false }
+                    try await finishDelete(vhost, incarnation: incarnation)
+                    return true
                 } catch let error as ProvisioningError where (error.code == .broker || error.code == .busy) && pause > .zero {
                     try? await Task.sleep(for: pause)
                 } catch {
                     logger.error("rollback could not delete vhost", metadata: ["vhost": "\(vhost)", "error": "\(error)"])
-                    return
+                    return false
                 }
             }
+            return false
         }
     }
 

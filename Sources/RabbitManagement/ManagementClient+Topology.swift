@@ -38,26 +38,10 @@ extension ManagementClient {
         try await deleteIfPresent(["queues", vhost, name], operation: "DELETE queue")
     }
 
-    /// Deletes the classic queue only if it holds no message at this moment, as the queue
-    /// itself counts (not the statistics, which lag by seconds). `.empty` when it was deleted
-    /// (or absent), `.notEmpty` when the broker refused because it holds messages. Quorum
-    /// queues refuse the if-empty flag altogether (400): see `holdsMessages`.
-    public func deleteQueueIfEmpty(vhost: String, name: String) async throws -> QueueDeletion {
-        do {
-            _ = try await send("DELETE", ["queues", vhost, name], query: [("if-empty", "true")], body: nil,
-                               operation: "DELETE queue if empty")
-            return .empty
-        } catch let error as ManagementError where error.code == .notFound {
-            return .empty
-        } catch let error as ManagementError where error.code == .badRequest && error.brokerReason?.contains("not empty") == true {
-            return .notEmpty
-        }
-    }
-
     /// Whether the queue holds a message right now, asked of the queue itself: one message is
     /// fetched and at once requeued (`reject_requeue_true`), so it stays, marked redelivered
-    /// (for a quorum queue the return also counts as one delivery). The only exact count the
-    /// management API gives for a quorum queue.
+    /// (for a quorum queue the return also counts as one delivery). The statistics (`messages`)
+    /// lag by seconds, and quorum queues refuse the if-empty delete.
     public func holdsMessages(vhost: String, name: String) async throws -> Bool {
         let body: JSONValue = ["count": 1, "ackmode": "reject_requeue_true", "encoding": "auto", "truncate": 1]
         let json = try await send("POST", ["queues", vhost, name, "get"], query: [], body: body, operation: "POST queue get").json()
@@ -83,9 +67,4 @@ extension ManagementClient {
         }
     }
 
-}
-
-/// What `deleteQueueIfEmpty` found.
-public enum QueueDeletion: Sendable, Hashable {
-    case empty, notEmpty
 }

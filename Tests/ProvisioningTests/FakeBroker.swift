@@ -196,14 +196,6 @@ final class FakeBroker: BrokerAdmin, Sendable {
         return state.withLock { ($0.queues["\(vhost)/\(name)"]?.messages ?? 0) > 0 }
     }
 
-    func deleteQueueIfEmpty(vhost: String, name: String) async throws -> QueueDeletion {
-        try record("DELETE queue if empty")
-        return state.withLock {
-            if ($0.queues["\(vhost)/\(name)"]?.messages ?? 0) > 0 { return .notEmpty }
-            $0.queues["\(vhost)/\(name)"] = nil
-            return .empty
-        }
-    }
 
     func queue(vhost: String, name: String) async throws -> QueueInfo? {
         try record("GET queue")

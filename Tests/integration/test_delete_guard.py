@@ -1,8 +1,8 @@
 """DELETE without force never loses a message the broker has confirmed.
 
 The broker's queue statistics lag by seconds, so a guard that read them would let a DELETE right
-after a publish through and lose the message. Warren decides with the broker's exact
-`DELETE queue?if-empty=true`. Each round publishes one message with publisher confirms (so the
+after a publish through and lose the message. Warren asks each queue itself (one message fetched
+and requeued at once). Each round publishes one message with publisher confirms (so the
 broker holds it when basic_publish returns), DELETEs at once: 409 `messages-pending`; the
 message is still there (consumed with pika, the same body); the environment is intact; then
 `?force=true` deletes it (204) and nothing is left. Without the guard (or with one reading the
