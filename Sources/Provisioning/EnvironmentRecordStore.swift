@@ -58,11 +58,11 @@ struct EnvironmentRecordStore: Sendable {
     ) async throws -> EnvironmentRecord {
         let name = EnvironmentNaming.parse(vhost: vhost)?.name ?? vhost
         return try await RecordLock(provisioner: provisioner).withLock(vhost) {
-            let before = try await recordInForce(vhost, incarnation: incarnation, name: name)
+            let (before, written) = try await recordInForce(vhost, incarnation: incarnation, name: name)
             var after = before
             try change(&after)
             if before.state == .deleting, after.state != .deleting { throw ProvisioningError.beingDeleted(name) }
-            guard after != before else { return before }
+            guard after != before || !written else { return before }
             if try await put(after, vhost: vhost, step: step) {
                 // The vhost went between the read and the write, and the PUT made it anew:
                 // remove the empty shell before anyone takes it for an environment.
@@ -79,16 +79,18 @@ struct EnvironmentRecordStore: Sendable {
     /// carry the first declarer's record, and only Warren can declare it). When the
     /// description holds the other create's record for a moment, the claim's record is the one
     /// the change applies to, and the write puts it back.
-    private func recordInForce(_ vhost: String, incarnation: String, name: String) async throws -> EnvironmentRecord {
+    /// Also says whether that record is what the description holds (false: it must be written
+    /// back even if the change leaves it as it is).
+    private func recordInForce(_ vhost: String, incarnation: String, name: String) async throws -> (EnvironmentRecord, written: Bool) {
         let reading = try await read(vhost)
         if case .valid(let found) = reading, found.incarnation != incarnation, found.state == .creating {
             let claim = try await provisioner.step("read claim") { try await admin.queue(vhost: vhost, name: Claim.queueName) }
             if let holder = claim.flatMap(Claim.record(in:)), holder.problem(in: vhost) == nil,
                holder.incarnation == incarnation, holder.spec == found.spec {
-                return holder
+                return (holder, false)
             }
         }
-        return try Self.record(reading, incarnation: incarnation, name: name)
+        return (try Self.record(reading, incarnation: incarnation, name: name), true)
     }
 
     /// The record read, when it is the valid record of `incarnation`.

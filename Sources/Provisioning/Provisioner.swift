@@ -16,6 +16,9 @@ public struct Provisioner: Sendable {
     /// How long a create may run before it stops, removes what it made and answers 503. The
     /// janitor's grace must be longer than this plus the broker calls in flight at that moment.
     let createDeadline: Duration
+    /// How long a record lock outlives a holder that died (see `RecordLock`): longer than a
+    /// holder can take for its read and its write, each bounded by the management timeout.
+    let recordLockLease: Duration
 
     /// The deadline of the create this task belongs to; steps past it fail as `busy`.
     @TaskLocal static var deadline: ContinuousClock.Instant?
@@ -23,7 +26,7 @@ public struct Provisioner: Sendable {
     public init(
         admin: any BrokerAdmin, serviceUser: String, logger: Logger,
         vhostReadyTimeout: Duration = .seconds(15), maxEnvironmentsPerTeam: Int = 100,
-        createDeadline: Duration = .seconds(60)
+        createDeadline: Duration = .seconds(60), recordLockLease: Duration = .seconds(30)
     ) {
         self.admin = admin
         self.serviceUser = serviceUser
@@ -31,6 +34,7 @@ public struct Provisioner: Sendable {
         self.vhostReadyTimeout = vhostReadyTimeout
         self.maxEnvironmentsPerTeam = maxEnvironmentsPerTeam
         self.createDeadline = createDeadline
+        self.recordLockLease = recordLockLease
     }
 
     var records: EnvironmentRecordStore { EnvironmentRecordStore(provisioner: self) }
@@ -190,7 +194,7 @@ public struct Provisioner: Sendable {
     private func quotaExceeded(team: String) -> ProvisioningError {
         ProvisioningError(
             code: .quotaExceeded,
-            detail: "team \(team) has as many environments as it may (\(maxEnvironmentsPerTeam)); delete one first")
+            detail: "team \(team) has as many environments as it may: the limit is \(maxEnvironmentsPerTeam); delete one first")
     }
 
     /// What every create and repair does first: wait until the vhost runs, give Warren's own
@@ -409,7 +413,8 @@ public struct Provisioner: Sendable {
     public func logging(to logger: Logger) -> Provisioner {
         Provisioner(
             admin: admin.logging(to: logger), serviceUser: serviceUser, logger: logger,
-            vhostReadyTimeout: vhostReadyTimeout, maxEnvironmentsPerTeam: maxEnvironmentsPerTeam, createDeadline: createDeadline)
+            vhostReadyTimeout: vhostReadyTimeout, maxEnvironmentsPerTeam: maxEnvironmentsPerTeam, createDeadline: createDeadline,
+            recordLockLease: recordLockLease)
     }
 }
 

@@ -14,10 +14,10 @@ import WireFormat
 /// tenant has permissions and no tenant's vhost limits apply.
 struct RecordLock: Sendable {
     let provisioner: Provisioner
-    /// How long a dead holder keeps the lock. Far longer than a holder needs (one read and
-    /// one write of a vhost), far shorter than a caller will wait.
-    var lease: Duration = .seconds(5)
-    /// How long to wait for a lock another operation holds before answering `busy`.
+    /// How long a dead holder keeps the lock (`Provisioner.recordLockLease`).
+    var lease: Duration { provisioner.recordLockLease }
+    /// How long to wait for a lock another operation holds before answering `busy` (a live
+    /// holder needs milliseconds; only a dead one makes anyone wait this long).
     var wait: Duration = .seconds(8)
 
     func withLock<T: Sendable>(_ vhost: String, _ body: () async throws -> T) async throws -> T {
@@ -39,7 +39,7 @@ struct RecordLock: Sendable {
         let token = Int.random(in: 1...(1 << 47), using: &generator)
         let arguments: [String: JSONValue] = [
             "x-queue-type": "classic", "x-max-length": .int(token),
-            "x-expires": .int(Int(lease.components.seconds) * 1000),
+            "x-expires": .int(Int(lease / .milliseconds(1))),
         ]
         let clock = ContinuousClock()
         let deadline = clock.now + wait
