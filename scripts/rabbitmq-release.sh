@@ -94,6 +94,12 @@ release_ensure() {
   fi
   unmount_under "$tmp"
   rm -f "$tmp.log"
+  # A directory in the chroot's place without the mark is none of ours to trust (made by hand,
+  # or by an older script): the finished one replaces it.
+  if [ -e "$RELEASE_ROOT" ]; then
+    unmount_under "$RELEASE_ROOT"
+    rm -rf --one-file-system "$RELEASE_ROOT"
+  fi
   # Mount points for `run`; /etc/hosts must exist to be bound over.
   mkdir -p "$tmp/warren/node" "$tmp/warren/tls"
   cp /etc/hosts "$tmp/etc/hosts"
