@@ -44,7 +44,8 @@ def work(env: dict) -> None:
         job = json.loads(body)
         if job.get("poison"):
             print(f"job {job['id']} failed (delivery {'re' if method.redelivered else ''}tried); requeueing")
-            ch.basic_nack(method.delivery_tag, requeue=True)
+            # reject, not nack: from RabbitMQ 4.3 only a reject counts towards the delivery limit.
+            ch.basic_reject(method.delivery_tag, requeue=True)
             return
         print(f"job {job['id']} done: scored {job['input']!r}")
         ch.basic_ack(method.delivery_tag)

@@ -4,15 +4,22 @@
 #   scripts/broker.sh start DIR [AMQP_PORT MGMT_PORT]   start a node whose state lives in DIR
 #   scripts/broker.sh stop DIR                          stop it (SIGTERM to beam, then SIGKILL)
 #
+# WARREN_BROKER_RELEASE picks the RabbitMQ release: 3.10 (default: the host's package), 4.0 or
+# 4.3 (each in a chroot that scripts/rabbitmq-release.sh builds once; see docs/rabbitmq-releases.md).
+#
 # After `start`, DIR/broker.env holds shell assignments for the node:
-# BROKER_AMQP_PORT, BROKER_MGMT_PORT, BROKER_NODENAME, BROKER_PID, WARREN_MANAGEMENT_URL.
+# BROKER_AMQP_PORT, BROKER_MGMT_PORT, BROKER_DIST_PORT, BROKER_NODENAME, BROKER_PID, BROKER_DIR,
+# BROKER_RELEASE (3.10, 4.0, 4.3), BROKER_VERSION (the node's own rabbitmq_version),
+# WARREN_MANAGEMENT_URL.
 #
 # With BROKER_MGMT_TLS_DIR set (a directory holding ca.pem, cert.pem and key.pem, the server
 # certificate naming localhost), the management plugin also serves HTTPS on 127.0.0.1, on
 # BROKER_MGMT_TLS_PORT (free port if unset); broker.env then adds BROKER_MGMT_TLS_PORT and
 # BROKER_MGMT_TLS_URL=https://localhost:PORT. The plain HTTP listener stays as it is.
-# Facts behind this script: ../shared/rabbitmq-management-api.md ("Starting a private broker").
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=scripts/rabbitmq-release.sh
+. "$here/rabbitmq-release.sh"
 
 RMQ=/usr/lib/rabbitmq/bin
 
@@ -22,8 +29,13 @@ free_port() {
 
 start() {
   local dir=$1 amqp=${2:-} mgmt=${3:-}
+  release_select "${WARREN_BROKER_RELEASE:-3.10}"
+  release_ensure
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
+  # The node's own name for $dir: the same path on the host, /warren/node in a chroot.
+  local ndir
+  ndir=$(release_path node "$dir")
   [ -n "$amqp" ] || amqp=$(free_port)
   [ -n "$mgmt" ] || mgmt=$(free_port)
   local dist
@@ -38,17 +50,21 @@ start() {
       [ -r "$tls_dir/$f" ] || { echo "BROKER_MGMT_TLS_DIR: $tls_dir/$f is missing" >&2; return 1; }
     done
     tls_port=${BROKER_MGMT_TLS_PORT:-$(free_port)}
-    erl_args="$erl_args -rabbitmq_management ssl_config [{ip,\"127.0.0.1\"},{port,$tls_port},{cacertfile,\"$tls_dir/ca.pem\"},{certfile,\"$tls_dir/cert.pem\"},{keyfile,\"$tls_dir/key.pem\"}]"
+    local ntls
+    ntls=$(release_path tls "$tls_dir")
+    erl_args="$erl_args -rabbitmq_management ssl_config [{ip,\"127.0.0.1\"},{port,$tls_port},{cacertfile,\"$ntls/ca.pem\"},{certfile,\"$ntls/cert.pem\"},{keyfile,\"$ntls/key.pem\"}]"
   fi
   # /usr/sbin/rabbitmq-server would switch to the rabbitmq user, which cannot write to $dir:
-  # run the inner script directly. setsid puts the node in its own process group, so `stop`
-  # can end beam.smp and its children together.
-  RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log" RABBITMQ_NODENAME="$node" \
+  # run the inner script directly (it dies without RABBITMQ_FEATURE_FLAGS_FILE). setsid puts the
+  # node in its own process group, so `stop` can end beam.smp and its children together; the
+  # release runner execs in place, so $! is that group's leader.
+  RABBITMQ_MNESIA_BASE="$ndir/mnesia" RABBITMQ_LOG_BASE="$ndir/log" RABBITMQ_NODENAME="$node" \
   RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$amqp" RABBITMQ_DIST_PORT="$dist" \
-  RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" \
-  RABBITMQ_FEATURE_FLAGS_FILE="$dir/feature_flags" RABBITMQ_PLUGINS_EXPAND_DIR="$dir/plugins-expand" \
+  RABBITMQ_ENABLED_PLUGINS_FILE="$ndir/enabled_plugins" \
+  RABBITMQ_FEATURE_FLAGS_FILE="$ndir/feature_flags" RABBITMQ_PLUGINS_EXPAND_DIR="$ndir/plugins-expand" \
   RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="$erl_args" \
-    setsid "$RMQ/rabbitmq-server" > "$dir/out.log" 2>&1 < /dev/null &
+    setsid "$here/rabbitmq-release.sh" run "$RELEASE" "$dir" "$tls_dir" -- "$RMQ/rabbitmq-server" \
+      > "$dir/out.log" 2>&1 < /dev/null &
   local pid=$!
   cat > "$dir/broker.env" <<ENV
 BROKER_AMQP_PORT=$amqp
@@ -57,17 +73,23 @@ BROKER_DIST_PORT=$dist
 BROKER_NODENAME=$node
 BROKER_PID=$pid
 BROKER_DIR=$dir
+BROKER_RELEASE=$RELEASE
 WARREN_MANAGEMENT_URL=http://127.0.0.1:$mgmt
 ENV
   if [ -n "$tls_port" ]; then
     printf 'BROKER_MGMT_TLS_PORT=%s\nBROKER_MGMT_TLS_URL=https://localhost:%s\n' "$tls_port" "$tls_port" >> "$dir/broker.env"
   fi
-  # Up in 7-12 s on an idle machine; allow 120 s for a loaded CI box.
+  # 3.10 is up in 7-12 s on an idle machine, 4.x in 3-5 s; allow 120 s for a loaded CI box.
+  local overview
   for _ in $(seq 1 240); do
-    if curl -fsS -u guest:guest -o /dev/null "http://127.0.0.1:$mgmt/api/overview?disable_stats=true" 2>/dev/null &&
+    if overview=$(curl -fsS -u guest:guest "http://127.0.0.1:$mgmt/api/overview?disable_stats=true" 2>/dev/null) &&
        { [ -z "$tls_port" ] || curl -fsS -u guest:guest -o /dev/null --cacert "$tls_dir/ca.pem" \
            --resolve "localhost:$tls_port:127.0.0.1" "https://localhost:$tls_port/api/overview?disable_stats=true" 2>/dev/null; }; then
-      echo "broker $node up: amqp 127.0.0.1:$amqp, management http://127.0.0.1:$mgmt${tls_port:+ and https://localhost:$tls_port}" >&2
+      # /api/version only exists from 4.0.5; the overview names the version on every release.
+      local version
+      version=$(printf '%s' "$overview" | python3 -c 'import json, sys; print(json.load(sys.stdin)["rabbitmq_version"])')
+      echo "BROKER_VERSION=$version" >> "$dir/broker.env"
+      echo "broker $node (RabbitMQ $version) up: amqp 127.0.0.1:$amqp, management http://127.0.0.1:$mgmt${tls_port:+ and https://localhost:$tls_port}" >&2
       return 0
     fi
     if ! kill -0 "$pid" 2>/dev/null; then

@@ -7,11 +7,17 @@
 #                                         SIGKILL to its process group)
 #   scripts/cluster.sh stop DIR           stop every node (SIGTERM to each group, then SIGKILL)
 #
+# WARREN_BROKER_RELEASE picks the RabbitMQ release of all three nodes, as for scripts/broker.sh
+# (3.10 by default; 4.0 and 4.3 run in a chroot, each node in a mount namespace of its own).
+#
 # After `start`, DIR/cluster.env holds shell assignments: for N in 1 2 3 NODE{N}_AMQP_PORT,
 # NODE{N}_MGMT_PORT, NODE{N}_DIST_PORT, NODE{N}_NODENAME, NODE{N}_PID (the setsid group leader),
-# NODE{N}_URL; CLUSTER_DIR, and WARREN_MANAGEMENT_URL=url1,url2,url3.
-# Facts behind this script: ../shared/rabbitmq-management-api.md ("Starting a private broker").
+# NODE{N}_URL; CLUSTER_DIR, CLUSTER_RELEASE, and WARREN_MANAGEMENT_URL=url1,url2,url3.
+# How a private node is started, and why, is in scripts/broker.sh and docs/rabbitmq-releases.md.
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=scripts/rabbitmq-release.sh
+. "$here/rabbitmq-release.sh"
 
 RMQ=/usr/lib/rabbitmq/bin
 NODES="1 2 3"
@@ -19,8 +25,12 @@ NODES="1 2 3"
 log() { echo "cluster: $*" >&2; }
 
 # The inner rabbitmqctl: /usr/sbin/rabbitmqctl would switch to the rabbitmq user, whose HOME and
-# therefore Erlang cookie differ from the nodes'.
-ctl() { local node=$1; shift; timeout 90 "$RMQ/rabbitmqctl" -n "$node" "$@"; }
+# therefore Erlang cookie differ from the nodes'. It is the nodes' own release's: its CLI calls
+# into the node's internals, and its Erlang must speak the node's distribution protocol.
+ctl() {
+  local node=$1; shift
+  timeout 90 "$here/rabbitmq-release.sh" run "$RELEASE" "$CLUSTER_DIR" "" -- "$RMQ/rabbitmqctl" -n "$node" "$@"
+}
 
 # Nine distinct free ports at once (holding every socket until all are chosen).
 free_ports() {
@@ -38,6 +48,8 @@ for s in socks:
 # HOME, so they read $HOME/.erlang.cookie. Make it before any node starts, or three nodes starting
 # at once could each write a different one.
 ensure_cookie() {
+  # A chroot release has its own, made with the chroot (scripts/rabbitmq-release.sh).
+  [ -z "$RELEASE_ROOT" ] || return 0
   [ -n "${HOME:-}" ] && [ -d "$HOME" ] || { log "HOME is not set to a directory"; return 1; }
   local cookie="$HOME/.erlang.cookie"
   if [ ! -s "$cookie" ]; then
@@ -78,26 +90,32 @@ running_nodes() {
 
 start() {
   local dir=$1
+  release_select "${WARREN_BROKER_RELEASE:-3.10}"
+  release_ensure
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   CLUSTER_DIR=$dir
   ensure_cookie
   local ports
   read -r -a ports <<< "$(free_ports)"
-  : > "$dir/cluster.env"
+  # The release first, so `stop` of a half-started cluster knows it.
+  echo "CLUSTER_RELEASE=$RELEASE" > "$dir/cluster.env"
   local urls="" n i=0
   for n in $NODES; do
     local amqp=${ports[$i]} mgmt=${ports[$((i + 1))]} dist=${ports[$((i + 2))]}
     i=$((i + 3))
-    local node="warrenc${ports[0]}n$n@localhost" ndir="$dir/n$n"
-    mkdir -p "$ndir"
-    echo "[rabbitmq_management]." > "$ndir/enabled_plugins"
+    local node="warrenc${ports[0]}n$n@localhost" hdir="$dir/n$n" ndir
+    mkdir -p "$hdir"
+    # The node's own name for its directory (/warren/node in a chroot).
+    ndir=$(release_path node "$hdir")
+    echo "[rabbitmq_management]." > "$hdir/enabled_plugins"
     RABBITMQ_MNESIA_BASE="$ndir/mnesia" RABBITMQ_LOG_BASE="$ndir/log" RABBITMQ_NODENAME="$node" \
     RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$amqp" RABBITMQ_DIST_PORT="$dist" \
     RABBITMQ_ENABLED_PLUGINS_FILE="$ndir/enabled_plugins" \
     RABBITMQ_FEATURE_FLAGS_FILE="$ndir/feature_flags" RABBITMQ_PLUGINS_EXPAND_DIR="$ndir/plugins-expand" \
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-rabbitmq_management tcp_config [{ip,\"127.0.0.1\"},{port,$mgmt}]" \
-      setsid "$RMQ/rabbitmq-server" > "$ndir/out.log" 2>&1 < /dev/null &
+      setsid "$here/rabbitmq-release.sh" run "$RELEASE" "$hdir" "" -- "$RMQ/rabbitmq-server" \
+        > "$hdir/out.log" 2>&1 < /dev/null &
     local pid=$!
     # Written as each node starts, so `stop` finds every node even if start fails half-way.
     cat >> "$dir/cluster.env" <<ENV
@@ -163,6 +181,7 @@ stop_node() {
   [ -f "$dir/cluster.env" ] || { log "no $dir/cluster.env"; return 1; }
   # shellcheck disable=SC1091
   . "$dir/cluster.env"
+  release_select "${CLUSTER_RELEASE:-3.10}"
   local node pid mgmt
   node=$(var "NODE${n}_NODENAME"); pid=$(var "NODE${n}_PID"); mgmt=$(var "NODE${n}_MGMT_PORT")
   [ -n "$pid" ] || { log "no node $n in $dir/cluster.env"; return 1; }

@@ -1,15 +1,33 @@
 #!/usr/bin/env bash
 # `make test`: installs what is missing, builds, starts a private RabbitMQ node on free
-# loopback ports, runs the Swift tests (unit + management-client integration) and the Python
-# integration and end-to-end suite (real warren, real broker, pika), then the hardening runs:
+# loopback ports, runs the Swift tests (unit + management-client integration), then the Python
+# integration and end-to-end suite (real warren, real broker, pika) once per RabbitMQ release of
+# the matrix, each against a fresh node of its own, then the hardening runs:
 # the Swift tests under AddressSanitizer (and the hostile-client suites against an ASan-built
 # warren), the concurrency-heavy Swift tests under ThreadSanitizer, and a brief libFuzzer run
-# of the HTTP parser and JSON decoding harnesses; and stops the node.
+# of the HTTP parser and JSON decoding harnesses; and stops the nodes.
 #
+# The matrix: 3.10 (Debian bookworm's package, on the host), 4.0 (trixie's) and 4.3 (forky's),
+# the newer two in chroots that scripts/rabbitmq-release.sh builds once (about a minute each)
+# and keeps under /var/cache/warren-brokers. The three-node cluster test (test_cluster.py) runs
+# on the oldest and the newest release only: it adds about a minute per release, and 4.0 sits
+# between them. The Swift and sanitizer phases use 3.10.
+#
+# WARREN_TEST_BROKERS="3.10" (releases separated by spaces or commas) narrows the matrix,
 # WARREN_TEST_SANITIZERS=0 skips the sanitizer runs, WARREN_TEST_FUZZ=0 the fuzzing (for a
 # quicker local loop; `make test` and CI run everything).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/rabbitmq-release.sh
+. scripts/rabbitmq-release.sh
+
+brokers=$(echo "${WARREN_TEST_BROKERS:-$RELEASES}" | tr ',' ' ')
+for release in $brokers; do release_select "$release"; done  # refuse an unknown one up front
+[ -n "${brokers// /}" ] || { echo "WARREN_TEST_BROKERS names no release" >&2; exit 2; }
+cluster_releases="3.10 4.3"
+# The Swift and sanitizer phases' node is 3.10 whatever the caller's environment says; the
+# matrix runs below name their release themselves.
+export WARREN_BROKER_RELEASE=3.10
 
 scripts/deps.sh --test
 
@@ -26,8 +44,20 @@ phase() {  # phase NAME: records how long the phase that just ended took
 swift build --build-tests
 phase "build"
 
+for release in $brokers; do
+  release_select "$release"
+  if [ -n "$RELEASE_ROOT" ] && ! release_ready; then
+    release_ensure
+    phase "chroot $release"
+  fi
+done
+
 broker_dir=$(mktemp -d /tmp/warren-test-broker.XXXXXX)
-cleanup() { scripts/broker.sh stop "$broker_dir" || true; }
+matrix_dir=""
+cleanup() {
+  [ -z "$matrix_dir" ] || scripts/broker.sh stop "$matrix_dir" || true
+  scripts/broker.sh stop "$broker_dir" || true
+}
 trap cleanup EXIT
 scripts/broker.sh start "$broker_dir"
 # shellcheck disable=SC1091
@@ -40,9 +70,35 @@ phase "swift test"
 
 export WARREN_BIN
 WARREN_BIN="$(swift build --show-bin-path)/warren"
+failed=()
+for release in $brokers; do
+  matrix_dir=$(mktemp -d "/tmp/warren-test-broker-$release.XXXXXX")
+  # The release also reaches the brokers the tests start themselves (test_tls.py, test_cluster.py).
+  WARREN_BROKER_RELEASE=$release scripts/broker.sh start "$matrix_dir"
+  phase "broker start $release"
+  skip=()
+  case " $cluster_releases " in *" $release "*) ;; *) skip=(--ignore Tests/integration/test_cluster.py) ;; esac
+  echo "pytest against RabbitMQ $release" >&2
+  WARREN_BROKER_RELEASE=$release WARREN_TEST_BROKER_ENV="$matrix_dir/broker.env" \
+    python3 -m pytest Tests/integration -q -p no:cacheprovider "${skip[@]}" || failed+=("$release")
+  phase "pytest $release"
+  scripts/broker.sh stop "$matrix_dir"
+  phase "broker stop $release"
+  # A failed run keeps the node's logs for a look.
+  case " ${failed[*]} " in
+    *" $release "*) echo "RabbitMQ $release's log: $matrix_dir/log" >&2 ;;
+    *) rm -rf "$matrix_dir" ;;
+  esac
+  matrix_dir=""
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "make test: ${timings[*]/%/;}" | sed 's/; *$//'
+  echo "make test: the Python suite failed against RabbitMQ ${failed[*]}" >&2
+  exit 1
+fi
+
+# The sanitizer runs below use the 3.10 node the Swift tests used.
 export WARREN_TEST_BROKER_ENV="$broker_dir/broker.env"
-python3 -m pytest Tests/integration -q -p no:cacheprovider
-phase "pytest"
 
 if [ "${WARREN_TEST_SANITIZERS:-1}" != 0 ]; then
   # XCTest's runner keeps objects alive until exit; LeakSanitizer would call that a leak.

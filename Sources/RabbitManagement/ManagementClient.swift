@@ -13,7 +13,7 @@ import WireFormat
 /// `withLogger(_:)` returns a client that shares the connection and thread but logs to another
 /// logger (e.g. one carrying a request ID).
 public final class ManagementClient: Sendable {
-    private let core: Core
+    let core: Core
     public let logger: Logger
 
     public init(configuration: ManagementConfiguration, logger: Logger) throws {
@@ -237,6 +237,8 @@ extension ManagementClient {
         let loop: CurlMultiLoop
         /// The node that answered last; tried first next time.
         let preferredIndex = Atomic<Int>(0)
+        /// Set once a 4.x broker has refused a paginated vhost listing (see `countVhosts`).
+        let vhostPagesFail = Atomic<Bool>(false)
 
         init(configuration: ManagementConfiguration, logger: Logger) throws {
             self.baseURLs = try configuration.validatedBaseURLs()
