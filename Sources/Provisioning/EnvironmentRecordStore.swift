@@ -108,12 +108,16 @@ struct EnvironmentRecordStore: Sendable {
 
     /// The vhost's description holds the record. A PUT replaces all of the vhost's metadata,
     /// so every write sends all of it. True when the PUT made the vhost.
+    ///
+    /// No default queue type is set: Warren declares its own queues with an explicit type, and
+    /// a queue a client declares itself stays classic, as the client expects. (A vhost whose
+    /// default was quorum made Celery's own `celery` queue a quorum queue, on which its
+    /// consumer's global QoS is refused.) The broker keeps a vhost's default from its first PUT,
+    /// so environments made with a quorum default keep it.
     @discardableResult
     private func put(_ record: EnvironmentRecord, vhost: String, step: String) async throws -> Bool {
         try await provisioner.step(step) {
-            try await admin.putVhost(
-                vhost, description: record.encoded(), tags: [EnvironmentRecord.vhostTag],
-                defaultQueueType: record.spec.queue.type.rawValue)
+            try await admin.putVhost(vhost, description: record.encoded(), tags: [EnvironmentRecord.vhostTag], defaultQueueType: nil)
         }
     }
 }
