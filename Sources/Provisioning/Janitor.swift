@@ -10,9 +10,10 @@ import Synchronization
 /// on the broker and every record change goes through the record's owner and lock.
 ///
 /// It acts only on records that pass validation, on the vhost it found each in (never on a
-/// team or name a record names), and it cannot hurt live work: a `creating` record's age is
-/// measured on this janitor's own clock, from when it first saw that incarnation `creating`,
-/// and the grace is longer than any create can last (the executable refuses a shorter one).
+/// team or name a record names), and it cannot hurt live work: a `creating` or `deleting`
+/// record's age is measured on this janitor's own clock, from when it first saw that
+/// incarnation in that state, and the grace is longer than any create can last (the
+/// executable refuses a shorter one).
 public final class Janitor: Sendable {
     public struct Report: Sendable, Equatable {
         /// `creating` environments found complete and marked `ready`.
@@ -34,8 +35,9 @@ public final class Janitor: Sendable {
     let provisioner: Provisioner
     /// How long a create may take before its `creating` record counts as abandoned.
     let grace: Duration
-    /// When this janitor first saw each "{vhost} {incarnation}" in `creating`.
-    private let firstSeenCreating = Mutex<[String: ContinuousClock.Instant]>([:])
+    /// When this janitor first saw each "{vhost} {incarnation} {state}" unfinished
+    /// (`creating` or `deleting`).
+    private let firstSeen = Mutex<[String: ContinuousClock.Instant]>([:])
 
     public init(provisioner: Provisioner, grace: Duration) {
         self.provisioner = provisioner
@@ -85,14 +87,20 @@ public final class Janitor: Sendable {
         }
 
         let now = ContinuousClock.now
-        var creating: [String: ContinuousClock.Instant] = [:]
-        for (vhost, record) in records.sorted(by: { $0.key < $1.key }) {
+        var unfinished: [String: ContinuousClock.Instant] = [:]
+        for (vhost, record) in records.sorted(by: { $0.key < $1.key }) where record.state != .ready {
+            // Only what has stayed unfinished for the grace, as this janitor has seen it: a
+            // create or a DELETE running right now on another instance is left to finish.
+            let key = "\(vhost) \(record.incarnation) \(record.state.rawValue)"
+            let seen = firstSeen.withLock { $0[key] } ?? now
+            unfinished[key] = seen
+            guard now - seen > grace else { continue }
             switch record.state {
             case .ready:
                 continue
             case .deleting:
-                // A DELETE was answered, or its Warren died: either way the environment goes.
-                // Another Warren finishing the same delete right now is harmless.
+                // Its Warren died, or gave up: the environment goes. Another Warren finishing
+                // the same delete at the same moment is harmless.
                 do {
                     try await provisioner.finishDelete(vhost, incarnation: record.incarnation)
                     report.removed += 1
@@ -100,10 +108,6 @@ public final class Janitor: Sendable {
                     continue
                 }
             case .creating:
-                let key = "\(vhost) \(record.incarnation)"
-                let seen = firstSeenCreating.withLock { $0[key] } ?? now
-                creating[key] = seen
-                guard now - seen > grace else { continue }
                 switch try await finishAbandonedCreate(vhost, record: record) {
                 case .completed: report.completed += 1
                 case .removed: report.removed += 1
@@ -111,8 +115,8 @@ public final class Janitor: Sendable {
                 }
             }
         }
-        // Forget what is no longer `creating`, so the map holds only what the broker holds.
-        firstSeenCreating.withLock { $0 = creating }
+        // Forget what is finished, so the map holds only what the broker holds.
+        firstSeen.withLock { $0 = unfinished }
 
         if !report.isEmpty {
             provisioner.logger.notice("janitor finished interrupted work", metadata: [

@@ -39,7 +39,14 @@ extension Provisioner {
     /// step the record is read again: only the same incarnation, still `deleting`, goes.
     func finishDelete(_ vhost: String, incarnation: String) async throws {
         guard try await stillDeleting(vhost, incarnation: incarnation) else { return }
-        let users = try await removeUsers(of: vhost)
+        let users: Int
+        do {
+            users = try await removeUsers(of: vhost)
+        } catch let error as ProvisioningError where error.underlying?.code == .notFound {
+            // The vhost went meanwhile: another Warren (or its janitor) finished this delete.
+            guard try await stillDeleting(vhost, incarnation: incarnation) else { return }
+            throw error
+        }
         // Once more right before the vhost goes.
         guard try await stillDeleting(vhost, incarnation: incarnation) else { return }
         _ = try await step("delete vhost") { try await admin.deleteVhost(vhost) }

@@ -21,6 +21,7 @@ import glob
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -63,7 +64,11 @@ def test_janitor_ten_minutes_ahead_never_removes_a_create_in_progress(
     a = warren_factory("clock-a", WARREN_MANAGEMENT_URL=slow_proxy.url,
                        WARREN_SWEEP_INTERVAL_SECONDS="3600", **SETTINGS)
     b = warren_factory("clock-b", WARREN_SWEEP_INTERVAL_SECONDS="1",
-                       LD_PRELOAD=libfaketime(), FAKETIME="+10m", FAKETIME_NO_CACHE="1", **SETTINGS)
+                       LD_PRELOAD=libfaketime(), FAKETIME="+10m", FAKETIME_NO_CACHE="1",
+                       # Wall-clock skew is what differs between machines; the monotonic clock
+                       # stays real (faked, it stalls every timed wait of Swift's runtime, so B
+                       # would sweep once and never again).
+                       DONT_FAKE_MONOTONIC="1", WARREN_LOG_LEVEL="debug", **SETTINGS)
     api_a, api_b = Api(a.url, tokens["team-a"]), Api(b.url, tokens["team-a"])
 
     # Control: B really lives 10 minutes ahead (its own record's created_at says so).
@@ -88,8 +93,11 @@ def test_janitor_ten_minutes_ahead_never_removes_a_create_in_progress(
                             f"{[a if isinstance(a, Exception) else a[0] for a in answers]}")
     assert took > 3, f"the creates took {took:.1f} s: too fast for B to sweep while they ran"
     assert ok, f"no create of A succeeded: {answers}"
-    # B swept at least twice during them; give it a few more sweeps, then check.
+    # Give B a few more sweeps, then check that it really swept all along (each sweep lists
+    # the users first; its debug log shows every management call).
     time.sleep(3)
+    sweeps = sum('"path":"/api/users' in line for line in Path(b.log_path).read_text(errors="replace").splitlines())
+    assert sweeps >= took + 2, f"warren B swept {sweeps} times in {took + 3:.0f} s: its janitor stalled"
     bad = []
     for name, body in ok:
         vhost = vhost_of("team-a", name)
