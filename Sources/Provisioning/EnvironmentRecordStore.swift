@@ -74,19 +74,18 @@ struct EnvironmentRecordStore: Sendable {
         }
     }
 
-    /// The record of `incarnation` as it stands. Two creates of the same spec that both found
-    /// no vhost both write one: the claim says whose incarnation is in force (its arguments
-    /// carry the first declarer's record, and only Warren can declare it). When the
-    /// description holds the other create's record for a moment, the claim's record is the one
-    /// the change applies to, and the write puts it back.
+    /// The record of `incarnation` as it stands. Two creates that both found no vhost both
+    /// write one, whatever their specs: the claim says whose incarnation is in force (its
+    /// arguments carry the first declarer's record, and only Warren can declare it). When the
+    /// description holds the other create's `creating` record for a moment, the claim's record
+    /// is the one the change applies to, and the write puts it back.
     /// Also says whether that record is what the description holds (false: it must be written
     /// back even if the change leaves it as it is).
     private func recordInForce(_ vhost: String, incarnation: String, name: String) async throws -> (EnvironmentRecord, written: Bool) {
         let reading = try await read(vhost)
         if case .valid(let found) = reading, found.incarnation != incarnation, found.state == .creating {
             let claim = try await provisioner.step("read claim") { try await admin.queue(vhost: vhost, name: Claim.queueName) }
-            if let holder = claim.flatMap(Claim.record(in:)), holder.problem(in: vhost) == nil,
-               holder.incarnation == incarnation, holder.spec == found.spec {
+            if let holder = claim.flatMap(Claim.record(in:)), holder.problem(in: vhost) == nil, holder.incarnation == incarnation {
                 return (holder, false)
             }
         }

@@ -95,24 +95,17 @@ public final class Janitor: Sendable {
             let seen = firstSeen.withLock { $0[key] } ?? now
             unfinished[key] = seen
             guard now - seen > grace else { continue }
-            switch record.state {
-            case .ready:
-                continue
-            case .deleting:
-                // Its Warren died, or gave up: the environment goes. Another Warren finishing
-                // the same delete at the same moment is harmless.
-                do {
-                    try await provisioner.finishDelete(vhost, incarnation: record.incarnation)
-                    report.removed += 1
-                } catch let error as ProvisioningError where error.code == .conflict || error.code == .notFound {
-                    continue
-                }
-            case .creating:
-                switch try await finishAbandonedCreate(vhost, record: record) {
+            // One environment the broker fails on (a slow DELETE vhost) holds up no other.
+            do {
+                switch try await finishUnfinished(vhost, record: record) {
                 case .completed: report.completed += 1
                 case .removed: report.removed += 1
                 case .untouched: break
                 }
+            } catch {
+                provisioner.logger.warning("janitor could not finish an environment; next sweep tries again", metadata: [
+                    "vhost": "\(vhost)", "state": "\(record.state.rawValue)", "error": "\(error)",
+                ])
             }
         }
         // Forget what is finished, so the map holds only what the broker holds.
@@ -129,12 +122,18 @@ public final class Janitor: Sendable {
 
     private enum Outcome { case completed, removed, untouched }
 
-    /// A create that has stayed `creating` past the grace: marked `ready` when every part
-    /// exists, removed otherwise. The record's owner refuses either change when the record has
-    /// moved on meanwhile (another incarnation, a DELETE begun, a create that finished).
-    private func finishAbandonedCreate(_ vhost: String, record: EnvironmentRecord) async throws -> Outcome {
+    /// A DELETE that has stayed `deleting` past the grace (its Warren died, or gave up) is
+    /// finished; another Warren finishing the same one at the same moment is harmless. A create
+    /// that has stayed `creating` past the grace is marked `ready` when every part exists and
+    /// removed otherwise; the record's owner refuses either change when the record has moved on
+    /// meanwhile (another incarnation, a DELETE begun, a create that finished).
+    private func finishUnfinished(_ vhost: String, record: EnvironmentRecord) async throws -> Outcome {
         guard let owner = EnvironmentNaming.parse(vhost: vhost) else { return .untouched }
         do {
+            if record.state == .deleting {
+                try await provisioner.finishDelete(vhost, incarnation: record.incarnation)
+                return .removed
+            }
             let complete = try await provisioner.inspect(team: owner.team, name: owner.name)?.isComplete ?? false
             let after = try await provisioner.records.change(vhost, incarnation: record.incarnation, step: complete ? "mark ready" : "mark deleting") {
                 guard $0.state == .creating else { return }

@@ -19,12 +19,12 @@ from warren_support import Api, invariant_violations, vhost_of
 
 # The grace must outlast the longest create (deadline + one management timeout), or warren
 # refuses to start: a short deadline keeps the grace, and so the recovery, short.
-CRASH_WARREN = {"WARREN_SWEEP_INTERVAL_SECONDS": "1", "WARREN_SWEEP_GRACE_SECONDS": "5",
-                "WARREN_CREATE_DEADLINE_SECONDS": "3", "WARREN_MANAGEMENT_TIMEOUT_MS": "1000"}
+CRASH_WARREN = {"WARREN_SWEEP_INTERVAL_SECONDS": "1", "WARREN_SWEEP_GRACE_SECONDS": "7",
+                "WARREN_CREATE_DEADLINE_SECONDS": "3", "WARREN_MANAGEMENT_TIMEOUT_MS": "3000"}
 THREADS = 8
 NAMES = 12
 MAX_OPS_PER_THREAD = 200  # a safety cap: the load runs until the kill
-RECOVERY_BOUND = 20.0  # seconds from the new warren's start; grace 5 s + sweeps of 1 s fit well
+RECOVERY_BOUND = 20.0  # seconds from the new warren's start; grace 7 s + sweeps of 1 s fit well
 
 
 class Load:

@@ -19,8 +19,8 @@ from warren_support import (amqp_login, env_trace, invariant_violations, run_con
 
 # A janitor that sweeps often, so what a lost race leaves behind (a user whose vhost a racing
 # delete removed) is gone within seconds.
-PAIR_WARREN = {"WARREN_SWEEP_INTERVAL_SECONDS": "1", "WARREN_SWEEP_GRACE_SECONDS": "5",
-               "WARREN_CREATE_DEADLINE_SECONDS": "3", "WARREN_MANAGEMENT_TIMEOUT_MS": "1000"}
+PAIR_WARREN = {"WARREN_SWEEP_INTERVAL_SECONDS": "1", "WARREN_SWEEP_GRACE_SECONDS": "7",
+               "WARREN_CREATE_DEADLINE_SECONDS": "3", "WARREN_MANAGEMENT_TIMEOUT_MS": "3000"}
 SETTLE_BOUND = 10.0
 
 

@@ -873,9 +873,9 @@ def leaked_secrets(logs: list[Path] | None = None) -> list[str]:
 
 # --------------------------------------------------------------------------------------------
 # A warren whose janitor sweeps every second with the shortest grace start-up accepts:
-# grace 5 s > create deadline 3 s + one management timeout of 1 s.
-SWEEPING_WARREN = {"WARREN_SWEEP_INTERVAL_SECONDS": "1", "WARREN_SWEEP_GRACE_SECONDS": "5",
-                   "WARREN_CREATE_DEADLINE_SECONDS": "3", "WARREN_MANAGEMENT_TIMEOUT_MS": "1000"}
+# grace 7 s > create deadline 3 s + one management timeout of 3 s.
+SWEEPING_WARREN = {"WARREN_SWEEP_INTERVAL_SECONDS": "1", "WARREN_SWEEP_GRACE_SECONDS": "7",
+                   "WARREN_CREATE_DEADLINE_SECONDS": "3", "WARREN_MANAGEMENT_TIMEOUT_MS": "3000"}
 
 
 def log_lines(path, level: str | None = None) -> list[dict]:
