@@ -126,12 +126,16 @@ public final class Janitor: Sendable {
     private enum Outcome { case completed, removed, untouched }
 
     /// A create that has stayed `creating` past the grace: marked `ready` when every part
-    /// exists, removed otherwise. The record's owner refuses either change when the record has
+    /// exists (its queue policies applied again first), removed otherwise. The record's owner refuses either change when the record has
     /// moved on meanwhile (another incarnation, a DELETE begun, a create that finished).
     private func finishAbandonedCreate(_ vhost: String, record: EnvironmentRecord) async throws -> Outcome {
         guard let owner = EnvironmentNaming.parse(vhost: vhost) else { return .untouched }
         do {
-            let complete = try await provisioner.inspect(team: owner.team, name: owner.name)?.isComplete ?? false
+            let health = try await provisioner.inspect(team: owner.team, name: owner.name)
+            let complete = health?.isComplete ?? false
+            // Inspection does not see policies, and they come last in a create: a crash just
+            // before them would leave a queue without its settings.
+            if complete, let health { try await provisioner.applyPolicies(health.environment) }
             let after = try await provisioner.records.change(vhost, incarnation: record.incarnation, step: complete ? "mark ready" : "mark deleting") {
                 guard $0.state == .creating else { return }
                 $0.state = complete ? .ready : .deleting
