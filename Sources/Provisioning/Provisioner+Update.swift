@@ -33,7 +33,7 @@ extension Provisioner {
                     throw ProvisioningError(
                         code: .conflict,
                         detail: "queue \(queue.name) exists with another \(fixed.joined(separator: ", ")); the broker cannot change a queue's type, max_priority or single_active_consumer in place, and Warren does not delete a queue that may hold messages: add a queue with a new name instead",
-                        fields: fixed.map { "queues[\(queue.name)].\($0)" })
+                        fields: fixed.map { "queues[\(queue.name)].\($0)" }, fieldReason: "a queue argument: cannot change on a queue that exists")
                 }
                 merged.queues[index] = queue
             } else {
@@ -101,7 +101,8 @@ extension Provisioner {
                 throw ProvisioningError(
                     code: .conflict,
                     detail: "queue \(queue.name) was declared before Warren kept these settings in policies: it holds \(held.joined(separator: ", ")) as queue arguments, which the broker cannot change in place and which would override a policy; add a queue with a new name instead",
-                    fields: held.map { "queues[\(queue.name)].\($0)" })
+                    fields: held.map { "queues[\(queue.name)].\($0)" },
+                    fieldReason: "held as a queue argument by this queue (declared before Warren used policies): cannot change in place")
             }
         }
     }

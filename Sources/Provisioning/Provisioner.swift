@@ -367,7 +367,7 @@ public struct Provisioner: Sendable {
             }
         } catch let error as ProvisioningError where error.underlying?.code == .badRequest {
             guard let wanted = spec.queues.first(where: { $0.name == queue.name }),
-                let info = try await step("read queue") { try await admin.queue(vhost: vhost, name: queue.name) },
+                let info = try await step("read queue", { try await admin.queue(vhost: vhost, name: queue.name) }),
                 Topology.isEarlierDeclaration(info, of: wanted, deadLetterExchange: Topology.deadLetterExchange(of: spec))
             else { throw error }
         }
