@@ -35,6 +35,25 @@ import WireFormat
         #expect(calls.firstIndex(of: "PUT policy").map { $0 > lastBinding } == true)
     }
 
+    /// A create of `spec` makes four calls more than the plain one: the dead-letter exchange,
+    /// queue and binding, and the policy.
+    static let createCalls = ProvisionerTests.createCalls + 4
+
+    @Test func createCallsCountIsWhatTheFaultTableAssumes() async throws {
+        _ = try await provisioner.create(team: "team-a", spec: spec)
+        #expect(broker.calls.count == Self.createCalls + 1)
+    }
+
+    @Test(arguments: 1...createCalls)
+    func aFailureAtAnyStepOfACreateWithAPolicyLeavesNothingBehind(k: Int) async throws {
+        broker.fail(call: k)
+        await #expect(throws: ProvisioningError.self) {
+            try await provisioner.create(team: "team-a", spec: spec)
+        }
+        #expect(broker.holdsNothing(of: vhost), "call \(k) (\(broker.calls[k - 1])) failed and left something behind")
+        #expect(broker.state.withLock { $0.policies.isEmpty })
+    }
+
     @Test func thePatternMatchesTheQueueNameOnly() {
         let plan = Topology(spec).policies
         #expect(plan.map(\.name) == ["warren.queue.jobs.v1"])
