@@ -73,8 +73,8 @@ def test_settings_are_a_policy_and_clients_redeclare_with_plain_arguments(api_a,
     name = new_name("pol")
     jobs = {"name": "jobs.v1", "delivery_limit": 5, "dead_letter": True, "message_ttl_ms": 60000,
             "max_length": 1000, "overflow": "reject-publish"}
-    # The first queue's type is the vhost's default queue type: a classic first queue lets
-    # clients declare it with no arguments at all.
+    # Classic first: this vhost's default queue type is then classic, so a client may declare
+    # the classic queue with no arguments at all.
     env = api_a.create_ok({"name": name, "queues": [{"name": "results", "type": "classic", "message_ttl_ms": 5000}, jobs,
                                                     {"name": "lane", "max_priority": 5}]})
     vhost = env["vhost"]
