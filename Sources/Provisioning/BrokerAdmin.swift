@@ -31,6 +31,10 @@ public protocol BrokerAdmin: Sendable {
     func bind(vhost: String, exchange: String, queue: String, routingKey: String, arguments: [String: JSONValue]) async throws
     func bindings(vhost: String, exchange: String, queue: String) async throws -> [BindingInfo]
     func putVhostLimit(vhost: String, name: String, value: Int) async throws
+    /// Creates or replaces a policy (priority and apply-to as given).
+    func putPolicy(vhost: String, name: String, pattern: String, definition: [String: JSONValue], priority: Int, applyTo: String) async throws
+    /// False when there was no such policy.
+    func deletePolicy(vhost: String, name: String) async throws -> Bool
     /// The same broker, logging its calls through `logger` (to carry a request id).
     func logging(to logger: Logger) -> any BrokerAdmin
 }

@@ -124,9 +124,10 @@ public final class Janitor: Sendable {
 
     /// A DELETE that has stayed `deleting` past the grace (its Warren died, or gave up) is
     /// finished; another Warren finishing the same one at the same moment is harmless. A create
-    /// that has stayed `creating` past the grace is marked `ready` when every part exists and
-    /// removed otherwise; the record's owner refuses either change when the record has moved on
-    /// meanwhile (another incarnation, a DELETE begun, a create that finished).
+    /// that has stayed `creating` past the grace is marked `ready` when every part exists (its
+    /// queue policies applied again first) and removed otherwise; the record's owner refuses
+    /// either change when the record has moved on meanwhile (another incarnation, a DELETE
+    /// begun, a create that finished).
     private func finishUnfinished(_ vhost: String, record: EnvironmentRecord) async throws -> Outcome {
         guard let owner = EnvironmentNaming.parse(vhost: vhost) else { return .untouched }
         do {
@@ -134,7 +135,11 @@ public final class Janitor: Sendable {
                 try await provisioner.finishDelete(vhost, incarnation: record.incarnation)
                 return .removed
             }
-            let complete = try await provisioner.inspect(team: owner.team, name: owner.name)?.isComplete ?? false
+            let health = try await provisioner.inspect(team: owner.team, name: owner.name)
+            let complete = health?.isComplete ?? false
+            // Inspection does not see policies, and they come last in a create: a crash just
+            // before them would leave a queue without its settings.
+            if complete, let health { try await provisioner.applyPolicies(health.environment) }
             let after = try await provisioner.records.change(vhost, incarnation: record.incarnation, step: complete ? "mark ready" : "mark deleting") {
                 guard $0.state == .creating else { return }
                 $0.state = complete ? .ready : .deleting

@@ -1,6 +1,6 @@
 import RabbitManagement
 
-/// Growing an environment in place.
+/// Growing an environment in place, and changing the settings of its queues that policies hold.
 public struct TopologyAddition: Sendable {
     public var queues: [EnvironmentSpec.Queue]
     public var bindings: [EnvironmentSpec.Binding]
@@ -15,19 +15,27 @@ public struct TopologyAddition: Sendable {
 }
 
 extension Provisioner {
-    /// The spec with the addition merged in, or a conflict when it would change a queue that
-    /// exists: the broker cannot change a queue's type or arguments in place, and Warren never
-    /// deletes a queue that may hold messages to make it anew.
+    /// The spec with the addition merged in. A queue that exists takes the settings given (the
+    /// queue object states the queue whole: fields left out take their defaults). Only what a
+    /// policy holds may change (`Topology.policySettings`); a change of type, max_priority or
+    /// single_active_consumer is a conflict: they are queue arguments, which the broker cannot
+    /// change in place, and Warren never deletes a queue that may hold messages to make it anew.
     public static func merge(_ addition: TopologyAddition, into spec: EnvironmentSpec) throws -> EnvironmentSpec {
         var merged = spec
         for queue in addition.queues {
-            if let existing = spec.queues.first(where: { $0.name == queue.name }) {
-                guard existing == queue else {
+            if let index = merged.queues.firstIndex(where: { $0.name == queue.name }) {
+                let existing = merged.queues[index]
+                var fixed: [String] = []
+                if existing.type != queue.type { fixed.append("type") }
+                if existing.maxPriority != queue.maxPriority { fixed.append("max_priority") }
+                if existing.singleActiveConsumer != queue.singleActiveConsumer { fixed.append("single_active_consumer") }
+                guard fixed.isEmpty else {
                     throw ProvisioningError(
                         code: .conflict,
-                        detail: "queue \(queue.name) exists with other settings; the broker cannot change a queue's type or arguments in place, and Warren does not delete a queue that may hold messages: add a queue with a new name instead",
-                        fields: ["queues[\(queue.name)]"])
+                        detail: "queue \(queue.name) exists with another \(fixed.joined(separator: ", ")); the broker cannot change a queue's type, max_priority or single_active_consumer in place, and Warren does not delete a queue that may hold messages: add a queue with a new name instead",
+                        fields: fixed.map { "queues[\(queue.name)].\($0)" }, fieldReason: "a queue argument: cannot change on a queue that exists")
                 }
+                merged.queues[index] = queue
             } else {
                 merged.queues.append(queue)
             }
@@ -57,6 +65,7 @@ extension Provisioner {
         let merged = try Self.merge(addition, into: record.spec)
         var grown = environment
         grown.spec = merged
+        try await refuseArgumentHeldChanges(from: record.spec, to: merged, in: grown.vhost)
         // Limits first: the new queues may need the room a raised (or removed) max-queues
         // gives, and a lowered one was checked against the grown topology already.
         if merged.limits != record.spec.limits {
@@ -65,6 +74,7 @@ extension Provisioner {
             }
         }
         try await declareTopology(grown)
+        try await removeEmptiedPolicies(from: record.spec, to: merged, in: grown.vhost)
         let consumers = try await step("read permissions") { try await admin.permissions(vhost: grown.vhost) }
             .filter { EnvironmentNaming.isUser($0.user, of: grown.vhost) && Role.of($0) == .consumer }
         for consumer in consumers { try await grant(.consumer, to: consumer.user, in: grown) }
@@ -73,5 +83,36 @@ extension Provisioner {
         }
         logger.info("environment updated", metadata: ["vhost": "\(grown.vhost)", "queues": "\(merged.queues.count)"])
         return try await inspect(team: environment.team, name: environment.name)
+    }
+}
+
+extension Provisioner {
+    /// A queue declared before Warren used policies holds its settings as arguments, which
+    /// override a policy: a change to one of those would be accepted and never take effect, so
+    /// it is refused, before anything changes, naming the fields.
+    func refuseArgumentHeldChanges(from old: EnvironmentSpec, to new: EnvironmentSpec, in vhost: String) async throws {
+        let deadLetterExchange = Topology.deadLetterExchange(of: new)
+        for queue in new.queues {
+            guard let before = old.queues.first(where: { $0.name == queue.name }), before != queue,
+                let info = try await step("read queue", { try await admin.queue(vhost: vhost, name: queue.name) })
+            else { continue }
+            let held = Topology.argumentHeldChanges(from: before, to: queue, arguments: info.arguments, deadLetterExchange: deadLetterExchange)
+            guard held.isEmpty else {
+                throw ProvisioningError(
+                    code: .conflict,
+                    detail: "queue \(queue.name) was declared before Warren kept these settings in policies: it holds \(held.joined(separator: ", ")) as queue arguments, which the broker cannot change in place and which would override a policy; add a queue with a new name instead",
+                    fields: held.map { "queues[\(queue.name)].\($0)" },
+                    fieldReason: "held as a queue argument by this queue (declared before Warren used policies): cannot change in place")
+            }
+        }
+    }
+
+    /// A queue whose policy settings were all removed keeps no policy (the broker refuses an
+    /// empty one): its old policy is deleted, after the new topology is in place.
+    func removeEmptiedPolicies(from old: EnvironmentSpec, to new: EnvironmentSpec, in vhost: String) async throws {
+        let kept = Set(Topology(new).policies.map(\.name))
+        for policy in Topology(old).policies where !kept.contains(policy.name) {
+            _ = try await step("remove queue policy") { try await admin.deletePolicy(vhost: vhost, name: policy.name) }
+        }
     }
 }

@@ -321,10 +321,7 @@ public struct Provisioner: Sendable {
             }
                 + topology.queues.map { queue in
                     { @Sendable in
-                        // durable defaults to false on the broker: always send it.
-                        try await step("declare queue") {
-                            try await admin.putQueue(vhost: vhost, name: queue.name, durable: true, autoDelete: false, arguments: queue.arguments)
-                        }
+                        try await declareQueue(queue, in: vhost, of: environment.spec)
                     }
                 })
         try await concurrently(topology.bindings.map { binding in
@@ -336,10 +333,43 @@ public struct Provisioner: Sendable {
                 }
             }
         })
+        // Policies last: one that turns dead-lettering on points at the exchange, queue and
+        // binding made above, so no message is dead-lettered to where nothing takes it.
+        try await applyPolicies(environment)
         let limits = environment.spec.limits
         for (name, value) in [("max-queues", limits.maxQueues), ("max-connections", limits.maxConnections)] {
             guard let value else { continue }
             try await step("set vhost limit") { try await admin.putVhostLimit(vhost: vhost, name: name, value: value) }
+        }
+    }
+
+    /// Creates or replaces each queue's policy (repairing one changed or removed meanwhile).
+    func applyPolicies(_ environment: Environment) async throws {
+        let vhost = environment.vhost
+        try await concurrently(Topology(environment.spec).policies.map { policy in
+            { @Sendable in
+                try await step("apply queue policy") {
+                    try await admin.putPolicy(
+                        vhost: vhost, name: policy.name, pattern: policy.pattern, definition: policy.definition, priority: 0, applyTo: "queues")
+                }
+            }
+        })
+    }
+
+    /// Declares a queue; durable defaults to false on the broker, so it is always sent. A queue
+    /// declared by an earlier Warren, with its settings as arguments, refuses today's arguments
+    /// as inequivalent: when what it holds agrees with the spec it is left as it is (its
+    /// policy is applied all the same, and the arguments it holds win over it).
+    private func declareQueue(_ queue: Topology.QueuePlan, in vhost: String, of spec: EnvironmentSpec) async throws {
+        do {
+            try await step("declare queue") {
+                try await admin.putQueue(vhost: vhost, name: queue.name, durable: true, autoDelete: false, arguments: queue.arguments)
+            }
+        } catch let error as ProvisioningError where error.underlying?.code == .badRequest {
+            guard let wanted = spec.queues.first(where: { $0.name == queue.name }),
+                let info = try await step("read queue", { try await admin.queue(vhost: vhost, name: queue.name) }),
+                Topology.isEarlierDeclaration(info, of: wanted, deadLetterExchange: Topology.deadLetterExchange(of: spec))
+            else { throw error }
         }
     }
 

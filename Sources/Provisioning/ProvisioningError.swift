@@ -32,14 +32,19 @@ public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
     public var detail: String
     /// For conflicts: the request fields whose values differ from the existing environment.
     public var fields: [String]
+    /// For conflicts: why each of `fields` is refused, when it is not simply that it differs.
+    public var fieldReason: String?
     /// For broker failures: the provisioning step that failed ("declare queue").
     public var step: String?
     public var underlying: ManagementError?
 
-    public init(code: Code, detail: String, fields: [String] = [], step: String? = nil, underlying: ManagementError? = nil) {
+    public init(
+        code: Code, detail: String, fields: [String] = [], fieldReason: String? = nil, step: String? = nil, underlying: ManagementError? = nil
+    ) {
         self.code = code
         self.detail = detail
         self.fields = fields
+        self.fieldReason = fieldReason
         self.step = step
         self.underlying = underlying
     }

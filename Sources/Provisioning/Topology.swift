@@ -2,8 +2,8 @@ import RabbitManagement
 import WireFormat
 
 /// The broker objects a spec turns into, beyond what the spec names itself: the queue
-/// arguments for its options, and for dead-lettering an exchange "{exchange}.dlx" and a queue
-/// "{queue}.dlq" per dead-lettering queue, bound by the queue's name.
+/// arguments and policy for its options, and for dead-lettering an exchange "{exchange}.dlx"
+/// and a queue "{queue}.dlq" per dead-lettering queue, bound by the queue's name.
 struct Topology: Sendable {
     struct ExchangePlan: Sendable, Hashable {
         var name: String
@@ -22,14 +22,23 @@ struct Topology: Sendable {
         var arguments: [String: JSONValue]
     }
 
+    /// One per queue with settings a policy holds (see Topology+Policies.swift).
+    struct PolicyPlan: Sendable, Hashable {
+        var name: String
+        var pattern: String
+        var definition: [String: JSONValue]
+    }
+
     var exchanges: [ExchangePlan]
     var queues: [QueuePlan]
     var bindings: [BindingPlan]
+    var policies: [PolicyPlan]
 
     init(_ spec: EnvironmentSpec) {
         let deadLetterExchange = Topology.deadLetterExchange(of: spec)
         exchanges = [ExchangePlan(name: spec.exchange.name, type: spec.exchange.type.rawValue)]
         queues = []
+        policies = []
         bindings = spec.bindings.map { binding in
             BindingPlan(
                 exchange: spec.exchange.name, queue: binding.queue, routingKey: binding.routingKey,
@@ -39,7 +48,11 @@ struct Topology: Sendable {
             exchanges.append(ExchangePlan(name: deadLetterExchange, type: EnvironmentSpec.ExchangeType.direct.rawValue))
         }
         for queue in spec.queues {
-            queues.append(QueuePlan(name: queue.name, arguments: Topology.arguments(of: queue, deadLetterExchange: deadLetterExchange)))
+            queues.append(QueuePlan(name: queue.name, arguments: Topology.arguments(of: queue)))
+            let definition = Topology.policyDefinition(of: queue, deadLetterExchange: deadLetterExchange)
+            if !definition.isEmpty {
+                policies.append(PolicyPlan(name: Topology.policyName(of: queue.name), pattern: "^\(Role.escaped(queue.name))$", definition: definition))
+            }
             if let deadLetterQueue = queue.deadLetterQueue {
                 queues.append(QueuePlan(name: deadLetterQueue, arguments: ["x-queue-type": .string(queue.type.rawValue)]))
                 bindings.append(BindingPlan(exchange: deadLetterExchange, queue: deadLetterQueue, routingKey: queue.name, arguments: [:]))
@@ -55,18 +68,13 @@ struct Topology: Sendable {
         "\(spec.exchange.name).dlx"
     }
 
-    /// RabbitMQ's queue arguments for the queue's options. `durable` is not an argument: it is
-    /// always sent as true.
-    static func arguments(of queue: EnvironmentSpec.Queue, deadLetterExchange: String) -> [String: JSONValue] {
+    /// The queue arguments: only what the broker cannot change on a queue that exists (its
+    /// type, priorities, single active consumer). Everything else is in the queue's policy, so
+    /// it can change in place, and a client redeclaring the queue with just `x-queue-type` (or,
+    /// for a classic queue, nothing) is equivalent. `durable` is not an argument: it is always
+    /// sent as true.
+    static func arguments(of queue: EnvironmentSpec.Queue) -> [String: JSONValue] {
         var arguments: [String: JSONValue] = ["x-queue-type": .string(queue.type.rawValue)]
-        if let limit = queue.deliveryLimit { arguments["x-delivery-limit"] = .int(limit) }
-        if queue.deadLetter {
-            arguments["x-dead-letter-exchange"] = .string(deadLetterExchange)
-            arguments["x-dead-letter-routing-key"] = .string(queue.name)
-        }
-        if let ttl = queue.messageTTLMilliseconds { arguments["x-message-ttl"] = .int(ttl) }
-        if let length = queue.maxLength { arguments["x-max-length"] = .int(length) }
-        if let overflow = queue.overflow { arguments["x-overflow"] = .string(overflow.rawValue) }
         if queue.singleActiveConsumer { arguments["x-single-active-consumer"] = .bool(true) }
         if let priority = queue.maxPriority { arguments["x-max-priority"] = .int(priority) }
         return arguments

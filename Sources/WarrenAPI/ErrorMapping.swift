@@ -19,7 +19,7 @@ enum ErrorMapping {
     private static func problem(for error: ProvisioningError, logger: Logger) -> Problem {
         switch error.code {
         case .conflict:
-            return .conflict(error.detail, fields: error.fields)
+            return .conflict(error.detail, fields: error.fields, reason: error.fieldReason)
         case .notFound:
             return .notFound(error.detail)
         case .invalidRecord:

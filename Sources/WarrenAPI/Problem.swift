@@ -76,10 +76,10 @@ extension Problem {
             headers: [("Allow", allowed.joined(separator: ", "))])
     }
 
-    static func conflict(_ detail: String, fields: [String]) -> Problem {
+    static func conflict(_ detail: String, fields: [String], reason: String? = nil) -> Problem {
         Problem(
             status: 409, slug: "conflict", title: "Conflict", detail: detail,
-            errors: fields.map { FieldError(field: $0, reason: "differs from the existing environment") })
+            errors: fields.map { FieldError(field: $0, reason: reason ?? "differs from the existing environment") })
     }
 
     static func unsupportedMediaType(_ got: String?) -> Problem {

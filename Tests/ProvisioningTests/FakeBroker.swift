@@ -19,6 +19,7 @@ final class FakeBroker: BrokerAdmin, Sendable {
         var queues: [String: QueueInfo] = [:]
         var bindings: [String: BindingInfo] = [:]  // "vhost/exchange/queue/key"
         var limits: [String: Int] = [:]  // "vhost/name"
+        var policies: [String: [String: JSONValue]] = [:]  // "vhost/name" -> definition
         var calls: [String] = []
         var failAt: Int?
         var failure = ManagementError(code: .brokerFailure, status: 500, summary: "management API answered 500")
@@ -104,6 +105,7 @@ final class FakeBroker: BrokerAdmin, Sendable {
             state.exchanges = state.exchanges.filter { $0.value.vhost != name }
             state.queues = state.queues.filter { $0.value.vhost != name }
             state.bindings = state.bindings.filter { $0.value.vhost != name }
+            state.policies = state.policies.filter { !$0.key.hasPrefix(name + "/") }
             return true
         }
     }
@@ -171,17 +173,20 @@ final class FakeBroker: BrokerAdmin, Sendable {
                 throw ManagementError(code: .badRequest, status: 400, summary: "management API answered 400 for PUT queue")
             }
         }
-        // As the broker: a queue needs its vhost, and a redeclare with another x-max-length is
-        // refused as inequivalent (what the claim and the record locks rely on).
+        // As the broker: a queue needs its vhost, and a redeclare with another value of an
+        // argument the broker checks (given or held) is refused as inequivalent (what the claim
+        // and the record locks rely on, and what queues of earlier environments do).
         try state.withLock {
             guard $0.vhosts[vhost] != nil else {
                 throw ManagementError(code: .notFound, status: 404, summary: "management API answered 404 for PUT queue")
             }
-            if let existing = $0.queues["\(vhost)/\(name)"], existing.arguments["x-max-length"] != arguments["x-max-length"] {
+            if let existing = $0.queues["\(vhost)/\(name)"],
+                FakeBroker.checkedArguments.contains(where: { existing.arguments[$0] != arguments[$0] }) {
                 throw ManagementError(code: .badRequest, status: 400, summary: "management API answered 400 for PUT queue")
             }
             if $0.queues["\(vhost)/\(name)"] == nil {
-                $0.queues["\(vhost)/\(name)"] = QueueInfo(vhost: vhost, name: name, durable: durable, arguments: arguments)
+                $0.queues["\(vhost)/\(name)"] = QueueInfo(
+                    vhost: vhost, name: name, durable: durable, arguments: arguments, type: arguments["x-queue-type"]?.stringValue ?? "classic")
             }
         }
     }
@@ -219,6 +224,28 @@ final class FakeBroker: BrokerAdmin, Sendable {
         try record("PUT vhost limit")
         state.withLock { $0.limits["\(vhost)/\(name)"] = value }
     }
+
+    func putPolicy(vhost: String, name: String, pattern: String, definition: [String: JSONValue], priority: Int, applyTo: String) async throws {
+        try record("PUT policy")
+        try state.withLock {
+            guard $0.vhosts[vhost] != nil, !definition.isEmpty else {
+                throw ManagementError(code: .badRequest, status: 400, summary: "management API answered 400 for PUT policy")
+            }
+            $0.policies["\(vhost)/\(name)"] = definition
+        }
+    }
+
+    func deletePolicy(vhost: String, name: String) async throws -> Bool {
+        try record("DELETE policy")
+        return state.withLock { $0.policies.removeValue(forKey: "\(vhost)/\(name)") != nil }
+    }
+
+    /// The queue arguments RabbitMQ compares when a queue is declared again (others, such as
+    /// the claim's record, are not compared).
+    static let checkedArguments = [
+        "x-queue-type", "x-max-length", "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+        "x-delivery-limit", "x-overflow", "x-single-active-consumer", "x-max-priority",
+    ]
 
     func logging(to logger: Logger) -> any BrokerAdmin { self }
 

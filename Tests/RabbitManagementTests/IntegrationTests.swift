@@ -113,6 +113,24 @@ struct IntegrationTests {
         }
     }
 
+    @Test func policies() async throws {
+        try await withVhost("policy") { vhost in
+            let definition: [String: JSONValue] = ["message-ttl": 60000, "delivery-limit": 5]
+            try await client.putPolicy(vhost: vhost, name: "warren.queue.jobs.v1", pattern: #"^jobs\.v1$"#, definition: definition)
+            try await client.putPolicy(vhost: vhost, name: "warren.queue.jobs.v1", pattern: #"^jobs\.v1$"#, definition: definition)  // replaced: fine
+            let stored = try await client.call("GET", ["policies", vhost, "warren.queue.jobs.v1"]).json()
+            guard case .object(let policy) = stored else { Issue.record("no policy object"); return }
+            #expect(policy["definition"] == .object(definition))
+            #expect(policy["apply-to"] == "queues" && policy["pattern"] == #"^jobs\.v1$"#)
+            // The broker refuses an empty definition: Warren deletes the policy instead.
+            await #expect(throws: ManagementError.self) {
+                try await client.putPolicy(vhost: vhost, name: "empty", pattern: "^x$", definition: [:])
+            }
+            #expect(try await client.deletePolicy(vhost: vhost, name: "warren.queue.jobs.v1"))
+            #expect(try await client.deletePolicy(vhost: vhost, name: "warren.queue.jobs.v1") == false)
+        }
+    }
+
     @Test func exchangeQueueBinding() async throws {
         try await withVhost("topo") { vhost in
             try await client.putExchange(vhost: vhost, name: "events", type: "topic", durable: true)

@@ -37,6 +37,8 @@ final class UnreachableBroker: BrokerAdmin, Sendable {
     func bind(vhost: String, exchange: String, queue: String, routingKey: String, arguments: [String: JSONValue]) async throws { try refuse() }
     func bindings(vhost: String, exchange: String, queue: String) async throws -> [BindingInfo] { try refuse() }
     func putVhostLimit(vhost: String, name: String, value: Int) async throws { try refuse() }
+    func putPolicy(vhost: String, name: String, pattern: String, definition: [String: JSONValue], priority: Int, applyTo: String) async throws { try refuse() }
+    func deletePolicy(vhost: String, name: String) async throws -> Bool { try refuse() }
     func logging(to logger: Logger) -> any BrokerAdmin { self }
 }
 

@@ -10,7 +10,7 @@ import pika
 import pika.exceptions
 import pytest
 
-from warren_support import Api, amqp_params, assert_problem, connection_refusal, vhost_of
+from warren_support import Api, amqp_params, assert_problem, connection_refusal, seg, vhost_of
 
 LOGIN_REFUSED = (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError)
 
@@ -240,8 +240,11 @@ def test_a_blueprint_creates_exactly_what_it_describes(warren_factory, workdir, 
     vhost = vhost_of("team-a", name)
     queues = {q["name"]: q for q in mgmt.get_json(f"queues/{vhost}")}
     assert set(queues) == {"jobs", "jobs.dlq", "results", "warren.claim"}
-    assert queues["jobs"]["arguments"]["x-delivery-limit"] == 3
-    assert queues["jobs"]["arguments"]["x-dead-letter-exchange"] == f"{name}.dlx"
+    # The settings a policy can hold are in Warren's policy for the queue, not its arguments.
+    assert queues["jobs"]["arguments"] == {"x-queue-type": "quorum"}
+    policy = mgmt.get_json(f"policies/{seg(vhost)}/{seg('warren.queue.jobs')}")
+    assert policy["definition"]["delivery-limit"] == 3
+    assert policy["definition"]["dead-letter-exchange"] == f"{name}.dlx"
     exchanges = {x["name"] for x in mgmt.get_json(f"exchanges/{vhost}") if not x["name"].startswith("amq.") and x["name"]}
     assert exchanges == {name, f"{name}.dlx"}
     assert mgmt.get_json(f"vhost-limits/{vhost}")[0]["value"] == {"max-queues": 10}

@@ -1,0 +1,71 @@
+import RabbitManagement
+import WireFormat
+
+/// The queue settings Warren keeps in a policy rather than in queue arguments: the broker
+/// applies a changed policy to a queue that exists, keeping its messages, while arguments are
+/// fixed at declaration. Each key is the argument name without "x-".
+extension Topology {
+    /// A setting a policy holds, with the API field it comes from (to name it in a 409).
+    struct PolicySetting: Sendable {
+        var key: String
+        var field: String
+        var value: @Sendable (EnvironmentSpec.Queue, _ deadLetterExchange: String) -> JSONValue?
+    }
+
+    static let policySettings: [PolicySetting] = [
+        PolicySetting(key: "delivery-limit", field: "delivery_limit") { queue, _ in queue.deliveryLimit.map(JSONValue.int) },
+        PolicySetting(key: "dead-letter-exchange", field: "dead_letter") { queue, exchange in queue.deadLetter ? .string(exchange) : nil },
+        PolicySetting(key: "dead-letter-routing-key", field: "dead_letter") { queue, _ in queue.deadLetter ? .string(queue.name) : nil },
+        PolicySetting(key: "message-ttl", field: "message_ttl_ms") { queue, _ in queue.messageTTLMilliseconds.map(JSONValue.int) },
+        PolicySetting(key: "max-length", field: "max_length") { queue, _ in queue.maxLength.map(JSONValue.int) },
+        PolicySetting(key: "overflow", field: "overflow") { queue, _ in queue.overflow.map { .string($0.rawValue) } },
+    ]
+
+    /// One policy per queue (only one policy applies to a queue: the one of highest priority).
+    /// The fixed prefix keeps these names apart from anything else Warren may name, and from
+    /// each other: the queue name follows it whole. Tenants never make policies (they get no
+    /// management tags), so these are the only ones in the vhost.
+    static func policyName(of queue: String) -> String {
+        "\(EnvironmentNaming.reservedResourcePrefix)queue.\(queue)"
+    }
+
+    /// The policy's definition; empty when the queue has none of these settings (the broker
+    /// refuses an empty definition: such a queue has no policy).
+    static func policyDefinition(of queue: EnvironmentSpec.Queue, deadLetterExchange: String) -> [String: JSONValue] {
+        var definition: [String: JSONValue] = [:]
+        for setting in policySettings {
+            if let value = setting.value(queue, deadLetterExchange) { definition[setting.key] = value }
+        }
+        return definition
+    }
+
+    /// The API fields of settings that differ between two versions of a queue but that the
+    /// queue as declared holds in an argument ("x-message-ttl"): environments made before
+    /// Warren used policies. An argument overrides the policy, so such a change would not take.
+    static func argumentHeldChanges(
+        from old: EnvironmentSpec.Queue, to new: EnvironmentSpec.Queue, arguments: [String: JSONValue], deadLetterExchange: String
+    ) -> [String] {
+        var fields: [String] = []
+        for setting in policySettings where arguments["x-\(setting.key)"] != nil {
+            if setting.value(old, deadLetterExchange) != setting.value(new, deadLetterExchange), !fields.contains(setting.field) {
+                fields.append(setting.field)
+            }
+        }
+        return fields
+    }
+
+    /// Whether a queue that refused Warren's declaration as inequivalent is one made before
+    /// Warren used policies, and agrees with the spec: each argument it holds is what the spec
+    /// says (as an argument then, or one of today's). Such a queue is left as it is.
+    static func isEarlierDeclaration(_ info: QueueInfo, of queue: EnvironmentSpec.Queue, deadLetterExchange: String) -> Bool {
+        let declared = arguments(of: queue)
+        guard info.type == queue.type.rawValue else { return false }
+        for key in ["x-single-active-consumer", "x-max-priority"] where info.arguments[key] != declared[key] {
+            return false
+        }
+        return policySettings.allSatisfy { setting in
+            guard let held = info.arguments["x-\(setting.key)"] else { return true }
+            return held == setting.value(queue, deadLetterExchange)
+        }
+    }
+}
