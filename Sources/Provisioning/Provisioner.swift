@@ -4,11 +4,11 @@ import RabbitManagement
 /// Creates, inspects, lists and tears down environments on the broker. Keeps no state of its
 /// own: everything it knows comes from the broker on each call, so replicas can run side by side.
 public struct Provisioner: Sendable {
-    let admin: any BrokerAdmin
+    private(set) var admin: any BrokerAdmin
     /// Warren's own management user. It gets permissions on every vhost it manages: the
     /// administrator tag alone does not reach resources inside a vhost.
     let serviceUser: String
-    let logger: Logger
+    private(set) var logger: Logger
     /// How long a new vhost may take to report `running` on every node.
     let vhostReadyTimeout: Duration
     /// How many environments one team may have; held under parallel creates (see `holdQuota`).
@@ -19,6 +19,9 @@ public struct Provisioner: Sendable {
     /// How long a record lock outlives a holder that died (see `RecordLock`): longer than a
     /// holder can take for its read and its write, each bounded by the management timeout.
     let recordLockLease: Duration
+
+    /// The broker's release, read once and shared by every copy (see `logging(to:)`).
+    let release: BrokerRelease
 
     /// The deadline of the create this task belongs to; steps past it fail as `busy`.
     @TaskLocal static var deadline: ContinuousClock.Instant?
@@ -35,6 +38,7 @@ public struct Provisioner: Sendable {
         self.maxEnvironmentsPerTeam = maxEnvironmentsPerTeam
         self.createDeadline = createDeadline
         self.recordLockLease = recordLockLease
+        self.release = BrokerRelease()
     }
 
     var records: EnvironmentRecordStore { EnvironmentRecordStore(provisioner: self) }
@@ -51,6 +55,7 @@ public struct Provisioner: Sendable {
                 // A create whose environment another create's rollback (or a DELETE) removed
                 // under it starts over (at most twice): the caller asked for an environment, and
                 // one racing create's failure is no reason to refuse it.
+                let spec = try await explicit(spec)
                 var rejoins = 0
                 while true {
                     do {
@@ -441,10 +446,17 @@ public struct Provisioner: Sendable {
 
     /// A copy whose broker calls log through `logger` (which carries the request id).
     public func logging(to logger: Logger) -> Provisioner {
-        Provisioner(
-            admin: admin.logging(to: logger), serviceUser: serviceUser, logger: logger,
-            vhostReadyTimeout: vhostReadyTimeout, maxEnvironmentsPerTeam: maxEnvironmentsPerTeam, createDeadline: createDeadline,
-            recordLockLease: recordLockLease)
+        var copy = self
+        copy.admin = admin.logging(to: logger)
+        copy.logger = logger
+        return copy
+    }
+
+    /// The spec with what this broker's release would do unasked written in (see
+    /// `EnvironmentSpec.explicit(forMajorVersion:)`).
+    func explicit(_ spec: EnvironmentSpec) async throws -> EnvironmentSpec {
+        let major = try await step("read overview") { try await release.majorVersion(from: admin) }
+        return spec.explicit(forMajorVersion: major)
     }
 }
 

@@ -153,7 +153,11 @@ struct EnvironmentSummaryBody: Encodable {
         let priorityNotes = spec.queues.filter { $0.maxPriority != nil }.map {
             "queue \($0.name) is a classic queue: priorities need one (quorum queues cannot take x-max-priority)"
         }
-        notes = priorityNotes.isEmpty ? nil : priorityNotes
+        // A limit without a dead-letter queue drops what passes it: say so, never silently.
+        let dropNotes = spec.queues.filter { $0.deliveryLimit != nil && !$0.deadLetter }.map {
+            "queue \($0.name) delivers a message at most \($0.deliveryLimit ?? 0) times, then drops it: set dead_letter to keep such messages in \($0.name).dlq"
+        }
+        notes = priorityNotes.isEmpty && dropNotes.isEmpty ? nil : priorityNotes + dropNotes
         createdAt = environment.createdAt
     }
 }

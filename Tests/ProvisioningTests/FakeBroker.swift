@@ -31,6 +31,8 @@ final class FakeBroker: BrokerAdmin, Sendable {
     let onCall = Mutex<(Int, @Sendable (inout State) -> Void)?>(nil)
     /// When set, the claim queue is already held by this record (another Warren won the race).
     let claimConflict = Mutex<EnvironmentRecord?>(nil)
+    /// The release the fake answers to as.
+    let version = Mutex("3.10.8")
 
     /// Makes the k-th call from now (1-based) throw `error`.
     func fail(call k: Int, with error: ManagementError? = nil) {
@@ -59,7 +61,7 @@ final class FakeBroker: BrokerAdmin, Sendable {
 
     func overview() async throws -> Overview {
         try record("overview")
-        return Overview(rabbitmqVersion: "3.10.8")
+        return Overview(rabbitmqVersion: version.withLock { $0 })
     }
 
     func whoami() async throws -> WhoAmI {
