@@ -1,0 +1,273 @@
+import Logging
+import RabbitManagement
+
+/// Creating an environment: the claim that settles racing creates, the quota that holds under
+/// them, joining a create of the same spec already under way, and the rollback of a failed one.
+extension Provisioner {
+    /// Creates the environment, or re-ensures it and issues fresh credentials when it exists with
+    /// the same spec: one set for each of `roles`. On any failure it removes what this call made
+    /// and throws; it never leaves a vhost it created without its topology, and never removes
+    /// one that another create has answered for.
+    public func create(team: String, spec: EnvironmentSpec, roles: [Role] = [.full]) async throws -> CreateResult {
+        try await measured("create") {
+            try await Self.$deadline.withValue(.now + createDeadline) {
+                let spec = try await explicit(spec)
+                // A create whose environment another create's rollback (or a DELETE) removed
+                // under it starts over (at most twice): the caller asked for an environment, and
+                // one racing create's failure is no reason to refuse it.
+                var rejoins = 0
+                while true {
+                    do {
+                        return try await makeOrEnsure(team: team, spec: spec, roles: roles)
+                    } catch let vanished as JoinedEnvironmentVanished {
+                        guard rejoins < 2 else { throw vanished.underlying }
+                        rejoins += 1
+                        logger.notice("the environment this create joined went away; starting over", metadata: [
+                            "vhost": "\(EnvironmentNaming.vhost(team: team, name: spec.name))", "error": "\(vanished.underlying)",
+                        ])
+                        try await waitWhileDeleting(EnvironmentNaming.vhost(team: team, name: spec.name))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The environment a create worked on went away under it, removed by someone else.
+    fileprivate struct JoinedEnvironmentVanished: Error {
+        var underlying: any Error
+    }
+
+    /// Whether the environment of `incarnation` that a create joined is gone or going.
+    private func vanished(_ vhost: String, incarnation: String) async -> Bool {
+        switch try? await records.read(vhost) {
+        case .absent: return true
+        case .valid(let record): return record.incarnation != incarnation || record.state == .deleting
+        default: return false
+        }
+    }
+
+    /// Waits (a few seconds at most) for a delete under way to finish.
+    private func waitWhileDeleting(_ vhost: String) async throws {
+        for _ in 0..<30 {
+            guard case .valid(let record) = try await records.read(vhost), record.state == .deleting else { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    private func makeOrEnsure(team: String, spec: EnvironmentSpec, roles: [Role]) async throws -> CreateResult {
+        let vhost = EnvironmentNaming.vhost(team: team, name: spec.name)
+        var record: EnvironmentRecord
+        // Whether this create made the vhost for its own incarnation, and so may remove it.
+        var ownsVhost = false
+        // The incarnation this create joined, when another create made the vhost.
+        var joined: String?
+        switch try await records.read(vhost) {
+        case .valid(let existing):
+            record = try matching(existing, spec: spec)
+            joined = record.incarnation
+        case .foreign:
+            throw ProvisioningError(code: .conflict, detail: "vhost \(vhost) exists and is not managed by Warren")
+        case .invalid(let reason):
+            logger.error("environment record fails validation", metadata: ["vhost": "\(vhost)", "reason": "\(reason)"])
+            throw ProvisioningError.invalidRecord(spec.name, reason)
+        case .absent:
+            // A cheap refusal before anything is made; `holdQuota` below is what holds.
+            try await checkQuota(team: team)
+            record = EnvironmentRecord(team: team, spec: spec, createdAt: EnvironmentRecord.now())
+            try await records.create(record, vhost: vhost)
+            ownsVhost = true
+        }
+
+        var issued: [IssuedCredentials] = []
+        do {
+            record = try await prepare(vhost, record: record, ownsVhost: &ownsVhost)
+            if !ownsVhost { joined = record.incarnation }
+            if ownsVhost { try await holdQuota(team: team, incarnation: record.incarnation) }
+            let environment = Environment(record: record, vhost: vhost)
+            issued = roles.map { role in
+                IssuedCredentials(
+                    username: EnvironmentNaming.newUserName(vhost: vhost, incarnation: record.incarnation),
+                    password: PasswordGenerator.make(), role: role)
+            }
+            // Users and topology do not depend on each other: make them at once.
+            try await concurrently(
+                issued.map { credentials in { @Sendable in try await makeUser(credentials, for: environment) } }
+                    + [{ @Sendable in try await declareTopology(environment) }])
+            if record.state != .ready {
+                // A DELETE that began meanwhile keeps its `deleting`: the store refuses to undo it.
+                try await records.change(vhost, incarnation: record.incarnation, step: "mark ready") { $0.state = .ready }
+            }
+            logger.info("environment ready", metadata: [
+                "vhost": "\(vhost)", "users": "\(issued.map(\.username).joined(separator: ","))", "created": "\(ownsVhost)",
+            ])
+            return CreateResult(environment: environment, credentials: issued, created: ownsVhost)
+        } catch {
+            let removed = await rollBack(vhost: vhost, incarnation: ownsVhost ? record.incarnation : nil, users: issued.map(\.username))
+            // Not this create's own rollback, but another's (or a DELETE) took the environment
+            // away under it: start over rather than fail.
+            if !removed, let attempted = joined ?? (ownsVhost ? record.incarnation : nil), await vanished(vhost, incarnation: attempted) {
+                throw JoinedEnvironmentVanished(underlying: error)
+            }
+            throw error
+        }
+    }
+
+    /// Refuses a create when the team already has its quota of environments, as the broker
+    /// counts them: a cheap check before anything is made.
+    private func checkQuota(team: String) async throws {
+        let owned = try await step("count environments") { try await admin.countVhosts(prefix: EnvironmentNaming.teamPrefix(team)) }
+        guard owned < maxEnvironmentsPerTeam else { throw quotaExceeded(team: team) }
+    }
+
+    /// What holds the quota under racing creates on any number of instances: the count is
+    /// taken again once this create's vhost exists. Of any two racing creates the one that
+    /// counts later sees both vhosts, so the last of the creates that go ahead sees them all,
+    /// and they never pass the quota together. When the count is over, the racing creates
+    /// (`creating`) are ranked by creation time and incarnation: one ranked past the quota
+    /// gives up (and its rollback removes its vhost), the others count again shortly, until the
+    /// count fits or they are past the quota themselves. So racing creates fill the quota
+    /// rather than all refusing each other.
+    private func holdQuota(team: String, incarnation: String) async throws {
+        let prefix = EnvironmentNaming.teamPrefix(team)
+        for _ in 0..<40 {
+            let owned = try await step("count environments") { try await admin.countVhosts(prefix: prefix) }
+            guard owned > maxEnvironmentsPerTeam else { return }
+            let listed = try await step("list vhosts") { try await admin.vhosts() }.filter { $0.name.hasPrefix(prefix) }
+            var racing: [EnvironmentRecord] = []
+            var leaving = 0
+            for info in listed {
+                guard case .valid(let record) = EnvironmentRecordStore.reading(info) else { continue }
+                if record.state == .creating { racing.append(record) }
+                if record.state == .deleting { leaving += 1 }
+            }
+            racing.sort { ($0.createdAt, $0.incarnation) < ($1.createdAt, $1.incarnation) }
+            // What stays: everything but the racing creates and the environments on their way
+            // out (those still count above until they are gone); records that fail validation
+            // stay too.
+            let settled = listed.count - racing.count - leaving
+            let rank = racing.firstIndex { $0.incarnation == incarnation } ?? racing.count
+            logger.debug("over quota while creates race", metadata: [
+                "team": "\(team)", "count": "\(owned)", "settled": "\(settled)", "racing": "\(racing.count)", "leaving": "\(leaving)", "rank": "\(rank)",
+            ])
+            guard settled + rank < maxEnvironmentsPerTeam else { throw quotaExceeded(team: team) }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 50...100)))
+        }
+        throw quotaExceeded(team: team)
+    }
+
+    private func quotaExceeded(team: String) -> ProvisioningError {
+        ProvisioningError(
+            code: .quotaExceeded,
+            detail: "team \(team) has as many environments as it may: the limit is \(maxEnvironmentsPerTeam); delete one first")
+    }
+
+    /// What every create and repair does first: wait until the vhost runs, give Warren's own
+    /// user permissions in it, and hold the claim on the name. Returns the record of the
+    /// incarnation that holds the claim: a create that finds another create of the same spec
+    /// ahead of it joins that one (and clears `ownsVhost`). A lost claim clears `ownsVhost`
+    /// and throws a conflict: the vhost belongs to the create that won.
+    func prepare(_ vhost: String, record: EnvironmentRecord, ownsVhost: inout Bool) async throws -> EnvironmentRecord {
+        try await waitUntilRunning(vhost)
+        try await step("grant service permissions") {
+            try await admin.putPermissions(vhost: vhost, user: serviceUser, configure: ".*", write: ".*", read: ".*")
+        }
+        do {
+            try await step("claim name") {
+                try await admin.putQueue(
+                    vhost: vhost, name: Claim.queueName, durable: true, autoDelete: false,
+                    arguments: Claim.arguments(for: record))
+            }
+        } catch let error as ProvisioningError where error.underlying?.code == .badRequest {
+            // The broker refused the declaration as inequivalent: another spec holds the name.
+            let madeVhost = ownsVhost
+            ownsVhost = false
+            throw await lostClaim(vhost, record: record, madeVhost: madeVhost)
+        }
+        // The claim carries the record of whoever declared it first (a redeclare does not
+        // change its arguments), checked like any other record.
+        let queue = try await step("read claim") { try await admin.queue(vhost: vhost, name: Claim.queueName) }
+        guard let holder = queue.flatMap(Claim.record(in:)), holder.problem(in: vhost) == nil else {
+            throw ProvisioningError.invalidRecord(record.spec.name, "its claim does not hold a valid record")
+        }
+        guard holder.incarnation != record.incarnation else { return record }
+        if ownsVhost {
+            // Another create of the same spec made the vhost first, and this one's PUT wrote
+            // its own record over the winner's: put the winner's back, unless it moved on.
+            ownsVhost = false
+            _ = try? await records.change(vhost, incarnation: record.incarnation, step: "restore record") { $0 = holder }
+        }
+        return holder
+    }
+
+    /// Another create of this name with another spec declared the claim first. When this
+    /// create's PUT wrote its record over the winner's, the winner's is put back; the answer
+    /// names the fields that differ.
+    private func lostClaim(_ vhost: String, record: EnvironmentRecord, madeVhost: Bool) async -> ProvisioningError {
+        var fields = ["spec"]
+        if let queue = try? await admin.queue(vhost: vhost, name: Claim.queueName), let winner = Claim.record(in: queue),
+           winner.problem(in: vhost) == nil {
+            fields = record.spec.differences(from: winner.spec)
+            if madeVhost {
+                _ = try? await records.change(vhost, incarnation: record.incarnation, step: "restore record") { $0 = winner }
+            }
+        }
+        return ProvisioningError(
+            code: .conflict,
+            detail: "environment \(record.spec.name) is being created with a different spec: \(fields.joined(separator: ", ")) differ",
+            fields: fields)
+    }
+
+    /// The existing environment's record when it matches the requested spec; a conflict otherwise.
+    private func matching(_ record: EnvironmentRecord, spec: EnvironmentSpec) throws -> EnvironmentRecord {
+        guard record.state != .deleting else {
+            throw ProvisioningError.beingDeleted(spec.name)
+        }
+        let differences = spec.differences(from: record.spec)
+        guard differences.isEmpty else {
+            throw ProvisioningError(
+                code: .conflict,
+                detail: "environment \(spec.name) exists with a different spec: \(differences.joined(separator: ", ")) differ",
+                fields: differences)
+        }
+        return record
+    }
+
+    /// Removes what a failed create made: its users, and the vhost when this create's
+    /// incarnation made it, holds its claim (or nobody does yet), and the record still says
+    /// `creating` (a create of the same spec that joined it and finished has marked it `ready`
+    /// and answered for it: it stays). True when it removed the vhost. Best effort: a failure
+    /// here is logged, and the janitor or a later DELETE removes what remains.
+    @discardableResult
+    func rollBack(vhost: String, incarnation: String?, users: [String]) async -> Bool {
+        await Self.$deadline.withValue(nil) {
+            for user in users {
+                do { _ = try await admin.deleteUser(user) } catch {
+                    logger.error("rollback could not delete user", metadata: ["user": "\(user)", "error": "\(error)"])
+                }
+            }
+            guard let incarnation else { return false }
+            // The failure being rolled back may still be going on (a node restarting, a
+            // connection reset): a few tries, spaced out, before the janitor is left to it.
+            for pause in [Duration.milliseconds(400), .milliseconds(800), .zero] {
+                do {
+                    // Two creates that both found no vhost both wrote a record; the claim says
+                    // whose the environment is. The other's stays.
+                    let claim = try await step("read claim") { try await admin.queue(vhost: vhost, name: Claim.queueName) }
+                    if let holder = claim.flatMap(Claim.record(in:)), holder.incarnation != incarnation { return false }
+                    let record = try await records.change(vhost, incarnation: incarnation, step: "mark deleting") {
+                        if $0.state == .creating { $0.state = .deleting }
+                    }
+                    guard record.state == .deleting else { return false }
+                    try await finishDelete(vhost, incarnation: incarnation)
+                    return true
+                } catch let error as ProvisioningError where (error.code == .broker || error.code == .busy) && pause > .zero {
+                    try? await Task.sleep(for: pause)
+                } catch {
+                    logger.error("rollback could not delete vhost", metadata: ["vhost": "\(vhost)", "error": "\(error)"])
+                    return false
+                }
+            }
+            return false
+        }
+    }
+}
