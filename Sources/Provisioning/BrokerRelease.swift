@@ -23,17 +23,40 @@ final class BrokerRelease: Sendable {
     static func quorumDefaultDeliveryLimit(major: Int) -> Int? {
         major >= 4 ? 20 : nil
     }
+
+    /// Quorum queues take message priorities from RabbitMQ 4.0 (two levels: 5 and above is
+    /// delivered first); before, only classic queues do.
+    static func quorumPriorities(major: Int) -> Bool {
+        major >= 4
+    }
+}
+
+extension EnvironmentSpec.Queue {
+    /// The queue as this release makes it: classic where priorities need one; a quorum queue's
+    /// default delivery limit written in where the release has one.
+    func explicit(forMajorVersion major: Int) -> EnvironmentSpec.Queue {
+        var queue = self
+        if queue.maxPriority != nil, queue.type == .quorum, !BrokerRelease.quorumPriorities(major: major) { queue.type = .classic }
+        if queue.type == .quorum, queue.deliveryLimit == nil { queue.deliveryLimit = BrokerRelease.quorumDefaultDeliveryLimit(major: major) }
+        return queue
+    }
 }
 
 extension EnvironmentSpec {
-    /// The spec with what the broker would do unasked written in: a quorum queue's default
-    /// delivery limit on releases that have one.
+    /// The spec with what the broker's release decides written in (see `Queue.explicit`), so
+    /// the record, the answer and its notes say what the broker will do.
     func explicit(forMajorVersion major: Int) -> EnvironmentSpec {
-        guard let limit = BrokerRelease.quorumDefaultDeliveryLimit(major: major) else { return self }
         var spec = self
-        for index in spec.queues.indices where spec.queues[index].type == .quorum && spec.queues[index].deliveryLimit == nil {
-            spec.queues[index].deliveryLimit = limit
-        }
+        spec.queues = queues.map { $0.explicit(forMajorVersion: major) }
         return spec
+    }
+}
+
+extension TopologyAddition {
+    /// The addition's queues as this release makes them, so they compare with the stored spec.
+    func explicit(forMajorVersion major: Int) -> TopologyAddition {
+        var addition = self
+        addition.queues = queues.map { $0.explicit(forMajorVersion: major) }
+        return addition
     }
 }

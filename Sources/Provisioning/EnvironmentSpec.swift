@@ -36,7 +36,9 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
         public var maxLength: Int?
         public var overflow: Overflow?
         public var singleActiveConsumer: Bool
-        /// Classic only (quorum queues cannot take priorities): 1-255.
+        /// 1-255. A classic queue takes it as `x-max-priority`; a quorum queue has priorities only
+        /// from RabbitMQ 4.0, in two levels (5 and above first) and without this argument, so on
+        /// an older broker such a queue is made classic (see `explicit(forMajorVersion:)`).
         public var maxPriority: Int?
 
         public init(

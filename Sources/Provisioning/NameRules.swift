@@ -133,7 +133,6 @@ extension EnvironmentSpec.Queue {
         }
         if overflow != nil, maxLength == nil { problems.append(("\(field).overflow", "needs max_length")) }
         if let priority = maxPriority {
-            if type != .classic { problems.append(("\(field).max_priority", "needs a classic queue (quorum queues cannot take priorities)")) }
             if !(1...255).contains(priority) { problems.append(("\(field).max_priority", "must be from 1 to 255")) }
         }
         return problems

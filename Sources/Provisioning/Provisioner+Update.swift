@@ -62,8 +62,8 @@ extension Provisioner {
     }
 
     private func grow(_ environment: Environment, record: EnvironmentRecord, adding addition: TopologyAddition) async throws -> EnvironmentHealth? {
-        let major = try await step("read overview") { try await release.majorVersion(from: admin) }
-        let merged = try Self.merge(addition, into: record.spec).explicit(forMajorVersion: major)
+        let addition = try await explicit(addition)
+        let merged = try Self.merge(addition, into: record.spec)
         var grown = environment
         grown.spec = merged
         try await refuseArgumentHeldChanges(from: record.spec, to: merged, in: grown.vhost)
@@ -80,7 +80,7 @@ extension Provisioner {
             .filter { EnvironmentNaming.isUser($0.user, of: grown.vhost) && Role.of($0) == .consumer }
         for consumer in consumers { try await grant(.consumer, to: consumer.user, in: grown) }
         try await records.change(grown.vhost, incarnation: record.incarnation, step: "record update") {
-            $0.spec = try Self.merge(addition, into: $0.spec).explicit(forMajorVersion: major)
+            $0.spec = try Self.merge(addition, into: $0.spec)
         }
         logger.info("environment updated", metadata: ["vhost": "\(grown.vhost)", "queues": "\(merged.queues.count)"])
         return try await inspect(team: environment.team, name: environment.name)

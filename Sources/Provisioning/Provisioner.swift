@@ -186,8 +186,17 @@ public struct Provisioner: Sendable {
     /// The spec with what this broker's release would do unasked written in (see
     /// `EnvironmentSpec.explicit(forMajorVersion:)`).
     func explicit(_ spec: EnvironmentSpec) async throws -> EnvironmentSpec {
-        let major = try await step("read overview") { try await release.majorVersion(from: admin) }
-        return spec.explicit(forMajorVersion: major)
+        spec.explicit(forMajorVersion: try await majorVersion())
+    }
+
+    /// An addition's queues as this broker's release makes them: what a PATCH compares with
+    /// the environment's spec.
+    public func explicit(_ addition: TopologyAddition) async throws -> TopologyAddition {
+        addition.explicit(forMajorVersion: try await majorVersion())
+    }
+
+    func majorVersion() async throws -> Int {
+        try await step("read overview") { try await release.majorVersion(from: admin) }
     }
 }
 

@@ -76,7 +76,8 @@ struct Topology: Sendable {
     static func arguments(of queue: EnvironmentSpec.Queue) -> [String: JSONValue] {
         var arguments: [String: JSONValue] = ["x-queue-type": .string(queue.type.rawValue)]
         if queue.singleActiveConsumer { arguments["x-single-active-consumer"] = .bool(true) }
-        if let priority = queue.maxPriority { arguments["x-max-priority"] = .int(priority) }
+        // Quorum queues refuse the argument; from 4.0 they order by priority without it.
+        if let priority = queue.maxPriority, queue.type == .classic { arguments["x-max-priority"] = .int(priority) }
         return arguments
     }
 }

@@ -151,7 +151,9 @@ struct EnvironmentSummaryBody: Encodable {
         queue = QueueBody(spec.queue)
         routingKey = spec.routingKey
         let priorityNotes = spec.queues.filter { $0.maxPriority != nil }.map {
-            "queue \($0.name) is a classic queue: priorities need one (quorum queues cannot take x-max-priority)"
+            $0.type == .classic
+                ? "queue \($0.name) is a classic queue with priorities up to \($0.maxPriority ?? 0) (quorum queues take priorities only from RabbitMQ 4.0)"
+                : "queue \($0.name) is a quorum queue: messages of priority 5 and above are delivered first (two levels; max_priority sets no more)"
         }
         // A limit without a dead-letter queue drops what passes it: say so, never silently.
         let dropNotes = spec.queues.filter { $0.deliveryLimit != nil && !$0.deadLetter }.map {

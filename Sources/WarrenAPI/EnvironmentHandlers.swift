@@ -40,11 +40,14 @@ struct EnvironmentHandlers: Sendable {
     func update(_ context: RequestContext) async throws -> HTTPResponse {
         let id = try environmentID(context)
         try requireJSON(context.request)
-        let addition = try TopologyAdditionRequest.decode(context.request.body)
+        let request = try TopologyAdditionRequest.decode(context.request.body)
         let provisioner = provisioner.logging(to: context.logger)
         guard let current = try await provisioner.inspect(team: context.team, name: id) else {
             throw Problem.notFound("no environment \(id)")
         }
+        // Compared with the spec as the broker's release made it (a queue with priorities is
+        // classic before RabbitMQ 4, say).
+        let addition = try await provisioner.explicit(request)
         let merged = try Provisioner.merge(addition, into: current.environment.spec)
         let invalid = merged.validate()
         guard invalid.isEmpty else {

@@ -18,8 +18,8 @@ enum TopologyFields {
         return EnvironmentSpec.Exchange(name: name ?? defaultName, type: type ?? .direct)
     }
 
-    /// One queue object. A queue that asks for priorities and names no type is classic:
-    /// quorum queues cannot take them.
+    /// One queue object. A queue names no type is quorum; one that asks for priorities is made
+    /// classic where the broker's quorum queues have none (see `EnvironmentSpec.explicit`).
     static func queue(_ object: [String: JSONValue], path: String, defaultName: String?, errors: inout [Problem.FieldError]) -> EnvironmentSpec.Queue {
         var fields = JSONFields(object, path: path)
         let name = fields.string("name", required: defaultName == nil)
@@ -27,7 +27,7 @@ enum TopologyFields {
         let priority = fields.integer("max_priority")
         let queue = EnvironmentSpec.Queue(
             name: name ?? defaultName ?? "",
-            type: type ?? (priority != nil ? .classic : .quorum),
+            type: type ?? .quorum,
             deliveryLimit: fields.integer("delivery_limit"),
             deadLetter: fields.bool("dead_letter") ?? false,
             messageTTLMilliseconds: fields.integer("message_ttl_ms"),

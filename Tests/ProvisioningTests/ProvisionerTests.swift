@@ -70,6 +70,23 @@ import Testing
         #expect(try await onThree.create(team: "team-a", spec: spec).environment.spec.queues[0].deliveryLimit == nil)
     }
 
+    /// Priorities on a quorum queue where the release has them (4.0 on), classic where it must.
+    @Test func aQueueWithPrioritiesIsQuorumFromRabbitMQ4AndClassicBefore() async throws {
+        var prioritised = EnvironmentSpec(name: "lanes")
+        prioritised.queue.maxPriority = 9
+        let onThree = try await provisioner.create(team: "team-a", spec: prioritised)
+        #expect(onThree.environment.spec.queues[0].type == .classic)
+        #expect(broker.state.withLock { $0.queues["warren.team-a.lanes/lanes"]?.arguments["x-max-priority"] } == .int(9))
+
+        let newer = FakeBroker()
+        newer.version.withLock { $0 = "4.0.5" }
+        let onFour = Provisioner(admin: newer, serviceUser: "warren-admin", logger: Logger(label: "test"), vhostReadyTimeout: .seconds(2))
+        let made = try await onFour.create(team: "team-a", spec: prioritised)
+        #expect(made.environment.spec.queues[0].type == .quorum)
+        let arguments = newer.state.withLock { $0.queues["warren.team-a.lanes/lanes"]?.arguments }
+        #expect(arguments?["x-queue-type"] == .string("quorum") && arguments?["x-max-priority"] == nil)
+    }
+
     @Test func theRecordInTheVhostDescriptionRoundTrips() async throws {
         _ = try await provisioner.create(team: "team-a", spec: spec)
         let description = broker.state.withLock { $0.vhosts[vhost]?.description }

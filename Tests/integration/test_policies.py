@@ -77,7 +77,7 @@ def test_settings_are_a_policy_and_clients_redeclare_with_plain_arguments(api_a,
     # Classic first: this vhost's default queue type is then classic, so a client may declare
     # the classic queue with no arguments at all.
     env = api_a.create_ok({"name": name, "queues": [{"name": "results", "type": "classic", "message_ttl_ms": 5000}, jobs,
-                                                    {"name": "lane", "max_priority": 5}]})
+                                                    {"name": "lane", "type": "classic", "max_priority": 5}]})
     vhost = env["vhost"]
     assert mgmt.queue(vhost, "jobs.v1")["arguments"] == {"x-queue-type": "quorum"}
     assert mgmt.queue(vhost, "results")["arguments"] == {"x-queue-type": "classic"}

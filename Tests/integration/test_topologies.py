@@ -102,14 +102,23 @@ def test_an_expired_message_is_dead_lettered(api_a, new_name):
         conn.close()
 
 
-def test_higher_priority_messages_come_first_and_the_answer_says_the_queue_is_classic(api_a, new_name, mgmt):
+@pytest.mark.parametrize("asked_type", [None, "quorum", "classic"])
+def test_higher_priority_messages_come_first_and_the_answer_says_which_queue_type(api_a, new_name, mgmt, settings,
+                                                                                  asked_type):
+    """Priorities on a quorum queue where the broker has them (RabbitMQ 4.0 on: two levels, 5
+    and above first), classic only where it must (3.x); the answer's notes say which."""
     name = new_name("prio")
-    env = api_a.create_ok({"name": name, "queues": [{"name": "lane", "max_priority": 10}]})
-    assert env["queues"][0]["type"] == "classic" and env["queues"][0]["max_priority"] == 10
-    assert any("classic" in note for note in env["notes"])
-    assert mgmt.queue(vhost_of("team-a", name), "lane")["arguments"]["x-max-priority"] == 10
-    resp = api_a.create({"name": new_name("prio-q"), "queues": [{"name": "lane", "type": "quorum", "max_priority": 10}]})
-    assert "queues[0].max_priority" in {e["field"] for e in assert_problem(resp, 400, "invalid-field")["errors"]}
+    lane = {"name": "lane", "max_priority": 10, **({"type": asked_type} if asked_type else {})}
+    env = api_a.create_ok({"name": name, "queues": [lane]})
+    quorum_priorities = int(settings.broker["BROKER_VERSION"].split(".")[0]) >= 4
+    expected = "classic" if asked_type == "classic" or not quorum_priorities else "quorum"
+    assert env["queues"][0]["type"] == expected and env["queues"][0]["max_priority"] == 10
+    assert any(f"is a {expected} queue" in note for note in env["notes"]), env["notes"]
+    arguments = mgmt.queue(vhost_of("team-a", name), "lane")["arguments"]
+    assert arguments["x-queue-type"] == expected
+    assert arguments.get("x-max-priority") == (10 if expected == "classic" else None)
+    # The same body again is the same environment.
+    assert api_a.create({"name": name, "queues": [lane]}).status_code == 200
     conn = connect(env, env["credentials"])
     try:
         ch = conn.channel()
