@@ -172,6 +172,9 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
             if a.type != b.type { fields.append("queue.type") }
             var options = a
             (options.name, options.type) = (b.name, b.type)
+            // A delivery limit belongs to quorum queues (on RabbitMQ 4 Warren writes in the
+            // broker's default): with another type it differs as a consequence, not on its own.
+            if a.type != b.type { options.deliveryLimit = b.deliveryLimit }
             if options != b { fields.append("queue") }
         } else {
             let mine = Dictionary(queues.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
