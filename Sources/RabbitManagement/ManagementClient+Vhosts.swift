@@ -21,7 +21,11 @@ extension ManagementClient {
         let json = try await get(
             ["vhosts"], query: [("columns", "name,description,tags,cluster_state,default_queue_type")],
             operation: "GET vhosts")
-        return try decodeList(json, what: "vhost list") { (item: JSONValue) throws(ManagementError) in try VhostInfo(json: item) }
+        // As in `countVhosts`: an item without a name is a vhost deleted mid-listing.
+        return try decodeList(json, what: "vhost list") { (item: JSONValue) throws(ManagementError) -> VhostInfo? in
+            guard case .object(let fields) = item, fields["name"] != nil else { return nil }
+            return try VhostInfo(json: item)
+        }.compactMap { $0 }
     }
 
     /// How many vhosts have names starting with `prefix`, counted by the broker: one page of
@@ -45,12 +49,12 @@ extension ManagementClient {
         }
         // 4.x ignores `columns` here and sends whole vhosts; 3.x honours it.
         let json = try await get(["vhosts"], query: [("columns", "name")], operation: "GET vhosts")
-        let names = try decodeList(json, what: "vhost list") { (item: JSONValue) throws(ManagementError) in
-            guard case .object(let fields) = item, case .string(let name) = fields["name"] else {
-                throw ManagementError(code: .invalidResponse, summary: "management API returned a vhost without a name")
-            }
+        // An item without a name is a vhost deleted while the listing was rendered (seen on
+        // 4.3 under racing creates and rollbacks): not counted.
+        let names = try decodeList(json, what: "vhost list") { (item: JSONValue) throws(ManagementError) -> String? in
+            guard case .object(let fields) = item, case .string(let name) = fields["name"] else { return nil }
             return name
-        }
+        }.compactMap { $0 }
         // Byte-wise, as the broker's regex compares: Swift's hasPrefix would equate canonically
         // equivalent Unicode spellings that are different vhost names.
         return names.count { $0.utf8.starts(with: prefix.utf8) }

@@ -73,8 +73,14 @@ func decodeList<T>(_ value: JSONValue, what: String, _ element: (JSONValue) thro
     var out: [T] = []
     out.reserveCapacity(items.count)
     for item in items {
-        if case .array(let inner) = item, inner.isEmpty { continue }
-        out.append(try element(item))
+        // Objects deleted while the broker renders a listing come back as `[]` (3.10), or as
+        // `null` or `{}`: gone, so left out.
+        switch item {
+        case .array(let inner) where inner.isEmpty: continue
+        case .object(let fields) where fields.isEmpty: continue
+        case .null: continue
+        default: out.append(try element(item))
+        }
     }
     return out
 }
