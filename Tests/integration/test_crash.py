@@ -30,7 +30,9 @@ MAX_OPS_PER_THREAD = 200  # a safety cap: the load runs until the kill
 # runs out (three management timeouts); meanwhile writes to that record answer 503 with
 # Retry-After, as a client that retries sees.
 LOCK_LEASE_BOUND = 45.0
-RECOVERY_BOUND = 30.0  # seconds from the new warren's start: grace 14 s + sweeps of 1 s + the work
+# Seconds from the new warren's start: the grace (14 s), or a record lock the killed warren held
+# running out (its lease, 30 s), plus sweeps of 1 s and the work.
+RECOVERY_BOUND = 50.0
 
 
 class Load:
