@@ -42,10 +42,36 @@ struct EnvironmentRecordStore: Sendable {
         return .valid(record)
     }
 
-    /// The first write of a new environment: makes its vhost. Only a create that found no vhost
-    /// calls this; racing creates of one name are settled by the claim (see `Claim`).
-    func create(_ record: EnvironmentRecord, vhost: String) async throws {
-        try await put(record, vhost: vhost, step: "create vhost")
+    /// The first write of a new environment: makes its vhost, unless one stands there by the
+    /// time this create holds the record's lock. Nil when it made the vhost; otherwise what
+    /// stands there now (a create of the same name that came first, or anything else), for the
+    /// caller to treat as if its first read had found it.
+    ///
+    /// Under the record's lock, like `deleteVhost`, for two reasons. Two creates that both
+    /// found no vhost would otherwise both write a record, the later over the earlier, even
+    /// after the earlier was marked ready. And a create that found no vhost may have found a
+    /// DELETE of the same name half done (the broker drops the vhost from its metadata first,
+    /// then stops its queues and removes its storage): RabbitMQ 3.10 takes a PUT in that moment
+    /// for a new vhost whose storage the running delete then removes, and a quorum queue
+    /// declared in it never gets a leader (every call on it hangs); seen with racing creates and
+    /// deletes of one name. Under the lock, the PUT waits until that DELETE has returned.
+    func create(_ record: EnvironmentRecord, vhost: String) async throws -> RecordReading? {
+        try await RecordLock(provisioner: provisioner).withLock(vhost) {
+            let found = try await read(vhost)
+            guard case .absent = found else { return found }
+            try await put(record, vhost: vhost, step: "create vhost")
+            return nil
+        }
+    }
+
+    /// Deletes the vhost, under the record's lock, when `stillWanted` (asked under the lock,
+    /// right before) says so; false when it did not. See `create` for why under the lock.
+    func deleteVhost(_ vhost: String, when stillWanted: () async throws -> Bool) async throws -> Bool {
+        try await RecordLock(provisioner: provisioner).withLock(vhost) {
+            guard try await stillWanted() else { return false }
+            _ = try await provisioner.step("delete vhost") { try await admin.deleteVhost(vhost) }
+            return true
+        }
     }
 
     /// Applies `change` to the record as it is now, under the record's lock, and writes it when

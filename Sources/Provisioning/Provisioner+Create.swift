@@ -61,7 +61,15 @@ extension Provisioner {
         var ownsVhost = false
         // The incarnation this create joined, when another create made the vhost.
         var joined: String?
-        switch try await records.read(vhost) {
+        var found = try await records.read(vhost)
+        let fresh = EnvironmentRecord(team: team, spec: spec, createdAt: EnvironmentRecord.now())
+        if case .absent = found {
+            // A cheap refusal before anything is made; `holdQuota` below is what holds.
+            try await checkQuota(team: team)
+            // Nil: made. Otherwise another create (or anyone) came first, and that is what is found.
+            found = try await records.create(fresh, vhost: vhost) ?? .absent
+        }
+        switch found {
         case .valid(let existing):
             record = try matching(existing, spec: spec)
             joined = record.incarnation
@@ -71,10 +79,7 @@ extension Provisioner {
             logger.error("environment record fails validation", metadata: ["vhost": "\(vhost)", "reason": "\(reason)"])
             throw ProvisioningError.invalidRecord(spec.name, reason)
         case .absent:
-            // A cheap refusal before anything is made; `holdQuota` below is what holds.
-            try await checkQuota(team: team)
-            record = EnvironmentRecord(team: team, spec: spec, createdAt: EnvironmentRecord.now())
-            try await records.create(record, vhost: vhost)
+            record = fresh
             ownsVhost = true
         }
 

@@ -18,7 +18,7 @@ extension Provisioner {
                 logger.error("environment record fails validation", metadata: ["vhost": "\(vhost)", "reason": "\(reason)"])
                 guard force else { throw ProvisioningError.invalidRecord(name, reason + "; DELETE with ?force=true removes its vhost and users") }
                 try await removeUsers(of: vhost)
-                _ = try await step("delete vhost") { try await admin.deleteVhost(vhost) }
+                _ = try await records.deleteVhost(vhost) { true }
                 return true
             case .valid(let record):
                 if record.state != .deleting, !force { try await refuseIfMessagesPending(Environment(record: record, vhost: vhost)) }
@@ -47,9 +47,8 @@ extension Provisioner {
             guard try await stillDeleting(vhost, incarnation: incarnation) else { return }
             throw error
         }
-        // Once more right before the vhost goes.
-        guard try await stillDeleting(vhost, incarnation: incarnation) else { return }
-        _ = try await step("delete vhost") { try await admin.deleteVhost(vhost) }
+        // Once more right before the vhost goes, under the record's lock.
+        guard try await records.deleteVhost(vhost, when: { try await stillDeleting(vhost, incarnation: incarnation) }) else { return }
         logger.info("environment deleted", metadata: ["vhost": "\(vhost)", "users": "\(users)"])
     }
 

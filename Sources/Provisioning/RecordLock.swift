@@ -22,21 +22,22 @@ struct RecordLock: Sendable {
 
     func withLock<T: Sendable>(_ vhost: String, _ body: () async throws -> T) async throws -> T {
         let name = "lock.\(vhost)"
-        try await acquire(name)
+        var generator = SystemRandomNumberGenerator()
+        let token = Int.random(in: 1...(1 << 47), using: &generator)
+        try await acquire(name, token: token)
         do {
             let result = try await body()
-            await release(name)
+            await release(name, token: token)
             return result
         } catch {
-            await release(name)
+            await release(name, token: token)
             throw error
         }
     }
 
-    private func acquire(_ name: String) async throws {
+    private func acquire(_ name: String, token: Int) async throws {
         let admin = provisioner.admin
         var generator = SystemRandomNumberGenerator()
-        let token = Int.random(in: 1...(1 << 47), using: &generator)
         let arguments: [String: JSONValue] = [
             "x-queue-type": "classic", "x-max-length": .int(token),
             "x-expires": .int(Int(lease / .milliseconds(1))),
@@ -70,12 +71,21 @@ struct RecordLock: Sendable {
         }
     }
 
-    /// Best effort: a lock that cannot be deleted now expires after `lease`.
-    private func release(_ name: String) async {
+    /// Best effort: a lock left behind holds up every operation on the environment (503 busy)
+    /// until it expires after `lease`. A failed DELETE is sent again only while the lock still
+    /// holds this holder's token: a DELETE that went through but whose answer was lost may
+    /// already have let another operation take the lock.
+    private func release(_ name: String, token: Int) async {
+        let admin = provisioner.admin
+        let vhost = EnvironmentNaming.systemVhost
         do {
-            _ = try await provisioner.step("unlock record") {
-                try await provisioner.admin.deleteQueue(vhost: EnvironmentNaming.systemVhost, name: name)
-            }
+            _ = try await provisioner.step("unlock record") { try await admin.deleteQueue(vhost: vhost, name: name) }
+            return
+        } catch {}
+        do {
+            let lock = try await provisioner.step("read record lock") { try await admin.queue(vhost: vhost, name: name) }
+            guard let lock, lock.arguments["x-max-length"] == .int(token) else { return }
+            _ = try await provisioner.step("unlock record") { try await admin.deleteQueue(vhost: vhost, name: name) }
         } catch {
             provisioner.logger.warning("record lock not released; it expires by itself", metadata: ["lock": "\(name)", "error": "\(error)"])
         }

@@ -71,7 +71,8 @@ public final class ManagementClient: Sendable {
     /// Two DELETEs of one object at the same moment: on RabbitMQ 3.10 the loser answers 500
     /// now and then instead of 404 (about one pair in ten for users, seen with two rotations
     /// revoking the same user). So after a 5xx the object is looked up: gone means someone
-    /// else deleted it (false); still there means the DELETE is tried once more.
+    /// else deleted it (false). Still there, the error stands: the DELETE is not sent again
+    /// here, since by now the name may be another object's (the caller knows whether it is).
     func deleteIfPresent(_ segments: [String], operation: String) async throws -> Bool {
         do {
             return try await deleteOnce(segments, operation: operation)
@@ -79,7 +80,7 @@ public final class ManagementClient: Sendable {
             guard try await getIfPresent(segments, operation: "GET after a failed \(operation)") != nil else {
                 return false
             }
-            return try await deleteOnce(segments, operation: operation)
+            throw error
         }
     }
 

@@ -47,6 +47,10 @@ import WireFormat
     @Test(arguments: 1...createCalls)
     func aFailureAtAnyStepOfACreateWithAPolicyLeavesNothingBehind(k: Int) async throws {
         broker.fail(call: k)
+        if ProvisionerTests.unlockCalls.contains(k) {  // retried; the create goes on
+            #expect(try await provisioner.create(team: "team-a", spec: spec).created)
+            return
+        }
         await #expect(throws: ProvisioningError.self) {
             try await provisioner.create(team: "team-a", spec: spec)
         }

@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from warren_support import Api, invariant_violations, vhost_of
+from warren_support import Api, invariant_violations, log_lines, vhost_of
 
 # The grace must outlast the longest create (deadline + one management timeout), or warren
 # refuses to start: a short deadline keeps the grace, and so the recovery, short. The timeout
@@ -142,7 +142,11 @@ def test_killed_mid_flight_then_complete_or_gone(kill_after, warren_factory, tok
         assert got.status_code in (200, 404), got.text[:300]
         if got.status_code == 200:
             assert got.json()["status"] == "ready", got.text[:1000]
-            assert delete_retrying(api, name).status_code == 204
+            resp = delete_retrying(api, name)
+            assert resp.status_code == 204, (
+                f"DELETE {name}: {resp.status_code} {resp.text[:500]}; {proc.describe()}; its log about "
+                f"{name}:\n" + "\n".join(
+                    str(line) for line in log_lines(proc.log_path) if name in str(line))[-4000:])
     assert invariant_violations(mgmt, prefix=prefix) == []
     vhosts, users = mgmt.snapshot()
     left = sorted(x for x in vhosts | users if x.startswith(prefix))
