@@ -26,7 +26,8 @@ public protocol BrokerAdmin: Sendable {
     func putQueue(vhost: String, name: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws
     func queue(vhost: String, name: String) async throws -> QueueInfo?
     func deleteQueue(vhost: String, name: String) async throws -> Bool
-    /// Whether the queue holds a message right now (one is fetched and requeued).
+    /// Whether the queue holds a message right now (one is fetched and requeued); false when
+    /// there is no such queue.
     func holdsMessages(vhost: String, name: String) async throws -> Bool
     func bind(vhost: String, exchange: String, queue: String, routingKey: String, arguments: [String: JSONValue]) async throws
     func bindings(vhost: String, exchange: String, queue: String) async throws -> [BindingInfo]

@@ -42,7 +42,23 @@ extension ManagementClient {
     /// fetched and at once requeued (`reject_requeue_true`), so it stays, marked redelivered
     /// (for a quorum queue the return also counts as one delivery). The statistics (`messages`)
     /// lag by seconds, and quorum queues refuse the if-empty delete.
+    ///
+    /// False when there is no such queue (404). After a 5xx (RabbitMQ 3.10 answers 500 now and
+    /// then when the queue is declared or deleted at that moment) the queue is looked up: gone,
+    /// it holds nothing; there, it is asked once more (the fetch leaves the message in place,
+    /// so asking again is safe).
     public func holdsMessages(vhost: String, name: String) async throws -> Bool {
+        do {
+            return try await fetchAndRequeue(vhost: vhost, name: name)
+        } catch let error as ManagementError where error.code == .notFound {
+            return false
+        } catch let error as ManagementError where error.code == .brokerFailure {
+            guard try await queue(vhost: vhost, name: name) != nil else { return false }
+            return try await fetchAndRequeue(vhost: vhost, name: name)
+        }
+    }
+
+    private func fetchAndRequeue(vhost: String, name: String) async throws -> Bool {
         let body: JSONValue = ["count": 1, "ackmode": "reject_requeue_true", "encoding": "auto", "truncate": 1]
         let json = try await send("POST", ["queues", vhost, name, "get"], query: [], body: body, operation: "POST queue get").json()
         guard case .array(let messages) = json else {

@@ -20,6 +20,8 @@ final class FakeBroker: BrokerAdmin, Sendable {
         var bindings: [String: BindingInfo] = [:]  // "vhost/exchange/queue/key"
         var limits: [String: Int] = [:]  // "vhost/name"
         var policies: [String: [String: JSONValue]] = [:]  // "vhost/name" -> definition
+        /// Queues ("vhost/name") holding a message too recent to be in the statistics yet.
+        var recentMessages: Set<String> = []
         var calls: [String] = []
         var failAt: Int?
         var failure = ManagementError(code: .brokerFailure, status: 500, summary: "management API answered 500")
@@ -198,9 +200,15 @@ final class FakeBroker: BrokerAdmin, Sendable {
         return state.withLock { $0.queues.removeValue(forKey: "\(vhost)/\(name)") != nil }
     }
 
+    /// Like the broker: the fetch needs the service user's ("warren-admin") permissions in the vhost.
     func holdsMessages(vhost: String, name: String) async throws -> Bool {
         try record("POST queue get")
-        return state.withLock { ($0.queues["\(vhost)/\(name)"]?.messages ?? 0) > 0 }
+        return try state.withLock {
+            guard $0.permissions[vhost]?.contains("warren-admin") == true else {
+                throw ManagementError(code: .unauthorized, status: 401, summary: "management API answered 401 for POST queue get")
+            }
+            return ($0.queues["\(vhost)/\(name)"]?.messages ?? 0) > 0 || $0.recentMessages.contains("\(vhost)/\(name)")
+        }
     }
 
 

@@ -341,6 +341,29 @@ import Testing
         #expect(try await Janitor(provisioner: provisioner, grace: .seconds(60)).sweep().isEmpty)
     }
 
+    /// The guard asks the queue itself, which needs Warren's permissions in the vhost: without
+    /// them (a DELETE right after a create made the vhost) they are granted and the queue asked
+    /// again; a queue holding a message still keeps the environment.
+    @Test func theDeleteGuardGrantsItselfTheFetchAndStillRefuses() async throws {
+        _ = try await provisioner.create(team: "team-a", spec: spec)
+        broker.state.withLock {
+            $0.permissions[vhost]?.remove("warren-admin")
+            $0.recentMessages.insert("\(vhost)/fraud-scoring")
+        }
+        let error = await #expect(throws: ProvisioningError.self) {
+            try await provisioner.delete(team: "team-a", name: "fraud-scoring", force: false)
+        }
+        #expect(error?.code == .messagesPending)
+        #expect(broker.state.withLock { $0.vhosts[vhost] } != nil)
+
+        broker.state.withLock {
+            $0.permissions[vhost]?.remove("warren-admin")
+            $0.recentMessages = []
+        }
+        #expect(try await provisioner.delete(team: "team-a", name: "fraud-scoring", force: false))
+        #expect(broker.holdsNothing(of: vhost))
+    }
+
     @Test func aDeleteInterruptedAfterItsMarkIsFinishedByTheJanitor() async throws {
         _ = try await provisioner.create(team: "team-a", spec: spec)
         // Fail the first user deletion (read, lock, read, mark, unlock, re-read, two listings,

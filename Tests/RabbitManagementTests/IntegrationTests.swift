@@ -115,6 +115,20 @@ struct IntegrationTests {
         }
     }
 
+    /// The delete guard's question: a queue's message is seen (and stays), an absent queue holds nothing.
+    @Test func holdsMessages() async throws {
+        try await withVhost("holds") { vhost in
+            #expect(try await client.holdsMessages(vhost: vhost, name: "absent") == false)
+            try await client.putQueue(vhost: vhost, name: "q", durable: true)
+            #expect(try await client.holdsMessages(vhost: vhost, name: "q") == false)
+            _ = try await client.call("POST", ["exchanges", vhost, "amq.default", "publish"], body: [
+                "properties": [:], "routing_key": "q", "payload": "job", "payload_encoding": "string",
+            ])
+            #expect(try await client.holdsMessages(vhost: vhost, name: "q"))
+            #expect(try await client.holdsMessages(vhost: vhost, name: "q"), "the fetched message stays")
+        }
+    }
+
     @Test func permissions() async throws {
         try await withVhost("perm") { vhost in
             let user = uniqueName("permuser")
