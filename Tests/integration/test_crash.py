@@ -31,8 +31,9 @@ MAX_OPS_PER_THREAD = 200  # a safety cap: the load runs until the kill
 # Retry-After, as a client that retries sees.
 LOCK_LEASE_BOUND = 45.0
 # Seconds from the new warren's start: the grace (14 s), or a record lock the killed warren held
-# running out (its lease, 30 s), plus sweeps of 1 s and the work.
-RECOVERY_BOUND = 50.0
+# running out (its lease, 30 s), plus sweeps of 1 s and the work (measured here: 30-37 s when a
+# lease was involved, on a machine also building).
+RECOVERY_BOUND = 60.0
 
 
 class Load:
