@@ -9,7 +9,6 @@ public protocol BrokerAdmin: Sendable {
     func whoami() async throws -> WhoAmI
     func vhost(_ name: String) async throws -> VhostInfo?
     func vhosts() async throws -> [VhostInfo]
-    func countVhosts(prefix: String) async throws -> Int
     /// True when the PUT made the vhost (201).
     @discardableResult
     func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws -> Bool
@@ -36,6 +35,11 @@ public protocol BrokerAdmin: Sendable {
     func putPolicy(vhost: String, name: String, pattern: String, definition: [String: JSONValue], priority: Int, applyTo: String) async throws
     /// False when there was no such policy.
     func deletePolicy(vhost: String, name: String) async throws -> Bool
+    /// A global runtime parameter's value; nil when there is none.
+    func globalParameter(_ name: String) async throws -> JSONValue?
+    func putGlobalParameter(_ name: String, value: JSONValue) async throws
+    /// The global parameters whose names start with `prefix`.
+    func globalParameters(prefix: String) async throws -> [String: JSONValue]
     /// The same broker, logging its calls through `logger` (to carry a request id).
     func logging(to logger: Logger) -> any BrokerAdmin
 }

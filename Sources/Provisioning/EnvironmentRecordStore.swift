@@ -55,21 +55,37 @@ struct EnvironmentRecordStore: Sendable {
     /// for a new vhost whose storage the running delete then removes, and a quorum queue
     /// declared in it never gets a leader (every call on it hangs); seen with racing creates and
     /// deletes of one name. Under the lock, the PUT waits until that DELETE has returned.
+    ///
+    /// The team's quota is held here too: the name goes into the team's index (`TeamIndex`)
+    /// before the vhost is made, or the create is refused with nothing made.
     func create(_ record: EnvironmentRecord, vhost: String) async throws -> RecordReading? {
         try await RecordLock(provisioner: provisioner).withLock(vhost) {
             let found = try await read(vhost)
             guard case .absent = found else { return found }
-            try await put(record, vhost: vhost, step: "create vhost")
+            let index = TeamIndex(provisioner: provisioner)
+            try await index.reserve(team: record.team, name: record.spec.name, limit: provisioner.maxEnvironmentsPerTeam)
+            do {
+                try await put(record, vhost: vhost, step: "create vhost")
+            } catch {
+                // Out of the index again only when the vhost surely was not made (a timed-out
+                // PUT may have made it): a name left listed counts until the janitor sees.
+                if case .absent? = try? await read(vhost) { await index.release(team: record.team, name: record.spec.name) }
+                throw error
+            }
             return nil
         }
     }
 
     /// Deletes the vhost, under the record's lock, when `stillWanted` (asked under the lock,
     /// right before) says so; false when it did not. See `create` for why under the lock.
+    /// Once the vhost is gone, its name leaves the team's index.
     func deleteVhost(_ vhost: String, when stillWanted: () async throws -> Bool) async throws -> Bool {
         try await RecordLock(provisioner: provisioner).withLock(vhost) {
             guard try await stillWanted() else { return false }
             _ = try await provisioner.step("delete vhost") { try await admin.deleteVhost(vhost) }
+            if let owner = EnvironmentNaming.parse(vhost: vhost) {
+                await TeamIndex(provisioner: provisioner).release(team: owner.team, name: owner.name)
+            }
             return true
         }
     }

@@ -28,6 +28,8 @@ public final class Janitor: Sendable {
         public var regranted = 0
         /// Records that fail validation, left alone (and logged at error level).
         public var invalid = 0
+        /// Names put into, or taken out of, teams' indexes (`TeamIndex`).
+        public var indexed = 0
 
         public var isEmpty: Bool { self == Report() }
     }
@@ -81,13 +83,14 @@ public final class Janitor: Sendable {
             }
         }
         report.regranted = try await regrantFullUsers(records)
+        var unfinished: [String: ContinuousClock.Instant] = [:]
+        report.indexed = try await repairIndexes(existing: existing, unfinished: &unfinished)
 
         for (vhost, record) in records where !record.revocations.isEmpty && record.state == .ready {
             report.revoked += try await provisioner.revokeDue(record, vhost: vhost)
         }
 
         let now = ContinuousClock.now
-        var unfinished: [String: ContinuousClock.Instant] = [:]
         for (vhost, record) in records.sorted(by: { $0.key < $1.key }) where record.state != .ready {
             // Only what has stayed unfinished for the grace, as this janitor has seen it: a
             // create or a DELETE running right now on another instance is left to finish.
@@ -115,6 +118,7 @@ public final class Janitor: Sendable {
             provisioner.logger.notice("janitor finished interrupted work", metadata: [
                 "completed": "\(report.completed)", "removed": "\(report.removed)", "orphan_users": "\(report.orphanUsers)",
                 "revoked": "\(report.revoked)", "regranted": "\(report.regranted)", "invalid": "\(report.invalid)",
+                "indexed": "\(report.indexed)",
             ])
         }
         return report
@@ -150,6 +154,53 @@ public final class Janitor: Sendable {
         } catch let error as ProvisioningError where error.code == .conflict || error.code == .notFound {
             return .untouched
         }
+    }
+
+    /// Teams' indexes brought in line with the vhosts listed: a vhost its index misses is put
+    /// in at once (it exists: it counts); a name without a vhost comes out once this janitor has
+    /// seen it so for the grace (a create holds its name from just before it makes the vhost,
+    /// and no create lasts the grace). Names seen without a vhost go into `unfinished`, keyed
+    /// "index {team} {name}", so that their first sighting is remembered.
+    private func repairIndexes(existing: Set<String>, unfinished: inout [String: ContinuousClock.Instant]) async throws -> Int {
+        let admin = provisioner.admin
+        let index = TeamIndex(provisioner: provisioner)
+        let stored = try await provisioner.step("list team indexes") { try await admin.globalParameters(prefix: TeamIndex.parameterPrefix) }
+        var present: [String: Set<String>] = [:]
+        for vhost in existing {
+            guard let owner = EnvironmentNaming.parse(vhost: vhost) else { continue }
+            present[owner.team, default: []].insert(owner.name)
+        }
+        var listed: [String: Set<String>] = [:]
+        for (parameter, value) in stored {
+            let team = String(parameter.dropFirst(TeamIndex.parameterPrefix.count))
+            guard NameRules.checkTeamName(team) == nil else { continue }
+            listed[team] = Set(TeamIndex.names(in: value) ?? [])
+        }
+        let now = ContinuousClock.now
+        var changed = 0
+        for team in Set(present.keys).union(listed.keys).sorted() {
+            // A team without an index is left to the first create, which builds it.
+            guard let names = listed[team] else { continue }
+            let have = present[team] ?? []
+            let missing = have.subtracting(names)
+            var stale = Set<String>()
+            for name in names.subtracting(have) {
+                let key = "index \(team) \(name)"
+                let seen = firstSeen.withLock { $0[key] } ?? now
+                unfinished[key] = seen
+                if now - seen > grace { stale.insert(name) }
+            }
+            guard !missing.isEmpty || !stale.isEmpty else { continue }
+            do {
+                changed += try await index.repair(team: team, adding: missing, removing: stale)
+                for name in stale { unfinished["index \(team) \(name)"] = nil }
+            } catch {
+                provisioner.logger.warning("janitor could not repair a team index; next sweep tries again", metadata: [
+                    "team": "\(team)", "error": "\(error)",
+                ])
+            }
+        }
+        return changed
     }
 
     /// Full users whose permissions still reach Warren's own names (made before they were kept

@@ -64,9 +64,8 @@ extension Provisioner {
         var found = try await records.read(vhost)
         let fresh = EnvironmentRecord(team: team, spec: spec, createdAt: EnvironmentRecord.now())
         if case .absent = found {
-            // A cheap refusal before anything is made; `holdQuota` below is what holds.
-            try await checkQuota(team: team)
-            // Nil: made. Otherwise another create (or anyone) came first, and that is what is found.
+            // Nil: made (the team's quota held first, see `TeamIndex`). Otherwise another
+            // create (or anyone) came first, and that is what is found.
             found = try await records.create(fresh, vhost: vhost) ?? .absent
         }
         switch found {
@@ -87,7 +86,6 @@ extension Provisioner {
         do {
             record = try await prepare(vhost, record: record, ownsVhost: &ownsVhost)
             if !ownsVhost { joined = record.incarnation }
-            if ownsVhost { try await holdQuota(team: team, incarnation: record.incarnation) }
             let environment = Environment(record: record, vhost: vhost)
             issued = roles.map { role in
                 IssuedCredentials(
@@ -117,50 +115,7 @@ extension Provisioner {
         }
     }
 
-    /// Refuses a create when the team already has its quota of environments, as the broker
-    /// counts them: a cheap check before anything is made.
-    private func checkQuota(team: String) async throws {
-        let owned = try await step("count environments") { try await admin.countVhosts(prefix: EnvironmentNaming.teamPrefix(team)) }
-        guard owned < maxEnvironmentsPerTeam else { throw quotaExceeded(team: team) }
-    }
-
-    /// What holds the quota under racing creates on any number of instances: the count is
-    /// taken again once this create's vhost exists. Of any two racing creates the one that
-    /// counts later sees both vhosts, so the last of the creates that go ahead sees them all,
-    /// and they never pass the quota together. When the count is over, the racing creates
-    /// (`creating`) are ranked by creation time and incarnation: one ranked past the quota
-    /// gives up (and its rollback removes its vhost), the others count again shortly, until the
-    /// count fits or they are past the quota themselves. So racing creates fill the quota
-    /// rather than all refusing each other.
-    private func holdQuota(team: String, incarnation: String) async throws {
-        let prefix = EnvironmentNaming.teamPrefix(team)
-        for _ in 0..<40 {
-            let owned = try await step("count environments") { try await admin.countVhosts(prefix: prefix) }
-            guard owned > maxEnvironmentsPerTeam else { return }
-            let listed = try await step("list vhosts") { try await admin.vhosts() }.filter { $0.name.hasPrefix(prefix) }
-            var racing: [EnvironmentRecord] = []
-            var leaving = 0
-            for info in listed {
-                guard case .valid(let record) = EnvironmentRecordStore.reading(info) else { continue }
-                if record.state == .creating { racing.append(record) }
-                if record.state == .deleting { leaving += 1 }
-            }
-            racing.sort { ($0.createdAt, $0.incarnation) < ($1.createdAt, $1.incarnation) }
-            // What stays: everything but the racing creates and the environments on their way
-            // out (those still count above until they are gone); records that fail validation
-            // stay too.
-            let settled = listed.count - racing.count - leaving
-            let rank = racing.firstIndex { $0.incarnation == incarnation } ?? racing.count
-            logger.debug("over quota while creates race", metadata: [
-                "team": "\(team)", "count": "\(owned)", "settled": "\(settled)", "racing": "\(racing.count)", "leaving": "\(leaving)", "rank": "\(rank)",
-            ])
-            guard settled + rank < maxEnvironmentsPerTeam else { throw quotaExceeded(team: team) }
-            try await Task.sleep(for: .milliseconds(Int.random(in: 50...100)))
-        }
-        throw quotaExceeded(team: team)
-    }
-
-    private func quotaExceeded(team: String) -> ProvisioningError {
+    func quotaExceeded(team: String) -> ProvisioningError {
         ProvisioningError(
             code: .quotaExceeded,
             detail: "team \(team) has as many environments as it may: the limit is \(maxEnvironmentsPerTeam); delete one first")

@@ -3,15 +3,39 @@ import RabbitManagement
 extension Provisioner {
     /// The team's environments with a valid record, by name (one whose record fails
     /// validation is shown by GET as `degraded`, with the reason).
+    /// The team's environments, from its index (`TeamIndex`): one read of the index and one
+    /// of each of its vhosts, a few at once, whatever the number of other teams'
+    /// environments. A team without an index yet (none of its environments was made since
+    /// there are indexes) is listed from the whole vhost listing.
     public func list(team: String) async throws -> [Environment] {
-        let prefix = EnvironmentNaming.teamPrefix(team)
-        return try await step("list vhosts") { try await admin.vhosts() }
-            .filter { $0.name.hasPrefix(prefix) }
+        let infos: [VhostInfo]
+        if let names = try await TeamIndex(provisioner: self).read(team: team) {
+            infos = try await vhosts(names.map { EnvironmentNaming.vhost(team: team, name: $0) })
+        } else {
+            let prefix = EnvironmentNaming.teamPrefix(team)
+            infos = try await step("list vhosts") { try await admin.vhosts() }.filter { $0.name.utf8.starts(with: prefix.utf8) }
+        }
+        return infos
             .compactMap { info in
                 guard case .valid(let record) = EnvironmentRecordStore.reading(info) else { return nil }
                 return Environment(record: record, vhost: info.name)
             }
             .sorted { $0.name < $1.name }
+    }
+
+    /// The vhosts of these names that exist, read eight at a time.
+    private func vhosts(_ names: [String]) async throws -> [VhostInfo] {
+        var found: [VhostInfo] = []
+        for start in stride(from: 0, to: names.count, by: 8) {
+            let batch = names[start..<min(start + 8, names.count)]
+            try await withThrowingTaskGroup(of: VhostInfo?.self) { group in
+                for name in batch {
+                    group.addTask { [admin] in try await self.step("read vhost") { try await admin.vhost(name) } }
+                }
+                for try await info in group { if let info { found.append(info) } }
+            }
+        }
+        return found
     }
 
     /// The environment and its valid record, to change it: nil when there is no such

@@ -20,8 +20,10 @@ struct RecordLock: Sendable {
     /// holder needs milliseconds; only a dead one makes anyone wait this long).
     var wait: Duration = .seconds(8)
 
-    func withLock<T: Sendable>(_ vhost: String, _ body: () async throws -> T) async throws -> T {
-        let name = "lock.\(vhost)"
+    /// `key`: the vhost for an environment's record; `team.{team}` for a team's index (no
+    /// vhost name starts with `team.`).
+    func withLock<T: Sendable>(_ key: String, _ body: () async throws -> T) async throws -> T {
+        let name = "lock.\(key)"
         var generator = SystemRandomNumberGenerator()
         let token = Int.random(in: 1...(1 << 47), using: &generator)
         try await acquire(name, token: token)

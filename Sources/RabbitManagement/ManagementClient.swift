@@ -254,8 +254,6 @@ extension ManagementClient {
         let loop: CurlMultiLoop
         /// The node that answered last; tried first next time.
         let preferredIndex = Atomic<Int>(0)
-        /// Set once a 4.x broker has refused a paginated vhost listing (see `countVhosts`).
-        let vhostPagesFail = Atomic<Bool>(false)
 
         init(configuration: ManagementConfiguration, logger: Logger) throws {
             self.baseURLs = try configuration.validatedBaseURLs()

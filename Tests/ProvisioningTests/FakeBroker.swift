@@ -20,6 +20,7 @@ final class FakeBroker: BrokerAdmin, Sendable {
         var bindings: [String: BindingInfo] = [:]  // "vhost/exchange/queue/key"
         var limits: [String: Int] = [:]  // "vhost/name"
         var policies: [String: [String: JSONValue]] = [:]  // "vhost/name" -> definition
+        var globalParameters: [String: JSONValue] = [:]
         /// Queues ("vhost/name") holding a message too recent to be in the statistics yet.
         var recentMessages: Set<String> = []
         var calls: [String] = []
@@ -84,11 +85,6 @@ final class FakeBroker: BrokerAdmin, Sendable {
     func vhosts() async throws -> [VhostInfo] {
         try record("GET vhosts")
         return state.withLock { Array($0.vhosts.values) }
-    }
-
-    func countVhosts(prefix: String) async throws -> Int {
-        try record("GET vhosts")
-        return state.withLock { $0.vhosts.keys.filter { $0.hasPrefix(prefix) }.count }
     }
 
     @discardableResult
@@ -250,6 +246,30 @@ final class FakeBroker: BrokerAdmin, Sendable {
         return state.withLock { $0.policies.removeValue(forKey: "\(vhost)/\(name)") != nil }
     }
 
+    func globalParameter(_ name: String) async throws -> JSONValue? {
+        try record("GET global parameter")
+        return state.withLock { $0.globalParameters[name] }
+    }
+
+    func putGlobalParameter(_ name: String, value: JSONValue) async throws {
+        try record("PUT global parameter")
+        state.withLock { $0.globalParameters[name] = value }
+    }
+
+    func globalParameters(prefix: String) async throws -> [String: JSONValue] {
+        try record("GET global parameters")
+        return state.withLock { $0.globalParameters.filter { $0.key.hasPrefix(prefix) } }
+    }
+
+    /// The names a team's index lists (`TeamIndex`), as the broker holds it.
+    func indexed(team: String) -> [String] {
+        state.withLock { state in
+            guard case .object(let fields)? = state.globalParameters["warren.team.\(team)"],
+                  case .array(let names)? = fields["environments"] else { return [] }
+            return names.compactMap { if case .string(let name) = $0 { name } else { nil } }
+        }
+    }
+
     /// The queue arguments RabbitMQ compares when a queue is declared again (others, such as
     /// the claim's record, are not compared).
     static let checkedArguments = [
@@ -259,9 +279,12 @@ final class FakeBroker: BrokerAdmin, Sendable {
 
     func logging(to logger: Logger) -> any BrokerAdmin { self }
 
-    /// True when the broker holds nothing at all of the given vhost and its users.
+    /// True when the broker holds nothing at all of the given vhost and its users, and its
+    /// team's index does not list it.
     func holdsNothing(of vhost: String) -> Bool {
-        state.withLock { state in
+        let parts = vhost.split(separator: ".")
+        let listed = parts.count == 3 && indexed(team: String(parts[1])).contains(String(parts[2]))
+        return !listed && state.withLock { state in
             state.vhosts[vhost] == nil && !state.users.keys.contains { $0.hasPrefix(vhost + ".") }
                 && !state.exchanges.values.contains { $0.vhost == vhost } && !state.queues.values.contains { $0.vhost == vhost }
         }

@@ -37,14 +37,16 @@ struct IntegrationTests {
         #expect(me.tags.contains("administrator"))
     }
 
-    @Test func countVhostsByPrefixIsExactAndEscaped() async throws {
-        let base = uniqueName("count")
-        let names = ["\(base).a", "\(base).b", "\(base)Xc"]  // the last must not match "\(base)."
-        for name in names { try await client.putVhost(name, description: "", tags: [], defaultQueueType: nil) }
-        #expect(try await client.countVhosts(prefix: "\(base).") == 2)
-        #expect(try await client.countVhosts(prefix: base) == 3)
-        #expect(try await client.countVhosts(prefix: "\(base)-none.") == 0)
-        for name in names { _ = try await client.deleteVhost(name) }
+    @Test func globalParameters() async throws {
+        let name = uniqueName("warren.test-index.")
+        #expect(try await client.globalParameter(name) == nil)
+        try await client.putGlobalParameter(name, value: ["environments": ["a", "b"]])
+        #expect(try await client.globalParameter(name) == ["environments": ["a", "b"]])
+        try await client.putGlobalParameter(name, value: ["environments": []])
+        #expect(try await client.globalParameters(prefix: name) == [name: ["environments": []]])
+        #expect(try await client.globalParameters(prefix: name + "-none").isEmpty)
+        _ = try await client.call("DELETE", ["global-parameters", name])
+        #expect(try await client.globalParameter(name) == nil)
     }
 
     @Test func vhostLifecycle() async throws {

@@ -19,8 +19,10 @@ final class UnreachableBroker: BrokerAdmin, Sendable {
     func whoami() async throws -> WhoAmI { try refuse() }
     func vhost(_ name: String) async throws -> VhostInfo? { try refuse() }
     func vhosts() async throws -> [VhostInfo] { try refuse() }
-    func countVhosts(prefix: String) async throws -> Int { try refuse() }
     func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws -> Bool { try refuse() }
+    func globalParameter(_ name: String) async throws -> JSONValue? { try refuse() }
+    func putGlobalParameter(_ name: String, value: JSONValue) async throws { try refuse() }
+    func globalParameters(prefix: String) async throws -> [String: JSONValue] { try refuse() }
     func deleteVhost(_ name: String) async throws -> Bool { try refuse() }
     func users() async throws -> [UserInfo] { try refuse() }
     func putUser(_ name: String, passwordHash: String, tags: [String]) async throws { try refuse() }

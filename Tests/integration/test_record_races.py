@@ -293,6 +293,8 @@ def test_parallel_creates_over_two_instances_hold_the_quota(warren_factory, toke
     quota = 8
     settings_ = {**SWEEPING_WARREN, "WARREN_MAX_ENVIRONMENTS_PER_TEAM": str(quota)}
     apis = [Api(warren_factory(f"quota-{i}", **settings_).url, tokens["team-a"]) for i in range(2)]
+    # Warren counts from team-a's index; rebuilt from the vhosts, it counts what this test counts.
+    mgmt.reset_team_index("team-a")
     before = {v for v in mgmt.vhost_names() if v.startswith("warren.team-a.")}
     assert len(before) < quota, f"team-a already has {len(before)} environments: {sorted(before)}"
     base = new_name("quota")
@@ -319,6 +321,9 @@ def test_parallel_creates_over_two_instances_hold_the_quota(warren_factory, toke
     assert not bad, "\n".join(bad)
     assert created, f"no create succeeded: {statuses(results)}"
     assert len(created) <= quota - len(before), f"{len(created)} creates answered 201 with quota {quota}"
+    listed = mgmt.team_index("team-a") or []
+    assert {n for n in listed if n.startswith(base)} == {n for n, _ in created}, (
+        f"team-a's index {sorted(listed)} vs 201s {[n for n, _ in created]}")
     for _, body in created:
         assert amqp_login(body["connection"]["uri"]) is None, body["credentials"]["username"]
     prefix = vhost_of("team-a", base) + "-"

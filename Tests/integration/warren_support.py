@@ -514,10 +514,31 @@ class Mgmt:
                 frozenset(u for u in self.user_names() if u.startswith("warren.")))
 
     def purge_environment(self, vhost: str) -> None:
-        """Test cleanup, independent of Warren: the vhost and every user named after it."""
+        """Test cleanup, independent of Warren: the vhost and every user named after it, and
+        its name in its team's index (else it would count against the team's quota until a
+        janitor's grace ran out)."""
         self.delete(f"vhosts/{seg(vhost)}")
         for u in self.users_with_prefix(vhost + "."):
             self.delete(f"users/{seg(u)}")
+        parts = vhost.split(".")
+        if len(parts) == 3 and parts[0] == "warren":
+            self.unlist(parts[1], parts[2])
+
+    def team_index(self, team: str) -> list[str] | None:
+        """The names Warren's index of `team` lists (a global parameter); None without one."""
+        found = self.get_json(f"global-parameters/{seg('warren.team.' + team)}")
+        return None if found is None else list(found["value"].get("environments", []))
+
+    def unlist(self, team: str, name: str) -> None:
+        listed = self.team_index(team)
+        if listed is not None and name in listed:
+            self.put_json(f"global-parameters/{seg('warren.team.' + team)}",
+                          {"name": f"warren.team.{team}",
+                           "value": {"environments": [n for n in listed if n != name]}})
+
+    def reset_team_index(self, team: str) -> None:
+        """Removes the team's index: Warren builds it again from the vhosts when it needs it."""
+        self.delete(f"global-parameters/{seg('warren.team.' + team)}")
 
 
 # --------------------------------------------------------------------------------------------
