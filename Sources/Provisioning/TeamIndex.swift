@@ -49,7 +49,7 @@ struct TeamIndex: Sendable {
     /// Puts `name` in the team's index unless the team has `limit` environments listed
     /// already: then `quotaExceeded`, and nothing changes. A name listed already is fine.
     func reserve(team: String, name: String, limit: Int) async throws {
-        try await change(team: team) { names in
+        try await change(team: team, outwaitingADeadHolder: true) { names in
             guard !names.contains(name) else { return }
             guard names.count < limit else { throw provisioner.quotaExceeded(team: team) }
             names.append(name)
@@ -96,11 +96,17 @@ struct TeamIndex: Sendable {
     /// has none yet), applies `body`, and writes it back when anything changed.
     ///
     /// Every create of the team takes this lock in turn, for four management calls, so a burst
-    /// of a team's creates queues here: it waits longer than for a record's lock, up to half a
-    /// lock's lease (15 s with the defaults), since a create waits here while it holds its
-    /// record's lock, which must not outlive its lease.
-    private func change(team: String, _ body: (inout [String]) async throws -> Void) async throws {
-        try await RecordLock(provisioner: provisioner, wait: provisioner.recordLockLease / 2).withLock("team.\(team)") {
+    /// of a team's creates queues here, and one holder that died (or whose release was lost)
+    /// holds up the whole team until the lock's lease runs out: the wait outlasts a lease, so
+    /// creates wait it out rather than answer 503. A create waits here while it holds its own
+    /// record's lock, whose lease is as long: in that rare case another operation on that one
+    /// environment may take the record's lock before the create is done (a create racing
+    /// another create or a delete of the same name then falls back on the claim).
+    /// A release or a repair is best effort and waits only as long as for a record's lock.
+    private func change(team: String, outwaitingADeadHolder: Bool = false, _ body: (inout [String]) async throws -> Void) async throws {
+        var lock = RecordLock(provisioner: provisioner)
+        if outwaitingADeadHolder { lock.wait = provisioner.recordLockLease + .seconds(1) }
+        try await lock.withLock("team.\(team)") {
             let stored = try await read(team: team)
             var names: [String]
             if let stored { names = stored } else { names = try await built(team: team) }
