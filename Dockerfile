@@ -64,6 +64,10 @@ LABEL org.opencontainers.image.title="warren" \
       org.opencontainers.image.licenses="Apache-2.0"
 
 ENV WARREN_LISTEN=0.0.0.0:8080
+# Debian's libcurl4 loads GnuTLS (through librtmp), whose library constructor initialises it at
+# start-up: about 0.8 MiB of resident pages for a library Warren never calls (its TLS is OpenSSL's).
+# GnuTLS then initialises only if something asks it to (BENCHMARKS.md, "Idle memory").
+ENV GNUTLS_NO_IMPLICIT_INIT=1
 EXPOSE 8080
 
 # Numeric, so that Kubernetes' runAsNonRoot can verify it.

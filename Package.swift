@@ -69,6 +69,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            // Linux release only (issue 12, a lean process; figures in BENCHMARKS.md): Apple's
+            // linker takes no --no-export-dynamic, and macOS wants PIE. A position-dependent
+            // executable needs no load-time relocations: with --static-swift-stdlib a PIE carries
+            // about 1 MB of .rela.dyn that the loader reads and writes hundreds of KB of metadata
+            // pointers with, all resident for the life of the process. No exported symbols either:
+            // --static-swift-stdlib links with -export-dynamic, which puts every symbol of the
+            // package's own modules (the runtime archives are excluded) in .dynsym/.dynstr for the
+            // loader to page in, and nothing looks those up at run time. Debug, test and sanitizer
+            // builds keep the toolchain's defaults.
+            linkerSettings: [
+                .unsafeFlags(["-Xclang-linker", "-no-pie", "-Xlinker", "--no-export-dynamic"],
+                             .when(platforms: [.linux], configuration: .release)),
             ]
         ),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
