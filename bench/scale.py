@@ -199,7 +199,6 @@ def main():
     problems = []
     try:
         wait_http(port, "/healthz", proc=warren.proc)
-        measured = Client(port, tokens[MEASURED_TEAM])
         filled = 0
         for level in levels:
             fill = [(tokens[teams[i % len(teams)]], "POST", "/v1/environments", {"name": f"pop-{i:05d}"}, 201)
@@ -215,7 +214,10 @@ def main():
                     problems.append(f"fill to {level}: {len(failures)} of {len(fill)} creates failed")
                 filled = level
             log(f"{cfg.release}: {level} environments; latencies ({cfg.samples} each)")
+            # A connection of its own per level: Warren closes one left idle through a long fill.
+            measured = Client(port, tokens[MEASURED_TEAM])
             lat = measure_latencies(measured, level, cfg.samples)
+            measured.close()
             after = broker_call_means(port)
             thr = {}
             for clients in throughput_clients:
@@ -226,7 +228,6 @@ def main():
                 problems += [f"throughput {clients} at {level}: {f}" for f in failures[:5]]
             sweep = {step: after[step] for step in ("list users", "list vhosts", "list permissions") if step in after}
             rows.append({"level": level, "fill_rate": fill_rate, "lat": lat, "thr": thr, "sweep": sweep, "rss": rss_kib(warren.pid)})
-        measured.close()
     finally:
         warren.stop()
 
