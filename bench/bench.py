@@ -84,6 +84,17 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def read_broker_env(path):
+    """The KEY=VALUE assignments scripts/broker.sh writes to DIR/broker.env, as a dict."""
+    broker = {}
+    with open(path) as f:
+        for line in f:
+            if "=" in line:
+                k, v = line.strip().split("=", 1)
+                broker[k] = v
+    return broker
+
+
 def wait_http(port, path, deadline_s=60, proc=None):
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
@@ -668,12 +679,7 @@ def main():
     cfg.levels = [int(x) for x in cfg.levels.split(",")]
     cfg.throughput_levels = [int(x) for x in cfg.throughput_levels.split(",")]
 
-    broker = {}
-    with open(cfg.broker_env) as f:
-        for line in f:
-            if "=" in line:
-                k, v = line.strip().split("=", 1)
-                broker[k] = v
+    broker = read_broker_env(cfg.broker_env)
     mgmt_port = int(broker["BROKER_MGMT_PORT"])
     broker_pid = int(sh(["pgrep", "-s", broker["BROKER_PID"], "beam.smp"]).split()[0])
 

@@ -32,7 +32,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import Server, free_port, log, machine, percentile, rss_kib, sh, wait_http  # noqa: E402
+from bench import Server, free_port, log, machine, percentile, read_broker_env, rss_kib, wait_http  # noqa: E402
 
 MEASURED_TEAM = "measured"
 
@@ -178,12 +178,7 @@ def main():
     levels = [int(x) for x in cfg.levels.split(",")]
     throughput_clients = [int(x) for x in cfg.throughput_clients.split(",")]
 
-    broker = {}
-    with open(cfg.broker_env) as f:
-        for line in f:
-            if "=" in line:
-                k, v = line.strip().split("=", 1)
-                broker[k] = v
+    broker = read_broker_env(cfg.broker_env)
 
     workdir = tempfile.mkdtemp(prefix="warren-scale-")
     teams = [f"team-{i:02d}" for i in range(cfg.teams)]
