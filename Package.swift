@@ -88,6 +88,8 @@ let package = Package(
         .testTarget(name: "RabbitManagementTests", dependencies: ["RabbitManagement", "WireFormat"]),
         .testTarget(name: "ProvisioningTests", dependencies: ["Provisioning", "RabbitManagement", "WireFormat"]),
         .testTarget(name: "WarrenAPITests", dependencies: ["WarrenAPI", "HTTPServer", "Provisioning", "RabbitManagement", "WireFormat"]),
+        // The executable's own parts (the log writer); SwiftPM links an executable target into tests.
+        .testTarget(name: "WarrenTests", dependencies: ["warren", .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -4,7 +4,9 @@
 Started by scripts/bench.sh, which builds warren and bench/hummingbird-reference (release),
 starts a private broker and passes their paths here. This driver starts both servers, runs
 
-  1. HTTP:         GET /healthz with wrk at 1, 64, 256 connections, Warren vs Hummingbird
+  1. HTTP:         GET /healthz with wrk at 1, 64, 256 connections, Warren vs Hummingbird; and
+                   Warren's authenticated GET /v1/blueprints (bearer token, routing, a JSON body)
+                   vs Warren's own /healthz: what the whole API pipeline costs
   2. provisioning: create/delete latency (sequential, one keep-alive client) vs the floor, the
                    same management API calls made directly on one keep-alive connection
   3. throughput:   environments created per second at 1, 4, 16 clients, vs the floor at the
@@ -170,10 +172,19 @@ def parse_wrk(text):
     return out
 
 
-def run_wrk(port, connections, seconds):
+class Target:
+    """What wrk hammers: a server's port, a path, request headers; named for the table."""
+
+    def __init__(self, name, port, path="/healthz", headers=()):
+        self.name, self.port, self.path, self.headers = name, port, path, tuple(headers)
+
+
+def run_wrk(target, connections, seconds):
     threads = 1 if connections == 1 else 2
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s",
-            f"http://127.0.0.1:{port}/healthz"]
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    for header in target.headers:
+        argv += ["-H", header]
+    argv.append(f"http://127.0.0.1:{target.port}{target.path}")
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr}")
@@ -181,17 +192,17 @@ def run_wrk(port, connections, seconds):
 
 
 def bench_http(servers, levels, runs, seconds):
-    """Interleaves the servers run by run, so drift on the shared machine hits both alike."""
+    """Interleaves the targets run by run, so drift on the shared machine hits all alike."""
     results = {s.name: {c: [] for c in levels} for s in servers}
     for connections in levels:
         # The diagnostic server (log level warning) only where the target applies.
         level_servers = [s for s in servers if connections >= 64 or s.name != "warren-quiet"]
         for s in level_servers:  # warm-up: allocator, page cache and accept queue settle
-            run_wrk(s.port, connections, 1)
+            run_wrk(s, connections, 1)
         for r in range(runs):
             order = level_servers if r % 2 == 0 else list(reversed(level_servers))
             for s in order:
-                result = run_wrk(s.port, connections, seconds)
+                result = run_wrk(s, connections, seconds)
                 results[s.name][connections].append(result)
                 log(f"http {s.name:<12} c={connections:<3} run {r + 1}: {result['rps']:.0f} req/s, "
                     f"p50 {result['p50']:.3f} ms, p99 {result['p99']:.3f} ms"
@@ -599,6 +610,15 @@ def build_table(cfg, http, lat, thr, mem, cycles):
         row("HTTP", f"{c} conn: p50 / p99 latency", f"{fmt_ms(w['p50'])} / {fmt_ms(w['p99'])}",
             f"{fmt_ms(h['p50'])} / {fmt_ms(h['p99'])}",
             f"{fmt_ratio(ratio(w['p50'], h['p50']))} / {fmt_ratio(ratio(w['p99'], h['p99']))}", "-", "-")
+    for c in cfg.levels:
+        if ("warren-blueprints", c) not in http:
+            continue
+        b, w = http[("warren-blueprints", c)], http[("warren", c)]
+        r = ratio(b["rps"], w["rps"])
+        err = f" ({b['errors']} errors)" if b["errors"] else ""
+        row("HTTP", f"GET /v1/blueprints with a bearer token, {c} conn: req/s (p50 / p99)",
+            f"{b['rps']:,.0f}{err} ({fmt_ms(b['p50'])} / {fmt_ms(b['p99'])})",
+            f"{w['rps']:,.0f} (Warren /healthz)", fmt_ratio(r), "≥ 0.80x", yes(r >= 0.8))
     if ("warren-quiet", cfg.levels[-1]) in http:
         for c in cfg.levels[1:]:
             q_, h = http[("warren-quiet", c)], http[("hummingbird", c)]
@@ -688,6 +708,8 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
     workdir = tempfile.mkdtemp(prefix="warren-bench-")
+    # The authenticated HTTP row lists real blueprints: the repository's example file.
+    blueprints_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "blueprints.json")
     token = secrets.token_urlsafe(32)
     tokens_file = os.path.join(workdir, "tokens")
     with open(tokens_file, "w") as f:
@@ -699,7 +721,7 @@ def main():
             "WARREN_LISTEN": f"127.0.0.1:{port}", "WARREN_TOKENS_FILE": tokens_file,
             "WARREN_MANAGEMENT_URL": f"http://127.0.0.1:{mgmt_port}", "WARREN_MANAGEMENT_USER": "guest",
             "WARREN_MANAGEMENT_PASSWORD": "guest", "WARREN_AMQP_PORT": broker["BROKER_AMQP_PORT"],
-            "WARREN_LOG_LEVEL": level,
+            "WARREN_LOG_LEVEL": level, "WARREN_BLUEPRINTS_FILE": blueprints_file,
             # The latency run holds 100+ environments of one team at once.
             "WARREN_MAX_ENVIRONMENTS_PER_TEAM": "100000",
         })
@@ -744,7 +766,8 @@ def main():
         floor_probe.close()
 
         log(f"HTTP: wrk, {cfg.runs} runs x {cfg.seconds} s per server and level")
-        http_servers = [warren, hb]
+        http_servers = [Target("warren", wport), Target("hummingbird", hport),
+                        Target("warren-blueprints", wport, "/v1/blueprints", [f"Authorization: Bearer {token}"])]
         quiet = None
         if cfg.quiet_row:
             qport = free_port()
@@ -752,7 +775,7 @@ def main():
                            os.path.join(workdir, "warren-quiet.log"))
             servers.append(quiet)
             wait_http(qport, "/healthz", proc=quiet.proc)
-            http_servers.append(quiet)
+            http_servers.append(Target("warren-quiet", qport))
         http = bench_http(http_servers, cfg.levels, cfg.runs, cfg.seconds)
         if quiet is not None:
             quiet.stop()
@@ -794,7 +817,9 @@ def main():
         machine_text = "\n".join(f"- {k}: {v}" for k, v in info.items())
         notes = (f"wrk -t1 (1 conn) / -t2, {cfg.runs} runs x {cfg.seconds} s per level, medians, servers interleaved; "
                  f"wrk and the servers share the machine's {os.cpu_count()} cores. Warren runs at its default "
-                 "WARREN_LOG_LEVEL=info (one JSON log line per request, to a file). Provisioning: "
+                 "WARREN_LOG_LEVEL=info (one JSON log line per request, to a file). The /v1/blueprints rows: "
+                 "Warren with examples/blueprints.json, a bearer token on every request, against Warren's own "
+                 "/healthz in the same runs. Provisioning: "
                  f"{cfg.envs} environments each way, Warren and floor alternating; percentiles nearest-rank. "
                  "VmRSS counts every resident page of the shared libraries mapped (libswiftCore, Foundation, "
                  "libcurl, OpenSSL...); Pss splits shared pages among the processes using them.")

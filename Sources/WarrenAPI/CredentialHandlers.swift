@@ -56,9 +56,19 @@ struct CredentialHandlers: Sendable {
 
 /// GET /v1/blueprints: the topologies operators prepared.
 struct BlueprintHandlers: Sendable {
-    let blueprints: Blueprints
+    /// Blueprints are read once at start-up and never change, so neither does the list: it is
+    /// encoded once (a JSONEncoder run per request cost three quarters of the route's throughput).
+    private let body: [UInt8]
+
+    init(blueprints: Blueprints) {
+        body = Self.encode(blueprints)
+    }
 
     func list(_ context: RequestContext) async throws -> HTTPResponse {
+        HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", "application/json")]), body: body)
+    }
+
+    private static func encode(_ blueprints: Blueprints) -> [UInt8] {
         struct Item: Encodable {
             var name: String
             var description: String
@@ -76,7 +86,7 @@ struct BlueprintHandlers: Sendable {
         let items = blueprints.all.map { blueprint in
             Item(name: blueprint.name, description: blueprint.description, topology: TopologyBody(blueprint.spec(named: "{name}")))
         }
-        return JSON.response(200, ["items": items])
+        return JSON.encode(["items": items])
     }
 }
 

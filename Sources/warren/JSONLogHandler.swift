@@ -15,10 +15,12 @@ struct JSONLogHandler: LogHandler {
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level
     let label: String
+    let writer: LogWriter
 
-    init(label: String, level: Logger.Level) {
+    init(label: String, level: Logger.Level, writer: LogWriter = .standardError) {
         self.label = label
         self.logLevel = level
+        self.writer = writer
     }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -54,8 +56,8 @@ struct JSONLogHandler: LogHandler {
         }
         out[out.count - 1] = UInt8(ascii: "}")
         out.append(0x0A)
-        // One write per line, so lines from different threads never interleave.
-        out.withUnsafeBytes { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
+        // Whole lines go to the writer, so lines from different threads never interleave.
+        writer.append(out)
     }
 }
 

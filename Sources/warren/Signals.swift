@@ -38,9 +38,12 @@ private final class SendableBox: @unchecked Sendable {
     init(_ value: [any DispatchSourceSignal]) { self.value = value }
 }
 
-/// Start-up errors go straight to stderr: logging is not set up yet when they happen.
+/// Start-up errors go straight to stderr: logging is not set up yet when they happen, or it
+/// cannot be trusted to be.
 enum FileHandleStderr {
     static func write(_ text: String) {
+        // Lines logged before the error come before it.
+        LogWriter.standardError.flush()
         var bytes = Array(text.utf8)
         _ = Glibc.write(STDERR_FILENO, &bytes, bytes.count)
     }

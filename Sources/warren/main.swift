@@ -25,6 +25,9 @@ do {
 
 let level = Logger.Level(rawValue: config.logLevel) ?? .info
 LoggingSystem.bootstrap { JSONLogHandler(label: $0, level: level) }
+// Log lines are written by a thread of their own (LogWriter); every way out of the process but
+// a crash or SIGKILL goes through exit(), which writes what is still buffered.
+atexit { LogWriter.standardError.flush() }
 let metrics = PrometheusCollectorRegistry()
 MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics))
 let logger = Logger(label: "warren")

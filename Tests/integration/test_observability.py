@@ -4,6 +4,7 @@ POST /v1/environments/{id}/reconcile, against a real warren and the real broker.
 import json
 import re
 import secrets
+import time
 
 import pika
 import pytest
@@ -86,6 +87,38 @@ def test_each_request_logs_one_json_line_and_the_request_id_reaches_broker_calls
     broker_calls = [l for l in lines if l.get("msg") == "management call" and l.get("request_id") == "trace-7f3a"]
     assert any(l.get("method") == "PUT" and "/api/vhosts/" in l.get("path", "") for l in broker_calls), broker_calls
     assert any(l.get("request_id") == generated for l in lines)
+
+
+def test_request_lines_are_written_in_order_and_none_is_lost_at_shutdown(warren_factory, tokens):
+    """Log lines are written by a thread of their own, in batches: a lone line still shows up
+    promptly, a burst of requests (answered on the event-loop thread) keeps its order, and
+    SIGTERM right after the burst loses nothing, down to the last line before exit."""
+    proc = warren_factory("log-order")
+    session = requests.Session()
+    resp = session.get(f"{proc.url}/healthz", headers={"X-Request-ID": "lone-line"}, timeout=5)
+    assert resp.status_code == 200
+    deadline = time.monotonic() + 2
+    while not any(l.get("request_id") == "lone-line" for l in log_lines(proc)):
+        assert time.monotonic() < deadline, "a lone request's line was not written within 2 s"
+        time.sleep(0.01)
+
+    sent = []
+    auth = {"Authorization": f"Bearer {tokens['team-a']}"}
+    for i in range(300):
+        path, headers, status = [("/healthz", {}, 200), ("/v1/blueprints", auth, 200),
+                                 ("/v1/blueprints", {}, 401), ("/no-such-path", {}, 404)][i % 4]
+        request_id = f"burst-{i}"
+        resp = session.get(f"{proc.url}{path}", headers={**headers, "X-Request-ID": request_id}, timeout=5)
+        assert resp.status_code == status, (path, resp.text)
+        sent.append((request_id, str(status)))
+    session.close()
+    proc.stop_cleanly()
+
+    lines = log_lines(proc)
+    logged = [(l["request_id"], l["status"]) for l in lines
+              if l.get("msg") == "request" and l.get("request_id", "").startswith("burst-")]
+    assert logged == sent
+    assert lines[-1].get("msg") == "stopped", lines[-3:]
 
 
 def test_a_team_over_its_quota_gets_403_and_nothing_changes(warren_factory, tokens, spec, new_name, mgmt, workdir):
