@@ -6,11 +6,14 @@ import FoundationEssentials
 /// the broker never frees.
 public struct EnvironmentRecord: Sendable, Hashable, Codable {
     /// `creating` from the first write until every part exists; then `ready`; `deleting` from
-    /// the start of a DELETE. The janitor removes environments left `creating` by a crash and
-    /// finishes those left `deleting` (see `Janitor`); a `ready` one that loses a part later is
-    /// drift, reported and repaired, never swept.
+    /// the start of a DELETE. `failed` when a create that answered before it finished (an
+    /// asynchronous one) could not finish: `failureReason` says why, its users are gone, and
+    /// the vhost stays for its owner to see until a DELETE (or the janitor, after the grace)
+    /// removes it. The janitor removes environments left `creating` by a crash and finishes
+    /// those left `deleting` (see `Janitor`); a `ready` one that loses a part later is drift,
+    /// reported and repaired, never swept.
     public enum State: String, Sendable, Hashable, Codable {
-        case creating, ready, deleting
+        case creating, ready, deleting, failed
     }
 
     /// Format version, so a later Warren can read what an earlier one wrote.
@@ -30,6 +33,11 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
     /// An operation that began on an earlier incarnation of the same name changes nothing of a
     /// later one. Empty for records written before incarnations existed.
     public var incarnation: String
+    /// Why an asynchronous create failed (state `failed`).
+    public var failureReason: String?
+    /// The platform instance this environment is, when an Open Service Broker platform
+    /// provisioned it (see `PlatformInstance`).
+    public var platform: PlatformInstance?
 
     /// The one vhost tag Warren sets: few distinct values keep the broker's atom table small.
     public static let vhostTag = "warren"
@@ -49,6 +57,8 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
         case format = "warren_format"
         case team, spec, state, claim, revocations, incarnation
         case createdAt = "created_at"
+        case failureReason = "failure_reason"
+        case platform
     }
 
     public init(from decoder: any Decoder) throws {
@@ -61,6 +71,8 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
         claim = try container.decodeIfPresent(Int.self, forKey: .claim) ?? Claim.specHash(spec)
         revocations = try container.decodeIfPresent([String: String].self, forKey: .revocations) ?? [:]
         incarnation = try container.decodeIfPresent(String.self, forKey: .incarnation) ?? ""
+        failureReason = try container.decodeIfPresent(String.self, forKey: .failureReason)
+        platform = try container.decodeIfPresent(PlatformInstance.self, forKey: .platform)
     }
 
     public func encoded() -> String {
@@ -93,6 +105,8 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
         for user in revocations.keys where !EnvironmentNaming.isUser(user, of: vhost, incarnation: incarnation) {
             return "record schedules the revocation of a user that is not this environment's"
         }
+        if let reason = failureReason, reason.utf8.count > 1024 { return "record failure reason is too long" }
+        if let platform, let problem = platform.problem { return "record platform instance is invalid: \(problem)" }
         return nil
     }
 
