@@ -8,7 +8,11 @@ extension Provisioner {
     /// counted by the queues themselves at the moment of the delete. A record that fails
     /// validation is never read for what to delete: with `force` the vhost found under the
     /// team's own name goes, with all its users; without, the answer says why not.
-    public func delete(team: String, name: String, force: Bool = true) async throws -> Bool {
+    ///
+    /// With `finishInBackground` (an asynchronous delete) it returns once the record says
+    /// `deleting` (after the check for messages), and the removal goes on in the background;
+    /// what it cannot finish, the janitor finishes after the grace.
+    public func delete(team: String, name: String, force: Bool = true, finishInBackground: Bool = false) async throws -> Bool {
         try await measured("delete") {
             let vhost = EnvironmentNaming.vhost(team: team, name: name)
             switch try await records.read(vhost) {
@@ -29,7 +33,19 @@ extension Provisioner {
                 } catch let error as ProvisioningError where error.code == .notFound {
                     return false
                 }
-                try await finishDelete(vhost, incarnation: record.incarnation)
+                guard finishInBackground else {
+                    try await finishDelete(vhost, incarnation: record.incarnation)
+                    return true
+                }
+                background.start { [self] in
+                    do {
+                        try await finishDelete(vhost, incarnation: record.incarnation)
+                    } catch {
+                        logger.warning("asynchronous delete did not finish; the janitor finishes it", metadata: [
+                            "vhost": "\(vhost)", "error": "\(error)",
+                        ])
+                    }
+                }
                 return true
             }
         }
