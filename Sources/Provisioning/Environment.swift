@@ -4,18 +4,21 @@ public struct Environment: Sendable, Hashable {
     public var vhost: String
     public var spec: EnvironmentSpec
     public var createdAt: String
+    /// The Open Service Broker instance this environment is, when a platform provisioned it.
+    public var platform: PlatformInstance?
 
     public var name: String { spec.name }
 
-    public init(team: String, vhost: String, spec: EnvironmentSpec, createdAt: String) {
+    public init(team: String, vhost: String, spec: EnvironmentSpec, createdAt: String, platform: PlatformInstance? = nil) {
         self.team = team
         self.vhost = vhost
         self.spec = spec
         self.createdAt = createdAt
+        self.platform = platform
     }
 
     init(record: EnvironmentRecord, vhost: String) {
-        self.init(team: record.team, vhost: vhost, spec: record.spec, createdAt: record.createdAt)
+        self.init(team: record.team, vhost: vhost, spec: record.spec, createdAt: record.createdAt, platform: record.platform)
     }
 }
 
@@ -38,6 +41,9 @@ public struct CreateResult: Sendable {
     public var credentials: [IssuedCredentials]
     /// False when the environment already existed with the same spec (a repeated create).
     public var created: Bool
+    /// True when the environment is still being made in the background (an asynchronous
+    /// create): its record says `creating`, and these credentials work once it is `ready`.
+    public var pending = false
 }
 
 /// One environment checked against the broker: which of its parts exist right now.
@@ -65,6 +71,8 @@ public struct EnvironmentHealth: Sendable {
     public var revocations: [String: String]
     /// Where the environment is in its life (`deleting` once a DELETE has begun).
     public var state: EnvironmentRecord.State
+    /// Why an asynchronous create failed (state `failed`).
+    public var failureReason: String?
     /// Why the environment's record cannot be trusted, when it cannot: then nothing else here
     /// comes from the record (`environment.spec` is the default for the name) and Warren
     /// changes nothing of it.

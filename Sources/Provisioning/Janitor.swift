@@ -18,7 +18,7 @@ public final class Janitor: Sendable {
     public struct Report: Sendable, Equatable {
         /// `creating` environments found complete and marked `ready`.
         public var completed = 0
-        /// `creating` environments found incomplete, and `deleting` ones, removed.
+        /// `creating` environments found incomplete, `deleting` ones, and `failed` ones past the grace, removed.
         public var removed = 0
         /// Users of environments whose vhost no longer exists, or of an earlier incarnation, removed.
         public var orphanUsers = 0
@@ -38,7 +38,7 @@ public final class Janitor: Sendable {
     /// How long a create may take before its `creating` record counts as abandoned.
     let grace: Duration
     /// When this janitor first saw each "{vhost} {incarnation} {state}" unfinished
-    /// (`creating` or `deleting`).
+    /// (`creating`, `deleting` or `failed`).
     private let firstSeen = Mutex<[String: ContinuousClock.Instant]>([:])
 
     public init(provisioner: Provisioner, grace: Duration) {
@@ -127,7 +127,9 @@ public final class Janitor: Sendable {
     private enum Outcome { case completed, removed, untouched }
 
     /// A DELETE that has stayed `deleting` past the grace (its Warren died, or gave up) is
-    /// finished; another Warren finishing the same one at the same moment is harmless. A create
+    /// finished; another Warren finishing the same one at the same moment is harmless. An
+    /// asynchronous create's `failed` record has been there for its owner to read for the
+    /// grace: it is removed like a delete. A create
     /// that has stayed `creating` past the grace is marked `ready` when every part exists (its
     /// queue policies applied again first) and removed otherwise; the record's owner refuses
     /// either change when the record has moved on meanwhile (another incarnation, a DELETE
@@ -136,6 +138,14 @@ public final class Janitor: Sendable {
         guard let owner = EnvironmentNaming.parse(vhost: vhost) else { return .untouched }
         do {
             if record.state == .deleting {
+                try await provisioner.finishDelete(vhost, incarnation: record.incarnation)
+                return .removed
+            }
+            if record.state == .failed {
+                let after = try await provisioner.records.change(vhost, incarnation: record.incarnation, step: "mark deleting") {
+                    if $0.state == .failed { $0.state = .deleting }
+                }
+                guard after.state == .deleting else { return .untouched }
                 try await provisioner.finishDelete(vhost, incarnation: record.incarnation)
                 return .removed
             }

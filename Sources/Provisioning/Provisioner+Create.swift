@@ -8,7 +8,20 @@ extension Provisioner {
     /// the same spec: one set for each of `roles`. On any failure it removes what this call made
     /// and throws; it never leaves a vhost it created without its topology, and never removes
     /// one that another create has answered for.
-    public func create(team: String, spec: EnvironmentSpec, roles: [Role] = [.full]) async throws -> CreateResult {
+    ///
+    /// With `finishInBackground` (an asynchronous create), a call that makes the vhost returns
+    /// as soon as the vhost and its `creating` record exist (the quota and the name are held by
+    /// then), with `pending` set and the credentials its users will have; the rest goes on in
+    /// the background, and a failure there leaves the record `failed` with the reason instead
+    /// of an error (see `finishInBackground(_:record:issued:)`). A call that finds the
+    /// environment already there works as without it.
+    ///
+    /// `platform` is the Open Service Broker instance the environment is: it goes into the
+    /// record, and a create that names one never joins an environment that is another.
+    public func create(
+        team: String, spec: EnvironmentSpec, roles: [Role] = [.full], platform: PlatformInstance? = nil,
+        finishInBackground: Bool = false
+    ) async throws -> CreateResult {
         try await measured("create") {
             try await Self.$deadline.withValue(.now + createDeadline) {
                 let spec = try await explicit(spec)
@@ -18,7 +31,8 @@ extension Provisioner {
                 var rejoins = 0
                 while true {
                     do {
-                        return try await makeOrEnsure(team: team, spec: spec, roles: roles)
+                        return try await makeOrEnsure(
+                            team: team, spec: spec, roles: roles, platform: platform, inBackground: finishInBackground)
                     } catch let vanished as JoinedEnvironmentVanished {
                         guard rejoins < 2 else { throw vanished.underlying }
                         rejoins += 1
@@ -54,7 +68,9 @@ extension Provisioner {
         }
     }
 
-    private func makeOrEnsure(team: String, spec: EnvironmentSpec, roles: [Role]) async throws -> CreateResult {
+    private func makeOrEnsure(
+        team: String, spec: EnvironmentSpec, roles: [Role], platform: PlatformInstance?, inBackground: Bool
+    ) async throws -> CreateResult {
         let vhost = EnvironmentNaming.vhost(team: team, name: spec.name)
         var record: EnvironmentRecord
         // Whether this create made the vhost for its own incarnation, and so may remove it.
@@ -62,7 +78,8 @@ extension Provisioner {
         // The incarnation this create joined, when another create made the vhost.
         var joined: String?
         var found = try await records.read(vhost)
-        let fresh = EnvironmentRecord(team: team, spec: spec, createdAt: EnvironmentRecord.now())
+        var fresh = EnvironmentRecord(team: team, spec: spec, createdAt: EnvironmentRecord.now())
+        fresh.platform = platform
         if case .absent = found {
             // Nil: made (the team's quota held first, see `TeamIndex`). Otherwise another
             // create (or anyone) came first, and that is what is found.
@@ -70,7 +87,7 @@ extension Provisioner {
         }
         switch found {
         case .valid(let existing):
-            record = try matching(existing, spec: spec)
+            record = try matching(existing, spec: spec, platform: platform)
             joined = record.incarnation
         case .foreign:
             throw ProvisioningError(code: .conflict, detail: "vhost \(vhost) exists and is not managed by Warren")
@@ -82,24 +99,23 @@ extension Provisioner {
             ownsVhost = true
         }
 
+        if inBackground, ownsVhost {
+            let issued = newCredentials(roles, vhost: vhost, incarnation: record.incarnation)
+            let (created, deadline) = (record, Self.deadline)
+            background.start { [self] in
+                await Self.$deadline.withValue(deadline) { await finishInBackground(vhost, record: created, issued: issued) }
+            }
+            logger.info("environment accepted; making it in the background", metadata: ["vhost": "\(vhost)"])
+            return CreateResult(environment: Environment(record: record, vhost: vhost), credentials: issued, created: true, pending: true)
+        }
+
         var issued: [IssuedCredentials] = []
         do {
             record = try await prepare(vhost, record: record, ownsVhost: &ownsVhost)
             if !ownsVhost { joined = record.incarnation }
             let environment = Environment(record: record, vhost: vhost)
-            issued = roles.map { role in
-                IssuedCredentials(
-                    username: EnvironmentNaming.newUserName(vhost: vhost, incarnation: record.incarnation),
-                    password: PasswordGenerator.make(), role: role)
-            }
-            // Users and topology do not depend on each other: make them at once.
-            try await concurrently(
-                issued.map { credentials in { @Sendable in try await makeUser(credentials, for: environment) } }
-                    + [{ @Sendable in try await declareTopology(environment) }])
-            if record.state != .ready {
-                // A DELETE that began meanwhile keeps its `deleting`: the store refuses to undo it.
-                try await records.change(vhost, incarnation: record.incarnation, step: "mark ready") { $0.state = .ready }
-            }
+            issued = newCredentials(roles, vhost: vhost, incarnation: record.incarnation)
+            try await makeParts(of: environment, record: record, users: issued)
             logger.info("environment ready", metadata: [
                 "vhost": "\(vhost)", "users": "\(issued.map(\.username).joined(separator: ","))", "created": "\(ownsVhost)",
             ])
@@ -112,6 +128,65 @@ extension Provisioner {
                 throw JoinedEnvironmentVanished(underlying: error)
             }
             throw error
+        }
+    }
+
+    /// One new set of credentials for each role (the users are not made yet).
+    private func newCredentials(_ roles: [Role], vhost: String, incarnation: String) -> [IssuedCredentials] {
+        roles.map { role in
+            IssuedCredentials(
+                username: EnvironmentNaming.newUserName(vhost: vhost, incarnation: incarnation), password: PasswordGenerator.make(), role: role)
+        }
+    }
+
+    /// What a create makes once the vhost runs and the claim is held: the users and the
+    /// topology (at once: they do not depend on each other), then the record marked `ready`.
+    private func makeParts(of environment: Environment, record: EnvironmentRecord, users: [IssuedCredentials]) async throws {
+        try await concurrently(
+            users.map { credentials in { @Sendable in try await makeUser(credentials, for: environment) } }
+                + [{ @Sendable in try await declareTopology(environment) }])
+        if record.state != .ready {
+            // A DELETE that began meanwhile keeps its `deleting`: the store refuses to undo it.
+            // A create that joins one whose background work failed has made every part itself.
+            try await records.change(environment.vhost, incarnation: record.incarnation, step: "mark ready") {
+                $0.state = .ready
+                $0.failureReason = nil
+            }
+        }
+    }
+
+    /// The rest of an asynchronous create, after its answer has left. A failure removes the
+    /// users it made and leaves the record `failed` with the reason, for the caller polling the
+    /// environment to read; the vhost stays until a DELETE or, after the grace, the janitor
+    /// removes it. Should Warren stop meanwhile, the record stays `creating` and the janitor
+    /// finishes it as any interrupted create: `ready` when every part exists, removed otherwise.
+    private func finishInBackground(_ vhost: String, record: EnvironmentRecord, issued: [IssuedCredentials]) async {
+        var ownsVhost = true
+        do {
+            let held = try await prepare(vhost, record: record, ownsVhost: &ownsVhost)
+            guard held.incarnation == record.incarnation else {
+                throw ProvisioningError(code: .conflict, detail: "another create of environment \(record.spec.name) holds its name", step: "claim name")
+            }
+            try await makeParts(of: Environment(record: held, vhost: vhost), record: held, users: issued)
+            logger.info("environment ready", metadata: [
+                "vhost": "\(vhost)", "users": "\(issued.map(\.username).joined(separator: ","))", "created": "true", "background": "true",
+            ])
+        } catch {
+            let reason = String(((error as? ProvisioningError)?.detail ?? "\(error)").prefix(500))
+            logger.error("asynchronous create failed", metadata: ["vhost": "\(vhost)", "error": "\(error)"])
+            await rollBack(vhost: vhost, incarnation: nil, users: issued.map(\.username))
+            do {
+                try await Self.$deadline.withValue(nil) {
+                    try await records.change(vhost, incarnation: record.incarnation, step: "mark failed") {
+                        guard $0.state == .creating else { return }
+                        $0.state = .failed
+                        $0.failureReason = reason
+                    }
+                }
+            } catch {
+                // Gone, deleting, or another's now: nothing of this create is left to report on.
+                logger.warning("asynchronous create could not record its failure", metadata: ["vhost": "\(vhost)", "error": "\(error)"])
+            }
         }
     }
 
@@ -177,10 +252,16 @@ extension Provisioner {
             fields: fields)
     }
 
-    /// The existing environment's record when it matches the requested spec; a conflict otherwise.
-    private func matching(_ record: EnvironmentRecord, spec: EnvironmentSpec) throws -> EnvironmentRecord {
+    /// The existing environment's record when it matches the requested spec (and platform
+    /// instance, when one is named); a conflict otherwise.
+    private func matching(_ record: EnvironmentRecord, spec: EnvironmentSpec, platform: PlatformInstance?) throws -> EnvironmentRecord {
         guard record.state != .deleting else {
             throw ProvisioningError.beingDeleted(spec.name)
+        }
+        guard record.state != .failed else { throw ProvisioningError.failed(spec.name, record.failureReason) }
+        if let platform, record.platform?.instanceID != platform.instanceID || record.platform?.platform != platform.platform {
+            throw ProvisioningError(
+                code: .conflict, detail: "environment \(spec.name) exists and is not this platform's instance", fields: ["platform"])
         }
         let differences = spec.differences(from: record.spec)
         guard differences.isEmpty else {

@@ -51,6 +51,7 @@ extension Provisioner {
             throw ProvisioningError.invalidRecord(name, reason)
         case .valid(let record):
             guard record.state != .deleting else { throw ProvisioningError.beingDeleted(name) }
+            guard record.state != .failed else { throw ProvisioningError.failed(name, record.failureReason) }
             return (Environment(record: record, vhost: vhost), record)
         }
     }
@@ -114,8 +115,10 @@ extension Provisioner {
             .sorted { $0.name < $1.name }
         let resources = EnvironmentHealth.Resources(
             exchange: try await exchanges, queue: try await queues, binding: try await bindings, user: !users.isEmpty)
-        return EnvironmentHealth(
+        var health = EnvironmentHealth(
             environment: environment, users: users, resources: resources, revocations: record.revocations, state: record.state)
+        health.failureReason = record.state == .failed ? record.failureReason ?? "the create could not finish" : nil
+        return health
     }
 
     /// Whether every check answers true; they run at once. A missing exchange or queue makes

@@ -22,6 +22,8 @@ public struct Provisioner: Sendable {
 
     /// The broker's release, read once and shared by every copy (see `logging(to:)`).
     let release: BrokerRelease
+    /// Asynchronous operations still going on after their answer; shared by every copy.
+    public let background: BackgroundWork
 
     /// The deadline of the create this task belongs to; steps past it fail as `busy`.
     @TaskLocal static var deadline: ContinuousClock.Instant?
@@ -39,6 +41,7 @@ public struct Provisioner: Sendable {
         self.createDeadline = createDeadline
         self.recordLockLease = recordLockLease
         self.release = BrokerRelease()
+        self.background = BackgroundWork()
     }
 
     var records: EnvironmentRecordStore { EnvironmentRecordStore(provisioner: self) }

@@ -54,6 +54,13 @@ public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
         ProvisioningError(code: .conflict, detail: "environment \(name) is being deleted; create it again once the delete is done")
     }
 
+    /// An asynchronous create of the environment failed: nothing but a DELETE applies to it.
+    static func failed(_ name: String, _ reason: String?) -> ProvisioningError {
+        ProvisioningError(
+            code: .conflict,
+            detail: "environment \(name) failed to be created (\(reason ?? "no reason recorded")); DELETE it, then create it again")
+    }
+
     /// An operation that began on one incarnation of a name found another in its place.
     static func replaced(_ name: String) -> ProvisioningError {
         ProvisioningError(code: .conflict, detail: "environment \(name) was deleted and made anew while this request ran; nothing was changed")

@@ -125,6 +125,8 @@ struct EnvironmentSummaryBody: Encodable {
     /// Things worth knowing about how the spec was applied.
     var notes: [String]?
     var createdAt: String
+    /// The Open Service Broker instance, when a platform provisioned the environment.
+    var platform: PlatformBody?
 
     func encode(to encoder: any Encoder) throws {
         try topology.encode(to: encoder)
@@ -137,9 +139,10 @@ struct EnvironmentSummaryBody: Encodable {
         try container.encode(routingKey, forKey: .routingKey)
         try container.encodeIfPresent(notes, forKey: .notes)
         try container.encode(createdAt, forKey: .createdAt)
+        try container.encodeIfPresent(platform, forKey: .platform)
     }
 
-    enum Keys: String, CodingKey { case id, name, team, vhost, queue, routingKey, notes, createdAt }
+    enum Keys: String, CodingKey { case id, name, team, vhost, queue, routingKey, notes, createdAt, platform }
 
     init(_ environment: Environment) {
         let spec = environment.spec
@@ -161,7 +164,15 @@ struct EnvironmentSummaryBody: Encodable {
         }
         notes = priorityNotes.isEmpty && dropNotes.isEmpty ? nil : priorityNotes + dropNotes
         createdAt = environment.createdAt
+        platform = environment.platform.map { PlatformBody(instanceId: $0.instanceID, platform: $0.platform, planId: $0.planID) }
     }
+}
+
+/// Which Open Service Broker instance an environment is (its context stays in the record).
+struct PlatformBody: Encodable {
+    var instanceId: String
+    var platform: String
+    var planId: String
 }
 
 struct EnvironmentListBody: Encodable {
@@ -179,6 +190,7 @@ struct CreatedEnvironmentBody: Encodable {
 
     init(_ result: CreateResult, endpoint: AMQPEndpoint) {
         summary = EnvironmentSummaryBody(result.environment)
+        status = result.pending ? "creating" : "ready"
         let full = result.credentials.first { $0.role == .full } ?? result.credentials[0]
         credentials = CredentialsBody(full)
         connection = endpoint.connection(vhost: summary.vhost, credentials: full)
@@ -219,7 +231,13 @@ struct EnvironmentDetailBody: Encodable {
 
     init(_ health: EnvironmentHealth, endpoint: AMQPEndpoint) {
         summary = EnvironmentSummaryBody(health.environment)
-        status = health.state == .deleting ? "deleting" : health.isComplete ? "ready" : "degraded"
+        status = switch health.state {
+        case .deleting: "deleting"
+        case .failed: "failed"
+        // Not yet complete is not degraded while the create is under way.
+        case .creating where health.recordProblem == nil: "creating"
+        case .creating, .ready: health.isComplete ? "ready" : "degraded"
+        }
         users = health.users.map(\.name)
         userRoles = Dictionary(health.users.map { ($0.name, $0.role.rawValue) }, uniquingKeysWith: { a, _ in a })
         revocations = health.revocations.isEmpty ? nil : health.revocations
@@ -228,6 +246,7 @@ struct EnvironmentDetailBody: Encodable {
         missing = r.missing
         connection = endpoint.connection(vhost: summary.vhost)
         reason = health.recordProblem.map { "the environment's record cannot be trusted (\($0)); Warren changes nothing of it until an operator has looked" }
+            ?? health.failureReason.map { "the create could not finish: \($0); DELETE removes what is left" }
     }
 
     func encode(to encoder: any Encoder) throws {

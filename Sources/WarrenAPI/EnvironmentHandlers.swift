@@ -9,17 +9,21 @@ struct EnvironmentHandlers: Sendable {
     let endpoint: AMQPEndpoint
     let blueprints: Blueprints
 
+    /// POST: 201 with everything a client needs to connect, or 200 when the environment
+    /// exists with the same spec. With `Prefer: respond-async`, 202 as soon as the vhost and
+    /// the record exist: the body is the same (its users will have these passwords), with
+    /// `status: creating`; the environment's GET says when it is `ready` (or `failed`, why).
     func create(_ context: RequestContext) async throws -> HTTPResponse {
         try requireJSON(context.request)
         let request = try CreateEnvironmentRequest.decode(context.request.body, blueprints: blueprints)
+        let async = Prefer.respondAsync(context.request)
         let result = try await provisioner.logging(to: context.logger)
-            .create(team: context.team, spec: request.spec, roles: [.full] + request.extraRoles)
+            .create(team: context.team, spec: request.spec, roles: [.full] + request.extraRoles, finishInBackground: async)
         let body = CreatedEnvironmentBody(result, endpoint: endpoint)
         // The body holds a password: tell every cache to keep it nowhere.
-        return JSON.response(result.created ? 201 : 200, body, headers: [
-            ("Location", "/v1/environments/\(PercentEncoding.encode(body.summary.id))"),
-            ("Cache-Control", "no-store"),
-        ])
+        var headers = [("Location", "/v1/environments/\(PercentEncoding.encode(body.summary.id))"), ("Cache-Control", "no-store")]
+        if async { headers.append(Prefer.applied) }
+        return JSON.response(result.pending ? 202 : result.created ? 201 : 200, body, headers: headers)
     }
 
     func list(_ context: RequestContext) async throws -> HTTPResponse {
@@ -76,14 +80,20 @@ struct EnvironmentHandlers: Sendable {
         return JSON.response(200, body, headers: headers)
     }
 
-    /// DELETE: refuses (409) when queues hold messages, unless `?force=true`.
+    /// DELETE: refuses (409) when queues hold messages, unless `?force=true`. With `Prefer:
+    /// respond-async`, 202 once the environment is marked `deleting`; its GET is 404 when it is gone.
     func delete(_ context: RequestContext) async throws -> HTTPResponse {
         let id = try environmentID(context)
         let force = try Query.flag("force", in: context.request.query)
-        guard try await provisioner.logging(to: context.logger).delete(team: context.team, name: id, force: force) else {
+        let async = Prefer.respondAsync(context.request)
+        guard try await provisioner.logging(to: context.logger)
+            .delete(team: context.team, name: id, force: force, finishInBackground: async)
+        else {
             throw Problem.notFound("no environment \(id)")
         }
-        return HTTPResponse(status: 204)
+        guard async else { return HTTPResponse(status: 204) }
+        return HTTPResponse(
+            status: 202, headers: HTTPHeaders([("Location", "/v1/environments/\(PercentEncoding.encode(id))"), Prefer.applied]))
     }
 
     /// An id that could not name an environment is simply not found: it is never sent on to
@@ -100,6 +110,23 @@ struct EnvironmentHandlers: Sendable {
         let mediaType = contentType?.split(separator: ";").first?.lowercased().filter { $0 != " " } ?? ""
         guard mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
             throw Problem.unsupportedMediaType(contentType)
+        }
+    }
+}
+
+/// The `Prefer` request header (RFC 7240): Warren honours `respond-async` on POST and DELETE of
+/// an environment, and says so in `Preference-Applied`.
+enum Prefer {
+    static let applied = ("Preference-Applied", "respond-async")
+
+    /// Whether any `Prefer` header lists the `respond-async` preference (names are
+    /// case-insensitive; parameters after `;` or a value after `=` are ignored).
+    static func respondAsync(_ request: HTTPRequest) -> Bool {
+        request.headers.values("Prefer").contains { header in
+            header.split(separator: ",").contains { preference in
+                let name = preference.split(separator: ";").first?.split(separator: "=").first ?? ""
+                return name.filter { $0 != " " && $0 != "\t" }.lowercased() == "respond-async"
+            }
         }
     }
 }

@@ -134,6 +134,11 @@ let received = await stop.value
 logger.info("shutting down", metadata: ["signal": "\(received)"])
 janitor.cancel()
 await server.shutdown()
+// Asynchronous creates and deletes answered already get up to 5 s to finish; what is left then
+// is finished by the janitor of this or another Warren (its record says where it stopped).
+if !(await provisioner.background.drain(within: .seconds(5))) {
+    logger.warning("asynchronous work left for the janitor", metadata: ["operations": "\(provisioner.background.count)"])
+}
 await janitor.value
 management.shutdown()
 logger.info("stopped")
