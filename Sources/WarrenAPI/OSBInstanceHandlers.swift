@@ -9,8 +9,8 @@ import WireFormat
 /// Asynchronous operations: provisioning and deprovisioning run in the background when the
 /// platform sends `accepts_incomplete=true` (202, then `last_operation`), and synchronously
 /// otherwise. Warren demands `accepts_incomplete=true` (422 AsyncRequired) only where the
-/// answer can only come from polling: a provision or deprovision repeated while the first one
-/// is still running in the background. Updates and bindings are always synchronous.
+/// answer can only come from polling: a provision repeated while the first one is still
+/// running in the background. Updates and bindings are always synchronous.
 struct OSBInstanceHandlers: Sendable {
     let provisioner: Provisioner
     let catalog: OSBCatalog
@@ -191,12 +191,8 @@ struct OSBInstanceHandlers: Sendable {
         guard case .mine(let environment) = try await Self.lookup(provisioner, context, instanceID: id) else {
             return OSBResponse.empty(410)
         }
-        if environment.state == .deleting {
-            guard acceptsIncomplete else {
-                throw OSBError.asyncRequired("instance \(id) is already being deprovisioned; its outcome can only be polled (send accepts_incomplete=true)")
-            }
-            return OSBResponse.accepted(operation: "deprovision")
-        }
+        // A deprovision repeated while one is under way (or after one that stopped half way)
+        // runs the removal again: each step of it is idempotent, and so it finishes the job.
         guard try await provisioner.delete(
             team: context.team, name: environment.environment.name, force: true, finishInBackground: acceptsIncomplete)
         else { return OSBResponse.empty(410) }
