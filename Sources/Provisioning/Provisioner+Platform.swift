@@ -26,6 +26,12 @@ public enum PlatformEnvironmentReading: Sendable {
 }
 
 extension Provisioner {
+    /// How long a caller may wait for a create made in the background to settle: its deadline
+    /// (steps past it fail), plus a margin for the calls in flight then and the write of its
+    /// outcome. A record still `creating` after that belongs to background work that could not
+    /// even record its failure (the janitor finishes it after the grace).
+    public var waitLimit: Duration { createDeadline + .seconds(10) }
+
     /// The environment `name` of `team`, with its platform instance and state.
     public func platformEnvironment(team: String, name: String) async throws -> PlatformEnvironmentReading {
         let vhost = EnvironmentNaming.vhost(team: team, name: name)

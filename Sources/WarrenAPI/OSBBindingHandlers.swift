@@ -38,7 +38,7 @@ struct OSBBindingHandlers: Sendable {
         guard problems.isEmpty else { throw OSBError.badRequest(problems.joined(separator: "; ")) }
 
         let provisioner = provisioner.logging(to: context.logger)
-        let environment = try await Self.readyInstance(provisioner, context, instanceID: id)
+        let environment = try await Self.readyInstance(provisioner, context, instanceID: id, secret: secret)
         if let predecessor {
             let username = BindingIdentity.username(
                 vhost: environment.environment.vhost, incarnation: environment.incarnation, bindingID: predecessor)
@@ -65,7 +65,7 @@ struct OSBBindingHandlers: Sendable {
         let id = try OSBInstanceHandlers.instanceID(context)
         let bindingID = try Self.bindingID(context)
         let provisioner = provisioner.logging(to: context.logger)
-        guard case .mine(let environment) = try await OSBInstanceHandlers.lookup(provisioner, context, instanceID: id),
+        guard case .mine(let environment) = try await OSBInstanceHandlers.lookup(provisioner, context, instanceID: id, secret: secret),
               environment.state == .ready
         else { throw OSBError.notFound("no binding \(bindingID)") }
         let username = BindingIdentity.username(vhost: environment.environment.vhost, incarnation: environment.incarnation, bindingID: bindingID)
@@ -85,7 +85,7 @@ struct OSBBindingHandlers: Sendable {
         try OSBQuery.requireServiceAndPlan(context.request.query)
         _ = try OSBQuery.acceptsIncomplete(context.request.query)
         let provisioner = provisioner.logging(to: context.logger)
-        guard case .mine(let environment) = try await OSBInstanceHandlers.lookup(provisioner, context, instanceID: id) else {
+        guard case .mine(let environment) = try await OSBInstanceHandlers.lookup(provisioner, context, instanceID: id, secret: secret) else {
             return OSBResponse.empty(410)
         }
         let username = BindingIdentity.username(vhost: environment.environment.vhost, incarnation: environment.incarnation, bindingID: bindingID)
@@ -97,7 +97,7 @@ struct OSBBindingHandlers: Sendable {
         let id = try OSBInstanceHandlers.instanceID(context)
         let bindingID = try Self.bindingID(context)
         let provisioner = provisioner.logging(to: context.logger)
-        guard case .mine(let environment) = try await OSBInstanceHandlers.lookup(provisioner, context, instanceID: id) else {
+        guard case .mine(let environment) = try await OSBInstanceHandlers.lookup(provisioner, context, instanceID: id, secret: secret) else {
             return OSBResponse.empty(410)
         }
         let username = BindingIdentity.username(vhost: environment.environment.vhost, incarnation: environment.incarnation, bindingID: bindingID)
@@ -110,8 +110,8 @@ struct OSBBindingHandlers: Sendable {
     }
 
     /// The instance, ready to be bound to.
-    static func readyInstance(_ provisioner: Provisioner, _ context: OSBContext, instanceID: String) async throws -> PlatformEnvironment {
-        guard case .mine(let environment) = try await OSBInstanceHandlers.lookup(provisioner, context, instanceID: instanceID) else {
+    static func readyInstance(_ provisioner: Provisioner, _ context: OSBContext, instanceID: String, secret: [UInt8]) async throws -> PlatformEnvironment {
+        guard case .mine(let environment) = try await OSBInstanceHandlers.lookup(provisioner, context, instanceID: instanceID, secret: secret) else {
             throw OSBError.notFound("no instance \(instanceID)")
         }
         switch environment.state {

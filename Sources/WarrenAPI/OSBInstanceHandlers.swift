@@ -15,6 +15,8 @@ struct OSBInstanceHandlers: Sendable {
     let provisioner: Provisioner
     let catalog: OSBCatalog
     let blueprints: Blueprints
+    /// The server secret (WARREN_OSB_SECRET_FILE): it seals the platform instance of records.
+    let secret: [UInt8]
 
     /// What stands under an instance id's environment name, as far as this platform may know.
     enum Lookup {
@@ -26,14 +28,21 @@ struct OSBInstanceHandlers: Sendable {
         case mine(PlatformEnvironment)
     }
 
-    static func lookup(_ provisioner: Provisioner, _ context: OSBContext, instanceID: String) async throws -> Lookup {
+    static func lookup(_ provisioner: Provisioner, _ context: OSBContext, instanceID: String, secret: [UInt8]) async throws -> Lookup {
         let name = OSBNaming.environmentName(instanceID: instanceID)
         switch try await provisioner.platformEnvironment(team: context.team, name: name) {
         case .absent: return .absent
         case .untrusted: return .other
         case .found(let environment):
-            return environment.isInstance(instanceID, of: context.platform) ? .mine(environment) : .other
+            guard environment.isInstance(instanceID, of: context.platform), let platform = environment.platform,
+                  OSBSeal.holds(platform, secret: secret, team: context.team, name: name)
+            else { return .other }
+            return .mine(environment)
         }
+    }
+
+    func lookup(_ provisioner: Provisioner, _ context: OSBContext, instanceID: String) async throws -> Lookup {
+        try await Self.lookup(provisioner, context, instanceID: instanceID, secret: secret)
     }
 
     static func instanceID(_ context: OSBContext) throws(OSBError) -> String {
@@ -50,7 +59,7 @@ struct OSBInstanceHandlers: Sendable {
         let name = OSBNaming.environmentName(instanceID: id)
         let request = try OSBProvisionRequest.decode(context.request, name: name, catalog: catalog, blueprints: blueprints)
         let provisioner = provisioner.logging(to: context.logger)
-        switch try await Self.lookup(provisioner, context, instanceID: id) {
+        switch try await lookup(provisioner, context, instanceID: id) {
         case .other:
             throw OSBError.conflict("instance \(id) cannot be provisioned: the environment name it maps to, \(name), is taken")
         case .mine(let existing):
@@ -82,13 +91,22 @@ struct OSBInstanceHandlers: Sendable {
             break
         }
         let platform = PlatformInstance(
-            platform: context.platform, instanceID: id, serviceID: OSBCatalog.serviceID, planID: request.plan.id, context: request.context)
+            platform: context.platform, instanceID: id, serviceID: OSBCatalog.serviceID, planID: request.plan.id, context: request.context,
+            seal: OSBSeal.make(secret: secret, team: context.team, name: name, platform: context.platform, instanceID: id))
+        // Always made in the background, even when the platform waits for the answer: a
+        // create that runs in the request would start over when a DELETE removed its
+        // environment under it (right for /v1, whose caller still wants it), and bring the
+        // instance back after the platform's orphan mitigation (its DELETE after a PUT that
+        // timed out) had removed it. In the background, a DELETE simply ends it.
         let result = try await provisioner.create(
-            team: context.team, spec: request.spec, roles: [], platform: platform, finishInBackground: acceptsIncomplete)
+            team: context.team, spec: request.spec, roles: [], platform: platform, finishInBackground: true)
+        if result.pending, !acceptsIncomplete {
+            return try await outcome(provisioner, context, instanceID: id)
+        }
         if !result.created {
             // Joined an environment that was there (or came meanwhile): it must be this
             // instance, not a /v1 environment of the same spec that won a race for the name.
-            guard case .mine = try await Self.lookup(provisioner, context, instanceID: id) else {
+            guard case .mine = try await lookup(provisioner, context, instanceID: id) else {
                 throw OSBError.conflict("instance \(id) cannot be provisioned: the environment name it maps to, \(name), is taken")
             }
             return result.pending ? OSBResponse.accepted(operation: "provision") : OSBResponse.empty(200)
@@ -96,9 +114,34 @@ struct OSBInstanceHandlers: Sendable {
         return result.pending ? OSBResponse.accepted(operation: "provision") : OSBResponse.empty(201)
     }
 
+    /// Waits for a provision made in the background to settle, for a platform that did not
+    /// send accepts_incomplete: 201 when it is ready; its failure reason otherwise (the vhost
+    /// stays for the platform's DELETE, as after an asynchronous failure). The background work
+    /// is bounded by the create deadline; the wait by that, plus a margin.
+    private func outcome(_ provisioner: Provisioner, _ context: OSBContext, instanceID: String) async throws -> HTTPResponse {
+        let clock = ContinuousClock()
+        let deadline = clock.now + provisioner.waitLimit
+        var pause = Duration.milliseconds(10)
+        while clock.now < deadline {
+            try await Task.sleep(for: pause)
+            pause = min(pause * 2, .milliseconds(250))
+            guard case .mine(let environment) = try await lookup(provisioner, context, instanceID: instanceID) else {
+                throw OSBError.concurrency("instance \(instanceID) was deprovisioned while it was being provisioned")
+            }
+            switch environment.state {
+            case .creating: continue
+            case .ready: return OSBResponse.empty(201)
+            case .deleting: throw OSBError.concurrency("instance \(instanceID) is being deprovisioned")
+            case .failed:
+                throw OSBError(status: 502, error: "ProvisioningFailed", description: environment.failureReason ?? "provisioning failed")
+            }
+        }
+        throw OSBError(status: 503, error: "BrokerUnavailable", description: "instance \(instanceID) is still being provisioned; poll last_operation", headers: [("Retry-After", "5")])
+    }
+
     func fetch(_ context: OSBContext) async throws -> HTTPResponse {
         let id = try Self.instanceID(context)
-        guard case .mine(let environment) = try await Self.lookup(provisioner.logging(to: context.logger), context, instanceID: id),
+        guard case .mine(let environment) = try await lookup(provisioner.logging(to: context.logger), context, instanceID: id),
               environment.state == .ready, let platform = environment.platform
         else {
             // The specification: 404 also while a provision is still in progress.
@@ -141,7 +184,7 @@ struct OSBInstanceHandlers: Sendable {
             }
         }
         let provisioner = provisioner.logging(to: context.logger)
-        guard case .mine(let environment) = try await Self.lookup(provisioner, context, instanceID: id) else {
+        guard case .mine(let environment) = try await lookup(provisioner, context, instanceID: id) else {
             throw OSBError.notFound("no instance \(id)")
         }
         switch environment.state {
@@ -188,7 +231,7 @@ struct OSBInstanceHandlers: Sendable {
         try OSBQuery.requireServiceAndPlan(context.request.query)
         let acceptsIncomplete = try OSBQuery.acceptsIncomplete(context.request.query)
         let provisioner = provisioner.logging(to: context.logger)
-        guard case .mine(let environment) = try await Self.lookup(provisioner, context, instanceID: id) else {
+        guard case .mine(let environment) = try await lookup(provisioner, context, instanceID: id) else {
             return OSBResponse.empty(410)
         }
         // A deprovision repeated while one is under way (or after one that stopped half way)
@@ -203,7 +246,7 @@ struct OSBInstanceHandlers: Sendable {
     /// (after a deprovision the platform takes that for success).
     func lastOperation(_ context: OSBContext) async throws -> HTTPResponse {
         let id = try Self.instanceID(context)
-        guard case .mine(let environment) = try await Self.lookup(provisioner.logging(to: context.logger), context, instanceID: id) else {
+        guard case .mine(let environment) = try await lookup(provisioner.logging(to: context.logger), context, instanceID: id) else {
             return OSBResponse.empty(410)
         }
         switch environment.state {

@@ -39,7 +39,9 @@ extension RequestPipeline {
                 logger[metadataKey: "platform"] = "\(found.platform)"
                 try OSBVersion.check(request.headers["X-Broker-API-Version"])
                 if let identity = OSBOriginatingIdentity.decode(request.headers["X-Broker-API-Originating-Identity"]) {
+                    // For the audit trail: who at the platform asked (as the platform says).
                     logger[metadataKey: "originating_identity"] = "\(identity)"
+                    logger.info("platform request", metadata: ["method": "\(request.method)", "route": "\(route)"])
                 }
                 let context = OSBContext(request: request, parameters: parameters, platform: found.platform, team: found.team, logger: logger)
                 response = try await handler(context)

@@ -38,7 +38,8 @@ public struct WarrenAPI: HTTPResponder {
         router.add("GET", "/v1/blueprints", pipeline.route("/v1/blueprints", BlueprintHandlers(blueprints: blueprints).list))
         // Open Service Broker API v2.17 (see OSBInstanceHandlers, OSBBindingHandlers): basic
         // authentication per platform; without a platforms file every /v2 request is a 401.
-        let osb = OSBInstanceHandlers(provisioner: provisioner, catalog: OSBCatalog(blueprints: blueprints), blueprints: blueprints)
+        let osb = OSBInstanceHandlers(
+            provisioner: provisioner, catalog: OSBCatalog(blueprints: blueprints), blueprints: blueprints, secret: osbSecret)
         let bindings = OSBBindingHandlers(provisioner: provisioner, endpoint: endpoint, secret: osbSecret)
         let instance = "/v2/service_instances/{instance_id}"
         let binding = "/v2/service_instances/{instance_id}/service_bindings/{binding_id}"

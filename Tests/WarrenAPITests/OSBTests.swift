@@ -197,3 +197,32 @@ import Testing
         #expect(broker.attempts.withLock { $0 } == 0)
     }
 }
+
+@Suite struct OSBSealTests {
+    let secret = Array(repeating: UInt8(3), count: 32)
+
+    func sealed(team: String = "team-a", name: String = "osb-x", platform: String = "cf", instance: String = "x") -> PlatformInstance {
+        PlatformInstance(
+            platform: platform, instanceID: instance, serviceID: OSBCatalog.serviceID, planID: "p",
+            seal: OSBSeal.make(secret: secret, team: team, name: name, platform: platform, instanceID: instance))
+    }
+
+    @Test func holdsOnlyWhereItWasMade() {
+        #expect(OSBSeal.holds(sealed(), secret: secret, team: "team-a", name: "osb-x"))
+        // Copied to another environment, or another team's: it does not hold.
+        #expect(!OSBSeal.holds(sealed(), secret: secret, team: "team-a", name: "osb-y"))
+        #expect(!OSBSeal.holds(sealed(), secret: secret, team: "team-b", name: "osb-x"))
+        // Another platform or instance id written over a sealed field: it does not hold.
+        var forged = sealed()
+        forged.platform = "other"
+        #expect(!OSBSeal.holds(forged, secret: secret, team: "team-a", name: "osb-x"))
+        forged = sealed()
+        forged.instanceID = "y"
+        #expect(!OSBSeal.holds(forged, secret: secret, team: "team-a", name: "osb-x"))
+        // No seal, or one made with another secret.
+        forged = sealed()
+        forged.seal = nil
+        #expect(!OSBSeal.holds(forged, secret: secret, team: "team-a", name: "osb-x"))
+        #expect(!OSBSeal.holds(sealed(), secret: Array(repeating: 4, count: 32), team: "team-a", name: "osb-x"))
+    }
+}
