@@ -94,7 +94,9 @@ extension EnvironmentSpec {
             } else if !binding.arguments.isEmpty {
                 problems.append(("\(field).arguments", "only a headers exchange takes binding arguments"))
             }
-            for (key, value) in binding.arguments where key.utf8.count > 255 || value.utf8.count > 255 || key.isEmpty {
+            // Keys are AMQP short strings (bytes); values are long strings, limited here to 255
+            // characters (as openapi.yaml counts them), not bytes.
+            for (key, value) in binding.arguments where key.utf8.count > 255 || value.unicodeScalars.count > 255 || key.isEmpty {
                 problems.append(("\(field).arguments", "keys must be 1-255 and values at most 255 characters"))
             }
         }

@@ -12,8 +12,9 @@ struct EnvironmentHandlers: Sendable {
     func create(_ context: RequestContext) async throws -> HTTPResponse {
         try requireJSON(context.request)
         let request = try CreateEnvironmentRequest.decode(context.request.body, blueprints: blueprints)
-        let result = try await provisioner.logging(to: context.logger)
-            .create(team: context.team, spec: request.spec, roles: [.full] + request.extraRoles)
+        let provisioner = provisioner.logging(to: context.logger)
+        try request.check(asMade: try await provisioner.explicit(TopologyAddition(queues: request.spec.queues)).queues)
+        let result = try await provisioner.create(team: context.team, spec: request.spec, roles: [.full] + request.extraRoles)
         let body = CreatedEnvironmentBody(result, endpoint: endpoint)
         // The body holds a password: tell every cache to keep it nowhere.
         return JSON.response(result.created ? 201 : 200, body, headers: [
