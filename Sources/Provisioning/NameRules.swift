@@ -16,6 +16,8 @@ public enum NameRules {
         if name.isEmpty { return "must not be empty" }
         if name.utf8.count > 255 { return "must be at most 255 characters" }
         if name.hasPrefix("amq.") { return "must not start with \"amq.\" (reserved by RabbitMQ)" }
+        // The management API has no way to name them (a path segment "." or ".." is a dot segment).
+        if name == "." || name == ".." { return "must not be \".\" or \"..\"" }
         if !name.utf8.allSatisfy({ isAlphanumeric($0) || "._:-".utf8.contains($0) }) {
             return "may contain only letters, digits, '.', '_', ':' and '-'"
         }

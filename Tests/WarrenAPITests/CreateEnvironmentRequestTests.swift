@@ -73,6 +73,8 @@ import WireFormat
         (#"{"name":"a","routing_key":"k","bindings":[{"queue":"a"}]}"#, "routing_key"),
         (#"{"name":"a","exchange":{"name":"warren.x"}}"#, "exchange.name"),
         (#"{"name":"a","queues":[{"name":"warren.q"}]}"#, "queues[0].name"),
+        (#"{"name":"a","queue":{"name":".."}}"#, "queue.name"),
+        (#"{"name":"a","exchange":{"name":"."}}"#, "exchange.name"),
         (#"{"name":"a","queue":{"type":"classic","delivery_limit":2}}"#, "queue.delivery_limit"),
         (#"{"name":"a","queue":{"overflow":"drop-head"}}"#, "queue.overflow"),
         (#"{"name":"a","queue":{"max_length":1,"overflow":"reject-publish-dlx"}}"#, "queue.overflow"),

@@ -141,6 +141,9 @@ SCHEMA_REFUSES = [
     ("exchange-name-warren", {"name": OK, "exchange": {"name": "warren.x"}}, "exchange.name"),
     ("queue-name-warren", {"name": OK, "queue": {"name": "warren.q"}}, "queue.name"),
     ("queues-name-warren", {"name": OK, "queues": [{"name": "warren.jobs"}]}, "queues[0].name"),
+    ("queue-name-dot", {"name": OK, "queue": {"name": "."}}, "queue.name"),
+    ("queues-name-dotdot", {"name": OK, "queues": [{"name": "jobs"}, {"name": ".."}]}, "queues[1].name"),
+    ("exchange-name-dotdot", {"name": OK, "exchange": {"name": ".."}}, "exchange.name"),
     ("binding-queue-amq", {"name": OK, "queues": [{"name": "jobs"}], "bindings": [{"queue": "amq.jobs"}]},
      "bindings[0].queue"),
     # a queue's settings together
@@ -209,6 +212,9 @@ SCHEMA_ACCEPTS = [
     ("whole-number-as-float", {"name": OK, "queue": {"max_length": 10.0, "overflow": "drop-head"}}),
     ("roles-twice", {"name": OK, "roles": ["producer", "producer", "consumer"]}),
     ("near-reserved-names", {"name": OK, "exchange": {"name": "warren"}, "queue": {"name": "Warren.jobs"}}),
+    ("dots-in-names", {"name": OK, "exchange": {"name": "..."}, "queues": [{"name": ".a"}, {"name": "..b"}]}),
+    ("control-characters-in-a-header-value", {"name": OK, "exchange": {"type": "headers"}, "queues": [{"name": "jobs"}],
+                                              "bindings": [{"queue": "jobs", "arguments": {"h": "a\u0000b\u001b[31m"}}]}),
     ("max-queues-at-its-floor", {"name": OK, "queues": [{"name": "jobs", "dead_letter": True}],
                                  "limits": {"max_queues": 3}}),
 ]
