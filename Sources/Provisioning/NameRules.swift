@@ -16,6 +16,8 @@ public enum NameRules {
         if name.isEmpty { return "must not be empty" }
         if name.utf8.count > 255 { return "must be at most 255 characters" }
         if name.hasPrefix("amq.") { return "must not start with \"amq.\" (reserved by RabbitMQ)" }
+        // The management API has no way to name them (a path segment "." or ".." is a dot segment).
+        if name == "." || name == ".." { return "must not be \".\" or \"..\"" }
         if !name.utf8.allSatisfy({ isAlphanumeric($0) || "._:-".utf8.contains($0) }) {
             return "may contain only letters, digits, '.', '_', ':' and '-'"
         }
@@ -94,7 +96,9 @@ extension EnvironmentSpec {
             } else if !binding.arguments.isEmpty {
                 problems.append(("\(field).arguments", "only a headers exchange takes binding arguments"))
             }
-            for (key, value) in binding.arguments where key.utf8.count > 255 || value.utf8.count > 255 || key.isEmpty {
+            // Keys are AMQP short strings (bytes); values are long strings, limited here to 255
+            // characters (as openapi.yaml counts them), not bytes.
+            for (key, value) in binding.arguments where key.utf8.count > 255 || value.unicodeScalars.count > 255 || key.isEmpty {
                 problems.append(("\(field).arguments", "keys must be 1-255 and values at most 255 characters"))
             }
         }

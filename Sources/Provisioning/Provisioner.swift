@@ -24,6 +24,8 @@ public struct Provisioner: Sendable {
     let release: BrokerRelease
     /// Asynchronous operations still going on after their answer; shared by every copy.
     public let background: BackgroundWork
+    /// This process's turns for the broker-held locks (see `LocalLocks`); shared by every copy.
+    let localLocks: LocalLocks
 
     /// The deadline of the create this task belongs to; steps past it fail as `busy`.
     @TaskLocal static var deadline: ContinuousClock.Instant?
@@ -42,6 +44,7 @@ public struct Provisioner: Sendable {
         self.recordLockLease = recordLockLease
         self.release = BrokerRelease()
         self.background = BackgroundWork()
+        self.localLocks = LocalLocks()
     }
 
     var records: EnvironmentRecordStore { EnvironmentRecordStore(provisioner: self) }

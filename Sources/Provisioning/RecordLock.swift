@@ -26,7 +26,12 @@ struct RecordLock: Sendable {
         let name = "lock.\(key)"
         var generator = SystemRandomNumberGenerator()
         let token = Int.random(in: 1...(1 << 47), using: &generator)
-        try await acquire(name, token: token)
+        // This process's turn first (see `LocalLocks`), then the broker's lock, both within
+        // the one `wait`: a waiter never waits longer for being in a local queue.
+        let deadline = ContinuousClock.now + wait
+        guard await provisioner.localLocks.acquire(key, within: wait) else { throw busy }
+        defer { provisioner.localLocks.release(key) }
+        try await acquire(name, token: token, deadline: deadline)
         do {
             let result = try await body()
             await release(name, token: token)
@@ -37,7 +42,11 @@ struct RecordLock: Sendable {
         }
     }
 
-    private func acquire(_ name: String, token: Int) async throws {
+    private var busy: ProvisioningError {
+        ProvisioningError(code: .busy, detail: "another operation on this environment did not finish in time; try again", step: "lock record")
+    }
+
+    private func acquire(_ name: String, token: Int, deadline: ContinuousClock.Instant) async throws {
         let admin = provisioner.admin
         var generator = SystemRandomNumberGenerator()
         let arguments: [String: JSONValue] = [
@@ -45,7 +54,6 @@ struct RecordLock: Sendable {
             "x-expires": .int(Int(lease / .milliseconds(1))),
         ]
         let clock = ContinuousClock()
-        let deadline = clock.now + wait
         var pause = Duration.milliseconds(2)
         var ensured = false
         while true {
@@ -62,9 +70,7 @@ struct RecordLock: Sendable {
                 ensured = true
             } catch let error as ProvisioningError where error.underlying?.code == .badRequest {
                 // Held by another operation (its token differs).
-                guard clock.now + pause < deadline else {
-                    throw ProvisioningError(code: .busy, detail: "another operation on this environment did not finish in time; try again", step: "lock record")
-                }
+                guard clock.now + pause < deadline else { throw busy }
                 // Jitter, so that waiters on two instances do not retry in step.
                 let jitter = Duration.microseconds(Int.random(in: 0...Int(pause / .microseconds(1)), using: &generator))
                 try await Task.sleep(for: pause + jitter)

@@ -11,6 +11,8 @@ struct CreateEnvironmentRequest {
     var spec: EnvironmentSpec
     /// Credentials to issue besides the full-access set.
     var extraRoles: [Role]
+    /// Whether the body was written in the single-queue form (fields are named as it names them).
+    var singleQueueForm = false
 
     static let keys: Set<String> = ["name", "blueprint", "exchange", "queue", "routing_key", "queues", "bindings", "limits", "roles"]
     static let topologyKeys = ["exchange", "queue", "routing_key", "queues", "bindings", "limits"]
@@ -63,7 +65,22 @@ struct CreateEnvironmentRequest {
             }
         }
         guard errors.isEmpty else { throw Problem.invalidFields(errors) }
-        return CreateEnvironmentRequest(spec: spec, extraRoles: roles)
+        return CreateEnvironmentRequest(spec: spec, extraRoles: roles, singleQueueForm: singleQueueForm)
+    }
+
+    /// Checks the queues as this broker's release makes them (`Provisioner.explicit`): before
+    /// RabbitMQ 4.0 a queue with `max_priority` is made classic, and a classic queue has no
+    /// delivery limit. A rule of the broker's release, which no request schema can state; left
+    /// unchecked, the create made an environment whose record then failed its own validation.
+    func check(asMade queues: [EnvironmentSpec.Queue]) throws(Problem) {
+        var errors: [Problem.FieldError] = []
+        for (index, (asked, made)) in zip(spec.queues, queues).enumerated()
+        where asked.deliveryLimit != nil && asked.type == .quorum && made.type != .quorum {
+            errors.append(.init(
+                field: singleQueueForm && index == 0 ? "queue.delivery_limit" : "queues[\(index)].delivery_limit",
+                reason: "needs a quorum queue; before RabbitMQ 4.0 a queue with max_priority is made classic"))
+        }
+        guard errors.isEmpty else { throw Problem.invalidFields(errors) }
     }
 
     /// The topology fields of a body: the single-queue form unless `queues` or `bindings` is given.

@@ -17,7 +17,9 @@ struct EnvironmentHandlers: Sendable {
         try requireJSON(context.request)
         let request = try CreateEnvironmentRequest.decode(context.request.body, blueprints: blueprints)
         let async = Prefer.respondAsync(context.request)
-        let result = try await provisioner.logging(to: context.logger)
+        let provisioner = provisioner.logging(to: context.logger)
+        try request.check(asMade: try await provisioner.explicit(TopologyAddition(queues: request.spec.queues)).queues)
+        let result = try await provisioner
             .create(team: context.team, spec: request.spec, roles: [.full] + request.extraRoles, finishInBackground: async)
         let body = CreatedEnvironmentBody(result, endpoint: endpoint)
         // The body holds a password: tell every cache to keep it nowhere.

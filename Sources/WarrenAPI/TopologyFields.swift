@@ -40,8 +40,16 @@ enum TopologyFields {
         return queue
     }
 
+    /// The most items a `queues` or `bindings` array of any body may have (openapi.yaml's
+    /// `maxItems`), counted as sent: a binding listed twice still counts twice here.
+    static let maxQueues = 32
+    static let maxBindings = 64
+
     static func queues(_ items: [JSONValue], errors: inout [Problem.FieldError]) -> [EnvironmentSpec.Queue] {
-        items.enumerated().compactMap { index, item in
+        if items.count > maxQueues {
+            errors.append(Problem.FieldError(field: "queues", reason: "may have at most \(maxQueues) queues"))
+        }
+        return items.enumerated().compactMap { index, item in
             guard case .object(let object) = item else {
                 errors.append(Problem.FieldError(field: "queues[\(index)]", reason: "must be an object"))
                 return nil
@@ -50,8 +58,15 @@ enum TopologyFields {
         }
     }
 
+    /// The bindings of a body, each once: a binding listed twice (`{"queue": "a"}` and
+    /// `{"queue": "a", "routing_key": ""}` are the same binding) is made once, as the broker
+    /// would, rather than refused: a schema cannot say when two items are the same binding.
     static func bindings(_ items: [JSONValue], errors: inout [Problem.FieldError]) -> [EnvironmentSpec.Binding] {
-        items.enumerated().compactMap { index, item in
+        if items.count > maxBindings {
+            errors.append(Problem.FieldError(field: "bindings", reason: "may have at most \(maxBindings) bindings"))
+        }
+        var seen = Set<EnvironmentSpec.Binding>()
+        return items.enumerated().compactMap { index, item in
             guard case .object(let object) = item else {
                 errors.append(Problem.FieldError(field: "bindings[\(index)]", reason: "must be an object"))
                 return nil
@@ -60,11 +75,22 @@ enum TopologyFields {
             let queue = fields.string("queue", required: true)
             let key = fields.string("routing_key")
             let arguments = fields.stringMap("arguments")
+            // Header names are AMQP short strings (at most 255 bytes): printable ASCII keeps
+            // characters and bytes the same, so the schema's length is the broker's.
+            if let arguments, arguments.keys.contains(where: { !isHeaderName($0) }) {
+                fields.fail("arguments", "header names must be 1-255 printable ASCII characters")
+            }
             fields.rejectUnknown(allowed: ["queue", "routing_key", "arguments"])
             errors += fields.errors
             guard let queue else { return nil }
-            return EnvironmentSpec.Binding(queue: queue, routingKey: key ?? "", arguments: arguments ?? [:])
+            let binding = EnvironmentSpec.Binding(queue: queue, routingKey: key ?? "", arguments: arguments ?? [:])
+            return seen.insert(binding).inserted ? binding : nil
         }
+    }
+
+    /// 1-255 characters from ' ' to '~' (openapi.yaml: `^[ -~]{1,255}$`).
+    static func isHeaderName(_ name: String) -> Bool {
+        (1...255).contains(name.utf8.count) && name.utf8.allSatisfy { (0x20...0x7E).contains($0) }
     }
 
     static func limits(_ object: [String: JSONValue], errors: inout [Problem.FieldError]) -> EnvironmentSpec.Limits {
@@ -77,7 +103,10 @@ enum TopologyFields {
 
     /// Bindings for queues given without any: each bound by its own name (fanout and headers
     /// exchanges ignore the key; a headers binding without headers takes every message).
+    /// A name given twice gets one binding (the queues themselves are refused as named twice,
+    /// and that is the one problem to report).
     static func defaultBindings(for queues: [EnvironmentSpec.Queue]) -> [EnvironmentSpec.Binding] {
-        queues.map { EnvironmentSpec.Binding(queue: $0.name, routingKey: $0.name) }
+        var seen = Set<String>()
+        return queues.filter { seen.insert($0.name).inserted }.map { EnvironmentSpec.Binding(queue: $0.name, routingKey: $0.name) }
     }
 }

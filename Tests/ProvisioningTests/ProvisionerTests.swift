@@ -281,30 +281,11 @@ import Testing
         // A user whose permissions never arrived (a crash between the two calls).
         try await broker.putUser("\(vhost).0000beef", passwordHash: "x", tags: [])
         try await broker.putUser("warren.team-a.fraud-scoring-2.00000001", passwordHash: "x", tags: [])
-        // An environment whose create never finished: its DELETE lists every user.
-        try await provisioner.records.change(vhost, incarnation: readRecord().incarnation, step: "test") { $0.state = .creating }
         #expect(try await provisioner.delete(team: "team-a", name: "fraud-scoring"))
         #expect(broker.holdsNothing(of: vhost))
         // Another environment's user whose name shares a prefix is untouched.
         #expect(broker.state.withLock { $0.users["warren.team-a.fraud-scoring-2.00000001"] } != nil)
         #expect(try await provisioner.delete(team: "team-a", name: "fraud-scoring") == false)
-    }
-
-    /// The DELETE of a `ready` environment does not list every user on the broker (a cost that
-    /// grows with all teams' environments): a user without permissions, which only a crashed
-    /// rotation leaves there, is removed by the janitor once the vhost is gone.
-    @Test func aReadyEnvironmentsDeleteLeavesAUserWithoutPermissionsToTheJanitor() async throws {
-        _ = try await provisioner.create(team: "team-a", spec: spec)
-        try await broker.putUser("\(vhost).0000beef", passwordHash: "x", tags: [])
-        #expect(try await provisioner.delete(team: "team-a", name: "fraud-scoring"))
-        #expect(!broker.calls.contains("GET users"))
-        #expect(broker.state.withLock { $0.vhosts[vhost] == nil && $0.users["\(vhost).0000beef"] != nil })
-        #expect(try await Janitor(provisioner: provisioner, grace: .seconds(60)).sweep().orphanUsers == 1)
-        #expect(broker.holdsNothing(of: vhost))
-    }
-
-    private func readRecord() throws -> EnvironmentRecord {
-        try #require(broker.state.withLock { EnvironmentRecord.decode(description: $0.vhosts[vhost]?.description) })
     }
 
     @Test func reconcileRestoresWhatDriftedWithoutTouchingUsers() async throws {

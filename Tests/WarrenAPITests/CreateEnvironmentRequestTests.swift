@@ -63,6 +63,70 @@ import WireFormat
         }
         #expect(Set(problem?.errors.map(\.field) ?? []) == ["name", "queue.type", "foo"])
     }
+
+    // The rules openapi.yaml states, as Warren applies them (the live side is in
+    // Tests/integration/test_validation.py, which judges each body by the schema as well).
+
+    @Test(arguments: [
+        (#"{"name":"a","blueprint":"b","queues":[{"name":"q"}]}"#, "blueprint"),
+        (#"{"name":"a","queue":{"name":"q"},"queues":[{"name":"r"}]}"#, "queue"),
+        (#"{"name":"a","routing_key":"k","bindings":[{"queue":"a"}]}"#, "routing_key"),
+        (#"{"name":"a","exchange":{"name":"warren.x"}}"#, "exchange.name"),
+        (#"{"name":"a","queues":[{"name":"warren.q"}]}"#, "queues[0].name"),
+        (#"{"name":"a","queue":{"name":".."}}"#, "queue.name"),
+        (#"{"name":"a","exchange":{"name":"."}}"#, "exchange.name"),
+        (#"{"name":"a","queue":{"type":"classic","delivery_limit":2}}"#, "queue.delivery_limit"),
+        (#"{"name":"a","queue":{"overflow":"drop-head"}}"#, "queue.overflow"),
+        (#"{"name":"a","queue":{"max_length":1,"overflow":"reject-publish-dlx"}}"#, "queue.overflow"),
+        (#"{"name":"a","queues":[{"name":"\#(String(repeating: "q", count: 252))","dead_letter":true}]}"#, "queues[0].name"),
+        (#"{"name":"a","exchange":{"name":"\#(String(repeating: "e", count: 252))"},"queue":{"dead_letter":true}}"#, "exchange.name"),
+        (#"{"name":"a","bindings":[{"queue":"a","arguments":{"k":"v"}}]}"#, "bindings[0].arguments"),
+        (#"{"name":"a","exchange":{"type":"headers"},"bindings":[{"queue":"a","arguments":{"x-match":"none"}}]}"#, "bindings[0].arguments"),
+        (#"{"name":"a","exchange":{"type":"headers"},"bindings":[{"queue":"a","arguments":{"r\u00e9gion":"eu"}}]}"#, "bindings[0].arguments"),
+        (#"{"name":"a","exchange":{"type":"headers"},"bindings":[{"queue":"a","arguments":{"a\u0007":"eu"}}]}"#, "bindings[0].arguments"),
+        (#"{"name":"a","exchange":{"type":"headers"},"bindings":[{"queue":"a","arguments":{"h":"\#(String(repeating: "é", count: 256))"}}]}"#, "bindings[0].arguments"),
+        (#"{"name":"a","bindings":[\#(Array(repeating: #"{"queue":"a"}"#, count: 65).joined(separator: ","))]}"#, "bindings"),
+        (#"{"name":"a","queues":[\#((0..<33).map { #"{"name":"q\#($0)"}"# }.joined(separator: ","))]}"#, "queues"),
+    ])
+    func rulesTheSchemaStates(json: String, field: String) {
+        let problem = #expect(throws: Problem.self) { try decode(json) }
+        #expect(problem?.slug == "invalid-field")
+        #expect(Set(problem?.errors.map(\.field) ?? []) == [field], "\(problem?.errors ?? [])")
+    }
+
+    @Test func aBindingListedTwiceIsMadeOnce() throws {
+        let spec = try decode(#"{"name":"a","queues":[{"name":"q"}],"bindings":[{"queue":"q"},{"queue":"q","routing_key":""},{"queue":"q","routing_key":"k"}]}"#)
+        #expect(spec.bindings == [.init(queue: "q", routingKey: ""), .init(queue: "q", routingKey: "k")])
+        // 64 items as sent are allowed, however many of them are alike.
+        let alike = Array(repeating: #"{"queue":"a"}"#, count: 64).joined(separator: ",")
+        #expect(try decode(#"{"name":"a","bindings":[\#(alike)]}"#).bindings == [.init(queue: "a", routingKey: "")])
+    }
+
+    @Test func headerValuesAreCountedInCharacters() throws {
+        let value = String(repeating: "é", count: 255)  // 510 bytes: a long string may hold them
+        let spec = try decode(#"{"name":"a","exchange":{"type":"headers"},"bindings":[{"queue":"a","arguments":{"x-match":"any","h":"\#(value)"}}]}"#)
+        #expect(spec.bindings[0].arguments["h"] == value)
+    }
+
+    @Test func aQueueNamedTwiceIsOneProblemNotTwo() {
+        // Its default bindings would name it twice as well; only the queue is reported.
+        let problem = #expect(throws: Problem.self) { try decode(#"{"name":"a","queues":[{"name":"q"},{"name":"q","type":"classic"}]}"#) }
+        #expect(problem?.errors.map(\.field) == ["queues[1].name"])
+    }
+
+    @Test(arguments: [("queues", #"{"name":"a","queues":[{"name":"q","max_priority":5,"delivery_limit":3}]}"#, "queues[0].delivery_limit"),
+                      ("queue", #"{"name":"a","queue":{"max_priority":5,"delivery_limit":3}}"#, "queue.delivery_limit")])
+    func deliveryLimitWithPrioritiesFollowsTheRelease(form: String, json: String, field: String) throws {
+        let request = try CreateEnvironmentRequest.decode(Array(json.utf8))
+        let before4 = request.spec.queues.map { queue in
+            var made = queue
+            made.type = .classic  // what Provisioner.explicit makes of it before RabbitMQ 4
+            return made
+        }
+        let problem = #expect(throws: Problem.self) { try request.check(asMade: before4) }
+        #expect(problem?.errors.map(\.field) == [field])
+        #expect(throws: Never.self) { try request.check(asMade: request.spec.queues) }
+    }
 }
 
 @Suite struct StrictJSONTests {

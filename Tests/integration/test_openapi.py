@@ -5,6 +5,8 @@ live server answers matches it.
 these tests make the check explicit for each kind of answer.)
 """
 
+import time
+
 import pytest
 from openapi_spec_validator import validate
 
@@ -21,10 +23,10 @@ OPERATIONS = {
     ("get", "/healthz"): ("getHealth", {"200"}),
     ("get", "/readyz"): ("getReadiness", {"200", "503"}),
     ("post", "/v1/environments"): ("createEnvironment",
-                                   {"200", "201", "400", "401", "409", "413", "415", "502", "503"}),
+                                   {"200", "201", "202", "400", "401", "409", "413", "415", "502", "503"}),
     ("get", "/v1/environments"): ("listEnvironments", {"200", "401", "502", "503"}),
     ("get", "/v1/environments/{id}"): ("getEnvironment", {"200", "401", "404", "502", "503"}),
-    ("delete", "/v1/environments/{id}"): ("deleteEnvironment", {"204", "401", "404", "502", "503"}),
+    ("delete", "/v1/environments/{id}"): ("deleteEnvironment", {"202", "204", "401", "404", "502", "503"}),
 }
 
 
@@ -143,3 +145,110 @@ def test_live_problems_match_schemas(api_a, anon, spec, warren):
         resp = anon.request("GET", path, check_spec=False)
         assert resp.status_code == 200, resp.text
         spec.conform(resp, "GET", path)
+
+
+# ---- asynchronous operations (Prefer: respond-async), status, platform -----------------------
+
+
+def _created_body(spec, status: str) -> dict:
+    return {"id": "fraud", "name": "fraud", "team": "team-a", "status": status, "created_at": "2026-11-29T10:00:00Z",
+            "vhost": "warren.team-a.fraud", "exchange": {"name": "fraud", "type": "direct", "durable": True},
+            "queue": {"name": "fraud", "type": "quorum", "durable": True}, "routing_key": "fraud",
+            "credentials": {"username": "warren.team-a.fraud.5d1c09aa3f9a2c1e", "password": "p" * 32},
+            "connection": {"host": "127.0.0.1", "port": 5672, "vhost": "warren.team-a.fraud",
+                           "uri": "amqp://127.0.0.1:5672/warren.team-a.fraud"}}
+
+
+@pytest.mark.parametrize("path,method", [("/v1/environments", "post"), ("/v1/environments/{id}", "delete")])
+def test_spec_async_operations_take_prefer_and_answer_202(spec, path, method):
+    op = spec.doc["paths"][path][method]
+    params = [spec.deref(p) for p in op.get("parameters", [])]
+    prefer = [p for p in params if p["name"] == "Prefer"]
+    assert prefer and prefer[0]["in"] == "header" and prefer[0]["required"] is False, params
+    # Any preference may be sent (RFC 7240: unknown ones are ignored), so the schema takes any string.
+    assert spec.validator(prefer[0]["schema"]).is_valid("respond-async, wait=10")
+    accepted = op["responses"]["202"]
+    headers = {name: spec.deref(h) for name, h in accepted["headers"].items()}
+    assert headers["Location"]["required"] is True
+    assert headers["Preference-Applied"]["required"] is True
+    applied = spec.validator(headers["Preference-Applied"]["schema"])
+    assert applied.is_valid("respond-async") and not applied.is_valid("wait=10")
+    if method == "delete":
+        assert "content" not in accepted, "an asynchronous DELETE answers without a body"
+
+
+def test_spec_async_create_body_is_a_201_body_with_status_creating(spec):
+    responses = spec.doc["paths"]["/v1/environments"]["post"]["responses"]
+    accepted = spec.validator(responses["202"]["content"]["application/json"]["schema"])
+    created = spec.validator(responses["201"]["content"]["application/json"]["schema"])
+    assert accepted.is_valid(_created_body(spec, "creating"))
+    assert not accepted.is_valid(_created_body(spec, "ready"))
+    without_credentials = _created_body(spec, "creating")
+    del without_credentials["credentials"]
+    assert not accepted.is_valid(without_credentials), "the 202 body carries the credentials"
+    assert created.is_valid(_created_body(spec, "ready")) and not created.is_valid(_created_body(spec, "creating"))
+    assert set(responses["202"]["links"]) == set(responses["201"]["links"])
+
+
+def test_spec_status_values_and_failed_reason(spec):
+    assert spec.doc["components"]["schemas"]["EnvironmentStatus"]["enum"] == [
+        "creating", "ready", "degraded", "deleting", "failed"]
+    env = {"id": "fraud", "name": "fraud", "team": "team-a", "vhost": "warren.team-a.fraud",
+           "exchange": {"name": "fraud", "type": "direct", "durable": True},
+           "queue": {"name": "fraud", "type": "quorum", "durable": True}, "routing_key": "fraud",
+           "created_at": "2026-11-29T10:00:00Z", "users": [], "missing": [],
+           "resources": {"vhost": True, "exchange": True, "queue": True, "binding": True, "user": False},
+           "connection": {"host": "127.0.0.1", "port": 5672, "vhost": "warren.team-a.fraud",
+                          "uri": "amqp://127.0.0.1:5672/warren.team-a.fraud"}}
+    for status in ("creating", "ready", "degraded", "deleting"):
+        spec.check_component("Environment", dict(env, status=status))
+    assert not spec.is_valid("Environment", dict(env, status="failed")), "failed comes with a reason"
+    spec.check_component("Environment", dict(env, status="failed", reason="declare queue: the broker refused"))
+    assert not spec.is_valid("Environment", dict(env, status="gone"))
+    summary = {k: v for k, v in env.items() if k not in ("users", "missing", "resources", "connection")}
+    spec.check_component("EnvironmentSummary", summary)
+    spec.check_component("EnvironmentSummary", dict(summary, status="creating"))
+    assert not spec.is_valid("EnvironmentSummary", dict(summary, status="failed"))
+
+
+def test_spec_platform_instance_on_every_environment_view(spec):
+    platform = {"instance_id": "7f0c9a9e-2d7b-4c53-9d59-0c7f2f1b8a11", "platform": "cf-prod", "plan_id": "small"}
+    for name in ("EnvironmentSummary", "Environment", "EnvironmentCreated", "EnvironmentReconciled"):
+        properties = spec.doc["components"]["schemas"][name]["properties"]
+        assert spec.deref(properties["platform"]) is spec.doc["components"]["schemas"]["PlatformInstance"], name
+        assert "platform" not in spec.doc["components"]["schemas"][name].get("required", []), name
+    schema = spec.component("PlatformInstance")
+    assert schema.is_valid(platform)
+    for field in platform:
+        assert not schema.is_valid({k: v for k, v in platform.items() if k != field}), field
+        assert not schema.is_valid(dict(platform, **{field: 7})), field
+    assert not schema.is_valid(dict(platform, secret="x")), "nothing else is shown"
+
+
+def test_live_prefer_respond_async_is_answered_as_the_spec_says(api_a, new_name, spec):
+    """Whether or not this Warren honours the preference, its answers are ones the spec declares
+    for it: 201 or 202 (with Preference-Applied and status creating) for a create, 204 or 202
+    for a delete; a preference it does not know changes nothing."""
+    name = new_name("prefer")
+    created = api_a.request("POST", "/v1/environments", json_body={"name": name},
+                            headers={"Prefer": "respond-async, wait=5"}, check_spec=False)
+    assert created.status_code in (201, 202), created.text
+    spec.conform(created, "POST", "/v1/environments")
+    if created.status_code == 202:
+        assert created.headers["Preference-Applied"] == "respond-async"
+        assert created.json()["status"] == "creating"
+    else:
+        assert "Preference-Applied" not in created.headers
+    assert created.headers["Location"] == f"/v1/environments/{name}"
+    for _ in range(100):
+        if api_a.get_ok(name)["status"] != "creating":
+            break
+        time.sleep(0.1)
+    unknown = api_a.request("POST", "/v1/environments", json_body={"name": name}, headers={"Prefer": "handling=lenient"},
+                            check_spec=False)
+    assert unknown.status_code == 200 and "Preference-Applied" not in unknown.headers, unknown.text
+    deleted = api_a.request("DELETE", f"/v1/environments/{name}", headers={"Prefer": "respond-async"}, check_spec=False)
+    assert deleted.status_code in (202, 204), deleted.text
+    spec.conform(deleted, "DELETE", f"/v1/environments/{name}")
+    if deleted.status_code == 202:
+        assert deleted.headers["Preference-Applied"] == "respond-async" and not deleted.content
