@@ -11,17 +11,23 @@ public struct PlatformInstance: Sendable, Hashable, Codable {
     /// The OSB `context` object as the platform sent it (organization and space, or
     /// namespace), compact JSON; recorded, never acted on.
     public var context: String?
+    /// An HMAC, made with the /v2 server secret, over the team, the environment name, the
+    /// platform and the instance id: a platform field forged into a record (by anyone who can
+    /// write vhost descriptions, or copied from another record) does not carry a valid one,
+    /// and /v2 never acts on it. Hex; nil in records written without it.
+    public var seal: String?
 
-    public init(platform: String, instanceID: String, serviceID: String, planID: String, context: String? = nil) {
+    public init(platform: String, instanceID: String, serviceID: String, planID: String, context: String? = nil, seal: String? = nil) {
         self.platform = platform
         self.instanceID = instanceID
         self.serviceID = serviceID
         self.planID = planID
         self.context = context
+        self.seal = seal
     }
 
     enum CodingKeys: String, CodingKey {
-        case platform, context
+        case platform, context, seal
         case instanceID = "instance_id"
         case serviceID = "service_id"
         case planID = "plan_id"
@@ -35,6 +41,7 @@ public struct PlatformInstance: Sendable, Hashable, Codable {
             if value.isEmpty || value.utf8.count > 255 { return "\(field) must be 1 to 255 characters" }
         }
         if let context, context.utf8.count > 4096 { return "context must be at most 4096 characters" }
+        if let seal, seal.utf8.count > 128 { return "seal must be at most 128 characters" }
         return nil
     }
 }

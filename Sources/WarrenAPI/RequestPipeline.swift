@@ -44,7 +44,7 @@ struct RequestPipeline: Sendable {
         finish(request, problem.response(), route: MetricLabels.unmatchedRoute, team: nil, requestID: RequestID.of(request), started: .now)
     }
 
-    private func finish(
+    func finish(
         _ request: HTTPRequest, _ response: HTTPResponse, route: String, team: String?,
         requestID: String, started: ContinuousClock.Instant
     ) -> HTTPResponse {

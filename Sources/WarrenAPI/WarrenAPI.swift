@@ -11,7 +11,8 @@ public struct WarrenAPI: HTTPResponder {
     /// counts and timings, no names of teams' resources beyond route patterns).
     public init(
         provisioner: Provisioner, tokens: TokenStore, endpoint: AMQPEndpoint, logger: Logger,
-        blueprints: Blueprints = Blueprints(), metrics: (@Sendable () -> [UInt8])? = nil
+        blueprints: Blueprints = Blueprints(), metrics: (@Sendable () -> [UInt8])? = nil,
+        platforms: PlatformStore? = nil, osbSecret: [UInt8] = []
     ) {
         let pipeline = RequestPipeline(tokens: tokens, logger: logger)
         let environments = EnvironmentHandlers(provisioner: provisioner, endpoint: endpoint, blueprints: blueprints)
@@ -35,6 +36,28 @@ public struct WarrenAPI: HTTPResponder {
             "DELETE", "/v1/environments/{id}/credentials/{username}",
             pipeline.route("/v1/environments/{id}/credentials/{username}", credentials.revoke))
         router.add("GET", "/v1/blueprints", pipeline.route("/v1/blueprints", BlueprintHandlers(blueprints: blueprints).list))
+        // Open Service Broker API v2.17 (see OSBInstanceHandlers, OSBBindingHandlers): basic
+        // authentication per platform; without a platforms file every /v2 request is a 401.
+        let osb = OSBInstanceHandlers(
+            provisioner: provisioner, catalog: OSBCatalog(blueprints: blueprints), blueprints: blueprints, secret: osbSecret)
+        let bindings = OSBBindingHandlers(provisioner: provisioner, endpoint: endpoint, secret: osbSecret)
+        let instance = "/v2/service_instances/{instance_id}"
+        let binding = "/v2/service_instances/{instance_id}/service_bindings/{binding_id}"
+        router.add("GET", "/v2/catalog", pipeline.osbRoute("/v2/catalog", platforms: platforms, osb.catalogResponse))
+        router.add("PUT", instance, pipeline.osbRoute("/v2/service_instances/{instance_id}", platforms: platforms, osb.provision))
+        router.add("GET", instance, pipeline.osbRoute("/v2/service_instances/{instance_id}", platforms: platforms, osb.fetch))
+        router.add("PATCH", instance, pipeline.osbRoute("/v2/service_instances/{instance_id}", platforms: platforms, osb.update))
+        router.add("DELETE", instance, pipeline.osbRoute("/v2/service_instances/{instance_id}", platforms: platforms, osb.deprovision))
+        router.add(
+            "GET", instance + "/last_operation",
+            pipeline.osbRoute("/v2/service_instances/{instance_id}/last_operation", platforms: platforms, osb.lastOperation))
+        let bindingRoute: StaticString = "/v2/service_instances/{instance_id}/service_bindings/{binding_id}"
+        router.add("PUT", binding, pipeline.osbRoute(bindingRoute, platforms: platforms, bindings.bind))
+        router.add("GET", binding, pipeline.osbRoute(bindingRoute, platforms: platforms, bindings.fetch))
+        router.add("DELETE", binding, pipeline.osbRoute(bindingRoute, platforms: platforms, bindings.unbind))
+        router.add(
+            "GET", binding + "/last_operation",
+            pipeline.osbRoute("/v2/service_instances/{instance_id}/service_bindings/{binding_id}/last_operation", platforms: platforms, bindings.lastOperation))
         self.router = router
         self.pipeline = pipeline
     }

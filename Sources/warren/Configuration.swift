@@ -35,6 +35,10 @@ struct Configuration {
     var headerTimeoutMilliseconds = 10_000
     var bodyTimeoutMilliseconds = 30_000
     var idleTimeoutMilliseconds = 60_000
+    /// Open Service Broker (/v2): the platforms file, and the secret binding passwords are
+    /// derived from (both or neither).
+    var osbPlatformsFile: String?
+    var osbSecret: [UInt8] = []
 
     static func fromEnvironment(_ env: [String: String]) throws(Invalid) -> Configuration {
         var config = Configuration()
@@ -126,7 +130,27 @@ struct Configuration {
         if let value = env["WARREN_IDLE_TIMEOUT_MS"] {
             config.idleTimeoutMilliseconds = try integer(value, variable: "WARREN_IDLE_TIMEOUT_MS", in: 100...3_600_000)
         }
+        try config.readOSB(env)
         return config
+    }
+
+    /// The secret must be long enough that binding passwords cannot be guessed from it: 32
+    /// bytes, the size of the HMAC-SHA256 key that derives them.
+    static let minimumOSBSecretBytes = 32
+
+    private mutating func readOSB(_ env: [String: String]) throws(Invalid) {
+        osbPlatformsFile = try Self.readableFile(env, "WARREN_OSB_PLATFORMS_FILE")
+        guard let path = env["WARREN_OSB_SECRET_FILE"] else {
+            if osbPlatformsFile != nil {
+                throw Invalid(variable: "WARREN_OSB_SECRET_FILE", reason: "required when WARREN_OSB_PLATFORMS_FILE is set: binding passwords are derived from it")
+            }
+            return
+        }
+        let secret = Array(try Self.readSecret(path, variable: "WARREN_OSB_SECRET_FILE").utf8)
+        guard secret.count >= Self.minimumOSBSecretBytes else {
+            throw Invalid(variable: "WARREN_OSB_SECRET_FILE", reason: "the secret must be at least \(Self.minimumOSBSecretBytes) bytes (e.g. `openssl rand -hex 32`); got \(secret.count)")
+        }
+        osbSecret = secret
     }
 
     /// A create stops at its deadline; the broker calls in flight then (one per node tried,

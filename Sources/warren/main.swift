@@ -50,6 +50,14 @@ if let path = config.blueprintsFile {
     }
 }
 
+let platforms: PlatformStore?
+do {
+    platforms = try config.osbPlatformsFile.map { try PlatformStore(path: $0) }
+} catch {
+    FileHandleStderr.write("warren: WARREN_OSB_PLATFORMS_FILE: \(error)\n")
+    exit(2)
+}
+
 var managementConfig = ManagementConfiguration(
     baseURLs: config.managementURLs, username: config.managementUser, password: config.managementPassword)
 managementConfig.requestTimeout = .milliseconds(config.managementTimeoutMilliseconds)
@@ -85,7 +93,8 @@ let api = WarrenAPI(
         var text: [UInt8] = []
         metrics.emit(into: &text)
         return text
-    })
+    },
+    platforms: platforms, osbSecret: config.osbSecret)
 
 var serverConfig = HTTPServerConfiguration()
 serverConfig.host = config.listenHost
@@ -105,7 +114,7 @@ do {
 }
 logger.info("listening", metadata: [
     "address": "\(config.listenHost):\(server.port)", "management": "\(config.managementURLs.joined(separator: ","))",
-    "teams": "\(tokens.teamCount)",
+    "teams": "\(tokens.teamCount)", "platforms": "\(platforms?.platformCount ?? 0)",
 ])
 
 // Finishes creates and deletes that a crash of any Warren interrupted (see Janitor).
@@ -117,6 +126,9 @@ let janitor = Task {
 let stop = Signals.wait(for: [SIGTERM, SIGINT]) {
     logger.info("reloading tokens")
     do { try tokens.reload() } catch { logger.error("tokens file not reloaded; the old tokens stay in force", metadata: ["error": "\(error)"]) }
+    if let platforms {
+        do { try platforms.reload() } catch { logger.error("platforms file not reloaded; the old platforms stay in force", metadata: ["error": "\(error)"]) }
+    }
 }
 let received = await stop.value
 logger.info("shutting down", metadata: ["signal": "\(received)"])

@@ -12,6 +12,8 @@ skips proves nothing. `pytest --collect-only` works without them.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from warren_support import (Api, Mgmt, OpenApiSpec, WarrenProcess, parse_env_file, sha256_hex,
+from warren_support import (Api, Mgmt, OpenApiSpec, OSBClient, WarrenProcess, parse_env_file, sha256_hex,
                             unique_name, vhost_of)
 from warren_support import SECRETS, WARREN_LOGS, leaked_secrets, record_secret
 
@@ -254,6 +256,61 @@ def broker_unchanged(mgmt):
             f"added {sorted(added)}, removed {sorted(removed)}")
 
     return check
+
+
+# --------------------------------------------------------------------------------------------
+# Open Service Broker (/v2): platforms with basic credentials, a server secret, and a warren
+# that reads them. Two platforms provision for team-a, one for team-b.
+
+OSB_PLATFORMS = {"cf-a": "team-a", "cf-a2": "team-a", "cf-b": "team-b"}
+# The blueprint offered as a plan of its own (and the target of a plan change from the default).
+OSB_BLUEPRINTS = {"jobs": {"description": "A work queue and its retry queue",
+                           "queues": [{"name": "work"}, {"name": "retry"}]}}
+
+
+@pytest.fixture(scope="session")
+def osb_credentials() -> dict[str, tuple[str, str]]:
+    """platform -> (user, password) of its basic credentials."""
+    issued = {name: (f"{name}-broker-user", secrets.token_urlsafe(24)) for name in OSB_PLATFORMS}
+    for name, (user, password) in issued.items():
+        record_secret(password, f"basic password of platform {name}")
+        record_secret(base64.b64encode(f"{user}:{password}".encode()).decode(), f"basic credentials of {name}")
+    return issued
+
+
+@pytest.fixture(scope="session")
+def osb_env(workdir, osb_credentials) -> dict[str, str]:
+    """The variables that turn /v2 on: a platforms file, a secret, and the blueprints."""
+    platforms = workdir / "osb-platforms"
+    lines = ["# PLATFORM TEAM SHA256HEX(user:password)"]
+    lines += [f"{name} {OSB_PLATFORMS[name]} {sha256_hex(f'{user}:{password}')}"
+              for name, (user, password) in osb_credentials.items()]
+    platforms.write_text("\n".join(lines) + "\n")
+    secret = workdir / "osb-secret"
+    secret.write_text(secrets.token_hex(32) + "\n")
+    blueprints = workdir / "osb-blueprints.json"
+    blueprints.write_text(json.dumps(OSB_BLUEPRINTS))
+    return {"WARREN_OSB_PLATFORMS_FILE": str(platforms), "WARREN_OSB_SECRET_FILE": str(secret),
+            "WARREN_BLUEPRINTS_FILE": str(blueprints)}
+
+
+@pytest.fixture(scope="session")
+def osb_warren(settings, warren_env, osb_env, workdir) -> WarrenProcess:
+    """A warren with /v2 turned on. Stopped with SIGTERM at the end; must exit 0."""
+    proc = WarrenProcess(settings.warren_bin, dict(warren_env, **osb_env), workdir, "osb").start()
+    yield proc
+    proc.stop_cleanly()
+
+
+@pytest.fixture
+def osb(osb_warren, osb_credentials, spec):
+    """osb(platform, proc=None) -> OSBClient of that platform on a warren (the osb_warren)."""
+
+    def make(platform: str, proc: WarrenProcess | None = None) -> OSBClient:
+        user, password = osb_credentials[platform]
+        return OSBClient((proc or osb_warren).url, user, password, spec)
+
+    return make
 
 
 # --------------------------------------------------------------------------------------------

@@ -914,3 +914,134 @@ def log_lines(path, level: str | None = None) -> list[dict]:
         if isinstance(item, dict) and (level is None or item.get("level") == level):
             found.append(item)
     return found
+
+
+# --------------------------------------------------------------------------------------------
+# The Open Service Broker API (/v2), as a platform calls it
+
+OSB_SERVICE_ID = "2df015c6-3f04-5396-8c61-dcba7bff4546"  # name-based: the same on every Warren
+OSB_DEFAULT_PLAN_ID = "fa63eaad-ae41-56e9-b73f-9d5f0dd04d27"
+
+
+class OSBClient:
+    """A platform's client of one warren's /v2: HTTP basic credentials, X-Broker-API-Version."""
+
+    VERSION = "2.17"
+
+    def __init__(self, base_url: str, user: str, password: str, spec: OpenApiSpec | None = None):
+        self.base_url = base_url
+        self.auth = (user, password)
+        self.spec = spec
+        self.session = requests.Session()
+
+    def request(self, method: str, path: str, *, json_body=_DEFAULT, query: dict | None = None,
+                version: str | None = VERSION, auth=_DEFAULT, headers: dict | None = None,
+                data: bytes | None = None, check_spec: bool = True,
+                timeout: float = HTTP_TIMEOUT) -> requests.Response:
+        hdrs = {}
+        if version is not None:
+            hdrs["X-Broker-API-Version"] = version
+        if json_body is not _DEFAULT:
+            data = json.dumps(json_body).encode()
+            hdrs["Content-Type"] = "application/json"
+        hdrs.update(headers or {})
+        resp = self.session.request(method, self.base_url + path, params=query, data=data, headers=hdrs,
+                                    auth=self.auth if auth is _DEFAULT else auth, timeout=timeout,
+                                    allow_redirects=False)
+        record_response_secrets(resp.content)
+        if check_spec and self.spec is not None:
+            self.spec.conform(resp, method, resp.request.path_url)
+        return resp
+
+    @staticmethod
+    def instance_path(instance_id: str) -> str:
+        return "/v2/service_instances/" + urllib.parse.quote(instance_id, safe="")
+
+    @staticmethod
+    def binding_path(instance_id: str, binding_id: str) -> str:
+        return (OSBClient.instance_path(instance_id) + "/service_bindings/"
+                + urllib.parse.quote(binding_id, safe=""))
+
+    @staticmethod
+    def _incomplete(accepts_incomplete: bool | None) -> dict:
+        return {} if accepts_incomplete is None else {"accepts_incomplete": str(accepts_incomplete).lower()}
+
+    def catalog(self, **kw) -> requests.Response:
+        return self.request("GET", "/v2/catalog", **kw)
+
+    def provision(self, instance_id: str, parameters: dict | None = None, *, plan_id: str = OSB_DEFAULT_PLAN_ID,
+                  accepts_incomplete: bool | None = None, body: dict | None = None, **kw) -> requests.Response:
+        if body is None:
+            body = {"service_id": OSB_SERVICE_ID, "plan_id": plan_id,
+                    "context": {"platform": "cloudfoundry", "organization_guid": "org-1", "space_guid": "space-1"}}
+            if parameters is not None:
+                body["parameters"] = parameters
+        return self.request("PUT", self.instance_path(instance_id), json_body=body,
+                            query=self._incomplete(accepts_incomplete), **kw)
+
+    def update(self, instance_id: str, body: dict, **kw) -> requests.Response:
+        return self.request("PATCH", self.instance_path(instance_id), json_body=body, **kw)
+
+    def fetch(self, instance_id: str, **kw) -> requests.Response:
+        return self.request("GET", self.instance_path(instance_id), **kw)
+
+    def deprovision(self, instance_id: str, *, accepts_incomplete: bool | None = None,
+                    plan_id: str = OSB_DEFAULT_PLAN_ID, **kw) -> requests.Response:
+        query = {"service_id": OSB_SERVICE_ID, "plan_id": plan_id, **self._incomplete(accepts_incomplete)}
+        return self.request("DELETE", self.instance_path(instance_id), query=query, **kw)
+
+    def last_operation(self, instance_id: str, **kw) -> requests.Response:
+        return self.request("GET", self.instance_path(instance_id) + "/last_operation", **kw)
+
+    def bind(self, instance_id: str, binding_id: str, parameters: dict | None = None, *,
+             predecessor: str | None = None, **kw) -> requests.Response:
+        body = {"service_id": OSB_SERVICE_ID, "plan_id": OSB_DEFAULT_PLAN_ID,
+                "bind_resource": {"app_guid": "app-1"}}
+        if parameters is not None:
+            body["parameters"] = parameters
+        if predecessor is not None:
+            body["predecessor_binding_id"] = predecessor
+        return self.request("PUT", self.binding_path(instance_id, binding_id), json_body=body, **kw)
+
+    def fetch_binding(self, instance_id: str, binding_id: str, **kw) -> requests.Response:
+        return self.request("GET", self.binding_path(instance_id, binding_id), **kw)
+
+    def unbind(self, instance_id: str, binding_id: str, **kw) -> requests.Response:
+        query = {"service_id": OSB_SERVICE_ID, "plan_id": OSB_DEFAULT_PLAN_ID}
+        return self.request("DELETE", self.binding_path(instance_id, binding_id), query=query, **kw)
+
+    def binding_last_operation(self, instance_id: str, binding_id: str, **kw) -> requests.Response:
+        return self.request("GET", self.binding_path(instance_id, binding_id) + "/last_operation", **kw)
+
+    def poll(self, instance_id: str, timeout: float = 30) -> requests.Response:
+        """Polls last_operation as a platform does until the state is no longer `in progress`
+        (or the instance is gone: 410); returns that answer."""
+        def done():
+            resp = self.last_operation(instance_id)
+            assert resp.status_code in (200, 410), f"last_operation: {resp.status_code} {resp.text[:500]}"
+            # In a list: a Response is falsy when its status is 4xx, and 410 is an answer here.
+            return [resp] if resp.status_code == 410 or resp.json()["state"] != "in progress" else None
+        return wait_for(done, timeout=timeout, interval=0.1, what=f"last_operation of {instance_id} settles")[0]
+
+
+def assert_osb_error(resp: requests.Response, status: int, error: str | None = None) -> dict:
+    """Asserts an OSB error answer: the status, application/json, `{"error", "description"}`."""
+    where = f"{resp.request.method} {resp.request.path_url}"
+    assert resp.status_code == status, f"{where}: expected {status}, got {resp.status_code}: {resp.text[:1000]}"
+    ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    assert ctype == "application/json", f"{where}: Content-Type {ctype!r}, expected application/json"
+    body = resp.json()
+    assert isinstance(body.get("description"), str) and body["description"], f"{where}: no description: {body}"
+    assert isinstance(body.get("error"), str) and body["error"], f"{where}: no error code: {body}"
+    if error is not None:
+        assert body["error"] == error, f"{where}: error {body['error']!r}, expected {error!r}: {body}"
+    return body
+
+
+def osb_environment_name(instance_id: str) -> str:
+    """The environment name Warren gives an instance id (see OSBNaming): `osb-{id}` when that is
+    a valid name, else `osb-` and 32 hex digits of the id's SHA-256."""
+    direct = "osb-" + instance_id
+    if re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", direct):
+        return direct
+    return "osb-" + hashlib.sha256(instance_id.encode()).hexdigest()[:32]

@@ -1,0 +1,152 @@
+import HTTPServer
+import Provisioning
+import WireFormat
+
+/// Service bindings: each is a user of the instance's environment whose name and password are
+/// derived from the binding id (see `BindingIdentity`), so Warren stores nothing per binding.
+/// Parameters: `role` (full, producer or consumer; full by default). Rotation (OSB 2.17): a
+/// binding with `predecessor_binding_id` is a new user with the predecessor's role, and the
+/// predecessor keeps working until the platform unbinds it.
+struct OSBBindingHandlers: Sendable {
+    let provisioner: Provisioner
+    let endpoint: AMQPEndpoint
+    /// The server secret binding passwords are derived with (WARREN_OSB_SECRET_FILE).
+    let secret: [UInt8]
+
+    func bind(_ context: OSBContext) async throws -> HTTPResponse {
+        let id = try OSBInstanceHandlers.instanceID(context)
+        let bindingID = try Self.bindingID(context)
+        _ = try OSBQuery.acceptsIncomplete(context.request.query)
+        var body = try OSBBody(context.request)
+        body.serviceID()
+        _ = body.string("plan_id", required: true)
+        let parameters = body.object("parameters") ?? [:]
+        let predecessor = body.string("predecessor_binding_id", required: false)
+        try body.finish()
+        var role: Role?
+        var problems: [String] = []
+        for key in parameters.keys.sorted() where key != "role" { problems.append("parameters.\(key) is not a known parameter (only role)") }
+        switch parameters["role"] {
+        case nil: break
+        case .string(let raw)? where Role(rawValue: raw) != nil: role = Role(rawValue: raw)
+        default: problems.append("parameters.role must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if let predecessor {
+            if (try? OSBNaming.checkID(predecessor, what: "")) == nil { problems.append("predecessor_binding_id must be 1 to 255 printable ASCII characters") }
+            if predecessor == bindingID { problems.append("predecessor_binding_id must name another binding") }
+        }
+        guard problems.isEmpty else { throw OSBError.badRequest(problems.joined(separator: "; ")) }
+
+        let provisioner = provisioner.logging(to: context.logger)
+        let environment = try await Self.readyInstance(provisioner, context, instanceID: id, secret: secret)
+        if let predecessor {
+            let username = BindingIdentity.username(
+                vhost: environment.environment.vhost, incarnation: environment.incarnation, bindingID: predecessor)
+            guard let predecessorRole = try await provisioner.bindingRole(environment, username: username) else {
+                throw OSBError.unprocessable("predecessor binding \(predecessor) does not exist in instance \(id)")
+            }
+            if let role, role != predecessorRole {
+                throw OSBError.badRequest("parameters.role must be the predecessor's (\(predecessorRole.rawValue)): a rotation keeps the binding's parameters")
+            }
+            role = predecessorRole
+        }
+        let credentials = BindingIdentity.credentials(secret: secret, environment: environment, bindingID: bindingID, role: role ?? .full)
+        switch try await provisioner.bind(environment, credentials: credentials) {
+        case .created:
+            return JSON.response(201, BindingBody(credentials: credentials, environment: environment, endpoint: endpoint), headers: [("Cache-Control", "no-store")])
+        case .existing:
+            return JSON.response(200, BindingBody(credentials: credentials, environment: environment, endpoint: endpoint), headers: [("Cache-Control", "no-store")])
+        case .otherRole(let existing):
+            throw OSBError.conflict("binding \(bindingID) exists with role \(existing.rawValue)")
+        }
+    }
+
+    func fetch(_ context: OSBContext) async throws -> HTTPResponse {
+        let id = try OSBInstanceHandlers.instanceID(context)
+        let bindingID = try Self.bindingID(context)
+        let provisioner = provisioner.logging(to: context.logger)
+        guard case .mine(let environment) = try await OSBInstanceHandlers.lookup(provisioner, context, instanceID: id, secret: secret),
+              environment.state == .ready
+        else { throw OSBError.notFound("no binding \(bindingID)") }
+        let username = BindingIdentity.username(vhost: environment.environment.vhost, incarnation: environment.incarnation, bindingID: bindingID)
+        guard let role = try await provisioner.bindingRole(environment, username: username) else {
+            throw OSBError.notFound("no binding \(bindingID)")
+        }
+        let credentials = BindingIdentity.credentials(secret: secret, environment: environment, bindingID: bindingID, role: role)
+        var body = BindingBody(credentials: credentials, environment: environment, endpoint: endpoint)
+        body.parameters = ["role": role.rawValue]
+        return JSON.response(200, body, headers: [("Cache-Control", "no-store")])
+    }
+
+    /// DELETE: the binding's user goes now (its connections with it); 410 when there is none.
+    func unbind(_ context: OSBContext) async throws -> HTTPResponse {
+        let id = try OSBInstanceHandlers.instanceID(context)
+        let bindingID = try Self.bindingID(context)
+        try OSBQuery.requireServiceAndPlan(context.request.query)
+        _ = try OSBQuery.acceptsIncomplete(context.request.query)
+        let provisioner = provisioner.logging(to: context.logger)
+        guard case .mine(let environment) = try await OSBInstanceHandlers.lookup(provisioner, context, instanceID: id, secret: secret) else {
+            return OSBResponse.empty(410)
+        }
+        let username = BindingIdentity.username(vhost: environment.environment.vhost, incarnation: environment.incarnation, bindingID: bindingID)
+        return try await provisioner.unbind(environment, username: username) ? OSBResponse.empty(200) : OSBResponse.empty(410)
+    }
+
+    /// Bindings are made synchronously: one that exists has succeeded; one that does not is gone.
+    func lastOperation(_ context: OSBContext) async throws -> HTTPResponse {
+        let id = try OSBInstanceHandlers.instanceID(context)
+        let bindingID = try Self.bindingID(context)
+        let provisioner = provisioner.logging(to: context.logger)
+        guard case .mine(let environment) = try await OSBInstanceHandlers.lookup(provisioner, context, instanceID: id, secret: secret) else {
+            return OSBResponse.empty(410)
+        }
+        let username = BindingIdentity.username(vhost: environment.environment.vhost, incarnation: environment.incarnation, bindingID: bindingID)
+        guard try await provisioner.bindingRole(environment, username: username) != nil else { return OSBResponse.empty(410) }
+        return OSBResponse.lastOperation("succeeded", "bound")
+    }
+
+    static func bindingID(_ context: OSBContext) throws(OSBError) -> String {
+        try OSBNaming.checkID(context.parameters["binding_id"], what: "binding id")
+    }
+
+    /// The instance, ready to be bound to.
+    static func readyInstance(_ provisioner: Provisioner, _ context: OSBContext, instanceID: String, secret: [UInt8]) async throws -> PlatformEnvironment {
+        guard case .mine(let environment) = try await OSBInstanceHandlers.lookup(provisioner, context, instanceID: instanceID, secret: secret) else {
+            throw OSBError.notFound("no instance \(instanceID)")
+        }
+        switch environment.state {
+        case .ready: return environment
+        case .creating: throw OSBError.concurrency("instance \(instanceID) is still being provisioned")
+        case .deleting: throw OSBError.concurrency("instance \(instanceID) is being deprovisioned")
+        case .failed: throw OSBError.unprocessable("instance \(instanceID) failed to provision")
+        }
+    }
+
+    /// `credentials` as applications read them, plus where their messages go.
+    struct BindingBody: Encodable {
+        struct Credentials: Encodable {
+            var uri: String
+            var host: String
+            var port: Int
+            var vhost: String
+            var username: String
+            var password: String
+            var role: String
+            var exchange: String
+            var queues: [String]
+            var routingKey: String
+        }
+
+        var credentials: Credentials
+        var parameters: [String: String]?
+
+        init(credentials issued: IssuedCredentials, environment: PlatformEnvironment, endpoint: AMQPEndpoint) {
+            let spec = environment.environment.spec
+            let connection = endpoint.connection(vhost: environment.environment.vhost, credentials: issued)
+            credentials = Credentials(
+                uri: connection.uri, host: connection.host, port: connection.port, vhost: connection.vhost,
+                username: issued.username, password: issued.password, role: issued.role.rawValue,
+                exchange: spec.exchange.name, queues: spec.queues.map(\.name), routingKey: spec.routingKey)
+        }
+    }
+}

@@ -1,0 +1,164 @@
+import Crypto
+import HTTPServer
+import Provisioning
+import WireFormat
+
+/// How a platform's instance id becomes an environment name, without a database: `osb-{id}`
+/// when that is a valid name (a lowercase GUID is), else `osb-` and 32 hex digits of the id's
+/// SHA-256. Two ids can be made to map to one name (a platform may choose an id that is the
+/// hash of another), and a /v1 environment may hold the name already: so the name only says
+/// where to look, and the record's platform instance must name this very id and platform
+/// before anything is done to it.
+enum OSBNaming {
+    static let prefix = "osb-"
+
+    static func environmentName(instanceID: String) -> String {
+        let direct = prefix + instanceID
+        if NameRules.checkEnvironmentName(direct) == nil { return direct }
+        return prefix + Hex.string(SHA256.hash(data: Array(instanceID.utf8)).prefix(16))
+    }
+
+    /// Instance and binding ids: what the record can hold (1 to 255 bytes) and printable
+    /// ASCII, so they are safe in names, logs and messages.
+    static func checkID(_ id: String?, what: String) throws(OSBError) -> String {
+        guard let id, (1...255).contains(id.utf8.count), id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw OSBError.badRequest("the \(what) must be 1 to 255 printable ASCII characters")
+        }
+        return id
+    }
+}
+
+/// The query parameters /v2 reads.
+enum OSBQuery {
+    static func value(_ name: String, in query: String?) -> String? {
+        for pair in (query ?? "").split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.first.map(String.init) == name else { continue }
+            return parts.count == 2 ? Router.percentDecode(parts[1].replacing("+", with: " ")) ?? "" : ""
+        }
+        return nil
+    }
+
+    /// `accepts_incomplete=true|false` (absent: false).
+    static func acceptsIncomplete(_ query: String?) throws(OSBError) -> Bool {
+        switch value("accepts_incomplete", in: query) {
+        case nil, "false"?: return false
+        case "true"?: return true
+        default: throw OSBError.badRequest("accepts_incomplete must be true or false")
+        }
+    }
+
+    /// The `service_id` and `plan_id` a DELETE must carry (the specification says MUST).
+    static func requireServiceAndPlan(_ query: String?) throws(OSBError) {
+        guard let service = value("service_id", in: query), !service.isEmpty else {
+            throw OSBError.badRequest("service_id is a required query parameter")
+        }
+        guard service == OSBCatalog.serviceID else { throw OSBError.badRequest("service_id is not this broker's service") }
+        guard let plan = value("plan_id", in: query), !plan.isEmpty else {
+            throw OSBError.badRequest("plan_id is a required query parameter")
+        }
+    }
+}
+
+/// The fields every /v2 body shares, read leniently where the specification says unknown
+/// fields are to be ignored, strictly where Warren acts on them.
+struct OSBBody {
+    var object: [String: JSONValue]
+    var errors: [String] = []
+
+    init(_ request: HTTPRequest) throws(OSBError) {
+        do {
+            object = try JSONBody.object(request.body)
+        } catch {
+            throw OSBError.badRequest(error.detail)
+        }
+    }
+
+    mutating func string(_ key: String, required: Bool) -> String? {
+        switch object[key] {
+        case .string(let value) where !value.isEmpty: return value
+        case nil where !required: return nil
+        case nil: errors.append("\(key) is required")
+        default: errors.append("\(key) must be a non-empty string")
+        }
+        return nil
+    }
+
+    mutating func object(_ key: String) -> [String: JSONValue]? {
+        switch object[key] {
+        case .object(let value): return value
+        case nil: return nil
+        default: errors.append("\(key) must be an object"); return nil
+        }
+    }
+
+    /// The service id, which must be Warren's one service.
+    mutating func serviceID() {
+        if let service = string("service_id", required: true), service != OSBCatalog.serviceID {
+            errors.append("service_id is not this broker's service (see GET /v2/catalog)")
+        }
+    }
+
+    func finish() throws(OSBError) {
+        guard errors.isEmpty else { throw OSBError.badRequest(errors.joined(separator: "; ")) }
+    }
+}
+
+/// A provision body: the plan, the platform's context, and `parameters`, which are the fields
+/// of a /v1 create body but `name` (the instance id gives it), `blueprint` (the plan does) and
+/// `roles` (credentials come from bindings only). Validated by /v1's own decoder.
+struct OSBProvisionRequest {
+    var plan: OSBCatalog.Plan
+    var spec: EnvironmentSpec
+    var context: String?
+
+    static let contextLimit = 4096
+
+    static func decode(_ request: HTTPRequest, name: String, catalog: OSBCatalog, blueprints: Blueprints) throws(OSBError) -> OSBProvisionRequest {
+        var body = try OSBBody(request)
+        body.serviceID()
+        let planID = body.string("plan_id", required: true)
+        let parameters = body.object("parameters") ?? [:]
+        let context = body.object("context")
+        try body.finish()
+        guard let plan = planID.flatMap(catalog.plan(id:)) else {
+            throw OSBError.badRequest("plan_id is not one of this broker's plans (see GET /v2/catalog)")
+        }
+        var contextText: String?
+        if let context {
+            contextText = String(decoding: (try? JSONValue.object(context).encodedBytes()) ?? [], as: UTF8.self)
+            guard (contextText?.utf8.count ?? 0) <= contextLimit else {
+                throw OSBError.badRequest("context must encode to at most \(contextLimit) bytes")
+            }
+        }
+        return OSBProvisionRequest(
+            plan: plan, spec: try spec(plan: plan, parameters: parameters, name: name, blueprints: blueprints), context: contextText)
+    }
+
+    /// The environment spec of `plan` with `parameters`, through CreateEnvironmentRequest.
+    static func spec(
+        plan: OSBCatalog.Plan, parameters: [String: JSONValue], name: String, blueprints: Blueprints
+    ) throws(OSBError) -> EnvironmentSpec {
+        var refused: [String] = []
+        for key in ["name", "blueprint", "roles"] where parameters[key] != nil {
+            refused.append("parameters.\(key) is not taken here (\(key == "name" ? "the instance id names the environment" : key == "blueprint" ? "the plan chooses the blueprint" : "credentials come from bindings"))")
+        }
+        var body = parameters
+        body["name"] = .string(name)
+        if case .blueprint(let blueprint) = plan.topology {
+            let mixed = CreateEnvironmentRequest.topologyKeys.filter { parameters[$0] != nil }
+            if !mixed.isEmpty {
+                refused.append("parameters \(mixed.joined(separator: ", ")) cannot be given with plan \(plan.name): a blueprint's topology is fixed")
+            }
+            body["blueprint"] = .string(blueprint)
+        }
+        guard refused.isEmpty else { throw OSBError.badRequest(refused.joined(separator: "; ")) }
+        let bytes = (try? JSONValue.object(body).encodedBytes()) ?? []
+        do {
+            return try CreateEnvironmentRequest.decode(bytes, blueprints: blueprints).spec
+        } catch {
+            let fields = error.errors.map { "parameters.\($0.field) \($0.reason)" }
+            throw OSBError.badRequest("invalid parameters: " + (fields.isEmpty ? error.detail : fields.joined(separator: "; ")))
+        }
+    }
+}

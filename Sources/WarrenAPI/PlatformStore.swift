@@ -1,0 +1,149 @@
+import Crypto
+import FoundationEssentials
+import Provisioning
+import Synchronization
+
+/// The platforms (Open Service Broker clients, a Cloud Foundry cloud controller say) that may
+/// call /v2, read from WARREN_OSB_PLATFORMS_FILE: one `PLATFORM TEAM SHA256HEX` line each, the
+/// digest being the hex SHA-256 of `user:password`, the platform's HTTP basic credentials. The
+/// instances a platform provisions belong to TEAM. The same rules as the tokens file: `#`
+/// starts a comment, LF or CRLF, an optional UTF-8 BOM first; only digests are kept.
+/// `reload()` swaps the whole table at once (for SIGHUP).
+public final class PlatformStore: Sendable {
+    public struct Entry: Sendable, Equatable {
+        public var platform: String
+        public var team: String
+        var digest: [UInt8]
+    }
+
+    public struct LoadError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    private let path: String
+    private let entries: Mutex<[Entry]>
+
+    public init(path: String) throws {
+        self.path = path
+        self.entries = Mutex(try PlatformStore.load(path))
+    }
+
+    init(entries: [Entry]) {
+        self.path = ""
+        self.entries = Mutex(entries)
+    }
+
+    public func reload() throws {
+        let fresh = try PlatformStore.load(path)
+        entries.withLock { $0 = fresh }
+    }
+
+    public var platformCount: Int {
+        entries.withLock { Set($0.map(\.platform)).count }
+    }
+
+    /// The platform and team whose credentials these are, or nil. Every entry is compared, in
+    /// constant time, so timing says nothing about which came close.
+    public func platform(user: String, password: String) -> (platform: String, team: String)? {
+        let digest = Array(SHA256.hash(data: Array("\(user):\(password)".utf8)))
+        var found: (platform: String, team: String)?
+        for entry in entries.withLock({ $0 }) {
+            var difference: UInt8 = 0
+            for (a, b) in zip(digest, entry.digest) { difference |= a ^ b }
+            if difference == 0 && found == nil { found = (entry.platform, entry.team) }
+        }
+        return found
+    }
+
+    /// The platform for an `Authorization: Basic ...` header value, or nil.
+    public func platform(forAuthorization header: String?) -> (platform: String, team: String)? {
+        guard let header else { return nil }
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "basic",
+              let decoded = Data(base64Encoded: String(parts[1]).trimmingSpaces),
+              let text = String(data: decoded, encoding: .utf8),
+              let colon = text.firstIndex(of: ":")
+        else { return nil }
+        return platform(user: String(text[..<colon]), password: String(text[text.index(after: colon)...]))
+    }
+
+    static func load(_ path: String) throws -> [Entry] {
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)) else {
+            throw LoadError(description: "cannot read \(path)")
+        }
+        return try parse(String(decoding: data, as: UTF8.self), source: path)
+    }
+
+    static func parse(_ text: String, source: String) throws -> [Entry] {
+        // As in TokenStore: a BOM would become part of the first name, and "\r\n" is one
+        // Character in Swift.
+        var text = Substring(text)
+        if text.unicodeScalars.first == "\u{FEFF}" {
+            text = Substring(text.unicodeScalars.dropFirst())
+        }
+        var entries: [Entry] = []
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+        for (index, rawLine) in lines.enumerated() {
+            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+            if words.isEmpty { continue }
+            let at = "\(source):\(index + 1)"
+            guard words.count == 3 else {
+                throw LoadError(description: "\(at): expected 'PLATFORM TEAM SHA256HEX'")
+            }
+            let platform = String(words[0]), team = String(words[1])
+            // The platform's name is written into records; the team's into vhost names.
+            if let reason = NameRules.checkTeamName(platform) {
+                throw LoadError(description: "\(at): platform name \(reason)")
+            }
+            if let reason = NameRules.checkTeamName(team) {
+                throw LoadError(description: "\(at): team name \(reason)")
+            }
+            guard let digest = Hex.bytes(words[2]), digest.count == 32 else {
+                throw LoadError(description: "\(at): the digest must be 64 hex characters (SHA-256 of user:password)")
+            }
+            // Two lines with the same credentials would make the answer depend on the order.
+            if entries.contains(where: { $0.digest == digest }) {
+                throw LoadError(description: "\(at): these credentials are already given to another line")
+            }
+            entries.append(Entry(platform: platform, team: team, digest: digest))
+        }
+        return entries
+    }
+}
+
+/// Hex digits to bytes (either case).
+enum Hex {
+    static func bytes(_ text: Substring) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        guard chars.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(chars.count / 2)
+        var index = 0
+        while index < chars.count {
+            guard let high = nibble(chars[index]), let low = nibble(chars[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+            index += 2
+        }
+        return bytes
+    }
+
+    static func string(_ bytes: some Sequence<UInt8>) -> String {
+        bytes.map { byte in byte < 16 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }.joined()
+    }
+
+    private static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: c - 0x30
+        case 0x61...0x66: c - 0x61 + 10
+        case 0x41...0x46: c - 0x41 + 10
+        default: nil
+        }
+    }
+}
+
+extension String {
+    fileprivate var trimmingSpaces: String {
+        String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+    }
+}

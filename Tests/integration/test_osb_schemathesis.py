@@ -1,0 +1,161 @@
+"""schemathesis over the /v2 (Open Service Broker) paths of openapi.yaml, against a running
+warren with /v2 turned on and the real broker: examples, coverage and fuzzing phases; zero
+server errors and zero responses that break the spec.
+
+Runs as a platform of a team of its own, so what it provisions never meets other tests' (and is
+all removed afterwards). Bounded like test_schemathesis.py (WARREN_SCHEMATHESIS_* variables);
+the seed is fixed for a reproducible CI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from warren_support import (OSB_DEFAULT_PLAN_ID, OSB_SERVICE_ID, WarrenProcess, record_response_secrets, record_secret,
+                            seg, sha256_hex, tail)
+
+SPEC_PATH = Path(__file__).resolve().parent.parent.parent / "openapi.yaml"
+MAX_TIME = int(os.environ.get("WARREN_SCHEMATHESIS_MAX_TIME", "120"))
+SEED = os.environ.get("WARREN_SCHEMATHESIS_SEED", "20261129")
+MAX_EXAMPLES = int(os.environ.get("WARREN_SCHEMATHESIS_MAX_EXAMPLES", "50"))
+
+# As in test_schemathesis.py: a schema-valid body is not always one Warren takes (a plan id
+# must be one of the catalog's, parameters must be a create body's fields).
+EXCLUDED_CHECKS = "positive_data_acceptance"
+# Invalid data is refused with these: OSB's own 410 (nothing to delete) and 412 (API version)
+# besides the usual 4xx. A missing X-Broker-API-Version is a 412, as the specification says.
+CONFIG = """
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "404", "409", "410", "412", "422"]
+
+[checks.missing_required_header]
+expected-statuses = ["400", "401", "412"]
+"""
+
+
+@pytest.fixture
+def st_platform(workdir):
+    team = f"st{secrets.token_hex(3)}"
+    user, password = f"{team}-platform", secrets.token_urlsafe(24)
+    record_secret(password, f"basic password of the schemathesis platform of {team}")
+    tokens = workdir / f"tokens-{team}"
+    tokens.write_text(f"{team} {sha256_hex(secrets.token_urlsafe(32))}\n")
+    platforms = workdir / f"platforms-{team}"
+    platforms.write_text(f"st-platform {team} {sha256_hex(f'{user}:{password}')}\n")
+    secret = workdir / f"osb-secret-{team}"
+    secret.write_text(secrets.token_hex(32))
+    return team, user, password, {"WARREN_TOKENS_FILE": str(tokens), "WARREN_OSB_PLATFORMS_FILE": str(platforms),
+                                  "WARREN_OSB_SECRET_FILE": str(secret)}
+
+
+@pytest.fixture
+def st_osb_warren(settings, warren_env, workdir, st_platform, mgmt):
+    team, _, _, env = st_platform
+    proc = WarrenProcess(settings.warren_bin, dict(warren_env, **env), workdir, f"schemathesis-osb-{team}").start()
+    yield proc
+    try:
+        proc.stop_cleanly()
+    finally:
+        prefix = f"warren.{team}."
+        for vhost in sorted(v for v in mgmt.vhost_names() if v.startswith(prefix)):
+            mgmt.delete(f"vhosts/{seg(vhost)}")
+        for user in mgmt.users_with_prefix(prefix):
+            mgmt.delete(f"users/{seg(user)}")
+        mgmt.reset_team_index(team)
+
+
+def _cassette_passwords(path: Path) -> int:
+    """Records every password in the responses schemathesis saw (for the session's log check)."""
+    if not path.exists():
+        return 0
+    import yaml
+    count = 0
+    doc = yaml.safe_load(path.read_text()) or {}
+    for interaction in doc.get("http_interactions", []):
+        body = ((interaction.get("response") or {}).get("body") or {})
+        text = body.get("string") if isinstance(body, dict) else None
+        if text and '"password"' in text:
+            record_response_secrets(text)
+            count += 1
+    return count
+
+
+def _run(label: str, warren: WarrenProcess, user: str, password: str, workdir: Path, extra: list[str],
+         budget: int, config: Path) -> dict:
+    report_dir = workdir / label
+    cmd = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config),
+           "run", str(SPEC_PATH), "--url", warren.url, "--auth", f"{user}:{password}",
+           "--include-path-regex", "^/v2/",
+           "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS,
+           "--max-examples", str(MAX_EXAMPLES),
+           "--seed", SEED, "--workers", "1", "--request-timeout", "30",
+           "--report", "junit,vcr", "--report-dir", str(report_dir),
+           "--report-vcr-path", str(report_dir / "cassette.yaml"),
+           "--suppress-health-check", "all", "--no-color", *extra]
+    started = time.monotonic()
+    try:
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=budget, cwd=workdir,
+                             env=dict(os.environ, SCHEMATHESIS_TELEMETRY="false", NO_COLOR="1"))
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"schemathesis ({label}) did not finish within {budget} s:\n{str(e.stdout or '')[-4000:]}",
+                    pytrace=False)
+    output = run.stdout + run.stderr
+    generated = re.search(r"(\d+) generated", output)
+    return {"label": label, "rc": run.returncode, "output": output, "elapsed": time.monotonic() - started,
+            "cases": int(generated.group(1)) if generated else 0,
+            "passwords": _cassette_passwords(report_dir / "cassette.yaml")}
+
+
+def test_schemathesis_over_v2_finds_no_server_error_and_no_spec_violation(st_osb_warren, st_platform, tmp_path, report):
+    _, user, password, _ = st_platform
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(CONFIG)
+    # 1. Every /v2 operation, on generated ids.
+    full = _run("osb-all-operations", st_osb_warren, user, password, tmp_path,
+                ["--phases", "examples,coverage,fuzzing"], MAX_TIME, config)
+    # 2. The operations on an instance and a binding, against ones made here (so the run
+    #    reaches Warren's logic past the 404 of a generated id).
+    auth, headers = (user, password), {"X-Broker-API-Version": "2.17"}
+    instance, binding = "st-seed-instance", "st-seed-binding"
+    made = requests.put(f"{st_osb_warren.url}/v2/service_instances/{instance}", auth=auth, headers=headers, timeout=30,
+                        json={"service_id": OSB_SERVICE_ID, "plan_id": OSB_DEFAULT_PLAN_ID})
+    assert made.status_code == 201, made.text
+    bound = requests.put(f"{st_osb_warren.url}/v2/service_instances/{instance}/service_bindings/{binding}", auth=auth,
+                         headers=headers, timeout=30, json={"service_id": OSB_SERVICE_ID, "plan_id": OSB_DEFAULT_PLAN_ID})
+    assert bound.status_code == 201, bound.text
+    record_response_secrets(bound.content)
+    seeded_config = tmp_path / "schemathesis-seeded.toml"
+    seeded_config.write_text(CONFIG + f"""
+[[operations]]
+include-operation-id = ["osbFetchInstance", "osbUpdate", "osbLastOperation", "osbBind"]
+parameters = {{ instance_id = "{instance}" }}
+
+[[operations]]
+include-operation-id = ["osbFetchBinding", "osbBindingLastOperation", "osbUnbind"]
+parameters = {{ instance_id = "{instance}", binding_id = "{binding}" }}
+""")
+    operations = ["osbFetchInstance", "osbUpdate", "osbLastOperation", "osbBind", "osbFetchBinding",
+                  "osbBindingLastOperation", "osbUnbind"]
+    seeded = _run("osb-seeded", st_osb_warren, user, password, tmp_path,
+                  ["--phases", "examples,coverage,fuzzing", *[a for op in operations for a in ("--include-operation-id", op)]],
+                  90, seeded_config)
+
+    for run in (full, seeded):
+        report("schemathesis", f"{run['label']}: {run['cases']} generated cases in {run['elapsed']:.0f} s "
+                               f"(seed {SEED}), exit {run['rc']}, {run['passwords']} responses with passwords")
+    for run in (full, seeded):
+        assert run["rc"] == 0, (f"schemathesis ({run['label']}) found problems (exit {run['rc']}). Its output:\n"
+                                f"{run['output'][-12000:]}\nwarren's log:\n{tail(st_osb_warren.log_path, 30)}")
+    for phase in ("Examples", "Coverage", "Fuzzing"):
+        assert re.search(rf"✅\s+{phase}", full["output"]), f"phase {phase} did not pass:\n{full['output'][-3000:]}"
+    assert full["cases"] + seeded["cases"] >= 200, f"only {full['cases']} + {seeded['cases']} cases were generated"
+    assert st_osb_warren.running, f"warren died during the run:\n{tail(st_osb_warren.log_path)}"
