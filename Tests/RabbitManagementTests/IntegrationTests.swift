@@ -131,6 +131,26 @@ struct IntegrationTests {
         }
     }
 
+    /// RabbitMQ 3.10 answers a fetch from a quorum queue declared a moment ago with 400 "noproc"
+    /// (no process yet): the question is asked again, never failed. Declarations and fetches at
+    /// once, 20 queues.
+    @Test func holdsMessagesWhileAQuorumQueueIsBeingDeclared() async throws {
+        try await withVhost("noproc") { vhost in
+            for index in 0..<20 {
+                let name = "q\(index)"
+                async let declared: Void = client.putQueue(
+                    vhost: vhost, name: name, durable: true, arguments: ["x-queue-type": "quorum"])
+                var answers: [Bool] = []
+                for _ in 0..<5 {
+                    answers.append(try await client.holdsMessages(vhost: vhost, name: name))
+                }
+                try await declared
+                #expect(answers.allSatisfy { !$0 })
+                #expect(try await client.holdsMessages(vhost: vhost, name: name) == false)
+            }
+        }
+    }
+
     @Test func permissions() async throws {
         try await withVhost("perm") { vhost in
             let user = uniqueName("permuser")
