@@ -12,6 +12,10 @@ BEYOND_SCHEMA for that operation, named by field and reason. Any other 400, or a
 `errors`, still fails. Each rule is pinned by a test in test_validation.py that shows a
 schema-valid body breaking it and Warren naming exactly it, so the list cannot outlive the
 rule (if the schema learns to state one, or Warren stops refusing it, that test fails).
+
+The same for /v2 (test_osb_schemathesis.py, WARREN_ST_RULES=osb): OSB_BEYOND_SCHEMA lists the
+rules of a provision, an update and a bind that the schema cannot state, read from an OSB error
+body (`{"error": "BadRequest", "description"}`), each pinned by a test in test_osb.py.
 """
 
 from __future__ import annotations
@@ -60,6 +64,67 @@ BEFORE_RABBITMQ_4 = [
 ]
 
 
+# /v2: an OSB 400's description names every rule broken, "; " between them, in one of three
+# forms: a body field's own ("plan_id is not ..."), "invalid parameters: " and each
+# `parameters.{field} {reason}` (a provision's or update's parameters, checked as a /v1 body),
+# or "the instance would become invalid: " and each `{field} {reason}` (an update, checked with
+# the instance as it will be, as a /v1 PATCH is). (form, field pattern, reason pattern, why)
+OSB_BODY, OSB_PARAMETERS, OSB_INSTANCE = "body", "parameters", "instance"
+_OSB_PREFIX = {OSB_BODY: "", OSB_PARAMETERS: "invalid parameters: ", OSB_INSTANCE: "the instance would become invalid: "}
+_PLAN = (OSB_BODY, r"plan_id", r"is not one of this broker's plans \(see GET /v2/catalog\)",
+         "the default plan's id is in the schema; blueprint plans are the operators' configuration "
+         "(WARREN_BLUEPRINTS_FILE), not part of the contract")
+_PATCH = BEYOND_SCHEMA["PATCH /v1/environments/{id}"]
+OSB_PROVISION, OSB_UPDATE, OSB_BIND = ("PUT /v2/service_instances/{instance_id}", "PATCH /v2/service_instances/{instance_id}",
+                                       "PUT /v2/service_instances/{instance_id}/service_bindings/{binding_id}")
+OSB_BEYOND_SCHEMA: dict[str, list[tuple[str, str, str, str]]] = {
+    OSB_PROVISION: [
+        _PLAN,
+        (OSB_BODY, r"context", r"must encode to at most 4096 bytes",
+         "a limit on the size of the compact JSON encoding, which JSON Schema cannot measure"),
+        # The parameters are a /v1 create body's fields: its rules, but the blueprint's.
+        *[(OSB_PARAMETERS, f, r, why) for f, r, why in (_REFERENCE, _TWICE, _MAX_QUEUES)],
+    ],
+    OSB_UPDATE: [
+        _PLAN,
+        # The parameters are a /v1 PATCH body, judged as the instance will be: its rules.
+        *[(OSB_INSTANCE, f, r, why) for f, r, why in _PATCH],
+    ],
+    OSB_BIND: [
+        (OSB_BODY, r"predecessor_binding_id", r"must name another binding",
+         "a comparison of a body field with the path's binding_id, which a schema cannot make"),
+        (OSB_BODY, r"parameters\.role", r"must be the predecessor's \((full|producer|consumer)\): a rotation keeps the binding's parameters",
+         "a rotation keeps the predecessor binding's role, which is the broker's state, not in the body"),
+    ],
+}
+# BEFORE_RABBITMQ_4, in the form in which each operation reports it.
+_OSB_BEFORE_RABBITMQ_4 = {OSB_PROVISION: OSB_PARAMETERS, OSB_UPDATE: OSB_INSTANCE}
+
+
+def osb_rules_for(operation: str, broker_major: int | None = None) -> list[tuple[str, str, str, str]]:
+    """The rules an OSB 400 for `operation` may name on a broker of that major release."""
+    rules = list(OSB_BEYOND_SCHEMA.get(operation, []))
+    if operation in _OSB_BEFORE_RABBITMQ_4 and broker_major is not None and broker_major < 4:
+        rules += [(_OSB_BEFORE_RABBITMQ_4[operation], f, r, why) for f, r, why in BEFORE_RABBITMQ_4]
+    return rules
+
+
+def osb_beyond_schema(operation: str, error, broker_major: int | None = None, *, only: int | None = None) -> bool:
+    """True when `error` (a decoded OSB error body) is a BadRequest whose description names only
+    rules of OSB_BEYOND_SCHEMA[operation] (and BEFORE_RABBITMQ_4 on such a broker), each once or
+    more, in one form; with `only`, only OSB_BEYOND_SCHEMA[operation][only]."""
+    if not isinstance(error, dict) or error.get("error") != "BadRequest" or not isinstance(error.get("description"), str):
+        return False
+    rules = osb_rules_for(operation, broker_major) if only is None else [OSB_BEYOND_SCHEMA[operation][only]]
+    for form, prefix in _OSB_PREFIX.items():
+        items = [f"(?:{'parameters.' if form == OSB_PARAMETERS else ''}{f} {r})" for kind, f, r, _ in rules if kind == form]
+        if items:
+            item = "(?:" + "|".join(items) + ")"
+            if re.fullmatch(re.escape(prefix) + item + f"(?:; {item})*", error["description"]):
+                return True
+    return False
+
+
 def rules_for(operation: str, broker_major: int | None = None) -> list[tuple[str, str, str]]:
     """The rules a 400 for `operation` may name on a broker of that major release."""
     rules = list(BEYOND_SCHEMA.get(operation, []))
@@ -98,14 +163,85 @@ def _journal(entry: dict) -> None:
             f.write(json.dumps(entry) + "\n")
 
 
+def _taken(operation: str, body, broker_major: int | None) -> list[str] | None:
+    """The fields a 400 for `operation` names when every one is a listed rule, else None."""
+    if operation in OSB_BEYOND_SCHEMA:
+        if not osb_beyond_schema(operation, body, broker_major):
+            return None
+        description = body["description"]
+        return sorted({m.group(1) for kind, f, r, _ in osb_rules_for(operation, broker_major)
+                       for m in re.finditer(f"({'parameters.' if kind == OSB_PARAMETERS else ''}{f}) {r}", description)})
+    if not beyond_schema(operation, body, broker_major):
+        return None
+    return sorted({e["field"] for e in body["errors"]})
+
+
+def _osb() -> bool:
+    return os.environ.get("WARREN_ST_RULES") == "osb"
+
+
+def _judged(operation: str) -> bool:
+    """Which operations the check judges: /v1's of BEYOND_SCHEMA (test_schemathesis.py), or every
+    /v2 one (WARREN_ST_RULES=osb, test_osb_schemathesis.py, whose config disables the built-in
+    check for all of them: see _schema_valid_path)."""
+    if _osb():
+        return operation.split(" ", 1)[-1].startswith("/v2/")
+    return operation in BEYOND_SCHEMA
+
+
+def _schema_valid_path(case) -> bool:
+    """Whether the case's path parameters are valid for their schemas. schemathesis's stateful
+    phase sends a negative step in which it finds nothing negated as a positive one ("a stateful
+    step is exempt: ... it goes out as a positive one", schemathesis/specs/openapi/_hypothesis.py),
+    though its path parameter breaks the pattern (`wnU\x0bJ|` for an instance id, which must be
+    printable ASCII): such a request is not schema-valid data, and the check does not judge it."""
+    from urllib.parse import unquote
+
+    import jsonschema
+    schema = case.operation.path_parameters.schema
+    values = {name: unquote(str(value)) for name, value in (case.path_parameters or {}).items()}
+    return jsonschema.Draft202012Validator(schema).is_valid(values)
+
+
+# The default plan's id, the one plan every Warren has. OSBPlanId is the default plan's id or
+# a version-5 UUID; schemathesis's generator drops the default's `const` as implied by the UUID
+# pattern, so a generated plan id names no plan and no provision of the stateful phase would
+# succeed (nor its links be followed). So in half the provision and update bodies whose plan_id
+# is a schema-valid one (so it is not what a negative body negates), it becomes the default
+# plan's: still schema-valid, and the other half still meet the plan rule.
+DEFAULT_PLAN_ID = "fa63eaad-ae41-56e9-b73f-9d5f0dd04d27"
+_UUID5 = r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+
+
+def _with_default_plan(drawn):
+    body, default = drawn
+    if default and isinstance(body, dict) and isinstance(body.get("plan_id"), str) and re.fullmatch(_UUID5, body["plan_id"]):
+        return dict(body, plan_id=DEFAULT_PLAN_ID)
+    return body
+
+
 if schemathesis is not None:
+    from hypothesis import strategies as st
+
+    @schemathesis.hook
+    def before_generate_body(context, strategy):
+        """With WARREN_ST_RULES=osb: the default plan in half the provision and update bodies."""
+        if _osb() and context.operation is not None and context.operation.label in (OSB_PROVISION, OSB_UPDATE):
+            return st.tuples(strategy, st.booleans()).map(_with_default_plan)
+        return strategy
+
     @schemathesis.check
     def positive_data_acceptance_beyond_the_schema(ctx, response, case):
         """`positive_data_acceptance` for the operations of BEYOND_SCHEMA (where the built-in is
-        disabled by test_schemathesis.py's config), taking a 400 that names only their rules."""
+        disabled by test_schemathesis.py's config), taking a 400 that names only their rules;
+        with WARREN_ST_RULES=osb, the same for OSB_BEYOND_SCHEMA's (test_osb_schemathesis.py)."""
         operation = case.operation.label
-        if operation not in BEYOND_SCHEMA:
+        if not _judged(operation):
             return None  # the built-in check judges every other operation
+        if _osb() and not _schema_valid_path(case):
+            if case.meta is not None and case.meta.generation.mode.is_positive:
+                _journal({"operation": operation, "status": response.status_code, "skipped": "path parameters not schema-valid"})
+            return None
         try:
             result = _builtin(ctx, response, case)
         except RejectedPositiveData:
@@ -115,9 +251,9 @@ if schemathesis is not None:
                 except ValueError:
                     problem = None
                 major = os.environ.get("WARREN_ST_BROKER_MAJOR")
-                if beyond_schema(operation, problem, int(major) if major else None):
-                    _journal({"operation": operation, "status": 400,
-                              "fields": sorted({e["field"] for e in problem["errors"]})})
+                fields = _taken(operation, problem, int(major) if major else None)
+                if fields is not None:
+                    _journal({"operation": operation, "status": 400, "fields": fields})
                     return None
             _journal({"operation": operation, "status": response.status_code, "refused": True,
                       "body": response.content[:2000].decode(errors="replace")})
@@ -125,3 +261,37 @@ if schemathesis is not None:
         if case.meta is not None and case.meta.generation.mode.is_positive:
             _journal({"operation": operation, "status": response.status_code})
         return result
+
+
+# /v2: `use_after_free` expects a 404 from whatever lies under a path after its DELETE answered
+# 2xx. A deprovision with accepts_incomplete=true answers 202: accepted, not done; and the OSB
+# specification has the platform poll the instance's last_operation then, which answers
+# `in progress` until the deprovision is done, and 410 after. So for last_operation the built-in
+# is replaced (test_osb_schemathesis.py's config) by this check: the built-in, except that the
+# answer `{"state": "in progress", "description": "deprovisioning"}` (the instance is being
+# removed, which is what the 202 said) is taken.
+OSB_LAST_OPERATION = "GET /v2/service_instances/{instance_id}/last_operation"
+DEPROVISIONING = {"state": "in progress", "description": "deprovisioning"}
+
+
+if schemathesis is not None:
+    from schemathesis.openapi.checks import UseAfterFree
+    from schemathesis.specs.openapi.checks import use_after_free as _builtin_use_after_free
+
+    @schemathesis.check
+    def use_after_free_but_deprovisioning(ctx, response, case):
+        """`use_after_free` for /v2's last_operation, taking the answer that the instance is being
+        deprovisioned (WARREN_ST_RULES=osb only; everywhere else the built-in judges)."""
+        if not _osb() or case.operation.label != OSB_LAST_OPERATION:
+            return None
+        try:
+            return _builtin_use_after_free(ctx, response, case)
+        except UseAfterFree:
+            try:
+                body = json.loads(response.content)
+            except ValueError:
+                body = None
+            if response.status_code == 200 and body == DEPROVISIONING:
+                _journal({"operation": case.operation.label, "status": 200, "deprovisioning": True})
+                return None
+            raise
