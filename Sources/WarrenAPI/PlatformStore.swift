@@ -68,26 +68,13 @@ public final class PlatformStore: Sendable {
     }
 
     static func load(_ path: String) throws -> [Entry] {
-        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)) else {
-            throw LoadError(description: "cannot read \(path)")
-        }
-        return try parse(String(decoding: data, as: UTF8.self), source: path)
+        guard let text = CredentialsFile.read(path) else { throw LoadError(description: "cannot read \(path)") }
+        return try parse(text, source: path)
     }
 
     static func parse(_ text: String, source: String) throws -> [Entry] {
-        // As in TokenStore: a BOM would become part of the first name, and "\r\n" is one
-        // Character in Swift.
-        var text = Substring(text)
-        if text.unicodeScalars.first == "\u{FEFF}" {
-            text = Substring(text.unicodeScalars.dropFirst())
-        }
         var entries: [Entry] = []
-        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
-        for (index, rawLine) in lines.enumerated() {
-            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
-            if words.isEmpty { continue }
-            let at = "\(source):\(index + 1)"
+        for (at, words) in CredentialsFile.lines(text, source: source) {
             guard words.count == 3 else {
                 throw LoadError(description: "\(at): expected 'PLATFORM TEAM SHA256HEX'")
             }
@@ -109,36 +96,6 @@ public final class PlatformStore: Sendable {
             entries.append(Entry(platform: platform, team: team, digest: digest))
         }
         return entries
-    }
-}
-
-/// Hex digits to bytes (either case).
-enum Hex {
-    static func bytes(_ text: Substring) -> [UInt8]? {
-        let chars = Array(text.utf8)
-        guard chars.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(chars.count / 2)
-        var index = 0
-        while index < chars.count {
-            guard let high = nibble(chars[index]), let low = nibble(chars[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-            index += 2
-        }
-        return bytes
-    }
-
-    static func string(_ bytes: some Sequence<UInt8>) -> String {
-        bytes.map { byte in byte < 16 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }.joined()
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 0x30...0x39: c - 0x30
-        case 0x61...0x66: c - 0x61 + 10
-        case 0x41...0x46: c - 0x41 + 10
-        default: nil
-        }
     }
 }
 

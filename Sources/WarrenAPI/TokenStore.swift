@@ -59,30 +59,13 @@ public final class TokenStore: Sendable {
     }
 
     static func load(_ path: String) throws -> [Entry] {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw LoadError(description: "cannot read \(path)")
-        }
-        return try parse(String(decoding: data, as: UTF8.self), source: path)
+        guard let text = CredentialsFile.read(path) else { throw LoadError(description: "cannot read \(path)") }
+        return try parse(text, source: path)
     }
 
     static func parse(_ text: String, source: String) throws -> [Entry] {
-        // Editors on Windows save a UTF-8 BOM first and end lines with CRLF. The BOM would
-        // otherwise become part of the first team name. "\r\n" is a single Character in Swift,
-        // so splitting on "\n" alone would see a CRLF file as one long line.
-        var text = Substring(text)
-        if text.unicodeScalars.first == "\u{FEFF}" {
-            text = Substring(text.unicodeScalars.dropFirst())
-        }
         var entries: [Entry] = []
-        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
-        for (index, rawLine) in lines.enumerated() {
-            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
-            if words.isEmpty { continue }
-            let at = "\(source):\(index + 1)"
+        for (at, words) in CredentialsFile.lines(text, source: source) {
             guard words.count == 2 else {
                 throw LoadError(description: "\(at): expected 'TEAM SHA256HEX'")
             }
@@ -90,34 +73,11 @@ public final class TokenStore: Sendable {
             if let reason = NameRules.checkTeamName(team) {
                 throw LoadError(description: "\(at): team name \(reason)")
             }
-            guard let digest = hexBytes(words[1]), digest.count == 32 else {
+            guard let digest = Hex.bytes(words[1]), digest.count == 32 else {
                 throw LoadError(description: "\(at): the digest must be 64 hex characters (SHA-256 of the token)")
             }
             entries.append(Entry(team: team, digest: digest))
         }
         return entries
-    }
-
-    private static func hexBytes(_ text: Substring) -> [UInt8]? {
-        let chars = Array(text.utf8)
-        guard chars.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(chars.count / 2)
-        var index = 0
-        while index < chars.count {
-            guard let high = nibble(chars[index]), let low = nibble(chars[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-            index += 2
-        }
-        return bytes
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 0x30...0x39: c - 0x30
-        case 0x61...0x66: c - 0x61 + 10
-        case 0x41...0x46: c - 0x41 + 10
-        default: nil
-        }
     }
 }
