@@ -13,12 +13,8 @@ the seed is fixed for a reproducible CI.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -26,15 +22,11 @@ import pytest
 import requests
 
 from schemathesis_hooks import OSB_BEYOND_SCHEMA
+from schemathesis_runner import MAX_TIME, SEED, run_schemathesis
 from warren_support import (OSB_DEFAULT_PLAN_ID, OSB_SERVICE_ID, WarrenProcess, record_response_secrets, record_secret,
                             seg, sha256_hex, tail)
 
-SPEC_PATH = Path(__file__).resolve().parent.parent.parent / "openapi.yaml"
-MAX_TIME = int(os.environ.get("WARREN_SCHEMATHESIS_MAX_TIME", "120"))
-SEED = os.environ.get("WARREN_SCHEMATHESIS_SEED", "20261129")
-MAX_EXAMPLES = int(os.environ.get("WARREN_SCHEMATHESIS_MAX_EXAMPLES", "50"))
 
-HOOKS = Path(__file__).resolve().parent / "schemathesis_hooks.py"
 # Every check. Invalid data is refused with these: OSB's own 410 (nothing to delete) and 412
 # (API version) besides the usual 4xx. A missing X-Broker-API-Version is a 412, as the
 # specification says. Valid data may also be answered OSB's 410 (a DELETE or a last_operation of
@@ -111,49 +103,10 @@ def st_osb_warren(settings, warren_env, workdir, st_platform, mgmt):
         mgmt.reset_team_index(team)
 
 
-def _cassette_passwords(path: Path) -> int:
-    """Records every password in the responses schemathesis saw (for the session's log check)."""
-    if not path.exists():
-        return 0
-    import yaml
-    count = 0
-    doc = yaml.safe_load(path.read_text()) or {}
-    for interaction in doc.get("http_interactions", []):
-        body = ((interaction.get("response") or {}).get("body") or {})
-        text = body.get("string") if isinstance(body, dict) else None
-        if text and '"password"' in text:
-            record_response_secrets(text)
-            count += 1
-    return count
-
-
 def _run(label: str, warren: WarrenProcess, user: str, password: str, workdir: Path, extra: list[str],
          budget: int, config: Path, broker_major: int) -> dict:
-    report_dir = workdir / label
-    cmd = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config),
-           "run", str(SPEC_PATH), "--url", warren.url, "--auth", f"{user}:{password}",
-           "--include-path-regex", "^/v2/",
-           "--max-examples", str(MAX_EXAMPLES),
-           "--seed", SEED, "--workers", "1", "--request-timeout", "30",
-           "--report", "junit,vcr", "--report-dir", str(report_dir),
-           "--report-vcr-path", str(report_dir / "cassette.yaml"),
-           "--suppress-health-check", "all", "--no-color", *extra]
-    started = time.monotonic()
-    try:
-        run = subprocess.run(cmd, capture_output=True, text=True, timeout=budget, cwd=workdir,
-                             env=dict(os.environ, SCHEMATHESIS_TELEMETRY="false", NO_COLOR="1",
-                                      SCHEMATHESIS_HOOKS=HOOKS.stem, WARREN_ST_RULES="osb",
-                                      WARREN_ST_HOOK_JOURNAL=str(workdir / "hook-journal.jsonl"),
-                                      WARREN_ST_BROKER_MAJOR=str(broker_major),
-                                      PYTHONPATH=os.pathsep.join(filter(None, [str(HOOKS.parent), os.environ.get("PYTHONPATH")]))))
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"schemathesis ({label}) did not finish within {budget} s:\n{str(e.stdout or '')[-4000:]}",
-                    pytrace=False)
-    output = run.stdout + run.stderr
-    generated = re.search(r"(\d+) generated", output)
-    return {"label": label, "rc": run.returncode, "output": output, "elapsed": time.monotonic() - started,
-            "cases": int(generated.group(1)) if generated else 0,
-            "passwords": _cassette_passwords(report_dir / "cassette.yaml")}
+    return run_schemathesis(label, warren.url, ["--auth", f"{user}:{password}", "--include-path-regex", "^/v2/"], workdir, extra, budget, config,
+                            {"WARREN_ST_RULES": "osb", "WARREN_ST_BROKER_MAJOR": str(broker_major)})
 
 
 def test_schemathesis_over_v2_finds_no_server_error_and_no_spec_violation(st_osb_warren, st_platform, tmp_path, report):

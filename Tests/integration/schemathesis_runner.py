@@ -1,0 +1,72 @@
+"""Runs the schemathesis CLI against a live warren, for test_schemathesis.py (/v1) and
+test_osb_schemathesis.py (/v2): the settings both share (seed, bounds, reports, the hooks
+module of schemathesis_hooks.py) and what is read back from a run (exit status, cases, and the
+passwords its responses carried, recorded for the session's check of the logs)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from warren_support import record_response_secrets
+
+SPEC_PATH = Path(__file__).resolve().parent.parent.parent / "openapi.yaml"
+MAX_TIME = int(os.environ.get("WARREN_SCHEMATHESIS_MAX_TIME", "120"))
+SEED = os.environ.get("WARREN_SCHEMATHESIS_SEED", "20261129")
+MAX_EXAMPLES = int(os.environ.get("WARREN_SCHEMATHESIS_MAX_EXAMPLES", "50"))
+HOOKS = Path(__file__).resolve().parent / "schemathesis_hooks.py"
+
+
+def cassette_passwords(path: Path) -> int:
+    """Records every password in the responses schemathesis saw (for the session's log check)."""
+    if not path.exists():
+        return 0
+    import yaml
+    count = 0
+    doc = yaml.safe_load(path.read_text()) or {}
+    for interaction in doc.get("http_interactions", []):
+        body = ((interaction.get("response") or {}).get("body") or {})
+        text = body.get("string") if isinstance(body, dict) else None
+        if text and '"password"' in text:
+            record_response_secrets(text)
+            count += 1
+    return count
+
+
+def run_schemathesis(label: str, url: str, access: list[str], workdir: Path, extra: list[str], budget: int,
+                     config: Path, hook_env: dict[str, str]) -> dict:
+    """One `schemathesis run` of openapi.yaml against `url`; `access` says how it authenticates
+    (and which paths it takes), `hook_env` what the hooks module needs to know."""
+    report_dir = workdir / label
+    cmd = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config),
+           "run", str(SPEC_PATH), "--url", url, *access,
+           # No --max-time: it is a budget that fuzzing repeats to fill, not a cap.
+           "--max-examples", str(MAX_EXAMPLES),
+           # One worker: several threads trip a CPython 3.11 bug inside schemathesis's
+           # generator ("AST constructor recursion depth mismatch").
+           "--seed", SEED, "--workers", "1", "--request-timeout", "30",
+           "--report", "junit,vcr", "--report-dir", str(report_dir),
+           "--report-vcr-path", str(report_dir / "cassette.yaml"),
+           "--suppress-health-check", "all", "--no-color", *extra]
+    started = time.monotonic()
+    try:
+        # cwd: schemathesis keeps its example database (.hypothesis/) in the working directory.
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=budget, cwd=workdir,
+                             env=dict(os.environ, SCHEMATHESIS_TELEMETRY="false", NO_COLOR="1",
+                                      SCHEMATHESIS_HOOKS=HOOKS.stem, WARREN_ST_HOOK_JOURNAL=str(workdir / "hook-journal.jsonl"),
+                                      PYTHONPATH=os.pathsep.join(filter(None, [str(HOOKS.parent), os.environ.get("PYTHONPATH")])),
+                                      **hook_env))
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"schemathesis ({label}) did not finish within {budget} s:\n{str(e.stdout or '')[-4000:]}",
+                    pytrace=False)
+    output = run.stdout + run.stderr
+    generated = re.search(r"(\d+) generated", output)
+    return {"label": label, "rc": run.returncode, "output": output, "elapsed": time.monotonic() - started,
+            "cases": int(generated.group(1)) if generated else 0,
+            "passwords": cassette_passwords(report_dir / "cassette.yaml")}
