@@ -48,11 +48,13 @@ extension ManagementClient {
     /// `noproc` (RabbitMQ 3.10 answers "541 Cannot get a message from queue ...: noproc" while a
     /// quorum queue just declared has no process yet: seen in 13 of 40 declarations asked at
     /// once), the queue is looked up: gone, it holds nothing; there, it is asked again after a
-    /// pause, a few times (the fetch leaves the message in place, so asking again is safe).
+    /// short pause, three times within 300 ms (the fetch leaves the message in place, so asking
+    /// again is safe; a queue's process starts within milliseconds, and a broker that still
+    /// fails after that is failing, and the DELETE says so).
     /// Any other 400 is the caller's (RabbitMQ 4 refuses the fetch on a single-active-consumer
     /// quorum queue).
     public func holdsMessages(vhost: String, name: String) async throws -> Bool {
-        var pauses: [Duration] = [.milliseconds(50), .milliseconds(150), .milliseconds(400)]
+        var pauses: [Duration] = [.milliseconds(50), .milliseconds(100), .milliseconds(150)]
         while true {
             do {
                 return try await fetchAndRequeue(vhost: vhost, name: name)
