@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from faultproxy import FaultProxy
 from warren_support import (Api, Mgmt, OpenApiSpec, OSBClient, WarrenProcess, parse_env_file, sha256_hex,
                             unique_name, vhost_of)
 from warren_support import SECRETS, WARREN_LOGS, leaked_secrets, record_secret
@@ -139,6 +140,14 @@ def spec() -> OpenApiSpec:
 @pytest.fixture(scope="session")
 def mgmt(settings) -> Mgmt:
     return Mgmt(settings.management_url)
+
+
+@pytest.fixture
+def proxy(settings):
+    """A fault-injecting proxy in front of the broker's management API (faultproxy.py)."""
+    p = FaultProxy(settings.management_url).start()
+    yield p
+    p.stop()
 
 
 @pytest.fixture(scope="session")

@@ -5,11 +5,13 @@ passwords its responses carried, recorded for the session's check of the logs)."
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,21 @@ def run_schemathesis(label: str, url: str, access: list[str], workdir: Path, ext
     return {"label": label, "rc": run.returncode, "output": output, "elapsed": time.monotonic() - started,
             "cases": int(generated.group(1)) if generated else 0,
             "passwords": cassette_passwords(report_dir / "cassette.yaml")}
+
+
+def judged_positive_answers(journal_path: Path, operations, report, skipped: list | None = None) -> dict[str, list]:
+    """What the replacement positive-data check (schemathesis_hooks.py) judged, by operation, as
+    its journal says; reports per operation how many answers it judged, how many were 2xx and
+    which listed rules the 400s it took named. Entries it skipped (path parameters that are not
+    schema-valid) are left out, and put in `skipped` when given."""
+    journal = [json.loads(line) for line in journal_path.read_text().splitlines()] if journal_path.exists() else []
+    if skipped is not None:
+        skipped.extend(e for e in journal if e.get("skipped"))
+    judged = {op: [e for e in journal if e["operation"] == op and not e.get("skipped")] for op in operations}
+    for op, entries in judged.items():
+        taken = Counter(re.sub(r"\[\d+\]", "[]", f) for e in entries if e["status"] == 400 and not e.get("refused")
+                        for f in e["fields"])
+        accepted = sum(1 for e in entries if e["status"] < 300)
+        report("schemathesis", f"{op}: {len(entries)} positive answers judged, {accepted} 2xx, "
+                               f"rules named by the 400s taken, by field: {dict(taken) or 'none'}")
+    return judged

@@ -17,10 +17,8 @@ from __future__ import annotations
 import time
 
 import pika
-import pytest
 import requests
 
-from faultproxy import FaultProxy
 from warren_support import (Api, amqp_login, amqp_params_from_uri, env_record, env_trace, invariant_violations,
                             publish_and_get, vhost_of, wait_for)
 
@@ -117,13 +115,6 @@ def test_async_delete_still_refuses_to_drop_messages(api_a, new_name, mgmt):
     forced = api_a.request("DELETE", f"/v1/environments/{name}?force=true", headers=ASYNC)
     assert forced.status_code == 202, forced.text[:500]
     wait_for(lambda: api_a.get(name).status_code == 404, timeout=30, what="forced delete finishes")
-
-
-@pytest.fixture
-def proxy(settings):
-    p = FaultProxy(settings.management_url).start()
-    yield p
-    p.stop()
 
 
 def test_a_failure_after_the_202_shows_as_failed_with_the_reason_and_delete_leaves_nothing(

@@ -56,13 +56,6 @@ def tally(report):
 
 
 @pytest.fixture
-def proxy(settings):
-    p = FaultProxy(settings.management_url).start()
-    yield p
-    p.stop()
-
-
-@pytest.fixture
 def proxied(proxy, warren_factory, client, new_name):
     """team-a's client of a warren whose every management call goes through the proxy."""
     proc = warren_factory("faults", WARREN_MANAGEMENT_URL=proxy.url, **FAULT_WARREN)

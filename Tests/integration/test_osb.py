@@ -28,10 +28,9 @@ import requests
 
 import cases
 from conftest import OSB_BLUEPRINTS
-from faultproxy import FaultProxy
 from schemathesis_hooks import OSB_BEYOND_SCHEMA, OSB_BIND, OSB_PROVISION, OSB_UPDATE, osb_beyond_schema
 from test_validation import BEYOND_CREATE, BEYOND_PATCH
-from warren_support import (OSB_DEFAULT_PLAN_ID, OSB_SERVICE_ID, Api, amqp_params, amqp_params_from_uri,
+from warren_support import (OSB_DEFAULT_PLAN_ID, OSB_SERVICE_ID, amqp_params, amqp_params_from_uri,
                             assert_osb_error, connection_refusal, env_record, env_trace, invariant_violations,
                             osb_environment_name, publish_and_get, seg, vhost_of, wait_for)
 
@@ -430,13 +429,6 @@ def test_a_forged_platform_field_is_never_acted_on(osb, instances, mgmt):
 
 # --------------------------------------------------------------------------------------------
 # Asynchronous operations in flight, and orphan mitigation
-
-
-@pytest.fixture
-def proxy(settings):
-    p = FaultProxy(settings.management_url).start()
-    yield p
-    p.stop()
 
 
 @pytest.fixture

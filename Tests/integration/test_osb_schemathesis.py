@@ -12,7 +12,6 @@ the seed is fixed for a reproducible CI.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections import Counter
@@ -22,7 +21,7 @@ import pytest
 import requests
 
 from schemathesis_hooks import OSB_BEYOND_SCHEMA
-from schemathesis_runner import MAX_TIME, SEED, run_schemathesis
+from schemathesis_runner import MAX_TIME, SEED, judged_positive_answers, run_schemathesis
 from warren_support import (OSB_DEFAULT_PLAN_ID, OSB_SERVICE_ID, WarrenProcess, record_response_secrets, record_secret,
                             seg, sha256_hex, tail)
 
@@ -152,17 +151,10 @@ parameters = {{ instance_id = "{instance}", binding_id = "{binding}" }}
     links = re.search(r"API Links:\s+\d+ covered / \d+ selected[^\n]*", full["output"])
     report("schemathesis", f"{full['label']} stateful phase: {links.group(0) if links else 'no link coverage reported'}")
     # The replacement check ran, on positive cases of the three operations, and what it took.
-    journal_path = tmp_path / "hook-journal.jsonl"
-    journal = [json.loads(line) for line in journal_path.read_text().splitlines()] if journal_path.exists() else []
-    skipped = Counter(e["operation"] for e in journal if e.get("skipped"))
+    skipped_entries: list = []
+    judged = judged_positive_answers(tmp_path / "hook-journal.jsonl", OSB_BEYOND_SCHEMA, report, skipped_entries)
+    skipped = Counter(e["operation"] for e in skipped_entries)
     report("schemathesis", f"requests not judged, their path parameters not schema-valid: {dict(skipped) or 'none'}")
-    judged = {op: [e for e in journal if e["operation"] == op and not e.get("skipped")] for op in OSB_BEYOND_SCHEMA}
-    for op, entries in judged.items():
-        taken = Counter(re.sub(r"\[\d+\]", "[]", f) for e in entries if e["status"] == 400 and not e.get("refused")
-                        for f in e["fields"])
-        accepted = sum(1 for e in entries if e["status"] < 300)
-        report("schemathesis", f"{op}: {len(entries)} positive answers judged, {accepted} 2xx, "
-                               f"rules named by the 400s taken, by field: {dict(taken) or 'none'}")
     for op, entries in judged.items():
         assert entries, f"positive_data_acceptance_beyond_the_schema never judged {op}: is the hook loaded?"
     for run in (full, seeded):

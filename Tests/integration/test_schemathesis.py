@@ -11,11 +11,9 @@ by default); the seed is fixed for a reproducible CI (WARREN_SCHEMATHESIS_SEED t
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
-from collections import Counter
 from pathlib import Path
 
 import pika
@@ -23,7 +21,7 @@ import pytest
 import requests
 
 from schemathesis_hooks import BEYOND_SCHEMA
-from schemathesis_runner import MAX_TIME, SEED, run_schemathesis
+from schemathesis_runner import MAX_TIME, SEED, judged_positive_answers, run_schemathesis
 from warren_support import (WarrenProcess, amqp_params_from_uri, assert_problem, record_response_secrets, record_secret, seg,
                             sha256_hex, tail)
 
@@ -119,14 +117,7 @@ parameters = {{ id = "st-seed", username = "{username}" }}
         report("schemathesis", f"{run['label']}: {run['cases']} generated cases in {run['elapsed']:.0f} s "
                                f"(seed {SEED}), exit {run['rc']}, {run['passwords']} responses with passwords")
     # The replacement check ran, on positive cases of both operations, and what it took.
-    journal = [json.loads(line) for line in (tmp_path / "hook-journal.jsonl").read_text().splitlines()]
-    judged = {op: [e for e in journal if e["operation"] == op] for op in BEYOND_SCHEMA}
-    for op, entries in judged.items():
-        taken = Counter(re.sub(r"\[\d+\]", "[]", f) for e in entries if e["status"] == 400 and not e.get("refused")
-                        for f in e["fields"])
-        accepted = sum(1 for e in entries if e["status"] < 300)
-        report("schemathesis", f"{op}: {len(entries)} positive answers judged, {accepted} 2xx, "
-                               f"errors named by the 400s taken, by field: {dict(taken) or 'none'}")
+    judged = judged_positive_answers(tmp_path / "hook-journal.jsonl", BEYOND_SCHEMA, report)
     for op, entries in judged.items():
         assert entries, f"positive_data_acceptance_beyond_the_schema never judged {op}: is the hook loaded?"
     for run in (full, seeded):
