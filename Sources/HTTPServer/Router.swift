@@ -47,6 +47,8 @@ public struct Router: Sendable {
     }
 
     private var routes: [Route] = []
+    /// Routes without parameters, by pattern and method: index into `routes` (the first added).
+    private var literalRoutes: [String: [String: Int]] = [:]
 
     public init() {}
 
@@ -61,11 +63,22 @@ public struct Router: Sendable {
             }
             return .literal(String(raw))
         }
+        if segments.allSatisfy({ if case .literal = $0 { true } else { false } }), literalRoutes[pattern]?[method] == nil {
+            literalRoutes[pattern, default: [:]][method] = routes.count
+        }
         routes.append(Route(method: method, pattern: pattern, segments: segments, handler: handler))
     }
 
     public func match(method: String, path: String) -> Match {
         guard path.hasPrefix("/") else { return .notFound }
+        // Most requests name a route without parameters (/healthz, /metrics, /v1/blueprints):
+        // found without splitting, decoding and scanning the table. A path without "%" decodes
+        // to itself, and a route of literals only is the most specific match there is, so the
+        // answer is the one the scan below would give.
+        if !path.utf8.contains(UInt8(ascii: "%")), let index = literalRoutes[path]?[method] {
+            let route = routes[index]
+            return .found(route.handler, RouteParameters(), pattern: route.pattern)
+        }
         var decoded: [String] = []
         for raw in Self.split(path) {
             guard let segment = Self.percentDecode(raw) else { return .notFound }

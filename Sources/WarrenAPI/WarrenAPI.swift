@@ -8,13 +8,14 @@ public struct WarrenAPI: HTTPResponder {
     private let pipeline: RequestPipeline
 
     /// `metrics` renders the Prometheus text exposition for GET /metrics (no token: it holds
-    /// counts and timings, no names of teams' resources beyond route patterns).
+    /// counts and timings, no names of teams' resources beyond route patterns). Access lines go
+    /// to `accessLog`, or to `logger` at `info` without one.
     public init(
         provisioner: Provisioner, tokens: TokenStore, endpoint: AMQPEndpoint, logger: Logger,
         blueprints: Blueprints = Blueprints(), metrics: (@Sendable () -> [UInt8])? = nil,
-        platforms: PlatformStore? = nil, osbSecret: [UInt8] = []
+        platforms: PlatformStore? = nil, osbSecret: [UInt8] = [], accessLog: (any AccessLog)? = nil
     ) {
-        let pipeline = RequestPipeline(tokens: tokens, logger: logger)
+        let pipeline = RequestPipeline(tokens: tokens, logger: logger, accessLog: accessLog ?? LoggerAccessLog(logger: logger))
         let environments = EnvironmentHandlers(provisioner: provisioner, endpoint: endpoint, blueprints: blueprints)
         let credentials = CredentialHandlers(provisioner: provisioner, endpoint: endpoint, environments: environments)
         var router = Router()

@@ -42,29 +42,55 @@ struct JSONLogHandler: LogHandler {
     }
 
     private func line(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?) {
-        var fields = metadata
-        if let explicit { fields.merge(explicit) { _, new in new } }
-        var out: [UInt8] = []
-        out.reserveCapacity(256)
-        out.append(UInt8(ascii: "{"))
-        JSONLine.member("ts", Timestamp.now(), into: &out)
-        JSONLine.member("level", level.rawValue, into: &out)
-        JSONLine.member("logger", label, into: &out)
-        JSONLine.member("msg", message.description, into: &out)
-        for (key, value) in fields.sorted(by: { $0.key < $1.key }) where !JSONLine.reserved.contains(key) {
-            JSONLine.member(key, "\(value)", into: &out)
+        var out = JSONLine.start(level: level, logger: label, message: message.description)
+        // The event's metadata over the logger's, sorted by key. A small array rather than a
+        // merged dictionary: this runs once per request (the access line), and merging, hashing
+        // and interpolating each value cost more than the rest of the line (BENCHMARKS.md).
+        var fields: [(key: String, value: Logger.MetadataValue)] = []
+        fields.reserveCapacity(metadata.count + (explicit?.count ?? 0))
+        if let explicit {
+            for field in explicit { fields.append(field) }
+            for field in metadata where explicit[field.key] == nil { fields.append(field) }
+        } else {
+            for field in metadata { fields.append(field) }
         }
-        out[out.count - 1] = UInt8(ascii: "}")
-        out.append(0x0A)
+        fields.sort { $0.key < $1.key }
+        for (key, value) in fields where !JSONLine.isReserved(key) {
+            JSONLine.member(key, value, into: &out)
+        }
+        JSONLine.end(&out)
         // Whole lines go to the writer, so lines from different threads never interleave.
         writer.append(out)
     }
 }
 
-/// JSON string members, escaped per RFC 8259 §7.
+/// One log line: a JSON object of string members, escaped per RFC 8259 §7.
 enum JSONLine {
+    /// `{"ts":…,"level":…,"logger":…,"msg":…,` — the members every line starts with.
+    static func start(level: Logger.Level, logger: String, message: String) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        out.append(UInt8(ascii: "{"))
+        string("ts", into: &out)
+        out.append(UInt8(ascii: ":"))
+        Timestamp.append(into: &out)
+        out.append(UInt8(ascii: ","))
+        member("level", level.rawValue, into: &out)
+        member("logger", logger, into: &out)
+        member("msg", message, into: &out)
+        return out
+    }
+
+    /// Closes the object (over the last member's comma) and ends the line.
+    static func end(_ out: inout [UInt8]) {
+        out[out.count - 1] = UInt8(ascii: "}")
+        out.append(0x0A)
+    }
+
     /// Keys the handler writes itself; metadata of the same name would make a duplicate key.
-    static let reserved: Set<String> = ["ts", "level", "logger", "msg"]
+    static func isReserved(_ key: String) -> Bool {
+        key == "ts" || key == "level" || key == "logger" || key == "msg"
+    }
 
     static func member(_ key: String, _ value: String, into out: inout [UInt8]) {
         string(key, into: &out)
@@ -73,47 +99,77 @@ enum JSONLine {
         out.append(UInt8(ascii: ","))
     }
 
+    /// A metadata value as a JSON string: strings as they are, anything else as its description.
+    static func member(_ key: String, _ value: Logger.MetadataValue, into out: inout [UInt8]) {
+        switch value {
+        case .string(let text): member(key, text, into: &out)
+        case .stringConvertible(let convertible): member(key, convertible.description, into: &out)
+        case .array, .dictionary: member(key, value.description, into: &out)
+        }
+    }
+
     static func string(_ text: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case 0x0A: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-            case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-            case 0x00..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: Array("\\u00".utf8))
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0x0F)])
-            default: out.append(byte)
+        var text = text
+        text.withUTF8 { bytes in
+            // Most values (ids, routes, numbers) need no escape: copied in one go.
+            if !bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+                out.append(contentsOf: bytes)
+                return
             }
+            for byte in bytes { escape(byte, into: &out) }
         }
         out.append(UInt8(ascii: "\""))
     }
+
+    private static func escape(_ byte: UInt8, into out: inout [UInt8]) {
+        switch byte {
+        case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+        case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+        case 0x0A: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+        case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+        case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+        case 0x00..<0x20:
+            out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
+            out.append(hexDigit(byte >> 4))
+            out.append(hexDigit(byte & 0x0F))
+        default: out.append(byte)
+        }
+    }
+
+    private static func hexDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
+    }
 }
 
-/// RFC 3339 UTC timestamps with milliseconds; the text up to the seconds is made once a second.
+/// RFC 3339 UTC timestamps with milliseconds, as a JSON string; the text up to the seconds is
+/// made once a second.
 enum Timestamp {
-    private static let cache = Mutex<(second: Int, text: String)>((-1, ""))
+    private static let cache = Mutex<(second: Int, text: [UInt8])>((-1, []))
 
-    static func now() -> String {
+    static func append(into out: inout [UInt8]) {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         let second = spec.tv_sec
         let millis = Int(spec.tv_nsec / 1_000_000)
-        let prefix = cache.withLock { cached -> String in
-            if cached.second == second { return cached.text }
-            var time = second
-            var parts = tm()
-            gmtime_r(&time, &parts)
-            let text = "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))T\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec))"
-            cached = (second, text)
-            return text
+        cache.withLock { cached in
+            if cached.second != second {
+                var time = second
+                var parts = tm()
+                gmtime_r(&time, &parts)
+                let text = "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))T\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec))"
+                cached = (second, Array(text.utf8))
+            }
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: cached.text)
         }
-        return "\(prefix).\(millis < 10 ? "00" : millis < 100 ? "0" : "")\(millis)Z"
+        out.append(contentsOf: [
+            UInt8(ascii: "."), digit(millis / 100), digit(millis / 10 % 10), digit(millis % 10),
+            UInt8(ascii: "Z"), UInt8(ascii: "\""),
+        ])
     }
+
+    private static func digit(_ value: Int) -> UInt8 { UInt8(ascii: "0") + UInt8(value) }
 
     private static func pad(_ value: Int32) -> String {
         value < 10 ? "0\(value)" : "\(value)"

@@ -94,7 +94,8 @@ let api = WarrenAPI(
         metrics.emit(into: &text)
         return text
     },
-    platforms: platforms, osbSecret: config.osbSecret)
+    platforms: platforms, osbSecret: config.osbSecret,
+    accessLog: JSONAccessLog(label: "warren.http", level: level))
 
 var serverConfig = HTTPServerConfiguration()
 serverConfig.host = config.listenHost
