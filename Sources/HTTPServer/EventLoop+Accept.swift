@@ -28,31 +28,47 @@ extension EventLoop {
                     return
                 }
             }
-            guard connections.count < maxConnections else {
+            guard openConnections.value < maxConnections else {
                 refuse(fd)
                 continue
             }
-            // A failure only costs latency, so it is not a reason to drop the connection.
-            try? Socket.setNoDelay(fd)
-            let connection = Connection(id: nextConnectionID, fd: fd, limits: limits)
+            openConnections.add()
+            let id = nextConnectionID
             nextConnectionID += 1
-            do {
-                try queue.add(fd, id: connection.id, interest: .readable)
-            } catch {
+            // Loops take connections in turn; a loop that has ended (the server is stopping)
+            // gets none.
+            let target = peers.isEmpty ? self : peers[nextPeer % peers.count]
+            nextPeer &+= 1
+            if target === self {
+                serve(fd, id: id)
+            } else if !target.adopt(fd, id: id) {
                 closeDescriptor(fd)
-                logger.error("could not watch an accepted connection", metadata: ["error": "\(error)"])
-                continue
+                openConnections.remove()
             }
-            connection.interest = .readable
-            connections[connection.id] = connection
-            openConnections.store(connections.count, ordering: .relaxed)
-            connection.headTimerArmed = true
-            setDeadline(connection, after: headerTimeout)
-            if logger.logLevel <= .debug {
-                logger.debug("accepted connection", metadata: [
-                    "connection": "\(connection.id)", "peer": "\(Socket.peerDescription(fd))",
-                ])
-            }
+        }
+    }
+
+    /// Watches an accepted connection (already counted in `openConnections`) on this loop.
+    func serve(_ fd: Int32, id: UInt64) {
+        // A failure only costs latency, so it is not a reason to drop the connection.
+        try? Socket.setNoDelay(fd)
+        let connection = Connection(id: id, fd: fd, limits: limits)
+        do {
+            try queue.add(fd, id: connection.id, interest: .readable)
+        } catch {
+            closeDescriptor(fd)
+            openConnections.remove()
+            logger.error("could not watch an accepted connection", metadata: ["error": "\(error)"])
+            return
+        }
+        connection.interest = .readable
+        connections[connection.id] = connection
+        connection.headTimerArmed = true
+        setDeadline(connection, after: headerTimeout)
+        if logger.logLevel <= .debug {
+            logger.debug("accepted connection", metadata: [
+                "connection": "\(connection.id)", "peer": "\(Socket.peerDescription(fd))",
+            ])
         }
     }
 

@@ -210,7 +210,7 @@ extension EventLoop {
         queue.remove(connection.fd)
         closeDescriptor(connection.fd)
         connections[connection.id] = nil
-        openConnections.store(connections.count, ordering: .relaxed)
+        openConnections.remove()
         logger.debug("closed connection", metadata: ["connection": "\(connection.id)", "reason": "\(reason)"])
     }
 }

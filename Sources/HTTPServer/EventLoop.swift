@@ -2,8 +2,10 @@ import Glibc
 import Logging
 import Synchronization
 
-/// The server's event loop: one thread of its own blocks in epoll_wait on the listener and on
-/// every connection; responders run as Tasks and hand their responses back through `inbox`.
+/// One of the server's event loops: a thread of its own blocks in epoll_wait on its
+/// connections (and, for the first loop, on the listener); responders run as Tasks and hand
+/// their responses back through `inbox`. The first loop accepts every connection and hands
+/// them to the loops in turn, itself included, through their inboxes.
 ///
 /// `@unchecked Sendable` because the class crosses threads (the loop thread, responder Tasks,
 /// `shutdown()` callers) while guarding its state itself:
@@ -15,6 +17,10 @@ final class EventLoop: @unchecked Sendable {
     struct Inbox {
         /// Responses waiting to be written, by connection id.
         var completions: [(UInt64, HTTPResponse)] = []
+        /// Connections accepted by the first loop for this one to serve.
+        var adopted: [(fd: Int32, id: UInt64)] = []
+        /// A wake-up is on its way: one per batch of completions and adoptions.
+        var wakePending = false
         var shutdownRequested = false
         /// `shutdown()` callers waiting for the loop to end.
         var waiters: [CheckedContinuation<Void, Never>] = []
@@ -30,8 +36,8 @@ final class EventLoop: @unchecked Sendable {
     let limits: HTTPParserLimits
     let queue: EventQueue
     let inbox = Mutex(Inbox())
-    /// How many connections are open, for other threads to read (metrics); written by the loop.
-    let openConnections = Atomic<Int>(0)
+    /// Connections open in all of the server's loops: the limit is the server's, not a loop's.
+    let openConnections: ConnectionCount
 
     let headerTimeout: UInt64
     let bodyTimeout: UInt64
@@ -43,9 +49,14 @@ final class EventLoop: @unchecked Sendable {
     let maxConnections: Int
 
     // Loop-thread state.
+    /// -1 for every loop but the first.
     var listenerFD: Int32
     var connections: [UInt64: Connection] = [:]
     var nextConnectionID: UInt64 = 1
+    /// The loops accepted connections go to, in turn (the first loop only; set before its
+    /// thread starts, never changed after).
+    var peers: [EventLoop] = []
+    var nextPeer = 0
     var shuttingDown = false
     var shutdownDeadline: UInt64 = .max
     /// No connection's deadline is earlier than this; lets most loop turns skip the scan.
@@ -60,8 +71,12 @@ final class EventLoop: @unchecked Sendable {
     var refusedSinceLog = 0
     var lastRefusalLog: UInt64 = 0
 
-    /// Takes ownership of `listenerFD` on success only.
-    init(listenerFD: Int32, configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger) throws {
+    /// Takes ownership of `listenerFD` (-1: this loop does not accept) on success only.
+    init(
+        listenerFD: Int32, openConnections: ConnectionCount, configuration: HTTPServerConfiguration,
+        responder: any HTTPResponder, logger: Logger
+    ) throws {
+        self.openConnections = openConnections
         self.configuration = configuration
         self.responder = responder
         self.logger = logger
@@ -74,14 +89,15 @@ final class EventLoop: @unchecked Sendable {
         self.listenerFD = listenerFD
         let queue = try EpollQueue()
         do {
-            try queue.add(listenerFD, id: Self.listenerID, interest: .readable)
+            if listenerFD >= 0 { try queue.add(listenerFD, id: Self.listenerID, interest: .readable) }
         } catch {
             queue.close()
             throw error
         }
         self.queue = queue
         readBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
-        spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        // Only the loop that accepts needs a descriptor in reserve.
+        if listenerFD >= 0 { spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC) }
     }
 
     /// Releases everything when the loop thread could not be started; the caller still owns
@@ -89,7 +105,7 @@ final class EventLoop: @unchecked Sendable {
     func discard() {
         inbox.withLock { $0.finished = true }
         queue.close()
-        closeDescriptor(listenerFD)
+        if listenerFD >= 0 { closeDescriptor(listenerFD) }
         if spareFD >= 0 { closeDescriptor(spareFD) }
         readBuffer.deallocate()
     }
@@ -150,9 +166,20 @@ final class EventLoop: @unchecked Sendable {
 
     private func drainInbox() {
         var completions: [(UInt64, HTTPResponse)] = []
+        var adopted: [(fd: Int32, id: UInt64)] = []
         let shutdownRequested = inbox.withLock { inbox in
             swap(&completions, &inbox.completions)
+            swap(&adopted, &inbox.adopted)
+            inbox.wakePending = false
             return inbox.shutdownRequested
+        }
+        for (fd, id) in adopted {
+            if shuttingDown {
+                closeDescriptor(fd)
+                openConnections.remove()
+            } else {
+                serve(fd, id: id)
+            }
         }
         for (id, response) in completions { respond(id, response) }
         if shutdownRequested && !shuttingDown { beginShutdown() }
@@ -204,9 +231,26 @@ final class EventLoop: @unchecked Sendable {
         inbox.withLock { inbox in
             guard !inbox.finished else { return }
             inbox.completions.append((id, response))
-            // One wake-up per batch: a non-empty list means one is already on its way.
-            if inbox.completions.count == 1 { queue.wake() }
+            Self.wakeOnce(&inbox, queue)
         }
+    }
+
+    /// Hands an accepted connection (counted in `openConnections`) to this loop. Safe from any
+    /// thread. False once the loop has ended: the caller still owns the descriptor.
+    func adopt(_ fd: Int32, id: UInt64) -> Bool {
+        inbox.withLock { inbox in
+            guard !inbox.finished else { return false }
+            inbox.adopted.append((fd, id))
+            Self.wakeOnce(&inbox, queue)
+            return true
+        }
+    }
+
+    /// One wake-up per batch: while one is on its way, the loop will see what was added.
+    private static func wakeOnce(_ inbox: inout Inbox, _ queue: EventQueue) {
+        guard !inbox.wakePending else { return }
+        inbox.wakePending = true
+        queue.wake()
     }
 
     // MARK: Shutdown
@@ -223,6 +267,15 @@ final class EventLoop: @unchecked Sendable {
                 return false
             }
             if finished { continuation.resume() }
+        }
+    }
+
+    /// Asks the loop to stop without waiting (see `shutdown()`). Safe from any thread.
+    func requestShutdown() {
+        inbox.withLock { inbox in
+            guard !inbox.finished, !inbox.shutdownRequested else { return }
+            inbox.shutdownRequested = true
+            queue.wake()
         }
     }
 
@@ -249,10 +302,15 @@ final class EventLoop: @unchecked Sendable {
         for connection in Array(connections.values) { close(connection, reason: "server stopped") }
         closeListener()
         if spareFD >= 0 { closeDescriptor(spareFD) }
-        let waiters = inbox.withLock { inbox in
+        let (waiters, adopted) = inbox.withLock { inbox in
             inbox.finished = true
-            defer { inbox.waiters = [] }
-            return inbox.waiters
+            defer { inbox.waiters = []; inbox.adopted = [] }
+            return (inbox.waiters, inbox.adopted)
+        }
+        // Handed over after the last drain: never served.
+        for (fd, _) in adopted {
+            closeDescriptor(fd)
+            openConnections.remove()
         }
         // After `finished` is set no thread calls `wake()`, so the eventfd can go.
         queue.close()
@@ -260,4 +318,15 @@ final class EventLoop: @unchecked Sendable {
         logger.debug("HTTP event loop stopped")
         for waiter in waiters { waiter.resume() }
     }
+}
+
+/// Open connections across a server's loops, for the connection limit and metrics.
+final class ConnectionCount: Sendable {
+    private let count = Atomic<Int>(0)
+
+    var value: Int { count.load(ordering: .relaxed) }
+
+    func add() { count.wrappingAdd(1, ordering: .relaxed) }
+
+    func remove() { count.wrappingSubtract(1, ordering: .relaxed) }
 }

@@ -4,15 +4,16 @@ import Synchronization
 
 /// An HTTP/1.1 server on POSIX sockets and epoll.
 ///
-/// One thread of its own runs the event loop (accept, read, parse, write, timeouts); each
+/// Threads of its own run the event loops (`configuration.eventLoops`: the first accepts and
+/// hands connections out in turn; each reads, parses, writes and times out its own); each
 /// request's `respond(to:)` runs as a Task on Swift's concurrency pool, so a slow responder
-/// never blocks the loop and the loop never blocks the pool.
+/// never blocks a loop and a loop never blocks the pool.
 ///
 /// Call `shutdown()` before dropping the server: the loop thread keeps running until then.
 public final class HTTPServer: Sendable {
     private enum State {
         case idle
-        case running(EventLoop, port: Int)
+        case running([EventLoop], port: Int, openConnections: ConnectionCount)
     }
 
     private let configuration: HTTPServerConfiguration
@@ -26,30 +27,57 @@ public final class HTTPServer: Sendable {
         self.logger = logger
     }
 
-    /// Binds, listens and starts the event-loop thread. Throws `SocketError` (e.g.
+    /// Binds, listens and starts the event-loop threads. Throws `SocketError` (e.g.
     /// `isAddressInUse`) or `HTTPServerError` (bad host or port, started twice).
     public func start() throws {
         try state.withLock { state in
             guard case .idle = state else { throw HTTPServerError.alreadyStarted }
             Self.raiseDescriptorLimit(toFit: configuration.maxConnections, logger: logger)
             let listener = try Socket.makeListener(host: configuration.host, port: configuration.port)
-            let loop: EventLoop
+            let count = ConnectionCount()
+            let acceptor: EventLoop
             let port: Int
             do {
                 port = try Socket.boundPort(listener)
-                loop = try EventLoop(listenerFD: listener, configuration: configuration, responder: responder, logger: logger)
+                acceptor = try EventLoop(
+                    listenerFD: listener, openConnections: count, configuration: configuration,
+                    responder: responder, logger: logger)
             } catch {
                 closeDescriptor(listener)
                 throw error
             }
+            // The other loops first: the acceptor hands connections only to loops that run. A
+            // loop that cannot be made or started is done without (fewer loops, same service).
+            var loops = [acceptor]
+            for _ in 1..<max(1, configuration.eventLoops) {
+                do {
+                    let loop = try EventLoop(
+                        listenerFD: -1, openConnections: count, configuration: configuration,
+                        responder: responder, logger: logger)
+                    do {
+                        try LoopThread.start { loop.run() }
+                        loops.append(loop)
+                    } catch {
+                        loop.discard()
+                        throw error
+                    }
+                } catch {
+                    logger.warning("HTTP server runs with fewer event loops", metadata: ["error": "\(error)"])
+                    break
+                }
+            }
+            acceptor.peers = loops
             do {
-                try LoopThread.start { loop.run() }
+                try LoopThread.start { acceptor.run() }
             } catch {
-                loop.discard()
+                acceptor.discard()
+                for loop in loops.dropFirst() { loop.requestShutdown() }
                 throw error
             }
-            state = .running(loop, port: port)
-            logger.info("HTTP server listening", metadata: ["host": "\(configuration.host)", "port": "\(port)"])
+            state = .running(loops, port: port, openConnections: count)
+            logger.info("HTTP server listening", metadata: [
+                "host": "\(configuration.host)", "port": "\(port)", "event_loops": "\(loops.count)",
+            ])
         }
     }
 
@@ -58,7 +86,7 @@ public final class HTTPServer: Sendable {
         state.withLock { state in
             switch state {
             case .idle: configuration.port
-            case .running(_, let port): port
+            case .running(_, let port, _): port
             }
         }
     }
@@ -66,7 +94,7 @@ public final class HTTPServer: Sendable {
     /// Connections open right now (0 before start and after shutdown).
     public var openConnections: Int {
         state.withLock { state in
-            if case .running(let loop, _) = state { return loop.openConnections.load(ordering: .relaxed) }
+            if case .running(_, _, let count) = state { return count.value }
             return 0
         }
     }
@@ -75,11 +103,13 @@ public final class HTTPServer: Sendable {
     /// `shutdownTimeout`), closes every connection, stops the loop thread, then returns.
     /// Idempotent; concurrent callers all return once the server has stopped.
     public func shutdown() async {
-        let loop: EventLoop? = state.withLock { state in
-            if case .running(let loop, _) = state { return loop }
-            return nil
+        let loops: [EventLoop] = state.withLock { state in
+            if case .running(let loops, _, _) = state { return loops }
+            return []
         }
-        await loop?.shutdown()
+        // All at once: each drains its own in-flight requests within the same timeout.
+        for loop in loops { loop.requestShutdown() }
+        for loop in loops { await loop.shutdown() }
     }
 
     /// Each connection is a descriptor; a soft RLIMIT_NOFILE of 1024 (a common default) would

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Limits and timeouts of one `HTTPServer`. Every limit is answered with a problem response
 /// and a closed connection, never with a hang.
 public struct HTTPServerConfiguration: Sendable {
@@ -23,6 +25,16 @@ public struct HTTPServerConfiguration: Sendable {
     public var idleTimeout: Duration = .seconds(60)
     /// How long `shutdown()` waits for in-flight requests before closing them anyway.
     public var shutdownTimeout: Duration = .seconds(30)
+    /// Event-loop threads. The first accepts and hands connections out in turn; each loop then
+    /// reads, parses and writes its own. One loop saturated one core of a 2-core machine while
+    /// the other had room (BENCHMARKS.md). Defaults to the online CPUs, at most 4.
+    public var eventLoops = HTTPServerConfiguration.onlineCPUs(max: 4)
+
+    /// `sysconf(_SC_NPROCESSORS_ONLN)`, 1 to `max`.
+    public static func onlineCPUs(max limit: Int) -> Int {
+        let online = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        return min(Swift.max(1, online), Swift.max(1, limit))
+    }
 
     public init() {}
 }

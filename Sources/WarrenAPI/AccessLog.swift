@@ -12,6 +12,15 @@ public struct AccessLogEntry: Sendable {
     public var status: Int
     /// Rounded to hundredths.
     public var durationMilliseconds: Double
+
+    public init(requestID: String, team: String, method: String, route: String, status: Int, durationMilliseconds: Double) {
+        self.requestID = requestID
+        self.team = team
+        self.method = method
+        self.route = route
+        self.status = status
+        self.durationMilliseconds = durationMilliseconds
+    }
 }
 
 /// Where access lines go. The default is the request logger at `info` (message "request",

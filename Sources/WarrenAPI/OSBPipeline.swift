@@ -25,7 +25,7 @@ extension RequestPipeline {
             let started = ContinuousClock.now
             let requestID = RequestID.of(request)
             var logger = self.logger
-            logger[metadataKey: "request_id"] = "\(requestID)"
+            logger[metadataKey: "request_id"] = .string(requestID)
             var team: String?
             var response: HTTPResponse
             do {
@@ -35,8 +35,8 @@ extension RequestPipeline {
                     throw OSBError.unauthorized
                 }
                 team = found.team
-                logger[metadataKey: "team"] = "\(found.team)"
-                logger[metadataKey: "platform"] = "\(found.platform)"
+                logger[metadataKey: "team"] = .string(found.team)
+                logger[metadataKey: "platform"] = .string(found.platform)
                 try OSBVersion.check(request.headers["X-Broker-API-Version"])
                 if let identity = OSBOriginatingIdentity.decode(request.headers["X-Broker-API-Originating-Identity"]) {
                     // For the audit trail: who at the platform asked (as the platform says).

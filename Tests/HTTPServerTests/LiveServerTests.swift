@@ -251,6 +251,36 @@ struct LiveServerTests {
         await server.shutdown()
     }
 
+    /// The first loop accepts and hands connections to every loop in turn: with six slow
+    /// requests on six connections each loop holds two in flight; all are counted against the
+    /// server's connection limit, and shutdown waits for every loop's responses.
+    @Test(arguments: [1, 3])
+    func everyLoopServesAndShutdownWaitsForAll(loops: Int) async throws {
+        let responder = EchoResponder()
+        let server = try startServer(responder: responder) { $0.eventLoops = loops }
+        let port = server.port
+        let clients = try await offPool {
+            try (0..<6).map { _ in
+                let client = try RawClient(port: port)
+                try client.send("GET /slow?ms=300 HTTP/1.1\r\nHost: t\r\n\r\n")
+                return client
+            }
+        }
+        for _ in 0..<400 where responder.started.all.filter({ $0 == "/slow" }).count < 6 {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(server.openConnections == 6)
+        await server.shutdown()
+        let answers = try await offPool { try clients.map { (try $0.readResponse(), try $0.readsEOF()) } }
+        for (response, closed) in answers {
+            #expect(response.status == 200)
+            #expect(response.text == "GET /slow query=ms=300 body=")
+            #expect(response.headers["Connection"] == "close")
+            #expect(closed)
+        }
+        #expect(server.openConnections == 0)
+    }
+
     @Test func shutdownClosesIdleConnectionsAtOnce() async throws {
         let server = try startServer()
         let port = server.port

@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import Testing
+import WarrenAPI
 @testable import warren
 
 /// The batched log writer, writing into a temporary file the test reads back.
@@ -108,5 +109,29 @@ struct LogWriterTests {
         let line = lines[0]
         #expect(line.hasPrefix(#"{"ts":""#))
         #expect(line.hasSuffix(#","level":"info","logger":"warren.test","msg":"request","quote":"a\"b","request_id":"r-1","status":"200"}"#))
+    }
+
+    /// The access line written straight into bytes is the line the handler writes for the same
+    /// event through swift-log (timestamp aside), escaping included, so operators' parsers and
+    /// the integration tests cannot tell them apart; and it follows the log level.
+    @Test func accessLineIsTheHandlersLine() {
+        let file = TempFile()
+        let writer = LogWriter(fd: file.fd)
+        let logger = Logger(label: "warren.http") { JSONLogHandler(label: $0, level: .info, writer: writer) }
+        let entry = AccessLogEntry(
+            requestID: "r\"1\n", team: "team-a", method: "GET", route: "/v1/environments/{id}", status: 404,
+            durationMilliseconds: 1.25)
+        JSONAccessLog(label: "warren.http", level: .info, writer: writer).record(entry)
+        logger.info("request", metadata: [
+            "request_id": .string(entry.requestID), "team": .string(entry.team), "method": .string(entry.method),
+            "route": .string(entry.route), "status": "404", "duration_ms": "1.25",
+        ])
+        JSONAccessLog(label: "warren.http", level: .warning, writer: writer).record(entry)
+        writer.flush()
+        let lines = file.lines
+        #expect(lines.count == 3)
+        let withoutTime = lines.prefix(2).map { $0.drop(while: { $0 != "Z" }) }
+        #expect(withoutTime[0] == withoutTime[1])
+        #expect(lines[0].hasSuffix(#","msg":"request","duration_ms":"1.25","method":"GET","request_id":"r\"1\n","route":"/v1/environments/{id}","status":"404","team":"team-a"}"#))
     }
 }
