@@ -62,6 +62,20 @@ import Testing
         #expect(store.team(forAuthorization: "Bearer beta") == "team-b")
     }
 
+    /// A bearer token with whitespace in it is refused before it is looked up, even when the
+    /// tokens file lists exactly that text: ASCII and Unicode whitespace alike (the check takes a
+    /// byte-wise path for printable ASCII and Unicode's property for anything else).
+    @Test(arguments: ["alpha beta", "alpha\tbeta", "alpha\u{2003}beta", "alpha\u{A0}beta", "\u{2028}"])
+    func tokensWithWhitespaceAreRefused(token: String) throws {
+        let path = "/tmp/warren-tokens-\(UInt32.random(in: 0 ... .max))"
+        FileManagerLite.write(path, bytes: Array("team-a \(Self.digest(token))\nteam-b \(Self.digest("plain"))\n".utf8))
+        let store = try TokenStore(path: path)
+        #expect(store.team(forAuthorization: "Bearer plain") == "team-b")
+        #expect(store.team(forAuthorization: "Bearer \(token)") == nil)
+        #expect(TokenStore.containsWhitespace(token))
+        #expect(!TokenStore.containsWhitespace("alpha-\u{E9}t\u{E9}~beta"))
+    }
+
     /// Malformed lines are still refused, whatever the line endings, with the right line number.
     @Test(arguments: [
         ("team-a \(digest("a"))\r\ngarbage\r\n", 2, "expected 'TEAM SHA256HEX'"),
