@@ -402,10 +402,38 @@ def timed(fn, *args):
     return (time.perf_counter() - started) * 1000.0
 
 
-def bench_latency(warren, floor_, count, prefix, warren_pid):
+def broker_call_totals(port):
+    """Count and total seconds of each management step Warren has made so far (its /metrics)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    sums, counts = {}, {}
+    for line in text.splitlines():
+        match = re.match(r'warren_broker_call_duration_seconds_(sum|count)\{step="([^"]+)"\} ([0-9.e+-]+)', line)
+        if match:
+            kind, step, value = match.groups()
+            (sums if kind == "sum" else counts)[step] = float(value)
+    return {step: (int(counts[step]), sums.get(step, 0.0)) for step in counts}
+
+
+def calls_between(before, after, per):
+    """Each step's calls per environment, mean ms per call and ms per environment between two
+    snapshots of broker_call_totals, the costliest first."""
+    rows = []
+    for step, (count, total) in after.items():
+        c0, t0 = before.get(step, (0, 0.0))
+        if count > c0:
+            rows.append((step, (count - c0) / per, (total - t0) * 1000 / (count - c0), (total - t0) * 1000 / per))
+    return sorted(rows, key=lambda row: -row[3])
+
+
+def bench_latency(warren, floor_, count, prefix, warren_pid, warren_port):
     """Creates `count` environments through Warren and `count` through the floor, alternating
-    who goes first, then deletes them the same way. Sequential, one keep-alive client each."""
+    who goes first, then deletes them the same way. Sequential, one keep-alive client each.
+    Warren's management calls are counted from its /metrics around each half."""
     w_create, f_create, w_delete, f_delete = [], [], [], []
+    before_create = broker_call_totals(warren_port)
     w_cpu = 0.0
     for i in range(count):
         name = f"{prefix}{i}"
@@ -417,6 +445,7 @@ def bench_latency(warren, floor_, count, prefix, warren_pid):
                 w_cpu += cpu_seconds(warren_pid) - c0
             else:
                 f_create.append(timed(fn, name))
+    after_create = broker_call_totals(warren_port)
     w_cpu_delete = 0.0
     for i in range(count):
         name = f"{prefix}{i}"
@@ -428,8 +457,11 @@ def bench_latency(warren, floor_, count, prefix, warren_pid):
                 w_cpu_delete += cpu_seconds(warren_pid) - c0
             else:
                 f_delete.append(timed(fn, name))
+    after_delete = broker_call_totals(warren_port)
     return {"w_create": w_create, "f_create": f_create, "w_delete": w_delete, "f_delete": f_delete,
-            "w_cpu_create_ms": w_cpu * 1000 / count, "w_cpu_delete_ms": w_cpu_delete * 1000 / count}
+            "w_cpu_create_ms": w_cpu * 1000 / count, "w_cpu_delete_ms": w_cpu_delete * 1000 / count,
+            "w_calls_create": calls_between(before_create, after_create, count),
+            "w_calls_delete": calls_between(after_create, after_delete, count)}
 
 
 # ---------------------------------------------------------------- throughput
@@ -763,7 +795,7 @@ def main():
             w_client.delete(f"warm{i}")
             f_client.delete(f"warm{i}")
         f_client.steps = steps  # after the warm-up
-        lat = bench_latency(w_client, f_client, cfg.envs, "l", warren.pid)
+        lat = bench_latency(w_client, f_client, cfg.envs, "l", warren.pid, wport)
         w_client.close()
         f_client.close()
         for op in ("create", "delete"):
@@ -782,6 +814,16 @@ def main():
             f"- {name}: p50 {percentile(values, 50):.1f} ms, p99 {percentile(values, 99):.1f} ms ({len(values)} calls)"
             for name, values in steps.items())
         log("floor, call by call:\n" + step_text)
+        # The janitor sweeps every 30 s (list users, vhosts, permissions, team indexes): a sweep
+        # that fell in the window shows as a fraction of a call per environment.
+        warren_text = ""
+        for op in ("create", "delete"):
+            rows = lat[f"w_calls_{op}"]
+            warren_text += (f"\nWarren, per {op} ({sum(r[1] for r in rows):.1f} calls, "
+                            f"{sum(r[3] for r in rows):.1f} ms of management calls per environment):\n\n")
+            warren_text += "\n".join(f"- {step}: {per:.2f} calls, mean {mean:.1f} ms, {total:.1f} ms per {op}"
+                                      for step, per, mean, total in rows) + "\n"
+        log("warren, step by step:" + warren_text)
         table = build_table(cfg, http, lat, thr, mem, cycles)
         info = machine(rabbit_version)
         machine_text = "\n".join(f"- {k}: {v}" for k, v in info.items())
@@ -796,7 +838,9 @@ def main():
         os.makedirs(os.path.dirname(cfg.out), exist_ok=True)
         with open(cfg.out, "w") as f:
             f.write(f"### Run of {info['date']}\n\nMachine:\n\n{machine_text}\n\n{notes}\n\n{table}\n\n"
-                    f"The floor's management calls, one by one (sequential run):\n\n{step_text}\n")
+                    f"The floor's management calls, one by one (sequential run):\n\n{step_text}\n"
+                    f"\nWarren's management calls by step, from its /metrics around the same sequential run:\n"
+                    f"{warren_text}")
         with open(os.path.join(os.path.dirname(cfg.out), "raw.json"), "w") as f:
             json.dump({"http": {f"{k[0]}@{k[1]}": v for k, v in http.items()}, "latency": lat,
                        "throughput": thr, "memory": mem, "cycles": cycles, "floor_steps": steps,
