@@ -239,6 +239,8 @@ public final class Janitor: Sendable {
             } catch {
                 provisioner.logger.warning("janitor sweep failed", metadata: ["error": "\(error)"])
             }
+            // What the sweep's listings took is free now; without this, malloc keeps it.
+            FreedMemory.release()
             try? await Task.sleep(for: interval)
         }
     }

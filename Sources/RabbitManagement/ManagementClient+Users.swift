@@ -8,8 +8,9 @@ extension ManagementClient {
 
     /// Only name and tags: the full listing also carries every password hash.
     public func users() async throws -> [UserInfo] {
-        let json = try await get(["users"], query: [("columns", "name,tags")], operation: "GET users")
-        return try decodeList(json, what: "user list") { (item: JSONValue) throws(ManagementError) in try UserInfo(json: item) }
+        try await getList(["users"], query: [("columns", "name,tags")], operation: "GET users", what: "user list") {
+            (item: JSONValue) throws(ManagementError) in try UserInfo(json: item)
+        }
     }
 
     /// Creates or updates a user with a `RabbitPasswordHash` value. There is deliberately no way
@@ -49,11 +50,8 @@ extension ManagementClient {
 
     /// Every user's permissions on every vhost, in one call.
     public func permissions() async throws -> [PermissionInfo] {
-        let json = try await get(["permissions"], operation: "GET permissions")
-        return try decodeList(json, what: "permission list") { (item: JSONValue) throws(ManagementError) in
-            try PermissionInfo(json: item)
+        try await getList(["permissions"], operation: "GET permissions", what: "permission list") {
+            (item: JSONValue) throws(ManagementError) in try PermissionInfo(json: item)
         }
     }
-
-
 }

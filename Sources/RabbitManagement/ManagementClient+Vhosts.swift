@@ -18,12 +18,12 @@ extension ManagementClient {
 
     /// Only the columns `VhostInfo` needs, so the answer stays small with many vhosts.
     public func vhosts() async throws -> [VhostInfo] {
-        let json = try await get(
-            ["vhosts"], query: [("columns", "name,description,tags,cluster_state,default_queue_type")],
-            operation: "GET vhosts")
         // An item without a name is a vhost deleted while the listing was rendered (seen on
         // 4.3 under racing creates and rollbacks): left out.
-        return try decodeList(json, what: "vhost list") { (item: JSONValue) throws(ManagementError) -> VhostInfo? in
+        try await getList(
+            ["vhosts"], query: [("columns", "name,description,tags,cluster_state,default_queue_type")],
+            operation: "GET vhosts", what: "vhost list"
+        ) { (item: JSONValue) throws(ManagementError) -> VhostInfo? in
             guard case .object(let fields) = item, fields["name"] != nil else { return nil }
             return try VhostInfo(json: item)
         }.compactMap { $0 }

@@ -58,11 +58,16 @@ public final class ManagementClient: Sendable {
     /// 500 now and then while objects are deleted under them (seen in about 0.1% of user and
     /// vhost listings under concurrent deletes), and a read is safe to repeat.
     func get(_ segments: [String], query: [(String, String)] = [], operation: String) async throws -> JSONValue {
+        try await getResponse(segments, query: query, operation: operation).json()
+    }
+
+    /// `get`'s answer before any decoding (for listings read element by element, `getList`).
+    func getResponse(_ segments: [String], query: [(String, String)] = [], operation: String) async throws -> ManagementResponse {
         do {
-            return try await send("GET", segments, query: query, body: nil, operation: operation).json()
+            return try await send("GET", segments, query: query, body: nil, operation: operation)
         } catch let error as ManagementError where error.code == .brokerFailure {
             try await Task.sleep(for: .milliseconds(20))
-            return try await send("GET", segments, query: query, body: nil, operation: operation).json()
+            return try await send("GET", segments, query: query, body: nil, operation: operation)
         }
     }
 

@@ -72,17 +72,21 @@ func decodeList<T>(_ value: JSONValue, what: String, _ element: (JSONValue) thro
     guard case .array(let items) = value else { throw JSONFields.invalid(what) }
     var out: [T] = []
     out.reserveCapacity(items.count)
-    for item in items {
-        // Objects deleted while the broker renders a listing come back as `[]` (3.10), or as
-        // `null` or `{}`: gone, so left out.
-        switch item {
-        case .array(let inner) where inner.isEmpty: continue
-        case .object(let fields) where fields.isEmpty: continue
-        case .null: continue
-        default: out.append(try element(item))
-        }
+    for item in items where !isGoneFromListing(item) {
+        out.append(try element(item))
     }
     return out
+}
+
+/// Objects deleted while the broker renders a listing come back as `[]` (3.10), or as `null`
+/// or `{}`: gone, so left out.
+func isGoneFromListing(_ item: JSONValue) -> Bool {
+    switch item {
+    case .array(let inner): return inner.isEmpty
+    case .object(let fields): return fields.isEmpty
+    case .null: return true
+    default: return false
+    }
 }
 
 extension Overview {

@@ -20,7 +20,8 @@ public enum StrictJSON {
         return value
     }
 
-    private struct Parser {
+    /// Shared with `Elements` (a listing read one element at a time).
+    struct Parser {
         let bytes: [UInt8]
         var index = 0
 

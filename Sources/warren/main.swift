@@ -14,6 +14,9 @@ import Glibc
 
 // Wiring only: read the configuration, build the layers bottom-up, serve until SIGTERM/SIGINT.
 
+// Before anything big is allocated: the janitor's listings must not stay in malloc's arenas.
+FreedMemory.returnLargeBlocksAtOnce()
+
 let environment = ProcessInfo.processInfo.environment
 let config: Configuration
 do {

@@ -127,8 +127,21 @@ final class EasyTransfer: @unchecked Sendable {
             responseTooLarge = true
             return false
         }
+        if response.isEmpty { reserveAnnouncedLength() }
         response.append(contentsOf: bytes)
         return true
+    }
+
+    /// The whole body in one allocation when the answer announces its length (the broker's
+    /// listings do): growing by doubling would copy a listing of megabytes several times and
+    /// leave the smaller buffers behind in malloc's arenas.
+    private func reserveAnnouncedLength() {
+        guard let handle else { return }
+        var length: curl_off_t = -1
+        guard warren_curl_easy_getinfo_off_t(handle, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK,
+              length > 0, length <= curl_off_t(maxResponseBytes)
+        else { return }
+        response.reserveCapacity(Int(length))
     }
 
     // MARK: - options
