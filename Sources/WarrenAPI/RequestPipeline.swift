@@ -20,8 +20,6 @@ struct RequestPipeline: Sendable {
         return { request, parameters in
             let started = ContinuousClock.now
             let requestID = RequestID.of(request)
-            var logger = self.logger
-            logger[metadataKey: "request_id"] = .string(requestID)
             var team: String?
             var response: HTTPResponse
             do {
@@ -30,12 +28,12 @@ struct RequestPipeline: Sendable {
                         throw Problem.unauthorized
                     }
                     team = found
-                    logger[metadataKey: "team"] = .string(found)
                 }
-                let context = RequestContext(request: request, parameters: parameters, team: team ?? "", logger: logger)
+                let context = RequestContext(
+                    request: request, parameters: parameters, team: team ?? "", requestID: requestID, baseLogger: logger)
                 response = try await handler(context)
             } catch {
-                response = ErrorMapping.problem(for: error, logger: logger).response()
+                response = ErrorMapping.problem(for: error, logger: RequestContext.logger(logger, requestID: requestID, team: team)).response()
             }
             return finish(request, response, route: pattern, team: team, requestID: requestID, started: started)
         }
@@ -76,7 +74,20 @@ struct RequestContext: Sendable {
     var request: HTTPRequest
     var parameters: RouteParameters
     var team: String
-    var logger: Logger
+    var requestID: String
+    var baseLogger: Logger
+
+    /// Made when a handler asks: most requests (`/healthz`, `/v1/blueprints`) never log, and
+    /// setting a logger's metadata copies its handler's dictionary (2% of the server's CPU on
+    /// `/healthz`, BENCHMARKS.md).
+    var logger: Logger { Self.logger(baseLogger, requestID: requestID, team: team.isEmpty ? nil : team) }
+
+    static func logger(_ base: Logger, requestID: String, team: String?) -> Logger {
+        var logger = base
+        logger[metadataKey: "request_id"] = .string(requestID)
+        if let team { logger[metadataKey: "team"] = .string(team) }
+        return logger
+    }
 }
 
 /// X-Request-ID: the caller's, when it is a short printable token, else a new one.
