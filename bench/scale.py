@@ -24,7 +24,6 @@ import hashlib
 import http.client
 import json
 import os
-import re
 import secrets
 import sys
 import tempfile
@@ -32,7 +31,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import Server, free_port, log, machine, percentile, read_broker_env, rss_kib, wait_http  # noqa: E402
+from bench import (  # noqa: E402
+    Server, broker_call_totals, free_port, log, machine, percentile, read_broker_env, rss_kib, wait_http)
 
 MEASURED_TEAM = "measured"
 
@@ -118,17 +118,7 @@ def run_clients(port, jobs, clients, deadline_s):
 
 def broker_call_means(port):
     """Mean duration (ms) and count of each management step, from Warren's /metrics."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("GET", "/metrics")
-    text = conn.getresponse().read().decode()
-    conn.close()
-    sums, counts = {}, {}
-    for line in text.splitlines():
-        match = re.match(r'warren_broker_call_duration_seconds_(sum|count)\{step="([^"]+)"\} ([0-9.e+-]+)', line)
-        if match:
-            kind, step, value = match.groups()
-            (sums if kind == "sum" else counts)[step] = float(value)
-    return {step: (sums.get(step, 0) / counts[step] * 1000, int(counts[step])) for step in counts if counts[step]}
+    return {step: (total / count * 1000, count) for step, (count, total) in broker_call_totals(port).items() if count}
 
 
 def measure_latencies(client, level, samples):
