@@ -35,13 +35,13 @@ extension EventLoop {
             openConnections.add()
             let id = nextConnectionID
             nextConnectionID += 1
-            // Loops take connections in turn; a loop that has ended (the server is stopping)
-            // gets none.
-            let target = peers.isEmpty ? self : peers[nextPeer % peers.count]
+            // Loops take connections in turn, this one first; a loop that has ended (the server
+            // is stopping) gets none.
+            let turn = nextPeer % (peers.count + 1)
             nextPeer &+= 1
-            if target === self {
+            if turn == 0 {
                 serve(fd, id: id)
-            } else if !target.adopt(fd, id: id) {
+            } else if !peers[turn - 1].adopt(fd, id: id) {
                 closeDescriptor(fd)
                 openConnections.remove()
             }

@@ -53,8 +53,9 @@ final class EventLoop: @unchecked Sendable {
     var listenerFD: Int32
     var connections: [UInt64: Connection] = [:]
     var nextConnectionID: UInt64 = 1
-    /// The loops accepted connections go to, in turn (the first loop only; set before its
-    /// thread starts, never changed after).
+    /// The other loops accepted connections go to, in turn with this one (the first loop only;
+    /// set before its thread starts, never changed after). Never this loop itself: a loop
+    /// holding itself would never be freed.
     var peers: [EventLoop] = []
     var nextPeer = 0
     var shuttingDown = false

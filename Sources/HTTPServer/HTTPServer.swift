@@ -66,7 +66,7 @@ public final class HTTPServer: Sendable {
                     break
                 }
             }
-            acceptor.peers = loops
+            acceptor.peers = Array(loops.dropFirst())
             do {
                 try LoopThread.start { acceptor.run() }
             } catch {
