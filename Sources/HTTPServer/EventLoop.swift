@@ -35,7 +35,7 @@ final class EventLoop: @unchecked Sendable {
     let logger: Logger
     let limits: HTTPParserLimits
     let queue: EventQueue
-    let inbox = Mutex(Inbox())
+    let inbox = PThreadMutex(Inbox())
     /// Connections open in all of the server's loops: the limit is the server's, not a loop's.
     let openConnections: ConnectionCount
 
