@@ -5,7 +5,8 @@ import PackageDescription
 // CCurl -> RabbitManagement -> Provisioning -> WarrenAPI -> warren
 // HTTPServer stands beside them and knows nothing of RabbitMQ or the API. WireFormat (JSON
 // values, the strict JSON parser, percent-encoding) is below both RabbitManagement and
-// WarrenAPI, so the API reaches the broker only through Provisioning.
+// WarrenAPI, so the API reaches the broker only through Provisioning. Locking (the one lock
+// type, which ThreadSanitizer can see) is below everything.
 let package = Package(
     name: "Warren",
     platforms: [.macOS(.v14)],
@@ -24,15 +25,17 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
+        .target(name: "Locking"),
         .target(name: "WireFormat"),
         .target(
             name: "HTTPServer",
-            dependencies: [.product(name: "Logging", package: "swift-log")]
+            dependencies: ["Locking", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "RabbitManagement",
             dependencies: [
                 "CCurl",
+                "Locking",
                 "WireFormat",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -41,6 +44,7 @@ let package = Package(
         .target(
             name: "Provisioning",
             dependencies: [
+                "Locking",
                 "RabbitManagement",
                 "WireFormat",
                 .product(name: "Logging", package: "swift-log"),
@@ -52,6 +56,7 @@ let package = Package(
             name: "WarrenAPI",
             dependencies: [
                 "HTTPServer",
+                "Locking",
                 "Provisioning",
                 "WireFormat",
                 .product(name: "Logging", package: "swift-log"),
@@ -62,6 +67,7 @@ let package = Package(
         .executableTarget(
             name: "warren",
             dependencies: [
+                "Locking",
                 "WarrenAPI",
                 "HTTPServer",
                 "Provisioning",
@@ -84,9 +90,9 @@ let package = Package(
                              .when(platforms: [.linux], configuration: .release)),
             ]
         ),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
-        .testTarget(name: "RabbitManagementTests", dependencies: ["RabbitManagement", "WireFormat"]),
-        .testTarget(name: "ProvisioningTests", dependencies: ["Provisioning", "RabbitManagement", "WireFormat"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Locking"]),
+        .testTarget(name: "RabbitManagementTests", dependencies: ["Locking", "RabbitManagement", "WireFormat"]),
+        .testTarget(name: "ProvisioningTests", dependencies: ["Locking", "Provisioning", "RabbitManagement", "WireFormat"]),
         .testTarget(name: "WarrenAPITests", dependencies: ["WarrenAPI", "HTTPServer", "Provisioning", "RabbitManagement", "WireFormat"]),
         // The executable's own parts (the log writer); SwiftPM links an executable target into tests.
         .testTarget(name: "WarrenTests", dependencies: ["warren", .product(name: "Logging", package: "swift-log")]),

@@ -1,6 +1,6 @@
 import Glibc
+import Locking
 import Logging
-import Synchronization
 
 /// An HTTP/1.1 server on POSIX sockets and epoll.
 ///
@@ -19,7 +19,7 @@ public final class HTTPServer: Sendable {
     private let configuration: HTTPServerConfiguration
     private let responder: any HTTPResponder
     private let logger: Logger
-    private let state = Mutex<State>(.idle)
+    private let state = PThreadMutex<State>(.idle)
 
     public init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger) {
         self.configuration = configuration

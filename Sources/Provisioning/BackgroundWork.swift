@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// The work an asynchronous operation goes on with after its answer has left: tracked so that
 /// a stopping Warren can give it a moment to finish. What does not finish is not lost: its
@@ -10,7 +10,7 @@ public final class BackgroundWork: Sendable {
         var running: [Int: Task<Void, Never>] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = PThreadMutex(State())
 
     public init() {}
 

@@ -1,11 +1,11 @@
-import Synchronization
+import Locking
 
 /// What Warren must know of the broker's release to make the same promise on each. Read once
 /// (from the management API's overview) and kept for the life of the process: a broker is not
 /// upgraded under a running Warren without its nodes restarting, and a later release only ever
 /// adds to what this covers.
 final class BrokerRelease: Sendable {
-    private let major = Mutex<Int?>(nil)
+    private let major = PThreadMutex<Int?>(nil)
 
     /// The release's major version ("4.3.6" -> 4).
     func majorVersion(from admin: any BrokerAdmin) async throws -> Int {

@@ -1,7 +1,7 @@
 import FoundationEssentials
+import Locking
 import Logging
 import RabbitManagement
-import Synchronization
 
 /// Finishes what a crash interrupted. A Warren killed in the middle of a create leaves a vhost
 /// whose record still says `creating`; one killed in a delete, a record that says `deleting`;
@@ -39,7 +39,7 @@ public final class Janitor: Sendable {
     let grace: Duration
     /// When this janitor first saw each "{vhost} {incarnation} {state}" unfinished
     /// (`creating`, `deleting` or `failed`).
-    private let firstSeen = Mutex<[String: ContinuousClock.Instant]>([:])
+    private let firstSeen = PThreadMutex<[String: ContinuousClock.Instant]>([:])
 
     public init(provisioner: Provisioner, grace: Duration) {
         self.provisioner = provisioner

@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// One Warren's own queue for the broker-held locks (`RecordLock`): operations of this process
 /// on the same key take turns here first, first come first served, and only the one whose turn
@@ -18,7 +18,7 @@ final class LocalLocks: Sendable {
         var queues: [String: [Waiter]] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = PThreadMutex(State())
 
     /// Waits for the key's turn for at most `limit`: true when it is this caller's (who must
     /// `release` it), false when the time ran out (then it holds nothing).

@@ -1,7 +1,7 @@
 import Crypto
 import FoundationEssentials
+import Locking
 import Provisioning
-import Synchronization
 
 /// The platforms (Open Service Broker clients, a Cloud Foundry cloud controller say) that may
 /// call /v2, read from WARREN_OSB_PLATFORMS_FILE: one `PLATFORM TEAM SHA256HEX` line each, the
@@ -21,16 +21,16 @@ public final class PlatformStore: Sendable {
     }
 
     private let path: String
-    private let entries: Mutex<[Entry]>
+    private let entries: PThreadMutex<[Entry]>
 
     public init(path: String) throws {
         self.path = path
-        self.entries = Mutex(try PlatformStore.load(path))
+        self.entries = PThreadMutex(try PlatformStore.load(path))
     }
 
     init(entries: [Entry]) {
         self.path = ""
-        self.entries = Mutex(entries)
+        self.entries = PThreadMutex(entries)
     }
 
     public func reload() throws {

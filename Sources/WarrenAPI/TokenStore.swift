@@ -1,7 +1,7 @@
 import Crypto
 import FoundationEssentials
+import Locking
 import Provisioning
-import Synchronization
 
 /// The bearer tokens Warren accepts and the team each belongs to, read from WARREN_TOKENS_FILE:
 /// one `TEAM SHA256HEX` pair a line (LF or CRLF, an optional UTF-8 BOM first), `#` starts a
@@ -18,11 +18,11 @@ public final class TokenStore: Sendable {
     }
 
     private let path: String
-    private let entries: Mutex<[Entry]>
+    private let entries: PThreadMutex<[Entry]>
 
     public init(path: String) throws {
         self.path = path
-        self.entries = Mutex(try TokenStore.load(path))
+        self.entries = PThreadMutex(try TokenStore.load(path))
     }
 
     /// Reads the file again; on any error the current table stays in force.

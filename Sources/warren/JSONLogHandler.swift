@@ -1,5 +1,5 @@
+import Locking
 import Logging
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -145,7 +145,7 @@ enum JSONLine {
 /// RFC 3339 UTC timestamps with milliseconds, as a JSON string; the text up to the seconds is
 /// made once a second.
 enum Timestamp {
-    private static let cache = Mutex<(second: Int, text: [UInt8])>((-1, []))
+    private static let cache = PThreadMutex<(second: Int, text: [UInt8])>((-1, []))
 
     static func append(into out: inout [UInt8]) {
         var spec = timespec()

@@ -1,8 +1,8 @@
 import Glibc
-import Logging
-import Synchronization
-import Testing
 @testable import HTTPServer
+import Locking
+import Logging
+import Testing
 
 /// The server on 127.0.0.1, a free port, and raw POSIX client sockets. Client I/O runs off
 /// the cooperative pool (`offPool`) so it cannot starve the responders.
@@ -153,8 +153,10 @@ struct LiveServerTests {
         let server = try startServer { $0.headerTimeout = .milliseconds(300) }
         let port = server.port
         let (response, closed, waited) = try await offPool {
-            let client = try RawClient(port: port)
+            // Before connecting: the server's clock starts at accept, so a delay on this thread
+            // between connecting and reading the clock cannot make the wait look short.
             let start = monotonicNanoseconds()
+            let client = try RawClient(port: port)
             try client.send("GET / HTTP/1.1\r\nHo")
             let response = try client.readResponse()
             return (response, try client.readsEOF(), elapsed(since: start))
@@ -225,26 +227,35 @@ struct LiveServerTests {
         #expect(afterFreeing == 200)
     }
 
+    /// The responder holds the request until the test lets it go, so the check does not depend
+    /// on timing: a 400 ms sleep raced the test's own polling on a loaded machine, and shutdown
+    /// could begin with most of the sleep already gone.
     @Test func shutdownWaitsForTheInFlightResponse() async throws {
-        let responder = EchoResponder()
+        let responder = GatedResponder()
         let server = try startServer(responder: responder)
         let port = server.port
         let client = try RawClient(port: port)
-        try client.send("GET /slow?ms=400 HTTP/1.1\r\nHost: t\r\n\r\n")
-        // Wait until the responder has the request, then shut down while it sleeps.
-        for _ in 0..<200 where !responder.started.all.contains("/slow") {
+        try client.send("GET /held HTTP/1.1\r\nHost: t\r\n\r\n")
+        for _ in 0..<400 where !responder.arrived {
             try await Task.sleep(for: .milliseconds(5))
         }
-        let start = monotonicNanoseconds()
-        await server.shutdown()
-        let took = elapsed(since: start)
+        #expect(responder.arrived)
+        let stopped = PThreadMutex(false)
+        let stopping = Task {
+            await server.shutdown()
+            stopped.withLock { $0 = true }
+        }
+        // Shutdown must not return while the response is still being made.
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!stopped.withLock { $0 })
+        responder.release()
+        await stopping.value
         // The response was written before shutdown returned: it is in the socket buffer now.
         let (response, closed) = try await offPool { (try client.readResponse(), try client.readsEOF()) }
         #expect(response.status == 200)
-        #expect(response.text == "GET /slow query=ms=400 body=")
+        #expect(response.text == "released GET /held")
         #expect(response.headers["Connection"] == "close")
         #expect(closed)
-        #expect(took >= .milliseconds(250))
         // The listener is gone.
         #expect(throws: ClientError.self) { try RawClient(port: port) }
         // Idempotent.
@@ -338,7 +349,7 @@ struct LiveServerTests {
 
 /// An in-memory log handler (swift-log's advice for asserting on logs in tests).
 final class LogRecorder: LogHandler, Sendable {
-    private let storage = Mutex<[String]>([])
+    private let storage = PThreadMutex<[String]>([])
     var lines: [String] { storage.withLock { $0 } }
 
     var metadata: Logger.Metadata {

@@ -1,6 +1,6 @@
 import Glibc
-import Synchronization
 @testable import HTTPServer
+import Locking
 import Logging
 
 /// Runs blocking test I/O on a thread of its own, so a test waiting in recv() never occupies
@@ -146,7 +146,7 @@ struct EchoResponder: HTTPResponder {
     let started = Started()
 
     final class Started: Sendable {
-        private let paths = Mutex<[String]>([])
+        private let paths = PThreadMutex<[String]>([])
         func record(_ path: String) { paths.withLock { $0.append(path) } }
         var all: [String] { paths.withLock { $0 } }
     }
@@ -159,6 +159,41 @@ struct EchoResponder: HTTPResponder {
         }
         let text = "\(request.method) \(request.path) query=\(request.query ?? "-") body=\(String(decoding: request.body, as: UTF8.self))"
         return HTTPResponse(status: 200, headers: ["Content-Type": "text/plain", "Content-Length": "999"], body: Array(text.utf8))
+    }
+}
+
+/// Holds every request until `release()`, then answers "released METHOD PATH".
+final class GatedResponder: HTTPResponder {
+    private struct State {
+        var arrived = false
+        var released = false
+        var waiting: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = PThreadMutex(State())
+
+    /// A request has reached the responder.
+    var arrived: Bool { state.withLock { $0.arrived } }
+
+    func release() {
+        let waiting = state.withLock { state in
+            state.released = true
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for continuation in waiting { continuation.resume() }
+    }
+
+    func respond(to request: HTTPRequest) async -> HTTPResponse {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let go = state.withLock { state in
+                state.arrived = true
+                if state.released { return true }
+                state.waiting.append(continuation)
+                return false
+            }
+            if go { continuation.resume() }
+        }
+        return HTTPResponse(status: 200, headers: ["Content-Type": "text/plain"], body: Array("released \(request.method) \(request.path)".utf8))
     }
 }
 

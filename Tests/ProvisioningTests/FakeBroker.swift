@@ -1,7 +1,7 @@
+import Locking
 import Logging
 @testable import Provisioning
 import RabbitManagement
-import Synchronization
 import WireFormat
 
 /// An in-memory broker behind `BrokerAdmin`, recording every call and able to fail the k-th
@@ -28,14 +28,14 @@ final class FakeBroker: BrokerAdmin, Sendable {
         var failure = ManagementError(code: .brokerFailure, status: 500, summary: "management API answered 500")
     }
 
-    let state = Mutex(State())
+    let state = PThreadMutex(State())
     /// When set, runs the closure on the state at the k-th call from the time it is set (1-based),
     /// before that call: something else changing the broker between two of our calls.
-    let onCall = Mutex<(Int, @Sendable (inout State) -> Void)?>(nil)
+    let onCall = PThreadMutex<(Int, @Sendable (inout State) -> Void)?>(nil)
     /// When set, the claim queue is already held by this record (another Warren won the race).
-    let claimConflict = Mutex<EnvironmentRecord?>(nil)
+    let claimConflict = PThreadMutex<EnvironmentRecord?>(nil)
     /// The release the fake answers to as.
-    let version = Mutex("3.10.8")
+    let version = PThreadMutex("3.10.8")
 
     /// Makes the k-th call from now (1-based) throw `error`.
     func fail(call k: Int, with error: ManagementError? = nil) {

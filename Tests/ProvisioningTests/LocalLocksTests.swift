@@ -1,11 +1,11 @@
+import Locking
 @testable import Provisioning
-import Synchronization
 import Testing
 
 /// Who held the lock, in order, and how many at once.
 private final class Turns: Sendable {
-    let order = Mutex<[Int]>([])
-    let holding = Mutex(0)
+    let order = PThreadMutex<[Int]>([])
+    let holding = PThreadMutex(0)
 }
 
 @Suite struct LocalLocksTests {

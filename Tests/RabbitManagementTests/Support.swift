@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
+import Locking
 import Logging
-import Synchronization
 @testable import RabbitManagement
 
 /// The broker the integration tests run against: `WARREN_TEST_MANAGEMENT_URL`, guest/guest.
@@ -94,7 +94,7 @@ final class BlackHole: Sendable {
 
 /// Collects every log record as text, to assert on what is (and is not) logged.
 final class LogCapture: Sendable {
-    private let lines = Mutex<[String]>([])
+    private let lines = PThreadMutex<[String]>([])
 
     var logger: Logger {
         var logger = Logger(label: "capture") { _ in Handler(capture: self) }

@@ -1,7 +1,7 @@
 import CCurl
 import Glibc
+import Locking
 import Logging
-import Synchronization
 
 /// One libcurl multi handle, driven by one dedicated thread.
 ///
@@ -25,10 +25,10 @@ final class CurlMultiLoop: @unchecked Sendable {
     }
 
     private let multi: UnsafeMutableRawPointer
-    private let shared = Mutex(Shared())
+    private let shared = PThreadMutex(Shared())
     private var inFlight: [UnsafeMutableRawPointer: EasyTransfer] = [:]
     private let logger: Logger
-    private let thread = Mutex<pthread_t?>(nil)
+    private let thread = PThreadMutex<pthread_t?>(nil)
 
     /// - Parameter maxConnections: size of the keep-alive connection cache (CURLMOPT_MAXCONNECTS).
     ///   There is deliberately no per-host cap (CURLMOPT_MAX_HOST_CONNECTIONS): transfers over the
