@@ -25,7 +25,8 @@ import Testing
             #expect(error.summary == "management API unreachable at \(url) (connection refused)")
             #expect(error.status == nil)
         }
-        #expect(clock.now - started < .seconds(1))
+        // Refused at once, not after a timeout; the margin is for a loaded machine.
+        #expect(clock.now - started < .seconds(3))
     }
 
     @Test func allNodesDownNamesThemAll() async throws {
@@ -51,7 +52,7 @@ import Testing
             (error as? ManagementError)?.code == .timeout
         }
         let elapsed = clock.now - started
-        #expect(elapsed >= .milliseconds(250) && elapsed < .seconds(2))
+        #expect(elapsed >= .milliseconds(250) && elapsed < .seconds(5))
     }
 
     @Test func shutdownFailsPendingAndLaterCalls() async throws {
