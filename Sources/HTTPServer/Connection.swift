@@ -37,6 +37,9 @@ final class Connection {
     var interest: IOEvents = []
     var lingerBytes = 0
     var isClosed = false
+    /// `EventLoop.process` is running for this connection: a response written from inside it
+    /// (an immediate one) leaves the next pipelined request to its loop rather than recursing.
+    var isProcessing = false
 
     init(id: UInt64, fd: Int32, limits: HTTPParserLimits) {
         self.id = id

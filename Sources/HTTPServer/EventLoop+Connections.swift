@@ -30,8 +30,13 @@ extension EventLoop {
     }
 
     /// Advances the connection as far as its buffered bytes allow: parse a head, wait for the
-    /// body, dispatch. Stops while a request is in flight (one at a time, in order).
+    /// body, dispatch. Stops while a request is in flight (one at a time, in order). Requests
+    /// answered immediately are written from inside this loop, which then goes on with the
+    /// next buffered one: iteration, not recursion, however many a client pipelines.
     func process(_ connection: Connection) {
+        guard !connection.isProcessing else { return }
+        connection.isProcessing = true
+        defer { connection.isProcessing = false }
         while !connection.isClosed {
             switch connection.phase {
             case .readingHead:
@@ -68,18 +73,24 @@ extension EventLoop {
         }
     }
 
-    /// Runs the responder as a Task, off this thread; its response comes back via `deliver`.
+    /// Answers at once when the responder can (`respondImmediately`); otherwise runs it as a
+    /// Task, off this thread, and its response comes back via `deliver`.
     private func dispatch(_ connection: Connection, _ head: HTTPRequestHead) {
         let body = Array(connection.input.prefix(head.contentLength))
         connection.input.removeFirst(head.contentLength)
         connection.phase = .responding(isHEAD: head.method == "HEAD", keepAlive: head.keepAlive && !shuttingDown)
         connection.deadline = nil
-        updateInterest(connection)
         logger.debug("request", metadata: [
             "connection": "\(connection.id)", "method": "\(head.method)", "path": "\(head.path)",
         ])
         let request = head.request(body: body)
         let id = connection.id
+        if let response = responder.respondImmediately(to: request) {
+            // The socket's interest stays as it is: reading resumes right after the write.
+            respond(id, response)
+            return
+        }
+        updateInterest(connection)
         let responder = responder
         Task {
             let response = await responder.respond(to: request)

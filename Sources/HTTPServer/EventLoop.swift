@@ -5,8 +5,10 @@ import Synchronization
 
 /// One of the server's event loops: a thread of its own blocks in epoll_wait on its
 /// connections (and, for the first loop, on the listener); responders run as Tasks and hand
-/// their responses back through `inbox`. The first loop accepts every connection and hands
-/// them to the loops in turn, itself included, through their inboxes.
+/// their responses back through `inbox`, and answers that need no waiting are made on the
+/// loop thread (`HTTPResponder.respondImmediately`). The first loop accepts every connection
+/// and deals them out in turn: its own turn it serves itself, the others' go through their
+/// inboxes.
 ///
 /// `@unchecked Sendable` because the class crosses threads (the loop thread, responder Tasks,
 /// `shutdown()` callers) while guarding its state itself:

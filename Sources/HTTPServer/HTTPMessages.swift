@@ -40,7 +40,19 @@ public struct HTTPResponse: Sendable {
 }
 
 public protocol HTTPResponder: Sendable {
+    /// Runs as a Task on Swift's concurrency pool; its response goes back to the event loop.
     func respond(to request: HTTPRequest) async -> HTTPResponse
+
+    /// A response that needs no waiting, made on the event loop's own thread, or nil to have
+    /// `respond(to:)` called as usual. For answers that take microseconds and block on nothing
+    /// (a health check, a constant body, a refusal): the request then costs no Task, no
+    /// wake-up of the loop and no change of the socket's epoll interest. Whatever it does holds
+    /// up every other connection of that loop meanwhile. The default is nil.
+    func respondImmediately(to request: HTTPRequest) -> HTTPResponse?
+}
+
+extension HTTPResponder {
+    public func respondImmediately(to request: HTTPRequest) -> HTTPResponse? { nil }
 }
 
 extension HTTPResponse {

@@ -7,7 +7,8 @@ import Logging
 /// Threads of its own run the event loops (`configuration.eventLoops`: the first accepts and
 /// hands connections out in turn; each reads, parses, writes and times out its own); each
 /// request's `respond(to:)` runs as a Task on Swift's concurrency pool, so a slow responder
-/// never blocks a loop and a loop never blocks the pool.
+/// never blocks a loop and a loop never blocks the pool. What a responder can answer without
+/// waiting (`respondImmediately(to:)`) is answered on the loop's thread instead.
 ///
 /// Call `shutdown()` before dropping the server: the loop thread keeps running until then.
 public final class HTTPServer: Sendable {

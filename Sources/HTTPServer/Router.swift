@@ -27,11 +27,20 @@ public struct RouteParameters: Sendable {
 ///   allowed methods (for the `Allow` header, RFC 9110 §15.5.6).
 public struct Router: Sendable {
     public typealias Handler = @Sendable (HTTPRequest, RouteParameters) async -> HTTPResponse
+    /// A handler that answers without waiting for anything (see `HTTPResponder.respondImmediately`).
+    public typealias ImmediateHandler = @Sendable (HTTPRequest, RouteParameters) -> HTTPResponse
 
     public enum Match: Sendable {
         case found(Handler, RouteParameters, pattern: String)
+        /// A route added with `add(_:_:immediate:)`.
+        case immediate(ImmediateHandler, RouteParameters, pattern: String)
         case methodNotAllowed(allowed: [String])
         case notFound
+    }
+
+    private enum Action: Sendable {
+        case async(Handler)
+        case immediate(ImmediateHandler)
     }
 
     private enum Segment: Sendable, Equatable {
@@ -43,7 +52,14 @@ public struct Router: Sendable {
         var method: String
         var pattern: String
         var segments: [Segment]
-        var handler: Handler
+        var action: Action
+
+        func match(_ parameters: RouteParameters) -> Match {
+            switch action {
+            case .async(let handler): .found(handler, parameters, pattern: pattern)
+            case .immediate(let handler): .immediate(handler, parameters, pattern: pattern)
+            }
+        }
     }
 
     private var routes: [Route] = []
@@ -56,6 +72,15 @@ public struct Router: Sendable {
     /// A segment of the form `{name}` captures one path segment. Literal segments are matched
     /// against the decoded request segment.
     public mutating func add(_ method: String, _ pattern: String, _ handler: @escaping Handler) {
+        add(method, pattern, action: .async(handler))
+    }
+
+    /// Registers a handler that answers without waiting: `match` gives `.immediate` for it.
+    public mutating func add(_ method: String, _ pattern: String, immediate handler: @escaping ImmediateHandler) {
+        add(method, pattern, action: .immediate(handler))
+    }
+
+    private mutating func add(_ method: String, _ pattern: String, action: Action) {
         precondition(pattern.hasPrefix("/"), "route pattern must start with '/': \(pattern)")
         let segments = Self.split(pattern).map { raw -> Segment in
             if raw.hasPrefix("{") && raw.hasSuffix("}") && raw.count > 2 {
@@ -66,7 +91,7 @@ public struct Router: Sendable {
         if segments.allSatisfy({ if case .literal = $0 { true } else { false } }), literalRoutes[pattern]?[method] == nil {
             literalRoutes[pattern, default: [:]][method] = routes.count
         }
-        routes.append(Route(method: method, pattern: pattern, segments: segments, handler: handler))
+        routes.append(Route(method: method, pattern: pattern, segments: segments, action: action))
     }
 
     public func match(method: String, path: String) -> Match {
@@ -76,8 +101,7 @@ public struct Router: Sendable {
         // to itself, and a route of literals only is the most specific match there is, so the
         // answer is the one the scan below would give.
         if !path.utf8.contains(UInt8(ascii: "%")), let index = literalRoutes[path]?[method] {
-            let route = routes[index]
-            return .found(route.handler, RouteParameters(), pattern: route.pattern)
+            return routes[index].match(RouteParameters())
         }
         var decoded: [String] = []
         for raw in Self.split(path) {
@@ -102,7 +126,7 @@ public struct Router: Sendable {
             }
         }
         if let found = best ?? fallbackGET {
-            return .found(found.route.handler, RouteParameters(found.parameters), pattern: found.route.pattern)
+            return found.route.match(RouteParameters(found.parameters))
         }
         if allowed.isEmpty { return .notFound }
         if allowed.contains("GET") && !allowed.contains("HEAD") { allowed.append("HEAD") }

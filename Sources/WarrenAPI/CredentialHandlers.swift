@@ -64,7 +64,7 @@ struct BlueprintHandlers: Sendable {
         body = Self.encode(blueprints)
     }
 
-    func list(_ context: RequestContext) async throws -> HTTPResponse {
+    func list(_ context: RequestContext) throws -> HTTPResponse {
         HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", "application/json")]), body: body)
     }
 

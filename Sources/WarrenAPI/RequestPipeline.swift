@@ -8,6 +8,9 @@ import Synchronization
 /// X-Request-ID or made), authentication, the mapping of errors to problems, and one log line.
 struct RequestPipeline: Sendable {
     typealias Handler = @Sendable (RequestContext) async throws -> HTTPResponse
+    /// A handler that waits for nothing: it runs on the event loop's thread (see
+    /// `HTTPResponder.respondImmediately`).
+    typealias ImmediateHandler = @Sendable (RequestContext) throws -> HTTPResponse
 
     let tokens: TokenStore
     let logger: Logger
@@ -18,24 +21,65 @@ struct RequestPipeline: Sendable {
     func route(_ pattern: StaticString, authenticated: Bool = true, _ handler: @escaping Handler) -> Router.Handler {
         let pattern = pattern.description
         return { request, parameters in
-            let started = ContinuousClock.now
-            let requestID = RequestID.of(request)
-            var team: String?
-            var response: HTTPResponse
+            let call = Call(self, request, route: pattern, authenticated: authenticated)
             do {
-                if authenticated {
-                    guard let found = tokens.team(forAuthorization: request.headers["Authorization"]) else {
-                        throw Problem.unauthorized
-                    }
-                    team = found
-                }
-                let context = RequestContext(
-                    request: request, parameters: parameters, team: team ?? "", requestID: requestID, baseLogger: logger)
-                response = try await handler(context)
+                return call.finish(try await handler(try call.context(parameters)))
             } catch {
-                response = ErrorMapping.problem(for: error, logger: RequestContext.logger(logger, requestID: requestID, team: team)).response()
+                return call.finish(failure: error)
             }
-            return finish(request, response, route: pattern, team: team, requestID: requestID, started: started)
+        }
+    }
+
+    /// `route` for a handler that waits for nothing: the same request id, authentication,
+    /// problems, metric and access line.
+    func immediateRoute(
+        _ pattern: StaticString, authenticated: Bool = true, _ handler: @escaping ImmediateHandler
+    ) -> Router.ImmediateHandler {
+        let pattern = pattern.description
+        return { request, parameters in
+            let call = Call(self, request, route: pattern, authenticated: authenticated)
+            do {
+                return call.finish(try handler(try call.context(parameters)))
+            } catch {
+                return call.finish(failure: error)
+            }
+        }
+    }
+
+    /// One request on its way through a route: when it began, its id and the caller's team
+    /// (nil without authentication, or when the token was refused).
+    private struct Call {
+        let pipeline: RequestPipeline
+        let request: HTTPRequest
+        let route: String
+        let started = ContinuousClock.now
+        let requestID: String
+        let team: String?
+        let refused: Bool
+
+        init(_ pipeline: RequestPipeline, _ request: HTTPRequest, route: String, authenticated: Bool) {
+            self.pipeline = pipeline
+            self.request = request
+            self.route = route
+            requestID = RequestID.of(request)
+            team = authenticated ? pipeline.tokens.team(forAuthorization: request.headers["Authorization"]) : nil
+            refused = authenticated && team == nil
+        }
+
+        /// The handler's context; throws the 401 when the token was refused.
+        func context(_ parameters: RouteParameters) throws -> RequestContext {
+            if refused { throw Problem.unauthorized }
+            return RequestContext(
+                request: request, parameters: parameters, team: team ?? "", requestID: requestID, baseLogger: pipeline.logger)
+        }
+
+        func finish(failure error: any Error) -> HTTPResponse {
+            let logger = RequestContext.logger(pipeline.logger, requestID: requestID, team: team)
+            return finish(ErrorMapping.problem(for: error, logger: logger).response())
+        }
+
+        func finish(_ response: HTTPResponse) -> HTTPResponse {
+            pipeline.finish(request, response, route: route, team: team, requestID: requestID, started: started)
         }
     }
 

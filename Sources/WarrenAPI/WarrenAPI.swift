@@ -19,7 +19,9 @@ public struct WarrenAPI: HTTPResponder {
         let environments = EnvironmentHandlers(provisioner: provisioner, endpoint: endpoint, blueprints: blueprints)
         let credentials = CredentialHandlers(provisioner: provisioner, endpoint: endpoint, environments: environments)
         var router = Router()
-        router.add("GET", "/healthz", pipeline.route("/healthz", authenticated: false) { _ in Health.live() })
+        // Routes that wait for nothing are answered on the event loop's thread (`immediate`):
+        // no Task and no hop back per request.
+        router.add("GET", "/healthz", immediate: pipeline.immediateRoute("/healthz", authenticated: false) { _ in Health.live() })
         router.add("GET", "/readyz", pipeline.route("/readyz", authenticated: false) { _ in await Health.ready(provisioner) })
         if let metrics {
             router.add("GET", "/metrics", pipeline.route("/metrics", authenticated: false) { _ in
@@ -36,7 +38,7 @@ public struct WarrenAPI: HTTPResponder {
         router.add(
             "DELETE", "/v1/environments/{id}/credentials/{username}",
             pipeline.route("/v1/environments/{id}/credentials/{username}", credentials.revoke))
-        router.add("GET", "/v1/blueprints", pipeline.route("/v1/blueprints", BlueprintHandlers(blueprints: blueprints).list))
+        router.add("GET", "/v1/blueprints", immediate: pipeline.immediateRoute("/v1/blueprints", BlueprintHandlers(blueprints: blueprints).list))
         // Open Service Broker API v2.17 (see OSBInstanceHandlers, OSBBindingHandlers): basic
         // authentication per platform; without a platforms file every /v2 request is a 401.
         let osb = OSBInstanceHandlers(
@@ -64,13 +66,31 @@ public struct WarrenAPI: HTTPResponder {
     }
 
     public func respond(to request: HTTPRequest) async -> HTTPResponse {
-        switch router.match(method: request.method, path: request.path) {
-        case .found(let handler, let parameters, _):
-            return await handler(request, parameters)
+        let match = router.match(method: request.method, path: request.path)
+        if let response = answerAtOnce(request, match) { return response }
+        // Only a route added without `immediate:` waits; `answerAtOnce` answers every other match.
+        guard case .found(let handler, let parameters, _) = match else { return Problem.internalError.response() }
+        return await handler(request, parameters)
+    }
+
+    /// Health, blueprints and requests no route takes (404, 405): nothing to wait for. Every
+    /// other route waits for the broker and goes to `respond(to:)`, which matches it again
+    /// (a dictionary lookup for most paths).
+    public func respondImmediately(to request: HTTPRequest) -> HTTPResponse? {
+        answerAtOnce(request, router.match(method: request.method, path: request.path))
+    }
+
+    /// The response to a match that needs no waiting; nil for a route that waits.
+    private func answerAtOnce(_ request: HTTPRequest, _ match: Router.Match) -> HTTPResponse? {
+        switch match {
+        case .found:
+            nil
+        case .immediate(let handler, let parameters, _):
+            handler(request, parameters)
         case .methodNotAllowed(let allowed):
-            return pipeline.unrouted(request, Problem.methodNotAllowed(request.method, allowed: allowed))
+            pipeline.unrouted(request, Problem.methodNotAllowed(request.method, allowed: allowed))
         case .notFound:
-            return pipeline.unrouted(request, Problem.notFound("no such resource: \(request.path)"))
+            pipeline.unrouted(request, Problem.notFound("no such resource: \(request.path)"))
         }
     }
 }

@@ -118,6 +118,39 @@ final class UnreachableBroker: BrokerAdmin, Sendable {
         if status == 405 { #expect(response.headers["Allow"]?.contains("POST") == true) }
     }
 
+    /// Health, blueprints and refusals are answered on the event loop's thread, with the same
+    /// bytes `respond(to:)` gives; a route that needs the broker never is (it would block the
+    /// loop), and nothing here reaches the broker.
+    @Test func onlyWhatWaitsForNothingIsAnsweredImmediately() async {
+        func request(_ method: String, _ path: String, token: String?) -> HTTPRequest {
+            var headers = HTTPHeaders([("Host", "localhost")])
+            if let token { headers.add("Authorization", "Bearer \(token)") }
+            return HTTPRequest(method: method, path: path, headers: headers)
+        }
+        let immediate: [(String, String, String?, Int)] = [
+            ("GET", "/healthz", nil, 200), ("HEAD", "/healthz", nil, 200), ("GET", "/v1/blueprints", "alpha", 200),
+            ("GET", "/v1/blueprints", nil, 401), ("GET", "/v1/blueprints", "wrong", 401),
+            ("GET", "/v1/nothing", "alpha", 404), ("PUT", "/v1/environments", "alpha", 405),
+        ]
+        for (method, path, token, status) in immediate {
+            let now = api.respondImmediately(to: request(method, path, token: token))
+            let later = await api.respond(to: request(method, path, token: token))
+            #expect(now?.status == status, "\(method) \(path)")
+            #expect(now?.body == later.body, "\(method) \(path)")
+            #expect(now?.headers["Content-Type"] == later.headers["Content-Type"])
+            #expect(now?.headers["X-Request-ID"] != nil)
+        }
+        let needTheBroker: [(String, String)] = [
+            ("POST", "/v1/environments"), ("GET", "/v1/environments"), ("GET", "/v1/environments/a"),
+            ("DELETE", "/v1/environments/a"), ("POST", "/v1/environments/a/credentials"), ("GET", "/readyz"),
+            ("GET", "/v2/catalog"),
+        ]
+        for (method, path) in needTheBroker {
+            #expect(api.respondImmediately(to: request(method, path, token: "alpha")) == nil, "\(method) \(path)")
+        }
+        #expect(broker.attempts == 0)
+    }
+
     @Test func aGivenRequestIDIsEchoed() async {
         var headers = HTTPHeaders([("Host", "localhost"), ("X-Request-ID", "abc-123")])
         headers.add("Authorization", "Bearer alpha")
