@@ -35,6 +35,28 @@ public protocol BrokerAdmin: Sendable {
     func putPolicy(vhost: String, name: String, pattern: String, definition: [String: JSONValue], priority: Int, applyTo: String) async throws
     /// False when there was no such policy.
     func deletePolicy(vhost: String, name: String) async throws -> Bool
+    /// A user's `max-connections` or `max-channels`.
+    func putUserLimit(user: String, name: String, value: Int) async throws
+    /// Every user's limits, by user (users without limits are not listed).
+    func userLimits() async throws -> [String: [String: Int]]
+    /// Every vhost's limits, by vhost (vhosts without limits are not listed).
+    func vhostLimits() async throws -> [String: [String: Int]]
+    /// Creates or replaces an operator policy: the broker's ceiling, out of tenants' reach.
+    func putOperatorPolicy(vhost: String, name: String, pattern: String, definition: [String: JSONValue], priority: Int, applyTo: String) async throws
+    /// False when there was no such operator policy.
+    func deleteOperatorPolicy(vhost: String, name: String) async throws -> Bool
+    /// Every operator policy on the broker.
+    func operatorPolicies() async throws -> [PolicyInfo]
+    /// Users without permissions on any vhost.
+    func usersWithoutPermissions() async throws -> [UserInfo]
+    /// Deletes the users in one call; absent names are ignored.
+    func deleteUsers(_ names: [String]) async throws
+    /// Each node's alarms, memory and disk.
+    func nodes() async throws -> [NodeInfo]
+    /// Queue count, messages and bytes per vhost.
+    func queueTotals() async throws -> [String: QueueTotals]
+    /// Open connections per vhost.
+    func connectionCounts() async throws -> [String: Int]
     /// A global runtime parameter's value; nil when there is none.
     func globalParameter(_ name: String) async throws -> JSONValue?
     func putGlobalParameter(_ name: String, value: JSONValue) async throws

@@ -19,6 +19,8 @@ public struct Provisioner: Sendable {
     /// How long a record lock outlives a holder that died (see `RecordLock`): longer than a
     /// holder can take for its read and its write, each bounded by the management timeout.
     let recordLockLease: Duration
+    /// The most an environment, its users and its queues may take (see `Ceilings`).
+    public let ceilings: Ceilings
 
     /// The broker's release, read once and shared by every copy (see `logging(to:)`).
     let release: BrokerRelease
@@ -33,7 +35,7 @@ public struct Provisioner: Sendable {
     public init(
         admin: any BrokerAdmin, serviceUser: String, logger: Logger,
         vhostReadyTimeout: Duration = .seconds(15), maxEnvironmentsPerTeam: Int = 100,
-        createDeadline: Duration = .seconds(60), recordLockLease: Duration = .seconds(30)
+        createDeadline: Duration = .seconds(60), recordLockLease: Duration = .seconds(30), ceilings: Ceilings = Ceilings()
     ) {
         self.admin = admin
         self.serviceUser = serviceUser
@@ -42,6 +44,7 @@ public struct Provisioner: Sendable {
         self.maxEnvironmentsPerTeam = maxEnvironmentsPerTeam
         self.createDeadline = createDeadline
         self.recordLockLease = recordLockLease
+        self.ceilings = ceilings
         self.release = BrokerRelease()
         self.background = BackgroundWork()
         self.localLocks = LocalLocks()

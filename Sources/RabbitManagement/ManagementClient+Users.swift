@@ -29,6 +29,23 @@ extension ManagementClient {
         _ = try await send("PUT", ["users", name], query: [], body: body, operation: "PUT user")
     }
 
+    /// Users with no permissions on any vhost (name and tags): the candidates for orphans,
+    /// listed without reading every user on the broker.
+    public func usersWithoutPermissions() async throws -> [UserInfo] {
+        try await getList(["users", "without-permissions"], operation: "GET users without permissions", what: "user list") {
+            (item: JSONValue) throws(ManagementError) in try UserInfo(json: item)
+        }
+    }
+
+    /// Deletes several users in one call (`POST /api/users/bulk-delete`); names that do not
+    /// exist are ignored by the broker. Callers keep each batch small: the broker deletes them
+    /// one after the other inside the call.
+    public func deleteUsers(_ names: [String]) async throws {
+        guard !names.isEmpty else { return }
+        _ = try await send("POST", ["users", "bulk-delete"], query: [], body: ["users": .array(names.map { .string($0) })],
+                           operation: "POST users bulk-delete")
+    }
+
     /// False if the user was absent.
     public func deleteUser(_ name: String) async throws -> Bool {
         try await deleteIfPresent(["users", name], operation: "DELETE user")

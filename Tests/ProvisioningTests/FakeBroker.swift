@@ -20,6 +20,8 @@ final class FakeBroker: BrokerAdmin, Sendable {
         var bindings: [String: BindingInfo] = [:]  // "vhost/exchange/queue/key"
         var limits: [String: Int] = [:]  // "vhost/name"
         var policies: [String: [String: JSONValue]] = [:]  // "vhost/name" -> definition
+        var operatorPolicies: [String: PolicyInfo] = [:]  // "vhost/name"
+        var userLimits: [String: [String: Int]] = [:]  // user -> name -> value
         var globalParameters: [String: JSONValue] = [:]
         /// Queues ("vhost/name") holding a message too recent to be in the statistics yet.
         var recentMessages: Set<String> = []
@@ -106,6 +108,8 @@ final class FakeBroker: BrokerAdmin, Sendable {
             state.queues = state.queues.filter { $0.value.vhost != name }
             state.bindings = state.bindings.filter { $0.value.vhost != name }
             state.policies = state.policies.filter { !$0.key.hasPrefix(name + "/") }
+            state.operatorPolicies = state.operatorPolicies.filter { $0.value.vhost != name }
+            state.limits = state.limits.filter { !$0.key.hasPrefix(name + "/") }
             return true
         }
     }
@@ -125,8 +129,97 @@ final class FakeBroker: BrokerAdmin, Sendable {
         return state.withLock { state in
             guard state.users.removeValue(forKey: name) != nil else { return false }
             for vhost in state.permissions.keys { state.permissions[vhost]?.remove(name) }
+            state.userLimits[name] = nil
             return true
         }
+    }
+
+    func usersWithoutPermissions() async throws -> [UserInfo] {
+        try record("GET users without permissions")
+        return state.withLock { state in
+            let permitted = Set(state.permissions.values.flatMap { $0 })
+            return state.users.keys.filter { !permitted.contains($0) }.map { UserInfo(name: $0) }
+        }
+    }
+
+    func deleteUsers(_ names: [String]) async throws {
+        try record("POST users bulk-delete")
+        state.withLock { state in
+            for name in names where state.users.removeValue(forKey: name) != nil {
+                for vhost in state.permissions.keys { state.permissions[vhost]?.remove(name) }
+                state.userLimits[name] = nil
+            }
+        }
+    }
+
+    func putUserLimit(user: String, name: String, value: Int) async throws {
+        try record("PUT user limit")
+        try state.withLock {
+            guard $0.users[user] != nil else {
+                throw ManagementError(code: .notFound, status: 404, summary: "management API answered 404 for PUT user limit")
+            }
+            $0.userLimits[user, default: [:]][name] = value
+        }
+    }
+
+    func userLimits() async throws -> [String: [String: Int]] {
+        try record("GET user limits")
+        return state.withLock { $0.userLimits }
+    }
+
+    func vhostLimits() async throws -> [String: [String: Int]] {
+        try record("GET vhost limits")
+        return state.withLock { state in
+            var out: [String: [String: Int]] = [:]
+            for (key, value) in state.limits {
+                guard let slash = key.lastIndex(of: "/") else { continue }
+                out[String(key[..<slash]), default: [:]][String(key[key.index(after: slash)...])] = value
+            }
+            return out
+        }
+    }
+
+    func putOperatorPolicy(vhost: String, name: String, pattern: String, definition: [String: JSONValue], priority: Int, applyTo: String) async throws {
+        try record("PUT operator policy")
+        try state.withLock {
+            guard $0.vhosts[vhost] != nil, !definition.isEmpty else {
+                throw ManagementError(code: .badRequest, status: 400, summary: "management API answered 400 for PUT operator policy")
+            }
+            $0.operatorPolicies["\(vhost)/\(name)"] = PolicyInfo(
+                vhost: vhost, name: name, pattern: pattern, priority: priority, applyTo: applyTo, definition: definition)
+        }
+    }
+
+    func deleteOperatorPolicy(vhost: String, name: String) async throws -> Bool {
+        try record("DELETE operator policy")
+        return state.withLock { $0.operatorPolicies.removeValue(forKey: "\(vhost)/\(name)") != nil }
+    }
+
+    func operatorPolicies() async throws -> [PolicyInfo] {
+        try record("GET operator policies")
+        return state.withLock { Array($0.operatorPolicies.values) }
+    }
+
+    func nodes() async throws -> [NodeInfo] {
+        try record("GET nodes")
+        return [NodeInfo(name: "rabbit@fake")]
+    }
+
+    func queueTotals() async throws -> [String: QueueTotals] {
+        try record("GET queues")
+        return state.withLock { state in
+            var totals: [String: QueueTotals] = [:]
+            for queue in state.queues.values {
+                totals[queue.vhost, default: QueueTotals()].queues += 1
+                totals[queue.vhost, default: QueueTotals()].messages += queue.messages ?? 0
+            }
+            return totals
+        }
+    }
+
+    func connectionCounts() async throws -> [String: Int] {
+        try record("GET connections")
+        return [:]
     }
 
     func putPermissions(vhost: String, user: String, configure: String, write: String, read: String) async throws {

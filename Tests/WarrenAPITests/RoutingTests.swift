@@ -44,6 +44,17 @@ final class UnreachableBroker: BrokerAdmin, Sendable {
     func putVhostLimit(vhost: String, name: String, value: Int) async throws { try refuse() }
     func putPolicy(vhost: String, name: String, pattern: String, definition: [String: JSONValue], priority: Int, applyTo: String) async throws { try refuse() }
     func deletePolicy(vhost: String, name: String) async throws -> Bool { try refuse() }
+    func putUserLimit(user: String, name: String, value: Int) async throws { try refuse() }
+    func userLimits() async throws -> [String: [String: Int]] { try refuse() }
+    func vhostLimits() async throws -> [String: [String: Int]] { try refuse() }
+    func putOperatorPolicy(vhost: String, name: String, pattern: String, definition: [String: JSONValue], priority: Int, applyTo: String) async throws { try refuse() }
+    func deleteOperatorPolicy(vhost: String, name: String) async throws -> Bool { try refuse() }
+    func operatorPolicies() async throws -> [PolicyInfo] { try refuse() }
+    func usersWithoutPermissions() async throws -> [UserInfo] { try refuse() }
+    func deleteUsers(_ names: [String]) async throws { try refuse() }
+    func nodes() async throws -> [NodeInfo] { try refuse() }
+    func queueTotals() async throws -> [String: QueueTotals] { try refuse() }
+    func connectionCounts() async throws -> [String: Int] { try refuse() }
     func logging(to logger: Logger) -> any BrokerAdmin { self }
 }
 
