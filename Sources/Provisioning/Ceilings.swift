@@ -23,7 +23,7 @@ public struct Ceilings: Sendable, Hashable {
     public var rotationsPerMinute: Int
 
     public init(
-        connections: Int = 100, queues: Int = 32, environmentBytes: Int = 512 << 20, queueLength: Int = 100_000,
+        connections: Int = 100, queues: Int = 64, environmentBytes: Int = 1 << 30, queueLength: Int = 100_000,
         userConnections: Int = 100, userChannels: Int = 128, users: Int = 16, rotationsPerMinute: Int = 60
     ) {
         self.connections = connections
@@ -34,5 +34,67 @@ public struct Ceilings: Sendable, Hashable {
         self.userChannels = userChannels
         self.users = users
         self.rotationsPerMinute = rotationsPerMinute
+    }
+}
+
+extension EnvironmentSpec.Limits {
+    /// The fewest bytes an environment may ask for: below this, a queue could not hold one
+    /// ordinary message.
+    public static let minimumBytes = 1 << 16
+}
+
+/// The limits an environment has on the broker: what it asked for, never above the ceilings.
+/// This is what answers show and what the broker enforces.
+public struct LimitsInForce: Sendable, Hashable {
+    public var maxQueues: Int
+    public var maxConnections: Int
+    public var maxBytes: Int
+    /// Each queue's share: `maxBytes / maxQueues` (an operator policy's `max-length-bytes`).
+    public var maxQueueBytes: Int
+    public var maxQueueLength: Int
+    public var maxUsers: Int
+    public var maxUserConnections: Int
+    public var maxUserChannels: Int
+}
+
+extension Ceilings {
+    /// What the broker enforces for an environment that asked for `limits`. Asked values are
+    /// capped here too: an environment made before a ceiling was lowered (or before ceilings
+    /// existed) gets the ceiling, never what it once asked.
+    public func inForce(_ limits: EnvironmentSpec.Limits) -> LimitsInForce {
+        let maxQueues = Swift.max(1, Swift.min(limits.maxQueues ?? queues, queues))
+        let maxConnections = Swift.min(limits.maxConnections ?? connections, connections)
+        let maxBytes = Swift.min(limits.maxBytes ?? environmentBytes, environmentBytes)
+        return LimitsInForce(
+            maxQueues: maxQueues, maxConnections: maxConnections, maxBytes: maxBytes,
+            maxQueueBytes: maxBytes / maxQueues, maxQueueLength: queueLength, maxUsers: users,
+            maxUserConnections: Swift.min(userConnections, maxConnections), maxUserChannels: userChannels)
+    }
+
+    /// What in `spec` asks for more than a ceiling allows, each named with the ceiling.
+    /// "Unlimited" cannot be asked for: a limit left out is the ceiling.
+    /// With `limitsAsked` false (a PATCH without `limits`), the limits the environment already
+    /// has are not the request's to answer for: those above a ceiling are capped in force.
+    public func problems(in spec: EnvironmentSpec, limitsAsked: Bool = true) -> [(field: String, reason: String)] {
+        var problems: [(field: String, reason: String)] = []
+        let needed = Topology(spec).queueCount
+        let limits = limitsAsked ? spec.limits : EnvironmentSpec.Limits()
+        if let asked = limits.maxQueues, asked > queues {
+            problems.append(("limits.max_queues", "must be at most \(queues), the operator's ceiling of queues per environment"))
+        } else if needed > queues {
+            problems.append(("queues", "need \(needed) queues (dead-letter queues and Warren's claim queue included), more than the operator's ceiling of \(queues) per environment"))
+        }
+        if let asked = limits.maxConnections, asked > connections {
+            problems.append(("limits.max_connections", "must be at most \(connections), the operator's ceiling of connections per environment"))
+        }
+        if let asked = limits.maxBytes, asked > environmentBytes {
+            problems.append(("limits.max_bytes", "must be at most \(environmentBytes), the operator's ceiling of message bytes per environment"))
+        }
+        for (index, queue) in spec.queues.enumerated() {
+            if let asked = queue.maxLength, asked > queueLength {
+                problems.append(("queues[\(index)].max_length", "must be at most \(queueLength), the operator's ceiling of messages per queue"))
+            }
+        }
+        return problems
     }
 }

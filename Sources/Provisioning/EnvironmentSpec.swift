@@ -90,21 +90,26 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
         }
     }
 
-    /// Vhost limits, enforced by the broker.
+    /// What the team asked for below the operator's ceilings (see `Ceilings.inForce`); a
+    /// limit left out is the ceiling. Enforced by the broker.
     public struct Limits: Sendable, Hashable, Codable {
         public var maxQueues: Int?
         public var maxConnections: Int?
+        /// Bytes of messages in the environment's queues together.
+        public var maxBytes: Int?
 
-        public init(maxQueues: Int? = nil, maxConnections: Int? = nil) {
+        public init(maxQueues: Int? = nil, maxConnections: Int? = nil, maxBytes: Int? = nil) {
             self.maxQueues = maxQueues
             self.maxConnections = maxConnections
+            self.maxBytes = maxBytes
         }
 
-        public var isEmpty: Bool { maxQueues == nil && maxConnections == nil }
+        public var isEmpty: Bool { maxQueues == nil && maxConnections == nil && maxBytes == nil }
 
         enum CodingKeys: String, CodingKey {
             case maxQueues = "max_queues"
             case maxConnections = "max_connections"
+            case maxBytes = "max_bytes"
         }
     }
 

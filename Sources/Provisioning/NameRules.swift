@@ -114,6 +114,9 @@ extension EnvironmentSpec {
         if let maxConnections = limits.maxConnections, !(1...100_000).contains(maxConnections) {
             problems.append(("limits.max_connections", "must be from 1 to 100000"))
         }
+        if let maxBytes = limits.maxBytes, !(EnvironmentSpec.Limits.minimumBytes...(1 << 50)).contains(maxBytes) {
+            problems.append(("limits.max_bytes", "must be from \(EnvironmentSpec.Limits.minimumBytes) to \(1 << 50)"))
+        }
         return problems
     }
 }

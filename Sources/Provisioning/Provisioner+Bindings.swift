@@ -68,11 +68,13 @@ extension Provisioner {
             if let role = try await bindingRole(environment, username: credentials.username) {
                 return role == credentials.role ? .existing : .otherRole(role)
             }
-            do {
-                try await makeUser(credentials, for: env)
-            } catch {
-                await rollBack(vhost: env.vhost, incarnation: nil, users: [credentials.username])
-                throw error
+            try await withRoomForUsers(in: env) { _ in
+                do {
+                    try await makeUser(credentials, for: env)
+                } catch {
+                    await rollBack(vhost: env.vhost, incarnation: nil, users: [credentials.username])
+                    throw error
+                }
             }
             logger.info("binding user made", metadata: ["vhost": "\(env.vhost)", "user": "\(credentials.username)", "role": "\(credentials.role.rawValue)"])
             return .created

@@ -115,7 +115,16 @@ extension Provisioner {
             if !ownsVhost { joined = record.incarnation }
             let environment = Environment(record: record, vhost: vhost)
             issued = newCredentials(roles, vhost: vhost, incarnation: record.incarnation)
-            try await makeParts(of: environment, record: record, users: issued)
+            if ownsVhost {
+                try await makeParts(of: environment, record: record, users: issued)
+            } else {
+                // A create of an environment that exists issues fresh credentials: they count
+                // against its users and the team's credentials per minute like a rotation.
+                try takeRotation(team: team)
+                try await withRoomForUsers(issued.count, in: environment) { _ in
+                    try await makeParts(of: environment, record: record, users: issued)
+                }
+            }
             logger.info("environment ready", metadata: [
                 "vhost": "\(vhost)", "users": "\(issued.map(\.username).joined(separator: ","))", "created": "\(ownsVhost)",
             ])

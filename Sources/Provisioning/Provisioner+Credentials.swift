@@ -16,6 +16,7 @@ extension Provisioner {
     /// Connections already open are not cut by the issue itself, only by a revocation the
     /// caller asked for. Nil when the environment does not exist.
     public func issueCredentials(team: String, name: String, role: Role, revokeOthersAfter: Duration?) async throws -> RotationResult? {
+        try takeRotation(team: team)
         guard let (environment, record) = try await loadForChange(team: team, name: name) else { return nil }
         return try await whileItExists(environment, incarnation: record.incarnation) {
             try await issue(role, in: environment, record: record, revokeOthersAfter: revokeOthersAfter)
@@ -24,18 +25,24 @@ extension Provisioner {
 
     private func issue(_ role: Role, in environment: Environment, record: EnvironmentRecord, revokeOthersAfter: Duration?) async throws -> RotationResult {
         let vhost = environment.vhost
-        // Taken before the new user exists, so a rotation running beside this one, whose user
-        // appears later, is not among the others.
-        let others = revokeOthersAfter == nil ? [] : try await step("read permissions") { try await admin.permissions(vhost: vhost) }
-            .filter { EnvironmentNaming.isUser($0.user, of: vhost) && Role.of($0) == role }
-            .map(\.user)
+        func othersOfRole(_ permissions: [PermissionInfo]) -> [String] {
+            guard revokeOthersAfter != nil else { return [] }
+            return permissions.filter { EnvironmentNaming.isUser($0.user, of: vhost) && Role.of($0) == role }.map(\.user)
+        }
+        // Users revoked at once make room for the new one; those revoked later still count.
+        let revokedAtOnce = revokeOthersAfter.map { $0 <= .zero } ?? false
         let issued = IssuedCredentials(
             username: EnvironmentNaming.newUserName(vhost: vhost, incarnation: record.incarnation), password: PasswordGenerator.make(), role: role)
-        do {
-            try await makeUser(issued, for: environment)
-        } catch {
-            await rollBack(vhost: vhost, incarnation: nil, users: [issued.username])
-            throw error
+        // The others are taken before the new user exists, so a rotation running beside this
+        // one, whose user appears later, is not among them.
+        let others = try await withRoomForUsers(in: environment, leaving: { revokedAtOnce ? othersOfRole($0).count : 0 }) { permissions in
+            do {
+                try await makeUser(issued, for: environment)
+            } catch {
+                await rollBack(vhost: vhost, incarnation: nil, users: [issued.username])
+                throw error
+            }
+            return othersOfRole(permissions)
         }
         var revocations = record.revocations
         if let delay = revokeOthersAfter {
@@ -52,6 +59,17 @@ extension Provisioner {
         }
         logger.info("credentials issued", metadata: ["vhost": "\(vhost)", "user": "\(issued.username)", "role": "\(role.rawValue)"])
         return RotationResult(environment: environment, credentials: issued, revocations: revocations)
+    }
+
+    /// One issue of credentials from the team's budget (see `RotationBudget`), or `rateLimited`.
+    func takeRotation(team: String) throws {
+        guard let wait = rotations.take(team: team) else { return }
+        let seconds = max(1, Int(wait.components.seconds) + (wait.components.attoseconds > 0 ? 1 : 0))
+        var error = ProvisioningError(
+            code: .rateLimited,
+            detail: "team \(team) issues credentials faster than the operator's ceiling of \(ceilings.rotationsPerMinute) per minute; try again in \(seconds) s")
+        error.retryAfterSeconds = seconds
+        throw error
     }
 
     /// Deletes one of the environment's users now. False when it is not one of them.

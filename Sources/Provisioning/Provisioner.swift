@@ -28,6 +28,8 @@ public struct Provisioner: Sendable {
     public let background: BackgroundWork
     /// This process's turns for the broker-held locks (see `LocalLocks`); shared by every copy.
     let localLocks: LocalLocks
+    /// Each team's credentials per minute (see `RotationBudget`); shared by every copy.
+    let rotations: RotationBudget
 
     /// The deadline of the create this task belongs to; steps past it fail as `busy`.
     @TaskLocal static var deadline: ContinuousClock.Instant?
@@ -48,16 +50,21 @@ public struct Provisioner: Sendable {
         self.release = BrokerRelease()
         self.background = BackgroundWork()
         self.localLocks = LocalLocks()
+        self.rotations = RotationBudget(perMinute: ceilings.rotationsPerMinute)
     }
 
     var records: EnvironmentRecordStore { EnvironmentRecordStore(provisioner: self) }
 
-    /// A user of the environment with the permissions of its role, and no management tags.
+    /// A user of the environment with the permissions of its role, its user limits, and no
+    /// management tags.
     func makeUser(_ credentials: IssuedCredentials, for environment: Environment) async throws {
         try await step("create user") {
             try await admin.putUser(credentials.username, passwordHash: RabbitPasswordHash.hash(password: credentials.password), tags: [])
         }
-        try await grant(credentials.role, to: credentials.username, in: environment)
+        try await concurrently([
+            { @Sendable in try await grant(credentials.role, to: credentials.username, in: environment) },
+            { @Sendable in try await applyUserLimits(credentials.username, in: environment) },
+        ])
     }
 
     func grant(_ role: Role, to user: String, in environment: Environment) async throws {
@@ -90,7 +97,7 @@ public struct Provisioner: Sendable {
     }
 
     /// Declares every exchange and queue of the spec at once, then every binding, then the
-    /// vhost limits. Each declaration is idempotent, so this also repairs drift.
+    /// policies and the ceilings (see Provisioner+Ceilings.swift). Each declaration is idempotent, so this also repairs drift.
     func declareTopology(_ environment: Environment) async throws {
         let vhost = environment.vhost
         let topology = Topology(environment.spec)
@@ -120,11 +127,7 @@ public struct Provisioner: Sendable {
         // Policies last: one that turns dead-lettering on points at the exchange, queue and
         // binding made above, so no message is dead-lettered to where nothing takes it.
         try await applyPolicies(environment)
-        let limits = environment.spec.limits
-        for (name, value) in [("max-queues", limits.maxQueues), ("max-connections", limits.maxConnections)] {
-            guard let value else { continue }
-            try await step("set vhost limit") { try await admin.putVhostLimit(vhost: vhost, name: name, value: value) }
-        }
+        try await applyCeilings(environment)
     }
 
     /// Creates or replaces each queue's policy (repairing one changed or removed meanwhile).

@@ -16,6 +16,8 @@ public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
         public static let messagesPending = Code("messages-pending")
         /// The team already has as many environments as it may.
         public static let quotaExceeded = Code("quota-exceeded")
+        /// The team issued credentials faster than the operator's ceiling (see `retryAfter`).
+        public static let rateLimited = Code("rate-limited")
         /// The new vhost did not report itself running in time.
         public static let vhostNotReady = Code("vhost-not-ready")
         /// The environment is not there (any more): gone mid-operation, or never Warren's.
@@ -37,6 +39,8 @@ public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
     /// For broker failures: the provisioning step that failed ("declare queue").
     public var step: String?
     public var underlying: ManagementError?
+    /// For `rateLimited`: whole seconds until the request can succeed.
+    public var retryAfterSeconds: Int?
 
     public init(
         code: Code, detail: String, fields: [String] = [], fieldReason: String? = nil, step: String? = nil, underlying: ManagementError? = nil

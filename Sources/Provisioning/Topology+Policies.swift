@@ -31,10 +31,17 @@ extension Topology {
 
     /// The policy's definition; empty when the queue has none of these settings (the broker
     /// refuses an empty definition: such a queue has no policy).
+    ///
+    /// A queue's policy wins over the vhost's overflow policy (`CeilingPolicies.overflow`), so
+    /// it says `reject-publish` itself unless the team chose otherwise: at the operator's
+    /// ceiling a publisher is refused, and nothing confirmed is dropped to make room.
     static func policyDefinition(of queue: EnvironmentSpec.Queue, deadLetterExchange: String) -> [String: JSONValue] {
         var definition: [String: JSONValue] = [:]
         for setting in policySettings {
             if let value = setting.value(queue, deadLetterExchange) { definition[setting.key] = value }
+        }
+        if !definition.isEmpty, definition["overflow"] == nil {
+            definition["overflow"] = .string(EnvironmentSpec.Overflow.rejectPublish.rawValue)
         }
         return definition
     }

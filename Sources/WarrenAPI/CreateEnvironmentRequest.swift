@@ -17,7 +17,7 @@ struct CreateEnvironmentRequest {
     static let keys: Set<String> = ["name", "blueprint", "exchange", "queue", "routing_key", "queues", "bindings", "limits", "roles"]
     static let topologyKeys = ["exchange", "queue", "routing_key", "queues", "bindings", "limits"]
 
-    static func decode(_ body: [UInt8], blueprints: Blueprints = Blueprints()) throws(Problem) -> CreateEnvironmentRequest {
+    static func decode(_ body: [UInt8], blueprints: Blueprints = Blueprints(), ceilings: Ceilings = Ceilings()) throws(Problem) -> CreateEnvironmentRequest {
         let object = try JSONBody.object(body)
         var fields = JSONFields(object)
         let name = fields.string("name", required: true)
@@ -56,7 +56,12 @@ struct CreateEnvironmentRequest {
         // Check the values too, even when some fields already failed, so one answer names
         // every problem; a field with a type error is not reported twice.
         let typed = Set(errors.map(\.field))
-        for problem in spec.validate() {
+        if 1 + roles.count > ceilings.users {
+            errors.append(.init(field: "roles", reason: "would make \(1 + roles.count) users, more than the operator's ceiling of \(ceilings.users) per environment"))
+        }
+        // Ceilings only once the values are valid at all (one problem per field is enough).
+        let invalid = spec.validate()
+        for problem in invalid + (invalid.isEmpty ? ceilings.problems(in: spec) : []) {
             let field = singleQueueForm ? singleQueueName(problem.field) : problem.field
             guard !typed.contains(field) else { continue }
             // A default derived from a bad name is not a field of its own the caller sent.

@@ -46,12 +46,27 @@ struct BindingBody: Encodable {
     }
 }
 
+/// Limits as asked (a blueprint's), or in force (an environment's: every field, the
+/// operator's ceilings included).
 struct LimitsBody: Encodable {
     var maxQueues: Int?
     var maxConnections: Int?
+    var maxBytes: Int?
+    var maxQueueBytes: Int?
+    var maxQueueLength: Int?
+    var maxUsers: Int?
+    var maxUserConnections: Int?
+    var maxUserChannels: Int?
 
     static func of(_ limits: EnvironmentSpec.Limits) -> LimitsBody? {
-        limits.isEmpty ? nil : LimitsBody(maxQueues: limits.maxQueues, maxConnections: limits.maxConnections)
+        limits.isEmpty ? nil : LimitsBody(maxQueues: limits.maxQueues, maxConnections: limits.maxConnections, maxBytes: limits.maxBytes)
+    }
+
+    static func inForce(_ limits: LimitsInForce) -> LimitsBody {
+        LimitsBody(
+            maxQueues: limits.maxQueues, maxConnections: limits.maxConnections, maxBytes: limits.maxBytes,
+            maxQueueBytes: limits.maxQueueBytes, maxQueueLength: limits.maxQueueLength, maxUsers: limits.maxUsers,
+            maxUserConnections: limits.maxUserConnections, maxUserChannels: limits.maxUserChannels)
     }
 }
 
@@ -104,11 +119,12 @@ struct TopologyBody: Encodable {
     var bindings: [BindingBody]
     var limits: LimitsBody?
 
-    init(_ spec: EnvironmentSpec) {
+    /// `limits`: in force for an environment; nil shows the spec's own (a blueprint's).
+    init(_ spec: EnvironmentSpec, limits: LimitsBody? = nil) {
         exchange = ExchangeBody(name: spec.exchange.name, type: spec.exchange.type.rawValue)
         queues = spec.queues.map(QueueBody.init)
         bindings = spec.bindings.map(BindingBody.init)
-        limits = LimitsBody.of(spec.limits)
+        self.limits = limits ?? LimitsBody.of(spec.limits)
     }
 }
 
@@ -144,13 +160,13 @@ struct EnvironmentSummaryBody: Encodable {
 
     enum Keys: String, CodingKey { case id, name, team, vhost, queue, routingKey, notes, createdAt, platform }
 
-    init(_ environment: Environment) {
+    init(_ environment: Environment, ceilings: Ceilings) {
         let spec = environment.spec
         id = environment.name
         name = environment.name
         team = environment.team
         vhost = environment.vhost
-        topology = TopologyBody(spec)
+        topology = TopologyBody(spec, limits: .inForce(ceilings.inForce(spec.limits)))
         queue = QueueBody(spec.queue)
         routingKey = spec.routingKey
         let priorityNotes = spec.queues.filter { $0.maxPriority != nil }.map {
@@ -162,7 +178,12 @@ struct EnvironmentSummaryBody: Encodable {
         let dropNotes = spec.queues.filter { $0.deliveryLimit != nil && !$0.deadLetter }.map {
             "queue \($0.name) delivers a message at most \($0.deliveryLimit ?? 0) times, then drops it: set dead_letter to keep such messages in \($0.name).dlq"
         }
-        notes = priorityNotes.isEmpty && dropNotes.isEmpty ? nil : priorityNotes + dropNotes
+        // A ceiling reached refuses publishes, unless the team chose to drop the oldest.
+        let headNotes = spec.queues.filter { $0.overflow == .dropHead }.map {
+            "queue \($0.name) drops its oldest messages when it reaches its max_length or the operator's ceiling (limits.max_queue_length, limits.max_queue_bytes), confirmed ones included"
+        }
+        let allNotes = priorityNotes + dropNotes + headNotes
+        notes = allNotes.isEmpty ? nil : allNotes
         createdAt = environment.createdAt
         platform = environment.platform.map { PlatformBody(instanceId: $0.instanceID, platform: $0.platform, planId: $0.planID) }
     }
@@ -188,8 +209,8 @@ struct CreatedEnvironmentBody: Encodable {
     /// Extra credentials asked for with `roles`, by role.
     var roleCredentials: [String: CredentialsBody]?
 
-    init(_ result: CreateResult, endpoint: AMQPEndpoint) {
-        summary = EnvironmentSummaryBody(result.environment)
+    init(_ result: CreateResult, endpoint: AMQPEndpoint, ceilings: Ceilings) {
+        summary = EnvironmentSummaryBody(result.environment, ceilings: ceilings)
         status = result.pending ? "creating" : "ready"
         let full = result.credentials.first { $0.role == .full } ?? result.credentials[0]
         credentials = CredentialsBody(full)
@@ -229,8 +250,8 @@ struct EnvironmentDetailBody: Encodable {
     /// Why the record cannot be trusted, when it cannot (status `degraded`).
     var reason: String?
 
-    init(_ health: EnvironmentHealth, endpoint: AMQPEndpoint) {
-        summary = EnvironmentSummaryBody(health.environment)
+    init(_ health: EnvironmentHealth, endpoint: AMQPEndpoint, ceilings: Ceilings) {
+        summary = EnvironmentSummaryBody(health.environment, ceilings: ceilings)
         status = switch health.state {
         case .deleting: "deleting"
         case .failed: "failed"

@@ -28,6 +28,10 @@ enum ErrorMapping {
             return Problem(status: 409, slug: "messages-pending", title: "Messages would be lost", detail: error.detail)
         case .quotaExceeded:
             return Problem(status: 403, slug: "quota-exceeded", title: "Quota exceeded", detail: error.detail)
+        case .rateLimited:
+            return Problem(
+                status: 429, slug: "rate-limited", title: "Too many requests", detail: error.detail,
+                headers: [("Retry-After", String(error.retryAfterSeconds ?? 1))])
         default:
             // The broker's own reason goes to the log only: it can be an Erlang term, HTML, or
             // name internals the caller has no business seeing.

@@ -57,7 +57,8 @@ struct OSBInstanceHandlers: Sendable {
         let id = try Self.instanceID(context)
         let acceptsIncomplete = try OSBQuery.acceptsIncomplete(context.request.query)
         let name = OSBNaming.environmentName(instanceID: id)
-        let request = try OSBProvisionRequest.decode(context.request, name: name, catalog: catalog, blueprints: blueprints)
+        let request = try OSBProvisionRequest.decode(
+            context.request, name: name, catalog: catalog, blueprints: blueprints, ceilings: provisioner.ceilings)
         let provisioner = provisioner.logging(to: context.logger)
         switch try await lookup(provisioner, context, instanceID: id) {
         case .other:
@@ -195,7 +196,8 @@ struct OSBInstanceHandlers: Sendable {
         let current = environment.environment.spec
         let planChanges = newPlan != nil && newPlan?.id != environment.platform?.planID
         if let newPlan, planChanges {
-            let target = try OSBProvisionRequest.spec(plan: newPlan, parameters: [:], name: current.name, blueprints: blueprints)
+            let target = try OSBProvisionRequest.spec(
+                plan: newPlan, parameters: [:], name: current.name, blueprints: blueprints, ceilings: provisioner.ceilings)
             guard target.exchange == current.exchange else {
                 throw OSBError.unprocessable("plan \(newPlan.name) has another exchange than this instance: a plan change may only add to the topology in place")
             }
@@ -209,7 +211,8 @@ struct OSBInstanceHandlers: Sendable {
         do {
             let explicit = try await provisioner.explicit(addition)
             let merged = try Provisioner.merge(explicit, into: current)
-            let invalid = merged.validate()
+            var invalid = merged.validate()
+            if invalid.isEmpty { invalid = provisioner.ceilings.problems(in: merged, limitsAsked: addition.limits != nil) }
             guard invalid.isEmpty else {
                 throw OSBError.badRequest("the instance would become invalid: " + invalid.map { "\($0.field) \($0.reason)" }.joined(separator: "; "))
             }

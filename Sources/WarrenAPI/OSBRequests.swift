@@ -114,7 +114,9 @@ struct OSBProvisionRequest {
 
     static let contextLimit = 4096
 
-    static func decode(_ request: HTTPRequest, name: String, catalog: OSBCatalog, blueprints: Blueprints) throws(OSBError) -> OSBProvisionRequest {
+    static func decode(
+        _ request: HTTPRequest, name: String, catalog: OSBCatalog, blueprints: Blueprints, ceilings: Ceilings = Ceilings()
+    ) throws(OSBError) -> OSBProvisionRequest {
         var body = try OSBBody(request)
         body.serviceID()
         let planID = body.string("plan_id", required: true)
@@ -132,12 +134,13 @@ struct OSBProvisionRequest {
             }
         }
         return OSBProvisionRequest(
-            plan: plan, spec: try spec(plan: plan, parameters: parameters, name: name, blueprints: blueprints), context: contextText)
+            plan: plan, spec: try spec(plan: plan, parameters: parameters, name: name, blueprints: blueprints, ceilings: ceilings),
+            context: contextText)
     }
 
     /// The environment spec of `plan` with `parameters`, through CreateEnvironmentRequest.
     static func spec(
-        plan: OSBCatalog.Plan, parameters: [String: JSONValue], name: String, blueprints: Blueprints
+        plan: OSBCatalog.Plan, parameters: [String: JSONValue], name: String, blueprints: Blueprints, ceilings: Ceilings = Ceilings()
     ) throws(OSBError) -> EnvironmentSpec {
         var refused: [String] = []
         for key in ["name", "blueprint", "roles"] where parameters[key] != nil {
@@ -155,7 +158,7 @@ struct OSBProvisionRequest {
         guard refused.isEmpty else { throw OSBError.badRequest(refused.joined(separator: "; ")) }
         let bytes = (try? JSONValue.object(body).encodedBytes()) ?? []
         do {
-            return try CreateEnvironmentRequest.decode(bytes, blueprints: blueprints).spec
+            return try CreateEnvironmentRequest.decode(bytes, blueprints: blueprints, ceilings: ceilings).spec
         } catch {
             let fields = error.errors.map { "parameters.\($0.field) \($0.reason)" }
             throw OSBError.badRequest("invalid parameters: " + (fields.isEmpty ? error.detail : fields.joined(separator: "; ")))

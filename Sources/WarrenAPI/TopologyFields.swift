@@ -95,8 +95,9 @@ enum TopologyFields {
 
     static func limits(_ object: [String: JSONValue], errors: inout [Problem.FieldError]) -> EnvironmentSpec.Limits {
         var fields = JSONFields(object, path: "limits.")
-        let limits = EnvironmentSpec.Limits(maxQueues: fields.integer("max_queues"), maxConnections: fields.integer("max_connections"))
-        fields.rejectUnknown(allowed: ["max_queues", "max_connections"])
+        let limits = EnvironmentSpec.Limits(
+            maxQueues: fields.integer("max_queues"), maxConnections: fields.integer("max_connections"), maxBytes: fields.integer("max_bytes"))
+        fields.rejectUnknown(allowed: ["max_queues", "max_connections", "max_bytes"])
         errors += fields.errors
         return limits
     }

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Provisioning
 
 #if canImport(Glibc)
 import Glibc
@@ -32,6 +33,7 @@ struct Configuration {
     var sweepGraceSeconds = 120
     var createDeadlineSeconds = 60
     var maxEnvironmentsPerTeam = 100
+    var ceilings = Ceilings()
     var headerTimeoutMilliseconds = 10_000
     var bodyTimeoutMilliseconds = 30_000
     var idleTimeoutMilliseconds = 60_000
@@ -121,6 +123,7 @@ struct Configuration {
         if let quota = env["WARREN_MAX_ENVIRONMENTS_PER_TEAM"] {
             config.maxEnvironmentsPerTeam = try integer(quota, variable: "WARREN_MAX_ENVIRONMENTS_PER_TEAM", in: 1...100_000)
         }
+        try config.readCeilings(env)
         if let value = env["WARREN_HEADER_TIMEOUT_MS"] {
             config.headerTimeoutMilliseconds = try integer(value, variable: "WARREN_HEADER_TIMEOUT_MS", in: 100...600_000)
         }
@@ -132,6 +135,27 @@ struct Configuration {
         }
         try config.readOSB(env)
         return config
+    }
+
+    /// The operator's ceilings (see `Ceilings`): each variable sets one, the rest keep their
+    /// defaults.
+    private mutating func readCeilings(_ env: [String: String]) throws(Invalid) {
+        let settings: [(String, WritableKeyPath<Ceilings, Int>, ClosedRange<Int>)] = [
+            ("WARREN_CEILING_CONNECTIONS", \.connections, 1...100_000),
+            // The claim queue and one queue of the environment's own, at the least.
+            ("WARREN_CEILING_QUEUES", \.queues, 2...10_000),
+            ("WARREN_CEILING_ENVIRONMENT_BYTES", \.environmentBytes, EnvironmentSpec.Limits.minimumBytes...(1 << 50)),
+            ("WARREN_CEILING_QUEUE_LENGTH", \.queueLength, 1...100_000_000),
+            ("WARREN_CEILING_USER_CONNECTIONS", \.userConnections, 1...100_000),
+            ("WARREN_CEILING_USER_CHANNELS", \.userChannels, 1...65_535),
+            // An environment's create makes up to three users (full, producer, consumer).
+            ("WARREN_CEILING_USERS", \.users, 3...100_000),
+            ("WARREN_CEILING_ROTATIONS_PER_MINUTE", \.rotationsPerMinute, 1...100_000),
+        ]
+        for (variable, key, range) in settings {
+            guard let text = env[variable] else { continue }
+            ceilings[keyPath: key] = try Self.integer(text, variable: variable, in: range)
+        }
     }
 
     /// The secret must be long enough that binding passwords cannot be guessed from it: 32

@@ -86,7 +86,8 @@ let provisioner = Provisioner(
     admin: management, serviceUser: config.managementUser, logger: Logger(label: "warren.provisioning"),
     maxEnvironmentsPerTeam: config.maxEnvironmentsPerTeam, createDeadline: .seconds(config.createDeadlineSeconds),
     // A lock holder makes a read and a write, each up to one timeout per node; a third for slack.
-    recordLockLease: .milliseconds(max(5_000, 3 * config.managementTimeoutMilliseconds * config.managementURLs.count)))
+    recordLockLease: .milliseconds(max(5_000, 3 * config.managementTimeoutMilliseconds * config.managementURLs.count)),
+    ceilings: config.ceilings)
 let api = WarrenAPI(
     provisioner: provisioner, tokens: tokens,
     endpoint: AMQPEndpoint(host: config.amqpHost, port: config.amqpPort), logger: Logger(label: "warren.http"),

@@ -32,11 +32,14 @@ import Testing
             "PUT vhost", "DELETE queue",
             "GET vhost", "GET vhost", "PUT permissions", "PUT queue", "GET queue",
         ])
-        // The user, the exchange and the queue in any order; the binding, then the record
-        // marked ready under its lock: a read under the lock, so a DELETE that began meanwhile
-        // keeps its mark.
-        #expect(Array(calls.suffix(5)) == ["POST binding", "PUT queue", "GET vhost", "PUT vhost", "DELETE queue"])
-        #expect(calls[22..<26].sorted() == ["PUT exchange", "PUT permissions", "PUT queue", "PUT user"])
+        // The user (its permissions and limits), the exchange and the queue in any order; the
+        // binding; the ceilings, the overflow policy first; then the record marked ready under
+        // its lock: a read under the lock, so a DELETE that began meanwhile keeps its mark.
+        #expect(calls[22..<28].sorted() == ["PUT exchange", "PUT permissions", "PUT queue", "PUT user", "PUT user limit", "PUT user limit"])
+        #expect(Array(calls[28..<30]) == ["POST binding", "PUT policy"])
+        #expect(calls[30..<34].sorted() == ["PUT operator policy", "PUT operator policy", "PUT vhost limit", "PUT vhost limit"])
+        #expect(Array(calls.suffix(4)) == ["PUT queue", "GET vhost", "PUT vhost", "DELETE queue"])
+        #expect(calls.count == 38)
         #expect(broker.indexed(team: "team-a") == ["fraud-scoring"])
 
         broker.state.withLock { state in
@@ -165,7 +168,7 @@ import Testing
 
     /// The number of broker calls a create of a new environment makes, less the last (the
     /// release of the record's lock, whose failure costs nothing: the lock expires).
-    static let createCalls = 30
+    static let createCalls = 37
     /// Which of them release a record lock: a failed release is tried once more, and the
     /// create goes on.
     static let unlockCalls: Set<Int> = [15, 17]

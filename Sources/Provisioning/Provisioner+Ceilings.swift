@@ -1,0 +1,102 @@
+import RabbitManagement
+import WireFormat
+
+/// The operator's ceilings on the broker (see `Ceilings`). Per environment: the vhost limits,
+/// two operator policies and one policy; per user: two user limits. The broker enforces them
+/// all; a tenant, who has no management access, can change none of them.
+///
+/// Queue ceilings are an operator policy over the whole vhost, so they reach the queues a
+/// tenant declares itself too: an operator policy combines with a queue's own policy and
+/// arguments, and the lower value wins. What a full queue does is a policy's `overflow`, which
+/// RabbitMQ 3.10 does not take in operator policies: a policy of priority -1 over every queue
+/// says `reject-publish` (a publisher with confirms gets a nack; nothing confirmed is dropped
+/// to make room), and Warren's per-queue policies, which win over it, say the same unless the
+/// team asked otherwise. A queue already over a ceiling when it comes into force keeps what it
+/// holds and takes no more until it drains below.
+enum CeilingPolicies {
+    /// Operator policy: every queue's length and byte ceiling.
+    static let queues = "\(EnvironmentNaming.reservedResourcePrefix)ceiling"
+    /// Operator policy, above `queues`: Warren's own queues (the claim) hold no message at all.
+    static let ownQueues = "\(EnvironmentNaming.reservedResourcePrefix)own"
+    /// Policy of priority -1 over every queue: a full queue refuses, never drops.
+    static let overflow = "\(EnvironmentNaming.reservedResourcePrefix)overflow"
+    static let overflowPriority = -1
+
+    static func queueCeiling(_ limits: LimitsInForce) -> [String: JSONValue] {
+        ["max-length": .int(limits.maxQueueLength), "max-length-bytes": .int(limits.maxQueueBytes)]
+    }
+
+    static let ownQueuesDefinition: [String: JSONValue] = ["max-length": 0, "max-length-bytes": 0]
+    static let ownQueuesPattern = "^\(Role.escaped(EnvironmentNaming.reservedResourcePrefix))"
+    static let overflowDefinition: [String: JSONValue] = ["overflow": .string(EnvironmentSpec.Overflow.rejectPublish.rawValue)]
+}
+
+extension Provisioner {
+    /// Puts the environment's ceilings on the broker. The overflow policy goes first: a queue
+    /// that is already over a ceiling when it comes into force must refuse, not drop its head.
+    func applyCeilings(_ environment: Environment) async throws {
+        let vhost = environment.vhost
+        let limits = ceilings.inForce(environment.spec.limits)
+        try await step("apply overflow policy") {
+            try await admin.putPolicy(
+                vhost: vhost, name: CeilingPolicies.overflow, pattern: ".*", definition: CeilingPolicies.overflowDefinition,
+                priority: CeilingPolicies.overflowPriority, applyTo: "queues")
+        }
+        try await concurrently([
+            { @Sendable in
+                try await step("apply queue ceiling") {
+                    try await admin.putOperatorPolicy(
+                        vhost: vhost, name: CeilingPolicies.queues, pattern: ".*", definition: CeilingPolicies.queueCeiling(limits),
+                        priority: 0, applyTo: "queues")
+                }
+            },
+            { @Sendable in
+                try await step("apply queue ceiling") {
+                    try await admin.putOperatorPolicy(
+                        vhost: vhost, name: CeilingPolicies.ownQueues, pattern: CeilingPolicies.ownQueuesPattern,
+                        definition: CeilingPolicies.ownQueuesDefinition, priority: 1, applyTo: "queues")
+                }
+            },
+            { @Sendable in try await applyVhostLimits(vhost, limits) },
+        ])
+    }
+
+    func applyVhostLimits(_ vhost: String, _ limits: LimitsInForce) async throws {
+        for (name, value) in [("max-queues", limits.maxQueues), ("max-connections", limits.maxConnections)] {
+            try await step("set vhost limit") { try await admin.putVhostLimit(vhost: vhost, name: name, value: value) }
+        }
+    }
+
+    /// The user limits of one of the environment's users.
+    func applyUserLimits(_ user: String, in environment: Environment) async throws {
+        let limits = ceilings.inForce(environment.spec.limits)
+        try await concurrently([("max-connections", limits.maxUserConnections), ("max-channels", limits.maxUserChannels)].map { name, value in
+            { @Sendable in try await step("set user limit") { try await admin.putUserLimit(user: user, name: name, value: value) } }
+        })
+    }
+
+    /// Runs `body`, which makes `count` users of the environment, only while that keeps the
+    /// environment within its ceiling of users; this process's makers of one environment take
+    /// turns, so two rotations at once cannot both take the last place. `leaving` counts the
+    /// users the body revokes at once (they make room). Several Warren instances can each let
+    /// one through: the ceiling holds to within one maker per instance.
+    func withRoomForUsers<T: Sendable>(
+        _ count: Int = 1, in environment: Environment, leaving: ([PermissionInfo]) -> Int = { _ in 0 },
+        _ body: ([PermissionInfo]) async throws -> T
+    ) async throws -> T {
+        let key = "users \(environment.vhost)"
+        guard await localLocks.acquire(key, within: recordLockLease) else {
+            throw ProvisioningError(code: .busy, detail: "another change of environment \(environment.name)'s users took too long; try again")
+        }
+        defer { localLocks.release(key) }
+        let permissions = try await step("read permissions") { try await admin.permissions(vhost: environment.vhost) }
+        let users = permissions.filter { EnvironmentNaming.isUser($0.user, of: environment.vhost) }
+        let ceiling = ceilings.inForce(environment.spec.limits).maxUsers
+        guard users.count - leaving(users) + count <= ceiling else {
+            throw ProvisioningError(
+                code: .quotaExceeded,
+                detail: "environment \(environment.name) has \(users.count) users, the operator's ceiling is \(ceiling) (rotations, roles and bindings together); revoke one first")
+        }
+        return try await body(permissions)
+    }
+}
