@@ -25,6 +25,8 @@ public protocol BrokerAdmin: Sendable {
     func putQueue(vhost: String, name: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws
     func queue(vhost: String, name: String) async throws -> QueueInfo?
     func deleteQueue(vhost: String, name: String) async throws -> Bool
+    /// Drops the queue's ready messages; false when there is no such queue.
+    func purgeQueue(vhost: String, name: String) async throws -> Bool
     /// Whether the queue holds a message right now (one is fetched and requeued); false when
     /// there is no such queue.
     func holdsMessages(vhost: String, name: String) async throws -> Bool

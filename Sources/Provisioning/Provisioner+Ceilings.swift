@@ -100,3 +100,62 @@ extension Provisioner {
         return try await body(permissions)
     }
 }
+
+extension Provisioner {
+    /// Brings environments whose ceilings on the broker are not today's in line: those made
+    /// before ceilings existed, and every one after the operator changed a ceiling. The janitor
+    /// calls this each sweep. Three listings (vhost limits, operator policies, user limits),
+    /// whatever the number of environments; then work only for the environments that differ.
+    /// Nothing is truncated: see `bringUnderCeilings`. Returns how many it brought in line.
+    func reconcileCeilings(_ records: [String: EnvironmentRecord]) async throws -> Int {
+        async let vhostLimits = step("list vhost limits") { try await admin.vhostLimits() }
+        async let policies = step("list operator policies") { try await admin.operatorPolicies() }
+        async let userLimits = step("list user limits") { try await admin.userLimits() }
+        var queueCeilings: [String: [String: JSONValue]] = [:]
+        var ownCeilings = Set<String>()
+        for policy in try await policies {
+            if policy.name == CeilingPolicies.queues, policy.pattern == ".*" { queueCeilings[policy.vhost] = policy.definition }
+            if policy.name == CeilingPolicies.ownQueues, policy.definition == CeilingPolicies.ownQueuesDefinition { ownCeilings.insert(policy.vhost) }
+        }
+        var usersOff = Set<String>()
+        for (user, limits) in try await userLimits {
+            guard let vhost = EnvironmentNaming.vhost(ofUser: user), let record = records[vhost] else { continue }
+            let inForce = ceilings.inForce(record.spec.limits)
+            if limits != ["max-connections": inForce.maxUserConnections, "max-channels": inForce.maxUserChannels] { usersOff.insert(vhost) }
+        }
+        let limits = try await vhostLimits
+        var count = 0
+        for (vhost, record) in records.sorted(by: { $0.key < $1.key }) where record.state == .ready {
+            let inForce = ceilings.inForce(record.spec.limits)
+            guard limits[vhost] != ["max-queues": inForce.maxQueues, "max-connections": inForce.maxConnections]
+                || queueCeilings[vhost] != CeilingPolicies.queueCeiling(inForce) || !ownCeilings.contains(vhost) || usersOff.contains(vhost)
+            else { continue }
+            // One environment the broker fails on holds up no other.
+            do {
+                try await bringUnderCeilings(Environment(record: record, vhost: vhost))
+                count += 1
+            } catch {
+                logger.warning("could not bring an environment under its ceilings; next sweep tries again", metadata: [
+                    "vhost": "\(vhost)", "error": "\(error)",
+                ])
+            }
+        }
+        return count
+    }
+
+    /// Puts today's ceilings on an environment that exists. Its queues' own policies first, so
+    /// that each says `reject-publish` before a ceiling comes into force: a queue that holds more
+    /// than the ceiling then keeps every message and refuses new ones until it drains. Its
+    /// users get their limits; Warren's claim queue loses what a tenant may have stored in it
+    /// before such queues refused messages (it never holds a message of Warren's).
+    func bringUnderCeilings(_ environment: Environment) async throws {
+        let vhost = environment.vhost
+        try await applyPolicies(environment)
+        let users = try await step("read permissions") { try await admin.permissions(vhost: vhost) }
+            .map(\.user).filter { EnvironmentNaming.isUser($0, of: vhost) }
+        for user in users { try await applyUserLimits(user, in: environment) }
+        try await applyCeilings(environment)
+        _ = try await step("purge claim") { try await admin.purgeQueue(vhost: vhost, name: Claim.queueName) }
+        logger.notice("environment brought under its ceilings", metadata: ["vhost": "\(vhost)", "users": "\(users.count)"])
+    }
+}

@@ -38,6 +38,11 @@ extension ManagementClient {
         try await deleteIfPresent(["queues", vhost, name], operation: "DELETE queue")
     }
 
+    /// Drops every ready message of the queue; false when there is no such queue.
+    public func purgeQueue(vhost: String, name: String) async throws -> Bool {
+        try await deleteIfPresent(["queues", vhost, name, "contents"], operation: "DELETE queue contents")
+    }
+
     /// Whether the queue holds a message right now, asked of the queue itself: one message is
     /// fetched and at once requeued (`reject_requeue_true`), so it stays, marked redelivered
     /// (for a quorum queue the return also counts as one delivery). The statistics (`messages`)

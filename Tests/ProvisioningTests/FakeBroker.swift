@@ -289,6 +289,16 @@ final class FakeBroker: BrokerAdmin, Sendable {
         return state.withLock { $0.queues.removeValue(forKey: "\(vhost)/\(name)") != nil }
     }
 
+    func purgeQueue(vhost: String, name: String) async throws -> Bool {
+        try record("DELETE queue contents")
+        return state.withLock { state in
+            guard state.queues["\(vhost)/\(name)"] != nil else { return false }
+            state.queues["\(vhost)/\(name)"]?.messages = 0
+            state.recentMessages.remove("\(vhost)/\(name)")
+            return true
+        }
+    }
+
     /// Like the broker: the fetch needs the service user's ("warren-admin") permissions in the vhost.
     func holdsMessages(vhost: String, name: String) async throws -> Bool {
         try record("POST queue get")

@@ -34,6 +34,7 @@ final class UnreachableBroker: BrokerAdmin, Sendable {
     func permissions(vhost: String) async throws -> [PermissionInfo] { try refuse() }
     func permissions() async throws -> [PermissionInfo] { try refuse() }
     func deleteQueue(vhost: String, name: String) async throws -> Bool { try refuse() }
+    func purgeQueue(vhost: String, name: String) async throws -> Bool { try refuse() }
     func holdsMessages(vhost: String, name: String) async throws -> Bool { try refuse() }
     func putExchange(vhost: String, name: String, type: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws { try refuse() }
     func exchange(vhost: String, name: String) async throws -> ExchangeInfo? { try refuse() }
