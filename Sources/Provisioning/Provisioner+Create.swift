@@ -115,7 +115,7 @@ extension Provisioner {
             if !ownsVhost { joined = record.incarnation }
             let environment = Environment(record: record, vhost: vhost)
             issued = newCredentials(roles, vhost: vhost, incarnation: record.incarnation)
-            if ownsVhost {
+            if ownsVhost || issued.isEmpty {
                 try await makeParts(of: environment, record: record, users: issued)
             } else {
                 // A create of an environment that exists issues fresh credentials: they count

@@ -35,16 +35,22 @@ _MAX_QUEUES = (r"limits\.max_queues", r"must be from \d+ \(the queues Warren mak
                "the floor is the number of queues Warren makes (queues, their dead-letter queues, "
                "one claim queue): a count over the body's items, which JSON Schema cannot compare with a value")
 
+_CEILING = (r"limits\.max_queues|limits\.max_connections|limits\.max_bytes|(queues\[\d+\]|queue)\.max_length|queues|roles",
+            r"(must be at most \d+, the operator's ceiling of .+|need \d+ queues .+ more than the operator's ceiling of \d+ per environment"
+            r"|would make \d+ users, more than the operator's ceiling of \d+ per environment)",
+            "the operator's ceilings are configuration (WARREN_CEILING_*), not part of the contract: the "
+            "schema states the absolute bounds, and GET shows the limits in force")
+
 BEYOND_SCHEMA: dict[str, list[tuple[str, str, str]]] = {
     "POST /v1/environments": [
         (r"blueprint", r"no such blueprint; GET /v1/blueprints lists them",
          "blueprints are the operators' configuration (WARREN_BLUEPRINTS_FILE), not part of the "
          "contract; the schema states their names' form only"),
-        _REFERENCE, _TWICE, _MAX_QUEUES,
+        _REFERENCE, _TWICE, _MAX_QUEUES, _CEILING,
     ],
     # A PATCH is checked as the environment will be after it: these depend on the environment.
     "PATCH /v1/environments/{id}": [
-        _REFERENCE, _TWICE, _MAX_QUEUES,
+        _REFERENCE, _TWICE, _MAX_QUEUES, _CEILING,
         (r"bindings\[\d+\]\.arguments", r"only a headers exchange takes binding arguments",
          "the exchange's type is the environment's, not in the PATCH body"),
         (r"exchange\.name", r"must be at most 251 characters when a queue dead-letters \(\"\{exchange\}\.dlx\" is made\)",
@@ -83,7 +89,7 @@ OSB_BEYOND_SCHEMA: dict[str, list[tuple[str, str, str, str]]] = {
         (OSB_BODY, r"context", r"must encode to at most 4096 bytes",
          "a limit on the size of the compact JSON encoding, which JSON Schema cannot measure"),
         # The parameters are a /v1 create body's fields: its rules, but the blueprint's.
-        *[(OSB_PARAMETERS, f, r, why) for f, r, why in (_REFERENCE, _TWICE, _MAX_QUEUES)],
+        *[(OSB_PARAMETERS, f, r, why) for f, r, why in (_REFERENCE, _TWICE, _MAX_QUEUES, _CEILING)],
     ],
     OSB_UPDATE: [
         _PLAN,

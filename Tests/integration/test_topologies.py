@@ -213,7 +213,9 @@ def test_scheduled_revocation_is_carried_out_by_the_janitor(warren_factory, toke
 def test_vhost_limits_are_enforced_by_the_broker(api_a, new_name):
     # One queue of its own plus Warren's claim queue: the limit is reached.
     env = api_a.create_ok({"name": new_name("quota"), "limits": {"max_queues": 2, "max_connections": 1}})
-    assert env["limits"] == {"max_queues": 2, "max_connections": 1}
+    # As asked, and the operator's ceilings for what was not.
+    assert {k: env["limits"][k] for k in ("max_queues", "max_connections")} == {"max_queues": 2, "max_connections": 1}
+    assert env["limits"]["max_queue_bytes"] == env["limits"]["max_bytes"] // 2
     conn = connect(env, env["credentials"])
     try:
         ch = conn.channel()
@@ -256,7 +258,7 @@ def test_a_blueprint_creates_exactly_what_it_describes(warren_factory, workdir, 
     assert policy["definition"]["dead-letter-exchange"] == f"{name}.dlx"
     exchanges = {x["name"] for x in mgmt.get_json(f"exchanges/{vhost}") if not x["name"].startswith("amq.") and x["name"]}
     assert exchanges == {name, f"{name}.dlx"}
-    assert mgmt.get_json(f"vhost-limits/{vhost}")[0]["value"] == {"max-queues": 10}
+    assert mgmt.get_json(f"vhost-limits/{vhost}")[0]["value"] == {"max-queues": 10, "max-connections": env["limits"]["max_connections"]}
     keys = {(b["destination"], b["routing_key"]) for b in mgmt.get_json(f"bindings/{vhost}") if b["source"]}
     assert keys == {("jobs", "jobs"), ("results", "results"), ("jobs.dlq", "jobs")}
     assert env["queues"][0]["delivery_limit"] == 3
