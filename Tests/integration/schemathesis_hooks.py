@@ -35,7 +35,7 @@ _MAX_QUEUES = (r"limits\.max_queues", r"must be from \d+ \(the queues Warren mak
                "the floor is the number of queues Warren makes (queues, their dead-letter queues, "
                "one claim queue): a count over the body's items, which JSON Schema cannot compare with a value")
 
-_CEILING = (r"limits\.max_queues|limits\.max_connections|limits\.max_bytes|(queues\[\d+\]|queue)\.max_length|queues|roles",
+_CEILING = (r"(?:limits\.max_queues|limits\.max_connections|limits\.max_bytes|(?:queues\[\d+\]|queue)\.max_length|queues|roles)",
             r"(must be at most \d+, the operator's ceiling of .+|need \d+ queues .+ more than the operator's ceiling of \d+ per environment"
             r"|would make \d+ users, more than the operator's ceiling of \d+ per environment)",
             "the operator's ceilings are configuration (WARREN_CEILING_*), not part of the contract: the "
@@ -50,13 +50,14 @@ BEYOND_SCHEMA: dict[str, list[tuple[str, str, str]]] = {
     ],
     # A PATCH is checked as the environment will be after it: these depend on the environment.
     "PATCH /v1/environments/{id}": [
-        _REFERENCE, _TWICE, _MAX_QUEUES, _CEILING,
+        _REFERENCE, _TWICE, _MAX_QUEUES,
         (r"bindings\[\d+\]\.arguments", r"only a headers exchange takes binding arguments",
          "the exchange's type is the environment's, not in the PATCH body"),
         (r"exchange\.name", r"must be at most 251 characters when a queue dead-letters \(\"\{exchange\}\.dlx\" is made\)",
          "the exchange's name is the environment's, not in the PATCH body"),
         (r"queues", r"may have at most 32 queues", "the environment's queues count, not the body's only"),
         (r"bindings", r"may have at most 64 bindings", "the environment's bindings count, not the body's only"),
+        _CEILING,
     ],
 }
 

@@ -89,8 +89,11 @@ def test_settings_are_a_policy_and_clients_redeclare_with_plain_arguments(api_a,
                                     "overflow": "reject-publish"}
     effective_policy(mgmt, vhost, "jobs.v1", policy["definition"])
     effective_policy(mgmt, vhost, "results", {"message-ttl": 5000})
-    # Queues without such settings (the dead-letter queue, "lane") have no policy.
-    assert {p["name"] for p in mgmt.get_json(f"policies/{seg(vhost)}")} == {"warren.queue.jobs.v1", "warren.queue.results"}
+    # Queues without such settings (the dead-letter queue, "lane") have no policy of their own:
+    # the vhost's overflow policy (priority -1, below every queue's) applies to them.
+    assert {p["name"] for p in mgmt.get_json(f"policies/{seg(vhost)}")} == {
+        "warren.queue.jobs.v1", "warren.queue.results", "warren.overflow"}
+    assert mgmt.get_json(f"policies/{seg(vhost)}/warren.overflow")["priority"] == -1
 
     conn = connect(env)
     try:
@@ -176,7 +179,8 @@ def test_tenants_cannot_reach_the_management_api_and_so_not_the_policies(api_a, 
         assert requests.put(url, auth=auth, timeout=HTTP_TIMEOUT,
                             json={"pattern": ".*", "definition": {"message-ttl": 1}, "apply-to": "queues"}).status_code == 401
         assert requests.delete(url, auth=auth, timeout=HTTP_TIMEOUT).status_code == 401
-    assert mgmt.get_json(policy)["definition"] == {"message-ttl": 1000}
+    # A queue's policy says reject-publish itself: it wins over the vhost's overflow policy.
+    assert mgmt.get_json(policy)["definition"] == {"message-ttl": 1000, "overflow": "reject-publish"}
 
 
 def make_earlier(mgmt, env: dict, queue: str, arguments: dict) -> None:

@@ -232,6 +232,8 @@ BEYOND_CREATE = [
                                                                   {"name": "jobs.dlq"}]}, "queues[1].name", 2),
     ("max-queues-below-its-floor", {"name": OK, "queues": [{"name": "a"}, {"name": "b"}],
                                     "limits": {"max_queues": 2}}, "limits.max_queues", 3),
+    # The default ceiling of connections per environment (WARREN_CEILING_CONNECTIONS) is 100.
+    ("above-the-operators-ceiling", {"name": OK, "limits": {"max_connections": 101}}, "limits.max_connections", 4),
 ]
 
 
@@ -344,6 +346,7 @@ BEYOND_PATCH = [
     ("a-33rd-queue", {"queues": [{"name": f"q{i}"} for i in range(32)]}, {"queues": [{"name": "one-more"}]}, "queues", 5),
     ("a-65th-binding", {"bindings": [{"queue": OK, "routing_key": f"k{i}"} for i in range(64)]},
      {"bindings": [{"queue": OK, "routing_key": "one-more"}]}, "bindings", 6),
+    ("above-the-operators-ceiling", {}, {"limits": {"max_bytes": (1 << 30) + 1}}, "limits.max_bytes", 7),
 ]
 
 
