@@ -202,7 +202,7 @@ final class FakeBroker: BrokerAdmin, Sendable {
 
     func nodes() async throws -> [NodeInfo] {
         try record("GET nodes")
-        return [NodeInfo(name: "rabbit@fake")]
+        return [nodeInfo.withLock { $0 }]
     }
 
     func queueTotals() async throws -> [String: QueueTotals] {
@@ -388,4 +388,7 @@ final class FakeBroker: BrokerAdmin, Sendable {
                 && !state.exchanges.values.contains { $0.vhost == vhost } && !state.queues.values.contains { $0.vhost == vhost }
         }
     }
+
+    /// What `nodes()` answers: set an alarm on it to test what an alarm does.
+    let nodeInfo = PThreadMutex(NodeInfo(name: "rabbit@fake"))
 }
