@@ -20,9 +20,13 @@ public protocol BrokerAdmin: Sendable {
     func permissions(vhost: String) async throws -> [PermissionInfo]
     /// Every user's permissions on every vhost.
     func permissions() async throws -> [PermissionInfo]
-    func putExchange(vhost: String, name: String, type: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws
+    /// True when the PUT made the exchange (201); a 204 does not mean it is equal (see `ManagementClient.putExchange`).
+    @discardableResult
+    func putExchange(vhost: String, name: String, type: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws -> Bool
     func exchange(vhost: String, name: String) async throws -> ExchangeInfo?
-    func putQueue(vhost: String, name: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws
+    /// True when the PUT made the queue (201); a 204 does not mean it is equal (see `ManagementClient.putQueue`).
+    @discardableResult
+    func putQueue(vhost: String, name: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws -> Bool
     func queue(vhost: String, name: String) async throws -> QueueInfo?
     func deleteQueue(vhost: String, name: String) async throws -> Bool
     /// Drops the queue's ready messages; false when there is no such queue.

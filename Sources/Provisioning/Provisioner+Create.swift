@@ -216,7 +216,7 @@ extension Provisioner {
             try await admin.putPermissions(vhost: vhost, user: serviceUser, configure: ".*", write: ".*", read: ".*")
         }
         do {
-            try await step("claim name") {
+            _ = try await step("claim name") {
                 try await admin.putQueue(
                     vhost: vhost, name: Claim.queueName, durable: true, autoDelete: false,
                     arguments: Claim.arguments(for: record))

@@ -104,10 +104,7 @@ public struct Provisioner: Sendable {
         try await concurrently(
             topology.exchanges.map { exchange in
                 { @Sendable in
-                    try await step("declare exchange") {
-                        try await admin.putExchange(
-                            vhost: vhost, name: exchange.name, type: exchange.type, durable: true, autoDelete: false, arguments: [:])
-                    }
+                    try await declareExchange(exchange, in: vhost, of: environment.spec)
                 }
             }
                 + topology.queues.map { queue in
@@ -143,22 +140,82 @@ public struct Provisioner: Sendable {
         })
     }
 
-    /// Declares a queue; durable defaults to false on the broker, so it is always sent. A queue
-    /// declared by an earlier Warren, with its settings as arguments, refuses today's arguments
-    /// as inequivalent: when what it holds agrees with the spec it is left as it is (its
-    /// policy is applied all the same, and the arguments it holds win over it).
-    private func declareQueue(_ queue: Topology.QueuePlan, in vhost: String, of spec: EnvironmentSpec) async throws {
-        do {
-            try await step("declare queue") {
-                try await admin.putQueue(vhost: vhost, name: queue.name, durable: true, autoDelete: false, arguments: queue.arguments)
+    /// Declares an exchange, or adopts the one there when it is exactly Warren's (see
+    /// `Topology+Adoption.swift`); otherwise a conflict. A 201 costs nothing more; a 204 (it
+    /// existed, and the broker compared only type, durability, auto-delete and internal) is
+    /// read back, since its arguments may differ; a 400 is read to name what differs.
+    private func declareExchange(_ exchange: Topology.ExchangePlan, in vhost: String, of spec: EnvironmentSpec) async throws {
+        for _ in 0..<2 {
+            let refusal: ProvisioningError?
+            do {
+                let created = try await step("declare exchange") {
+                    try await admin.putExchange(vhost: vhost, name: exchange.name, type: exchange.type, durable: true, autoDelete: false, arguments: [:])
+                }
+                if created { return }
+                refusal = nil
+            } catch let error as ProvisioningError where error.underlying?.code == .badRequest {
+                refusal = error
             }
-        } catch let error as ProvisioningError where error.underlying?.code == .badRequest {
-            guard let wanted = spec.queues.first(where: { $0.name == queue.name }),
-                let info = try await step("read queue", { try await admin.queue(vhost: vhost, name: queue.name) }),
-                Topology.isEarlierDeclaration(info, of: wanted, deadLetterExchange: Topology.deadLetterExchange(of: spec))
-            else { throw error }
+            // Gone since (a tenant deleted it, or it was auto-delete): declared again, once.
+            guard let info = try await step("read exchange", { try await admin.exchange(vhost: vhost, name: exchange.name) }) else {
+                if let refusal { throw refusal }
+                continue
+            }
+            let differences = Topology.differences(of: info, from: exchange)
+            if differences.isEmpty {
+                if let refusal { throw refusal }
+                return
+            }
+            let isDeadLetter = exchange.name == Topology.deadLetterExchange(of: spec) && exchange.name != spec.exchange.name
+            throw ProvisioningError(
+                code: .conflict,
+                detail: "exchange \(exchange.name)\(isDeadLetter ? " (where dead_letter queues are dead-lettered)" : "") exists with \(Topology.describe(differences)); Warren uses an existing exchange only when it is exactly what Warren would make: delete it, or choose another name",
+                fields: isDeadLetter ? spec.queues.filter(\.deadLetter).map { "queues[\($0.name)].dead_letter" } : ["exchange"],
+                fieldReason: Self.adoptionReason)
         }
+        throw ProvisioningError(code: .broker, detail: "exchange \(exchange.name) kept disappearing while it was declared", step: "declare exchange")
     }
+
+    /// Declares a queue, or adopts the one there when it is exactly Warren's (see
+    /// `Topology+Adoption.swift`; a queue an earlier Warren declared with its settings as
+    /// arguments counts, when they agree with the spec); otherwise a conflict. A create's
+    /// queues are new (201) and cost nothing more; a 204 means the queue existed and the broker
+    /// compared only some of its properties, so it is read back; a 400 (inequivalent, or
+    /// exclusive to a connection) is read to name what differs. `durable` defaults to false on
+    /// the broker, so it is always sent.
+    private func declareQueue(_ queue: Topology.QueuePlan, in vhost: String, of spec: EnvironmentSpec) async throws {
+        for _ in 0..<2 {
+            let refusal: ProvisioningError?
+            do {
+                let created = try await step("declare queue") {
+                    try await admin.putQueue(vhost: vhost, name: queue.name, durable: true, autoDelete: false, arguments: queue.arguments)
+                }
+                if created { return }
+                refusal = nil
+            } catch let error as ProvisioningError where error.underlying?.code == .badRequest {
+                refusal = error
+            }
+            // Gone since (an exclusive queue whose connection closed, say): declared again, once.
+            guard let info = try await step("read queue", { try await admin.queue(vhost: vhost, name: queue.name) }) else {
+                if let refusal { throw refusal }
+                continue
+            }
+            let specQueue = spec.queues.first { $0.name == queue.name }
+            let differences = Topology.differences(
+                of: info, from: queue, specQueue: specQueue, deadLetterExchange: Topology.deadLetterExchange(of: spec))
+            // An earlier Warren's queue refuses today's arguments (400) and is left as it is.
+            if differences.isEmpty { return }
+            let owner = specQueue == nil ? spec.queues.first { $0.deadLetterQueue == queue.name } : nil
+            throw ProvisioningError(
+                code: .conflict,
+                detail: "queue \(queue.name)\(owner.map { " (the dead-letter queue of \($0.name))" } ?? "") exists with \(Topology.describe(differences)); Warren uses an existing queue only when it is exactly what Warren would make, and cannot change a queue in place: delete it, or choose another name",
+                fields: [owner.map { "queues[\($0.name)].dead_letter" } ?? "queues[\(queue.name)]"],
+                fieldReason: Self.adoptionReason)
+        }
+        throw ProvisioningError(code: .broker, detail: "queue \(queue.name) kept disappearing while it was declared", step: "declare queue")
+    }
+
+    private static let adoptionReason = "exists on the broker (made by a client) with other properties than Warren would give it"
 
     // MARK: helpers
 

@@ -58,7 +58,7 @@ struct RecordLock: Sendable {
         var ensured = false
         while true {
             do {
-                try await provisioner.step("lock record") {
+                _ = try await provisioner.step("lock record") {
                     try await admin.putQueue(vhost: EnvironmentNaming.systemVhost, name: name, durable: true, autoDelete: false, arguments: arguments)
                 }
                 return

@@ -61,18 +61,15 @@ extension Topology {
         return fields
     }
 
-    /// Whether a queue that refused Warren's declaration as inequivalent is one made before
-    /// Warren used policies, and agrees with the spec: each argument it holds is what the spec
-    /// says (as an argument then, or one of today's). Such a queue is left as it is.
-    static func isEarlierDeclaration(_ info: QueueInfo, of queue: EnvironmentSpec.Queue, deadLetterExchange: String) -> Bool {
-        let declared = arguments(of: queue)
-        guard info.type == queue.type.rawValue else { return false }
-        for key in ["x-single-active-consumer", "x-max-priority"] where info.arguments[key] != declared[key] {
-            return false
-        }
-        return policySettings.allSatisfy { setting in
-            guard let held = info.arguments["x-\(setting.key)"] else { return true }
-            return held == setting.value(queue, deadLetterExchange)
-        }
+    /// Whether an argument a queue holds, which today's declaration does not send, is one of
+    /// a queue made before Warren used policies, and agrees with the spec: a setting a policy
+    /// holds today ("x-message-ttl"), with the spec's value. Such a queue is left as it is (its
+    /// policy is applied all the same, and the arguments it holds win over it); any other
+    /// argument, or another value, makes the queue not Warren's to adopt (see `differences`).
+    static func isEarlierDeclaration(
+        argument key: String, holding value: JSONValue, of queue: EnvironmentSpec.Queue, deadLetterExchange: String
+    ) -> Bool {
+        guard let setting = policySettings.first(where: { "x-\($0.key)" == key }) else { return false }
+        return setting.value(queue, deadLetterExchange) == value
     }
 }

@@ -3,16 +3,20 @@ import WireFormat
 ///
 /// `durable` is always sent: the broker defaults it to false when left out.
 extension ManagementClient {
-    /// A repeat with other settings is a 400 (inequivalent arg); the same settings, a 204.
+    /// True when this PUT made the exchange (201). A repeat with another type, durability,
+    /// auto-delete or internal flag is a 400 (inequivalent arg); otherwise a 204, even when the
+    /// existing exchange has other arguments (the broker compares only `alternate-exchange`):
+    /// a caller that needs the exchange exact reads it back after a 204.
+    @discardableResult
     public func putExchange(
         vhost: String, name: String, type: String, durable: Bool, autoDelete: Bool = false,
         arguments: [String: JSONValue] = [:]
-    ) async throws {
+    ) async throws -> Bool {
         let body: JSONValue = [
             "type": .string(type), "durable": .bool(durable), "auto_delete": .bool(autoDelete),
             "internal": false, "arguments": .object(arguments),
         ]
-        _ = try await send("PUT", ["exchanges", vhost, name], query: [], body: body, operation: "PUT exchange")
+        return try await send("PUT", ["exchanges", vhost, name], query: [], body: body, operation: "PUT exchange").status == 201
     }
 
     public func exchange(vhost: String, name: String) async throws -> ExchangeInfo? {
@@ -20,13 +24,18 @@ extension ManagementClient {
         return try ExchangeInfo(json: json)
     }
 
-
     /// Quorum queues: `arguments: ["x-queue-type": "quorum"]`, durable, not auto-delete.
+    ///
+    /// True when this PUT made the queue (201). A queue that exists answers 400 (inequivalent
+    /// arg) when it differs in durability, auto-delete, exclusivity or an argument the broker
+    /// compares, and 204 otherwise: arguments it does not compare (which ones depends on the
+    /// release) can still differ, so a caller that needs the queue exact reads it back after a 204.
+    @discardableResult
     public func putQueue(
         vhost: String, name: String, durable: Bool, autoDelete: Bool = false, arguments: [String: JSONValue] = [:]
-    ) async throws {
+    ) async throws -> Bool {
         let body: JSONValue = ["durable": .bool(durable), "auto_delete": .bool(autoDelete), "arguments": .object(arguments)]
-        _ = try await send("PUT", ["queues", vhost, name], query: [], body: body, operation: "PUT queue")
+        return try await send("PUT", ["queues", vhost, name], query: [], body: body, operation: "PUT queue").status == 201
     }
 
     public func queue(vhost: String, name: String) async throws -> QueueInfo? {

@@ -163,7 +163,8 @@ extension QueueInfo {
                   durable: f.bool("durable", default: false), autoDelete: f.bool("auto_delete", default: false),
                   arguments: arguments,
                   type: f.optionalString("type") ?? arguments["x-queue-type"]?.stringValue ?? "classic",
-                  messages: f.int("messages"), state: f.optionalString("state"))
+                  messages: f.int("messages"), state: f.optionalString("state"),
+                  exclusive: f.bool("exclusive", default: false))
     }
 }
 

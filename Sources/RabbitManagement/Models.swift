@@ -105,6 +105,8 @@ public struct QueueInfo: Sendable, Hashable {
     public var name: String
     public var durable: Bool
     public var autoDelete: Bool
+    /// Owned by one connection (and gone with it).
+    public var exclusive: Bool
     public var arguments: [String: JSONValue]
     /// "classic", "quorum", "stream": the broker's `type` field, else `x-queue-type`, else classic.
     public var type: String
@@ -115,11 +117,12 @@ public struct QueueInfo: Sendable, Hashable {
 
     public init(vhost: String = "", name: String, durable: Bool, autoDelete: Bool = false,
                 arguments: [String: JSONValue] = [:], type: String = "classic", messages: Int? = nil,
-                state: String? = nil) {
+                state: String? = nil, exclusive: Bool = false) {
         self.vhost = vhost
         self.name = name
         self.durable = durable
         self.autoDelete = autoDelete
+        self.exclusive = exclusive
         self.arguments = arguments
         self.type = type
         self.messages = messages

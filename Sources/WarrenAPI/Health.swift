@@ -1,8 +1,9 @@
 import HTTPServer
 import Provisioning
 
-/// GET /healthz: the process serves. GET /readyz: the broker answers and Warren's credential
-/// can administer it.
+/// GET /healthz: the process serves. GET /readyz: the broker answers, Warren's credential
+/// can administer it, and no node is in a memory or disk alarm (a 503 names the alarm: while
+/// it lasts the broker blocks every publisher, so new environments would not work either).
 enum Health {
     struct Live: Encodable { var status = "ok" }
 

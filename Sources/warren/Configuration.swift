@@ -31,6 +31,8 @@ struct Configuration {
     var logLevel = "info"
     var sweepIntervalSeconds = 30
     var sweepGraceSeconds = 120
+    /// How often `UsageCollector` reads the broker's alarms and the teams' use for /metrics.
+    var usageIntervalSeconds = 15
     var createDeadlineSeconds = 60
     var maxEnvironmentsPerTeam = 100
     var ceilings = Ceilings()
@@ -105,6 +107,9 @@ struct Configuration {
         }
         if let interval = env["WARREN_SWEEP_INTERVAL_SECONDS"] {
             config.sweepIntervalSeconds = try integer(interval, variable: "WARREN_SWEEP_INTERVAL_SECONDS", in: 1...86_400)
+        }
+        if let interval = env["WARREN_USAGE_INTERVAL_SECONDS"] {
+            config.usageIntervalSeconds = try integer(interval, variable: "WARREN_USAGE_INTERVAL_SECONDS", in: 1...86_400)
         }
         if let grace = env["WARREN_SWEEP_GRACE_SECONDS"] {
             config.sweepGraceSeconds = try integer(grace, variable: "WARREN_SWEEP_GRACE_SECONDS", in: 1...86_400)

@@ -128,6 +128,11 @@ let janitor = Task {
         .run(every: .seconds(config.sweepIntervalSeconds))
 }
 
+// The broker's alarms and each team's use for /metrics, in a task of its own (see UsageCollector).
+let usage = Task {
+    await UsageCollector(provisioner: provisioner).run(every: .seconds(config.usageIntervalSeconds))
+}
+
 let stop = Signals.wait(for: [SIGTERM, SIGINT]) {
     logger.info("reloading tokens")
     do { try tokens.reload() } catch { logger.error("tokens file not reloaded; the old tokens stay in force", metadata: ["error": "\(error)"]) }
@@ -138,6 +143,7 @@ let stop = Signals.wait(for: [SIGTERM, SIGINT]) {
 let received = await stop.value
 logger.info("shutting down", metadata: ["signal": "\(received)"])
 janitor.cancel()
+usage.cancel()
 await server.shutdown()
 // Asynchronous creates and deletes answered already get up to 5 s to finish; what is left then
 // is finished by the janitor of this or another Warren (its record says where it stopped).
@@ -145,6 +151,7 @@ if !(await provisioner.background.drain(within: .seconds(5))) {
     logger.warning("asynchronous work left for the janitor", metadata: ["operations": "\(provisioner.background.count)"])
 }
 await janitor.value
+await usage.value
 management.shutdown()
 logger.info("stopped")
 exit(0)

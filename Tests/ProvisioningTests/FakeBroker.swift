@@ -202,7 +202,7 @@ final class FakeBroker: BrokerAdmin, Sendable {
 
     func nodes() async throws -> [NodeInfo] {
         try record("GET nodes")
-        return [NodeInfo(name: "rabbit@fake")]
+        return [nodeInfo.withLock { $0 }]
     }
 
     func queueTotals() async throws -> [String: QueueTotals] {
@@ -244,10 +244,16 @@ final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
-    func putExchange(vhost: String, name: String, type: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws {
+    func putExchange(vhost: String, name: String, type: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws -> Bool {
         try record("PUT exchange")
-        state.withLock {
+        return try state.withLock {
+            // As the broker: another type is refused as inequivalent.
+            if let existing = $0.exchanges["\(vhost)/\(name)"], existing.type != type {
+                throw ManagementError(code: .badRequest, status: 400, summary: "management API answered 400 for PUT exchange")
+            }
+            guard $0.exchanges["\(vhost)/\(name)"] == nil else { return false }
             $0.exchanges["\(vhost)/\(name)"] = ExchangeInfo(vhost: vhost, name: name, type: type, durable: durable, arguments: arguments)
+            return true
         }
     }
 
@@ -256,7 +262,7 @@ final class FakeBroker: BrokerAdmin, Sendable {
         return state.withLock { $0.exchanges["\(vhost)/\(name)"] }
     }
 
-    func putQueue(vhost: String, name: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws {
+    func putQueue(vhost: String, name: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws -> Bool {
         try record("PUT queue")
         if name == "warren.claim", let winner = claimConflict.withLock({ $0 }) {
             state.withLock {
@@ -269,7 +275,7 @@ final class FakeBroker: BrokerAdmin, Sendable {
         // As the broker: a queue needs its vhost, and a redeclare with another value of an
         // argument the broker checks (given or held) is refused as inequivalent (what the claim
         // and the record locks rely on, and what queues of earlier environments do).
-        try state.withLock {
+        return try state.withLock {
             guard $0.vhosts[vhost] != nil else {
                 throw ManagementError(code: .notFound, status: 404, summary: "management API answered 404 for PUT queue")
             }
@@ -277,10 +283,10 @@ final class FakeBroker: BrokerAdmin, Sendable {
                 FakeBroker.checkedArguments.contains(where: { existing.arguments[$0] != arguments[$0] }) {
                 throw ManagementError(code: .badRequest, status: 400, summary: "management API answered 400 for PUT queue")
             }
-            if $0.queues["\(vhost)/\(name)"] == nil {
-                $0.queues["\(vhost)/\(name)"] = QueueInfo(
-                    vhost: vhost, name: name, durable: durable, arguments: arguments, type: arguments["x-queue-type"]?.stringValue ?? "classic")
-            }
+            guard $0.queues["\(vhost)/\(name)"] == nil else { return false }
+            $0.queues["\(vhost)/\(name)"] = QueueInfo(
+                vhost: vhost, name: name, durable: durable, arguments: arguments, type: arguments["x-queue-type"]?.stringValue ?? "classic")
+            return true
         }
     }
 
@@ -392,4 +398,7 @@ final class FakeBroker: BrokerAdmin, Sendable {
                 && !state.exchanges.values.contains { $0.vhost == vhost } && !state.queues.values.contains { $0.vhost == vhost }
         }
     }
+
+    /// What `nodes()` answers: set an alarm on it to test what an alarm does.
+    let nodeInfo = PThreadMutex(NodeInfo(name: "rabbit@fake"))
 }

@@ -138,13 +138,13 @@ struct IntegrationTests {
         try await withVhost("noproc") { vhost in
             for index in 0..<20 {
                 let name = "q\(index)"
-                async let declared: Void = client.putQueue(
+                async let declared = client.putQueue(
                     vhost: vhost, name: name, durable: true, arguments: ["x-queue-type": "quorum"])
                 var answers: [Bool] = []
                 for _ in 0..<5 {
                     answers.append(try await client.holdsMessages(vhost: vhost, name: name))
                 }
-                try await declared
+                _ = try await declared
                 #expect(answers.allSatisfy { !$0 })
                 #expect(try await client.holdsMessages(vhost: vhost, name: name) == false)
             }

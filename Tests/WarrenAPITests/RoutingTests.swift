@@ -36,9 +36,9 @@ final class UnreachableBroker: BrokerAdmin, Sendable {
     func deleteQueue(vhost: String, name: String) async throws -> Bool { try refuse() }
     func purgeQueue(vhost: String, name: String) async throws -> Bool { try refuse() }
     func holdsMessages(vhost: String, name: String) async throws -> Bool { try refuse() }
-    func putExchange(vhost: String, name: String, type: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws { try refuse() }
+    func putExchange(vhost: String, name: String, type: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws -> Bool { try refuse() }
     func exchange(vhost: String, name: String) async throws -> ExchangeInfo? { try refuse() }
-    func putQueue(vhost: String, name: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws { try refuse() }
+    func putQueue(vhost: String, name: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws -> Bool { try refuse() }
     func queue(vhost: String, name: String) async throws -> QueueInfo? { try refuse() }
     func bind(vhost: String, exchange: String, queue: String, routingKey: String, arguments: [String: JSONValue]) async throws { try refuse() }
     func bindings(vhost: String, exchange: String, queue: String) async throws -> [BindingInfo] { try refuse() }
