@@ -55,6 +55,24 @@ import WireFormat
         #expect(fake.state.withLock { $0.users["warren.team-b.gone.12345678"] } == nil)
     }
 
+    /// A slow orphan listing (RabbitMQ 3.10 builds it per user) is not asked for again at
+    /// once: the phase waits nine times as long as it took, doubled per failure in a row.
+    @Test func aSlowOrphanListingIsPaced() async throws {
+        broker.listingDelay.withLock { $0 = .milliseconds(1100) }
+        broker.failing.withLock { $0 = ["usersWithoutPermissions"] }
+        let janitor = Janitor(provisioner: provisioner, grace: .seconds(60))
+        #expect(try await janitor.sweep().failedPhases == ["orphan users"])
+        #expect(try await janitor.sweep().failedPhases.isEmpty, "not asked again within 19.8 s")
+        #expect(broker.withoutPermissionsListings.withLock { $0 } == 1)
+        var pacing = Janitor.OrphanPacing()
+        pacing.ran(took: .seconds(1), failed: true)
+        #expect(!pacing.due(at: .now + .seconds(17)) && pacing.due(at: .now + .seconds(19)))
+        pacing.ran(took: .seconds(1), failed: false)
+        #expect(!pacing.due(at: .now + .seconds(8)) && pacing.due(at: .now + .seconds(10)))
+        pacing.ran(took: .milliseconds(300), failed: false)
+        #expect(pacing.due(at: .now), "a quick listing runs every sweep")
+    }
+
     /// The migration's whole-broker listing runs until it has succeeded once, then never again.
     @Test func fullUsersAreRegrantedUntilOnceSucceededThenNeverListedAgain() async throws {
         let created = try await provisioner.create(team: "team-a", spec: spec)
@@ -167,6 +185,9 @@ final class ScriptedBroker: BrokerAdmin, Sendable {
     /// Operations ("usersWithoutPermissions", "permissions()", "vhosts") that answer as a timeout.
     let failing = PThreadMutex<Set<String>>([])
     let bulkDeleteDelay = PThreadMutex<Duration>(.zero)
+    /// How long `usersWithoutPermissions` takes, and how often it was asked for.
+    let listingDelay = PThreadMutex<Duration>(.zero)
+    let withoutPermissionsListings = PThreadMutex(0)
     let bulkDeletesInFlight = PThreadMutex(0)
     let mostBulkDeletesInFlight = PThreadMutex(0)
     /// As RabbitMQ 3.10: a bulk delete stops at the first absent name with a 400.
@@ -181,6 +202,9 @@ final class ScriptedBroker: BrokerAdmin, Sendable {
     }
 
     func usersWithoutPermissions() async throws -> [UserInfo] {
+        withoutPermissionsListings.withLock { $0 += 1 }
+        let delay = listingDelay.withLock { $0 }
+        if delay > .zero { try await Task.sleep(for: delay) }
         try check("usersWithoutPermissions")
         return try await base.usersWithoutPermissions()
     }
