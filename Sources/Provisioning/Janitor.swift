@@ -61,9 +61,10 @@ public final class Janitor: Sendable {
     /// One sweep, in phases that each stand alone: a phase that fails (a listing that times out
     /// on a large broker) is logged at warning level and named in the report, and the phases
     /// after it run all the same. No phase waits on a listing of every user or every permission:
-    /// what a sweep costs grows with the environments it acts on (and the vhost listing), not
-    /// with the users on the broker, so scheduled revocations come due within one interval
-    /// however many users other teams have.
+    /// what Warren asks for grows with the environments it acts on (and the vhost listing), not
+    /// with the users on the broker, and the revocations come before the one listing the broker
+    /// may be slow to build (users without permissions, see `OrphanPacing`), so scheduled
+    /// revocations come due within about one interval however many users other teams have.
     public func sweep() async throws -> Report {
         var report = Report()
         // The vhosts first (the records are in their descriptions), and the revocations right
