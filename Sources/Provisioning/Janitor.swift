@@ -30,6 +30,8 @@ public final class Janitor: Sendable {
         public var invalid = 0
         /// Names put into, or taken out of, teams' indexes (`TeamIndex`).
         public var indexed = 0
+        /// The phases that failed this sweep (each logged at warning level); the others ran.
+        public var failedPhases: Set<String> = []
 
         public var isEmpty: Bool { self == Report() }
     }
@@ -40,56 +42,184 @@ public final class Janitor: Sendable {
     /// When this janitor first saw each "{vhost} {incarnation} {state}" unfinished
     /// (`creating`, `deleting` or `failed`).
     private let firstSeen = PThreadMutex<[String: ContinuousClock.Instant]>([:])
+    /// Whether `regrantFullUsers` has succeeded once in this process: it is a migration, and its
+    /// listing of every permission on the broker is the one part of a sweep that grows with the
+    /// broker rather than with the work to do.
+    private let regrantDone = PThreadMutex(false)
+
+    /// When the orphan phase may run again (see `OrphanPacing`).
+    private let orphanPacing = PThreadMutex(OrphanPacing())
+
+    /// Bounds on broker calls in flight within one phase (see `BoundedConcurrency.swift`).
+    static let environmentsInFlight = 4
 
     public init(provisioner: Provisioner, grace: Duration) {
         self.provisioner = provisioner
         self.grace = grace
     }
 
+    /// One sweep, in phases that each stand alone: a phase that fails (a listing that times out
+    /// on a large broker) is logged at warning level and named in the report, and the phases
+    /// after it run all the same. No phase waits on a listing of every user or every permission:
+    /// what Warren asks for grows with the environments it acts on (and the vhost listing), not
+    /// with the users on the broker, and the revocations come before the one listing the broker
+    /// may be slow to build (users without permissions, see `OrphanPacing`), so scheduled
+    /// revocations come due within about one interval however many users other teams have.
     public func sweep() async throws -> Report {
-        let admin = provisioner.admin
         var report = Report()
-        // Users before vhosts: a user is made only once its vhost exists, so any user in this
-        // list has a vhost in the later one unless that vhost was really deleted. The other
-        // order could take a create's brand-new user for an orphan.
-        let users = try await provisioner.step("list users") { try await admin.users() }
-        let vhosts = try await provisioner.step("list vhosts") { try await admin.vhosts() }
+        // The vhosts first (the records are in their descriptions), and the revocations right
+        // after: they are the work with a time promised to someone.
+        let listing = await phase("list vhosts", &report) { try await self.listEnvironments() }
+        report.invalid = listing?.invalid ?? 0
+        let records = listing?.records ?? [:]
+        if !records.isEmpty {
+            report.revoked = await revoke(records, &report)
+        }
+        if let listing {
+            var unfinished: [String: ContinuousClock.Instant] = [:]
+            report.indexed = await phase("repair indexes", &report) {
+                try await self.repairIndexes(existing: listing.existing, unfinished: &unfinished)
+            } ?? 0
+            await finishUnfinished(records, unfinished: &unfinished, &report)
+            // Forget what is finished, so the map holds only what the broker holds.
+            firstSeen.withLock { $0 = unfinished }
+        }
+        // After the deletes just finished: a user whose permissions never arrived (a crash
+        // between the two calls that make it) is found by no delete, only here, once its vhost
+        // is gone.
+        if orphanPacing.withLock({ $0.due(at: .now) }) {
+            let start = ContinuousClock.now
+            let removed = await phase("orphan users", &report) { try await self.removeOrphanUsers() }
+            orphanPacing.withLock { $0.ran(took: .now - start, failed: removed == nil) }
+            report.orphanUsers = removed ?? 0
+        }
+        // Last, so that even while it fails (its listing times out on a broker with many
+        // users) it holds up nothing of this sweep; and only until it has succeeded once.
+        if listing != nil, !regrantDone.withLock({ $0 }) {
+            if let count = await phase("regrant full users", &report, { try await self.regrantFullUsers(records) }) {
+                report.regranted = count
+                regrantDone.withLock { $0 = true }
+            }
+        }
+
+        var work = report
+        work.failedPhases = []
+        if !work.isEmpty {
+            provisioner.logger.notice("janitor finished interrupted work", metadata: [
+                "completed": "\(report.completed)", "removed": "\(report.removed)", "orphan_users": "\(report.orphanUsers)",
+                "revoked": "\(report.revoked)", "regranted": "\(report.regranted)", "invalid": "\(report.invalid)",
+                "indexed": "\(report.indexed)",
+            ])
+        }
+        return report
+    }
+
+    /// Runs one phase of a sweep: nil, logged and noted in the report, when it fails.
+    private func phase<T: Sendable>(_ name: String, _ report: inout Report, _ body: () async throws -> T) async -> T? {
+        do {
+            return try await body()
+        } catch {
+            report.failedPhases.insert(name)
+            provisioner.logger.warning("janitor phase failed; the other phases ran, the next sweep tries it again", metadata: [
+                "phase": "\(name)", "error": "\(error)",
+            ])
+            return nil
+        }
+    }
+
+    private struct Listing: Sendable {
+        /// Valid records, by vhost.
         var records: [String: EnvironmentRecord] = [:]
+        /// Every vhost named like an environment's.
         var existing = Set<String>()
+        /// Records that fail validation (logged at error level), left alone.
+        var invalid = 0
+    }
+
+    private func listEnvironments() async throws -> Listing {
+        let admin = provisioner.admin
+        let vhosts = try await provisioner.step("list vhosts") { try await admin.vhosts() }
+        var listing = Listing()
         for info in vhosts where EnvironmentNaming.parse(vhost: info.name) != nil {
-            existing.insert(info.name)
+            listing.existing.insert(info.name)
             switch EnvironmentRecordStore.reading(info) {
-            case .valid(let record): records[info.name] = record
+            case .valid(let record): listing.records[info.name] = record
             case .invalid(let reason):
-                report.invalid += 1
+                listing.invalid += 1
                 provisioner.logger.error("environment record fails validation; left alone", metadata: ["vhost": "\(info.name)", "reason": "\(reason)"])
             case .absent, .foreign: break
             }
         }
-        ProvisioningMetrics.environments(existing.count)
+        ProvisioningMetrics.environments(listing.existing.count)
+        return listing
+    }
 
-        for user in users {
+    /// Scheduled revocations that came due, a few environments at a time; one environment the
+    /// broker fails on holds up no other.
+    private func revoke(_ records: [String: EnvironmentRecord], _ report: inout Report) async -> Int {
+        let provisioner = provisioner
+        let due = records.filter { !$0.value.revocations.isEmpty && $0.value.state == .ready }.sorted { $0.key < $1.key }
+        let revoked = PThreadMutex(0)
+        let failed = PThreadMutex(false)
+        try? await eachConcurrently(due, limit: Self.environmentsInFlight) { vhost, record in
+            do {
+                let count = try await provisioner.revokeDue(record, vhost: vhost)
+                revoked.withLock { $0 += count }
+            } catch {
+                failed.withLock { $0 = true }
+                provisioner.logger.warning("janitor could not carry out a revocation; next sweep tries again", metadata: [
+                    "vhost": "\(vhost)", "error": "\(error)",
+                ])
+            }
+        }
+        if failed.withLock({ $0 }) { report.failedPhases.insert("revoke") }
+        return revoked.withLock { $0 }
+    }
+
+    /// Users without permissions on any vhost whose vhost is gone, or who belong to an earlier
+    /// incarnation of a settled environment, removed. The broker lists only the users without
+    /// permissions (`GET /api/users/without-permissions`), never every user. The users are listed
+    /// before their vhosts are read: a user is made only once its vhost exists, so a user listed
+    /// here has a vhost in the later reads unless that vhost was really deleted. The other order
+    /// could take a create's brand-new user (made, its permissions not yet granted) for an
+    /// orphan. So the vhosts are read again here, one call per vhost the candidates name, and
+    /// not taken from the sweep's earlier listing.
+    private func removeOrphanUsers() async throws -> Int {
+        let provisioner = provisioner
+        let admin = provisioner.admin
+        let candidates = try await provisioner.step("list users without permissions") { try await admin.usersWithoutPermissions() }
+        var byVhost: [String: [String]] = [:]
+        for user in candidates {
             guard let vhost = EnvironmentNaming.vhost(ofUser: user.name) else { continue }
-            if existing.contains(vhost) {
+            byVhost[vhost, default: []].append(user.name)
+        }
+        guard !byVhost.isEmpty else { return 0 }
+        let orphans = PThreadMutex<[String]>([])
+        try await eachConcurrently(byVhost.sorted { $0.key < $1.key }, limit: Self.environmentsInFlight) { vhost, users in
+            let found = try await provisioner.step("read vhost") { try await admin.vhost(vhost) }
+            let doomed: [String]
+            if let found {
                 // A user issued for an earlier incarnation of the name: only once the record in
                 // force is settled (`ready`), since a create racing another of the same spec can
                 // show the loser's incarnation for a moment.
-                guard let record = records[vhost], record.state == .ready, !record.incarnation.isEmpty,
-                      let incarnation = EnvironmentNaming.incarnation(ofUser: user.name), incarnation != record.incarnation
-                else { continue }
+                guard case .valid(let record) = EnvironmentRecordStore.reading(found), record.state == .ready, !record.incarnation.isEmpty
+                else { return }
+                doomed = users.filter { user in
+                    guard let incarnation = EnvironmentNaming.incarnation(ofUser: user) else { return false }
+                    return incarnation != record.incarnation
+                }
+            } else {
+                doomed = users
             }
-            if try await provisioner.step("delete user", { try await admin.deleteUser(user.name) }) {
-                report.orphanUsers += 1
-            }
+            orphans.withLock { $0 += doomed }
         }
-        report.regranted = try await regrantFullUsers(records)
-        var unfinished: [String: ContinuousClock.Instant] = [:]
-        report.indexed = try await repairIndexes(existing: existing, unfinished: &unfinished)
+        let doomed = orphans.withLock { $0 }.sorted()
+        try await provisioner.deleteUsers(doomed)
+        return doomed.count
+    }
 
-        for (vhost, record) in records where !record.revocations.isEmpty && record.state == .ready {
-            report.revoked += try await provisioner.revokeDue(record, vhost: vhost)
-        }
-
+    /// Creates and deletes that have stayed unfinished for the grace, one after the other.
+    private func finishUnfinished(_ records: [String: EnvironmentRecord], unfinished: inout [String: ContinuousClock.Instant], _ report: inout Report) async {
         let now = ContinuousClock.now
         for (vhost, record) in records.sorted(by: { $0.key < $1.key }) where record.state != .ready {
             // Only what has stayed unfinished for the grace, as this janitor has seen it: a
@@ -106,22 +236,31 @@ public final class Janitor: Sendable {
                 case .untouched: break
                 }
             } catch {
+                report.failedPhases.insert("finish unfinished")
                 provisioner.logger.warning("janitor could not finish an environment; next sweep tries again", metadata: [
                     "vhost": "\(vhost)", "state": "\(record.state.rawValue)", "error": "\(error)",
                 ])
             }
         }
-        // Forget what is finished, so the map holds only what the broker holds.
-        firstSeen.withLock { $0 = unfinished }
+    }
 
-        if !report.isEmpty {
-            provisioner.logger.notice("janitor finished interrupted work", metadata: [
-                "completed": "\(report.completed)", "removed": "\(report.removed)", "orphan_users": "\(report.orphanUsers)",
-                "revoked": "\(report.revoked)", "regranted": "\(report.regranted)", "invalid": "\(report.invalid)",
-                "indexed": "\(report.indexed)",
-            ])
+    /// The orphan phase's listing costs the broker more than the rest of a sweep: RabbitMQ 3.10
+    /// builds `GET /api/users/without-permissions` by reading each user's permissions, which
+    /// took 0.3 s with 1,000 users and 12 s (past the default timeout) with 10,000, and the
+    /// broker goes on with it after the client gave up. So a phase that took a second or more
+    /// waits nine times as long as it took before it runs again (at most a tenth of the
+    /// broker's time), twice that for each failure in a row (up to 64 times); a quicker one
+    /// runs every sweep. Orphans are no one's deadline; revocations, which are, run before it.
+    struct OrphanPacing {
+        var notBefore: ContinuousClock.Instant?
+        var failures = 0
+
+        func due(at now: ContinuousClock.Instant) -> Bool { notBefore.map { now >= $0 } ?? true }
+
+        mutating func ran(took: Duration, failed: Bool) {
+            failures = failed ? min(failures + 1, 6) : 0
+            notBefore = took < .seconds(1) ? nil : ContinuousClock.now + took * 9 * (1 << failures)
         }
-        return report
     }
 
     private enum Outcome { case completed, removed, untouched }
@@ -215,19 +354,23 @@ public final class Janitor: Sendable {
 
     /// Full users whose permissions still reach Warren's own names (made before they were kept
     /// out of reach: configure, write and read `.*`) get today's full permissions. One
-    /// listing of every permission, whatever the number of environments.
+    /// listing of every permission on the broker: a migration for environments made before
+    /// that change, so the sweep runs it only until it has succeeded once.
     private func regrantFullUsers(_ records: [String: EnvironmentRecord]) async throws -> Int {
+        let provisioner = provisioner
         let admin = provisioner.admin
         let permissions = try await provisioner.step("list permissions") { try await admin.permissions() }
-        var count = 0
-        for permission in permissions where permission.configure == ".*" || permission.write == ".*" || permission.read == ".*" {
-            guard let record = records[permission.vhost], record.state == .ready,
-                  EnvironmentNaming.isUser(permission.user, of: permission.vhost)
-            else { continue }
-            try await provisioner.grant(.full, to: permission.user, in: Environment(record: record, vhost: permission.vhost))
-            count += 1
+        let stale = permissions.filter { permission in
+            guard permission.configure == ".*" || permission.write == ".*" || permission.read == ".*",
+                  let record = records[permission.vhost], record.state == .ready
+            else { return false }
+            return EnvironmentNaming.isUser(permission.user, of: permission.vhost)
         }
-        return count
+        try await eachConcurrently(stale, limit: Self.environmentsInFlight) { permission in
+            guard let record = records[permission.vhost] else { return }
+            try await provisioner.grant(.full, to: permission.user, in: Environment(record: record, vhost: permission.vhost))
+        }
+        return stale.count
     }
 
     /// Sweeps now and then every `interval` until the task is cancelled; errors are logged

@@ -95,7 +95,11 @@ extension Provisioner {
             return time <= now
         }
         guard !due.isEmpty else { return 0 }
-        for user in due.keys { _ = try await step("revoke user") { try await admin.deleteUser(user) } }
+        // A bounded few at a time (see `BoundedConcurrency.swift`); a user already gone is no failure.
+        let admin = admin, inFlight = 4
+        try await eachConcurrently(due.keys, limit: inFlight) { [self] user in
+            _ = try await step("revoke user") { try await admin.deleteUser(user) }
+        }
         try await records.change(vhost, incarnation: record.incarnation, step: "clear revocation") {
             for user in due.keys { $0.revocations[user] = nil }
         }
