@@ -30,6 +30,8 @@ public final class Janitor: Sendable {
         public var invalid = 0
         /// Names put into, or taken out of, teams' indexes (`TeamIndex`).
         public var indexed = 0
+        /// Environments brought under today's ceilings (made before them, or before a change).
+        public var ceilinged = 0
         /// The phases that failed this sweep (each logged at warning level); the others ran.
         public var failedPhases: Set<String> = []
 
@@ -83,6 +85,9 @@ public final class Janitor: Sendable {
             await finishUnfinished(records, unfinished: &unfinished, &report)
             // Forget what is finished, so the map holds only what the broker holds.
             firstSeen.withLock { $0 = unfinished }
+            // Three listings whatever the broker holds, then work only where the ceilings on
+            // the broker are not today's.
+            report.ceilinged = await phase("ceilings", &report) { try await self.provisioner.reconcileCeilings(records) } ?? 0
         }
         // After the deletes just finished: a user whose permissions never arrived (a crash
         // between the two calls that make it) is found by no delete, only here, once its vhost
@@ -108,7 +113,7 @@ public final class Janitor: Sendable {
             provisioner.logger.notice("janitor finished interrupted work", metadata: [
                 "completed": "\(report.completed)", "removed": "\(report.removed)", "orphan_users": "\(report.orphanUsers)",
                 "revoked": "\(report.revoked)", "regranted": "\(report.regranted)", "invalid": "\(report.invalid)",
-                "indexed": "\(report.indexed)",
+                "indexed": "\(report.indexed)", "ceilinged": "\(report.ceilinged)",
             ])
         }
         return report

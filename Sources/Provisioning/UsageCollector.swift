@@ -64,10 +64,10 @@ public struct Usage: Sendable, Hashable {
 /// fails is logged and changes nothing: the last values stay.
 ///
 /// One call per listing and round: nodes (one row per node), queues and connections (one
-/// row each, a few columns) and users. Users come from the user listing, counted per
-/// environment by name, rather than from each environment's permissions: one call whose size
-/// grows with the users (at most `Ceilings.users` per environment), where the permissions
-/// would take one call per environment every round.
+/// row each, a few columns) and users. Users come from the listing of user limits, counted per
+/// environment by name: every user Warren makes has its limits (see `Ceilings`), so that one
+/// call grows with Warren's users (at most `Ceilings.users` per environment), not with every
+/// user on the broker, and the permissions would take one call per environment every round.
 public final class UsageCollector: Sendable {
     let provisioner: Provisioner
     private let last = PThreadMutex<Usage?>(nil)
@@ -86,7 +86,7 @@ public final class UsageCollector: Sendable {
         async let nodes = provisioner.step("read nodes") { try await admin.nodes() }
         async let queues = provisioner.step("list queues") { try await admin.queueTotals() }
         async let connections = provisioner.step("list connections") { try await admin.connectionCounts() }
-        async let users = provisioner.step("list users") { try await admin.users() }
+        async let users = provisioner.step("list user limits") { try await admin.userLimits().keys.map { UserInfo(name: $0) } }
         let usage = Usage.of(
             nodes: try await nodes, queues: try await queues, connections: try await connections, users: try await users,
             ceilings: provisioner.ceilings)

@@ -37,9 +37,10 @@ extension ManagementClient {
         }
     }
 
-    /// Deletes several users in one call (`POST /api/users/bulk-delete`); names that do not
-    /// exist are ignored by the broker. Callers keep each batch small: the broker deletes them
-    /// one after the other inside the call.
+    /// Deletes several users in one call (`POST /api/users/bulk-delete`). RabbitMQ 4.x skips
+    /// names that do not exist; 3.10 answers 400 `no_such_user` at the first one, having deleted
+    /// the names before it and not those after (callers finish such a batch one by one).
+    /// Callers keep each batch small: the broker deletes them one after the other in the call.
     public func deleteUsers(_ names: [String]) async throws {
         guard !names.isEmpty else { return }
         _ = try await send("POST", ["users", "bulk-delete"], query: [], body: ["users": .array(names.map { .string($0) })],

@@ -255,15 +255,16 @@ final class ScriptedBroker: BrokerAdmin, Sendable {
         try await base.putPermissions(vhost: vhost, user: user, configure: configure, write: write, read: read)
     }
     func permissions(vhost: String) async throws -> [PermissionInfo] { try await base.permissions(vhost: vhost) }
-    func putExchange(vhost: String, name: String, type: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws {
+    func putExchange(vhost: String, name: String, type: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws -> Bool {
         try await base.putExchange(vhost: vhost, name: name, type: type, durable: durable, autoDelete: autoDelete, arguments: arguments)
     }
     func exchange(vhost: String, name: String) async throws -> ExchangeInfo? { try await base.exchange(vhost: vhost, name: name) }
-    func putQueue(vhost: String, name: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws {
+    func putQueue(vhost: String, name: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws -> Bool {
         try await base.putQueue(vhost: vhost, name: name, durable: durable, autoDelete: autoDelete, arguments: arguments)
     }
     func queue(vhost: String, name: String) async throws -> QueueInfo? { try await base.queue(vhost: vhost, name: name) }
     func deleteQueue(vhost: String, name: String) async throws -> Bool { try await base.deleteQueue(vhost: vhost, name: name) }
+    func purgeQueue(vhost: String, name: String) async throws -> Bool { try await base.purgeQueue(vhost: vhost, name: name) }
     func holdsMessages(vhost: String, name: String) async throws -> Bool { try await base.holdsMessages(vhost: vhost, name: name) }
     func bind(vhost: String, exchange: String, queue: String, routingKey: String, arguments: [String: JSONValue]) async throws {
         try await base.bind(vhost: vhost, exchange: exchange, queue: queue, routingKey: routingKey, arguments: arguments)

@@ -54,7 +54,7 @@ import Testing
         #expect(collector.latest == nil)
         broker.nodeInfo.withLock { $0.diskAlarm = true }
         let usage = try await collector.collect()
-        #expect(broker.calls.sorted() == ["GET connections", "GET nodes", "GET queues", "GET users"].sorted())
+        #expect(broker.calls.sorted() == ["GET connections", "GET nodes", "GET queues", "GET user limits"].sorted())
         #expect(usage.nodes.first?.diskAlarm == true)
         #expect(collector.latest == usage)
     }
