@@ -42,6 +42,14 @@ free_port() {
 
 start() {
   local dir=$1 amqp=${2:-} mgmt=${3:-}
+  # Checked first: nothing is started or written for a bad value.
+  local limits="" var value
+  for var in BROKER_MEMORY_WATERMARK BROKER_DISK_LIMIT BROKER_MAX_MESSAGE_SIZE; do
+    value=${!var:-}
+    [ -n "$value" ] || continue
+    [[ "$value" =~ ^[1-9][0-9]*$ ]] || { echo "$var must be a whole number of bytes, got '$value'" >&2; return 1; }
+    limits="$limits$var=$value"$'\n'
+  done
   release_select "${WARREN_BROKER_RELEASE:-3.10}"
   release_ensure
   mkdir -p "$dir"
@@ -57,13 +65,6 @@ start() {
   echo "[rabbitmq_management]." > "$dir/enabled_plugins"
   local erl_args="-rabbitmq_management tcp_config [{ip,\"127.0.0.1\"},{port,$mgmt}]"
   # The values are Erlang terms without spaces: the server script splits the variable on spaces.
-  local limits="" var value
-  for var in BROKER_MEMORY_WATERMARK BROKER_DISK_LIMIT BROKER_MAX_MESSAGE_SIZE; do
-    value=${!var:-}
-    [ -n "$value" ] || continue
-    [[ "$value" =~ ^[1-9][0-9]*$ ]] || { echo "$var must be a whole number of bytes, got '$value'" >&2; return 1; }
-    limits="$limits$var=$value"$'\n'
-  done
   [ -z "${BROKER_MEMORY_WATERMARK:-}" ] || erl_args="$erl_args -rabbit vm_memory_high_watermark {absolute,$BROKER_MEMORY_WATERMARK}"
   [ -z "${BROKER_DISK_LIMIT:-}" ] || erl_args="$erl_args -rabbit disk_free_limit {absolute,$BROKER_DISK_LIMIT}"
   [ -z "${BROKER_MAX_MESSAGE_SIZE:-}" ] || erl_args="$erl_args -rabbit max_message_size $BROKER_MAX_MESSAGE_SIZE"
