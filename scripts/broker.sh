@@ -16,6 +16,19 @@
 # certificate naming localhost), the management plugin also serves HTTPS on 127.0.0.1, on
 # BROKER_MGMT_TLS_PORT (free port if unset); broker.env then adds BROKER_MGMT_TLS_PORT and
 # BROKER_MGMT_TLS_URL=https://localhost:PORT. The plain HTTP listener stays as it is.
+#
+# Resource alarms and limits, for tests of what a noisy tenant can do to the node (each optional,
+# a whole number of bytes; unset: the release's default):
+#   BROKER_MEMORY_WATERMARK   vm_memory_high_watermark {absolute,N}: the memory alarm (which blocks
+#                             every publishing connection on the node) goes off above N bytes.
+#   BROKER_DISK_LIMIT         disk_free_limit {absolute,N}: the disk alarm goes off when the free
+#                             space of the node's disk falls below N. A limit above the free space
+#                             raises the alarm at once: to make it reachable, set it a few hundred
+#                             MB below what `df` shows for DIR.
+#   BROKER_MAX_MESSAGE_SIZE   max_message_size N: the node refuses (closes the channel of) a
+#                             publish of a larger message. RabbitMQ caps it at 512 MiB.
+# They go to the node as `-rabbit KEY VALUE` Erlang arguments (RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS),
+# the same on the host's 3.10 and the 4.0 / 4.3 chroots; broker.env repeats the ones set.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=scripts/rabbitmq-release.sh
@@ -29,6 +42,14 @@ free_port() {
 
 start() {
   local dir=$1 amqp=${2:-} mgmt=${3:-}
+  # Checked first: nothing is started or written for a bad value.
+  local limits="" var value
+  for var in BROKER_MEMORY_WATERMARK BROKER_DISK_LIMIT BROKER_MAX_MESSAGE_SIZE; do
+    value=${!var:-}
+    [ -n "$value" ] || continue
+    [[ "$value" =~ ^[1-9][0-9]*$ ]] || { echo "$var must be a whole number of bytes, got '$value'" >&2; return 1; }
+    limits="$limits$var=$value"$'\n'
+  done
   release_select "${WARREN_BROKER_RELEASE:-3.10}"
   release_ensure
   mkdir -p "$dir"
@@ -43,6 +64,10 @@ start() {
   local node="warren${amqp}@localhost"
   echo "[rabbitmq_management]." > "$dir/enabled_plugins"
   local erl_args="-rabbitmq_management tcp_config [{ip,\"127.0.0.1\"},{port,$mgmt}]"
+  # The values are Erlang terms without spaces: the server script splits the variable on spaces.
+  [ -z "${BROKER_MEMORY_WATERMARK:-}" ] || erl_args="$erl_args -rabbit vm_memory_high_watermark {absolute,$BROKER_MEMORY_WATERMARK}"
+  [ -z "${BROKER_DISK_LIMIT:-}" ] || erl_args="$erl_args -rabbit disk_free_limit {absolute,$BROKER_DISK_LIMIT}"
+  [ -z "${BROKER_MAX_MESSAGE_SIZE:-}" ] || erl_args="$erl_args -rabbit max_message_size $BROKER_MAX_MESSAGE_SIZE"
   local tls_dir=${BROKER_MGMT_TLS_DIR:-} tls_port=""
   if [ -n "$tls_dir" ]; then
     tls_dir=$(cd "$tls_dir" && pwd)
@@ -76,6 +101,7 @@ BROKER_DIR=$dir
 BROKER_RELEASE=$RELEASE
 WARREN_MANAGEMENT_URL=http://127.0.0.1:$mgmt
 ENV
+  printf '%s' "$limits" >> "$dir/broker.env"
   if [ -n "$tls_port" ]; then
     printf 'BROKER_MGMT_TLS_PORT=%s\nBROKER_MGMT_TLS_URL=https://localhost:%s\n' "$tls_port" "$tls_port" >> "$dir/broker.env"
   fi
