@@ -44,13 +44,14 @@ public final class Janitor: Sendable {
     /// When this janitor first saw each "{vhost} {incarnation} {state}" unfinished
     /// (`creating`, `deleting` or `failed`).
     private let firstSeen = PThreadMutex<[String: ContinuousClock.Instant]>([:])
-    /// Whether `regrantFullUsers` has succeeded once in this process: it is a migration, and its
-    /// listing of every permission on the broker is the one part of a sweep that grows with the
-    /// broker rather than with the work to do.
-    private let regrantDone = PThreadMutex(false)
+    /// When the regrant phase may run again: its listing of every permission on the broker
+    /// grows with the broker rather than with the work to do (see `ListingPacing`). It stays a
+    /// phase of every sweep on a broker that answers it quickly, since a Warren of an earlier
+    /// release still running beside this one (a rolling upgrade) may make such users.
+    private let regrantPacing = PThreadMutex(ListingPacing())
 
-    /// When the orphan phase may run again (see `OrphanPacing`).
-    private let orphanPacing = PThreadMutex(OrphanPacing())
+    /// When the orphan phase may run again (see `ListingPacing`).
+    private let orphanPacing = PThreadMutex(ListingPacing())
 
     /// Bounds on broker calls in flight within one phase (see `BoundedConcurrency.swift`).
     static let environmentsInFlight = 4
@@ -65,7 +66,7 @@ public final class Janitor: Sendable {
     /// after it run all the same. No phase waits on a listing of every user or every permission:
     /// what Warren asks for grows with the environments it acts on (and the vhost listing), not
     /// with the users on the broker, and the revocations come before the one listing the broker
-    /// may be slow to build (users without permissions, see `OrphanPacing`), so scheduled
+    /// may be slow to build (users without permissions, see `ListingPacing`), so scheduled
     /// revocations come due within about one interval however many users other teams have.
     public func sweep() async throws -> Report {
         var report = Report()
@@ -99,12 +100,12 @@ public final class Janitor: Sendable {
             report.orphanUsers = removed ?? 0
         }
         // Last, so that even while it fails (its listing times out on a broker with many
-        // users) it holds up nothing of this sweep; and only until it has succeeded once.
-        if listing != nil, !regrantDone.withLock({ $0 }) {
-            if let count = await phase("regrant full users", &report, { try await self.regrantFullUsers(records) }) {
-                report.regranted = count
-                regrantDone.withLock { $0 = true }
-            }
+        // users) it holds up nothing of this sweep; paced like the orphans' listing.
+        if listing != nil, regrantPacing.withLock({ $0.due(at: .now) }) {
+            let start = ContinuousClock.now
+            let count = await phase("regrant full users", &report) { try await self.regrantFullUsers(records) }
+            regrantPacing.withLock { $0.ran(took: .now - start, failed: count == nil) }
+            report.regranted = count ?? 0
         }
 
         var work = report
@@ -249,14 +250,15 @@ public final class Janitor: Sendable {
         }
     }
 
-    /// The orphan phase's listing costs the broker more than the rest of a sweep: RabbitMQ 3.10
+    /// The orphan and regrant phases' listings cost the broker more than the rest of a sweep
+    /// (and grow with it, not with the work to do). RabbitMQ 3.10
     /// builds `GET /api/users/without-permissions` by reading each user's permissions, which
     /// took 0.3 s with 1,000 users and 12 s (past the default timeout) with 10,000, and the
     /// broker goes on with it after the client gave up. So a phase that took a second or more
     /// waits nine times as long as it took before it runs again (at most a tenth of the
     /// broker's time), twice that for each failure in a row (up to 64 times); a quicker one
     /// runs every sweep. Orphans are no one's deadline; revocations, which are, run before it.
-    struct OrphanPacing {
+    struct ListingPacing {
         var notBefore: ContinuousClock.Instant?
         var failures = 0
 

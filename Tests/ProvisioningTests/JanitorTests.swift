@@ -64,7 +64,7 @@ import WireFormat
         #expect(try await janitor.sweep().failedPhases == ["orphan users"])
         #expect(try await janitor.sweep().failedPhases.isEmpty, "not asked again within 19.8 s")
         #expect(broker.withoutPermissionsListings.withLock { $0 } == 1)
-        var pacing = Janitor.OrphanPacing()
+        var pacing = Janitor.ListingPacing()
         pacing.ran(took: .seconds(1), failed: true)
         #expect(!pacing.due(at: .now + .seconds(17)) && pacing.due(at: .now + .seconds(19)))
         pacing.ran(took: .seconds(1), failed: false)
@@ -73,8 +73,10 @@ import WireFormat
         #expect(pacing.due(at: .now), "a quick listing runs every sweep")
     }
 
-    /// The migration's whole-broker listing runs until it has succeeded once, then never again.
-    @Test func fullUsersAreRegrantedUntilOnceSucceededThenNeverListedAgain() async throws {
+    /// The regrant's whole-broker listing fails alone and is tried again; while it is quick it
+    /// runs every sweep, so a full user an earlier Warren makes later (a rolling upgrade) is
+    /// regranted too. A slow one is paced like the orphans' (`ListingPacing`).
+    @Test func fullUsersAreRegrantedEverySweepWhileTheListingIsQuick() async throws {
         let created = try await provisioner.create(team: "team-a", spec: spec)
         let user = created.credentials[0].username
         // As an earlier Warren granted it.
@@ -85,10 +87,11 @@ import WireFormat
         broker.failing.withLock { $0 = [] }
         #expect(try await janitor.sweep().regranted == 1)
         #expect(fake.state.withLock { $0.grants["\(vhost)/\(user)"]?.configure } != ".*")
-        let listings = fake.calls.filter { $0 == "GET all permissions" }.count
-        _ = try await janitor.sweep()
-        _ = try await janitor.sweep()
-        #expect(fake.calls.filter { $0 == "GET all permissions" }.count == listings)
+        let later = try await provisioner.issueCredentials(team: "team-a", name: spec.name, role: .full, revokeOthersAfter: nil)
+        let laterUser = try #require(later?.credentials.username)
+        try await fake.putPermissions(vhost: vhost, user: laterUser, configure: ".*", write: ".*", read: ".*")
+        #expect(try await janitor.sweep().regranted == 1)
+        #expect(fake.state.withLock { $0.grants["\(vhost)/\(laterUser)"]?.configure } != ".*")
     }
 
     /// The users are listed before their vhosts are read, so a create's brand-new user (made,

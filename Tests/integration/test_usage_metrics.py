@@ -18,8 +18,11 @@ BODY = b"x" * 4000
 # The broker's statistics lag by its collection interval (5 s by default), then one round of
 # the collector (1 s here): 30 s is well clear of both.
 WAIT = 30
-# Ceilings' defaults (Sources/Provisioning/Ceilings.swift), per environment.
-PER_ENVIRONMENT = {"connections": 100, "queues": 32, "message_bytes": 512 << 20, "users": 16}
+# The ceilings this test's warren has, per environment (set, not the defaults, so the test
+# does not follow them).
+PER_ENVIRONMENT = {"connections": 50, "queues": 20, "message_bytes": 64 << 20, "users": 8}
+CEILINGS = {"WARREN_CEILING_CONNECTIONS": "50", "WARREN_CEILING_QUEUES": "20",
+            "WARREN_CEILING_ENVIRONMENT_BYTES": str(64 << 20), "WARREN_CEILING_USERS": "8"}
 
 
 def metric(text: str, name: str, **labels) -> float | None:
@@ -44,7 +47,7 @@ def team(text: str, name: str) -> dict[str, float | None]:
 
 
 def test_a_teams_connections_and_bytes_show_beside_its_ceilings(warren_factory, tokens, spec, new_name, mgmt):
-    proc = warren_factory("usage", WARREN_USAGE_INTERVAL_SECONDS="1")
+    proc = warren_factory("usage", WARREN_USAGE_INTERVAL_SECONDS="1", **CEILINGS)
     api_a = Api(proc.url, tokens["team-a"], spec)
     api_b = Api(proc.url, tokens["team-b"], spec)
     env_b = api_b.create_ok({"name": new_name("usage-b")})
