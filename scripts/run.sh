@@ -20,6 +20,9 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 if [ -z "${WARREN_MANAGEMENT_URL:-}" ]; then
   broker_dir="$state/broker"
   scripts/broker.sh stop "$broker_dir" 2>/dev/null || true
+  # The largest message is node-wide and no management call sets it: 16 MiB (RabbitMQ 4's
+  # default; 3.x takes 128 MiB) keeps one tenant's messages from filling the node's memory.
+  export BROKER_MAX_MESSAGE_SIZE=${BROKER_MAX_MESSAGE_SIZE:-16777216}
   # The usual ports when they are free, so AMQP clients find the broker where they expect it.
   if port_free 5672 && port_free 15672; then
     scripts/broker.sh start "$broker_dir" 5672 15672
