@@ -10,18 +10,7 @@ import pika
 import pytest
 import requests
 
-from warren_support import Api, assert_problem, sha256_hex, vhost_of
-
-
-def metric(text: str, name: str, **labels) -> float | None:
-    """The value of one Prometheus sample whose labels include `labels`, or None."""
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', line.rsplit(" ", 1)[0]))
-        if all(found.get(k) == v for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return None
+from warren_support import Api, assert_problem, metric, sha256_hex, vhost_of
 
 
 def scrape(proc) -> str:

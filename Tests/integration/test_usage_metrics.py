@@ -5,12 +5,11 @@ beside the team's ceilings, within a bounded wait, and another team's numbers do
 
 from __future__ import annotations
 
-import re
 
 import pika
 import requests
 
-from warren_support import Api, amqp_params, wait_for
+from warren_support import Api, amqp_params, metric, wait_for
 
 CONNECTIONS = 3
 MESSAGES = 5
@@ -23,16 +22,6 @@ WAIT = 30
 PER_ENVIRONMENT = {"connections": 50, "queues": 20, "message_bytes": 64 << 20, "users": 8}
 CEILINGS = {"WARREN_CEILING_CONNECTIONS": "50", "WARREN_CEILING_QUEUES": "20",
             "WARREN_CEILING_ENVIRONMENT_BYTES": str(64 << 20), "WARREN_CEILING_USERS": "8"}
-
-
-def metric(text: str, name: str, **labels) -> float | None:
-    for line in text.splitlines():
-        if line.startswith("#") or not (line.startswith(name + "{") or line.startswith(name + " ")):
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', line.rsplit(" ", 1)[0]))
-        if all(found.get(k) == v for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def scrape(proc) -> str:

@@ -630,6 +630,17 @@ def raw_request(port: int, head: bytes, body: bytes = b"", timeout: float = 15.0
 # AMQP with pika
 
 
+def metric(text: str, name: str, **labels) -> float | None:
+    """The value of one Prometheus sample of `name` whose labels include `labels`, or None."""
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.rsplit(" ", 1)[0]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 def amqp_params_from_uri(uri: str) -> pika.URLParameters:
     params = pika.URLParameters(uri)
     params.connection_attempts = 1
