@@ -37,6 +37,31 @@ public struct Ceilings: Sendable, Hashable {
     }
 }
 
+extension Ceilings {
+    /// One ceiling as an operator sets it: its name (`WARREN_CEILING_{NAME}` upper-cased, or a
+    /// blueprint's `ceilings.{name}`), and the values it may take.
+    public struct Setting: Sendable {
+        public var name: String
+        public var key: WritableKeyPath<Ceilings, Int> & Sendable
+        public var range: ClosedRange<Int>
+        /// Per team rather than per environment: a blueprint cannot set it.
+        public var perTeam = false
+    }
+
+    public static let settings: [Setting] = [
+        Setting(name: "connections", key: \.connections, range: 1...100_000),
+        // The claim queue and one queue of the environment's own, at the least.
+        Setting(name: "queues", key: \.queues, range: 2...10_000),
+        Setting(name: "environment_bytes", key: \.environmentBytes, range: EnvironmentSpec.Limits.minimumBytes...(1 << 50)),
+        Setting(name: "queue_length", key: \.queueLength, range: 1...100_000_000),
+        Setting(name: "user_connections", key: \.userConnections, range: 1...100_000),
+        Setting(name: "user_channels", key: \.userChannels, range: 1...65_535),
+        // An environment's create makes up to three users (full, producer, consumer).
+        Setting(name: "users", key: \.users, range: 3...100_000),
+        Setting(name: "rotations_per_minute", key: \.rotationsPerMinute, range: 1...100_000, perTeam: true),
+    ]
+}
+
 extension EnvironmentSpec.Limits {
     /// The fewest bytes an environment may ask for: below this, a queue could not hold one
     /// ordinary message.

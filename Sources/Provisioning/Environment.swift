@@ -6,6 +6,8 @@ public struct Environment: Sendable, Hashable {
     public var createdAt: String
     /// The Open Service Broker instance this environment is, when a platform provisioned it.
     public var platform: PlatformInstance?
+    /// The blueprint whose ceilings it has, when that blueprint has ceilings of its own.
+    public var tier: String?
 
     public var name: String { spec.name }
 
@@ -19,6 +21,7 @@ public struct Environment: Sendable, Hashable {
 
     init(record: EnvironmentRecord, vhost: String) {
         self.init(team: record.team, vhost: vhost, spec: record.spec, createdAt: record.createdAt, platform: record.platform)
+        tier = record.tier
     }
 }
 

@@ -38,6 +38,9 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
     /// The platform instance this environment is, when an Open Service Broker platform
     /// provisioned it (see `PlatformInstance`).
     public var platform: PlatformInstance?
+    /// The blueprint whose ceilings the environment has (a tier the operator gave more, or
+    /// less, than the global ceilings); nil for the global ones.
+    public var tier: String?
 
     /// The one vhost tag Warren sets: few distinct values keep the broker's atom table small.
     public static let vhostTag = "warren"
@@ -58,7 +61,7 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
         case team, spec, state, claim, revocations, incarnation
         case createdAt = "created_at"
         case failureReason = "failure_reason"
-        case platform
+        case platform, tier
     }
 
     public init(from decoder: any Decoder) throws {
@@ -73,6 +76,7 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
         incarnation = try container.decodeIfPresent(String.self, forKey: .incarnation) ?? ""
         failureReason = try container.decodeIfPresent(String.self, forKey: .failureReason)
         platform = try container.decodeIfPresent(PlatformInstance.self, forKey: .platform)
+        tier = try container.decodeIfPresent(String.self, forKey: .tier)
     }
 
     public func encoded() -> String {
@@ -107,6 +111,7 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
         }
         if let reason = failureReason, reason.utf8.count > 1024 { return "record failure reason is too long" }
         if let platform, let problem = platform.problem { return "record platform instance is invalid: \(problem)" }
+        if let tier, NameRules.checkEnvironmentName(tier) != nil { return "record tier is not a blueprint's name" }
         return nil
     }
 

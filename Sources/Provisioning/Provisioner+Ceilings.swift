@@ -32,11 +32,27 @@ enum CeilingPolicies {
 }
 
 extension Provisioner {
+    /// The ceilings of a tier (a blueprint with ceilings of its own); the global ones otherwise,
+    /// a tier the operator has since removed included.
+    public func ceilings(forTier tier: String?) -> Ceilings {
+        tier.flatMap { tiers[$0] } ?? ceilings
+    }
+
+    public func ceilings(for environment: Environment) -> Ceilings {
+        ceilings(forTier: environment.tier)
+    }
+
+    /// The tier an environment made from `blueprint` has: the blueprint's name when it has
+    /// ceilings of its own.
+    public func tier(ofBlueprint blueprint: String?) -> String? {
+        blueprint.flatMap { tiers[$0] == nil ? nil : $0 }
+    }
+
     /// Puts the environment's ceilings on the broker. The overflow policy goes first: a queue
     /// that is already over a ceiling when it comes into force must refuse, not drop its head.
     func applyCeilings(_ environment: Environment) async throws {
         let vhost = environment.vhost
-        let limits = ceilings.inForce(environment.spec.limits)
+        let limits = ceilings(for: environment).inForce(environment.spec.limits)
         try await step("apply overflow policy") {
             try await admin.putPolicy(
                 vhost: vhost, name: CeilingPolicies.overflow, pattern: ".*", definition: CeilingPolicies.overflowDefinition,
@@ -69,7 +85,7 @@ extension Provisioner {
 
     /// The user limits of one of the environment's users.
     func applyUserLimits(_ user: String, in environment: Environment) async throws {
-        let limits = ceilings.inForce(environment.spec.limits)
+        let limits = ceilings(for: environment).inForce(environment.spec.limits)
         try await concurrently([("max-connections", limits.maxUserConnections), ("max-channels", limits.maxUserChannels)].map { name, value in
             { @Sendable in try await step("set user limit") { try await admin.putUserLimit(user: user, name: name, value: value) } }
         })
@@ -91,7 +107,7 @@ extension Provisioner {
         defer { localLocks.release(key) }
         let permissions = try await step("read permissions") { try await admin.permissions(vhost: environment.vhost) }
         let users = permissions.filter { EnvironmentNaming.isUser($0.user, of: environment.vhost) }
-        let ceiling = ceilings.inForce(environment.spec.limits).maxUsers
+        let ceiling = ceilings(for: environment).inForce(environment.spec.limits).maxUsers
         guard users.count - leaving(users) + count <= ceiling else {
             throw ProvisioningError(
                 code: .quotaExceeded,
@@ -120,13 +136,13 @@ extension Provisioner {
         var usersOff = Set<String>()
         for (user, limits) in try await userLimits {
             guard let vhost = EnvironmentNaming.vhost(ofUser: user), let record = records[vhost] else { continue }
-            let inForce = ceilings.inForce(record.spec.limits)
+            let inForce = ceilings(forTier: record.tier).inForce(record.spec.limits)
             if limits != ["max-connections": inForce.maxUserConnections, "max-channels": inForce.maxUserChannels] { usersOff.insert(vhost) }
         }
         let limits = try await vhostLimits
         var count = 0
         for (vhost, record) in records.sorted(by: { $0.key < $1.key }) where record.state == .ready {
-            let inForce = ceilings.inForce(record.spec.limits)
+            let inForce = ceilings(forTier: record.tier).inForce(record.spec.limits)
             guard limits[vhost] != ["max-queues": inForce.maxQueues, "max-connections": inForce.maxConnections]
                 || queueCeilings[vhost] != CeilingPolicies.queueCeiling(inForce) || !ownCeilings.contains(vhost) || usersOff.contains(vhost)
             else { continue }

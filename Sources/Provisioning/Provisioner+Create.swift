@@ -18,9 +18,10 @@ extension Provisioner {
     ///
     /// `platform` is the Open Service Broker instance the environment is: it goes into the
     /// record, and a create that names one never joins an environment that is another.
+    /// `tier` is the blueprint whose ceilings a new environment gets (see `tier(ofBlueprint:)`).
     public func create(
         team: String, spec: EnvironmentSpec, roles: [Role] = [.full], platform: PlatformInstance? = nil,
-        finishInBackground: Bool = false
+        tier: String? = nil, finishInBackground: Bool = false
     ) async throws -> CreateResult {
         try await measured("create") {
             try await Self.$deadline.withValue(.now + createDeadline) {
@@ -32,7 +33,7 @@ extension Provisioner {
                 while true {
                     do {
                         return try await makeOrEnsure(
-                            team: team, spec: spec, roles: roles, platform: platform, inBackground: finishInBackground)
+                            team: team, spec: spec, roles: roles, platform: platform, tier: tier, inBackground: finishInBackground)
                     } catch let vanished as JoinedEnvironmentVanished {
                         guard rejoins < 2 else { throw vanished.underlying }
                         rejoins += 1
@@ -69,7 +70,7 @@ extension Provisioner {
     }
 
     private func makeOrEnsure(
-        team: String, spec: EnvironmentSpec, roles: [Role], platform: PlatformInstance?, inBackground: Bool
+        team: String, spec: EnvironmentSpec, roles: [Role], platform: PlatformInstance?, tier: String?, inBackground: Bool
     ) async throws -> CreateResult {
         let vhost = EnvironmentNaming.vhost(team: team, name: spec.name)
         var record: EnvironmentRecord
@@ -80,6 +81,7 @@ extension Provisioner {
         var found = try await records.read(vhost)
         var fresh = EnvironmentRecord(team: team, spec: spec, createdAt: EnvironmentRecord.now())
         fresh.platform = platform
+        fresh.tier = tier
         if case .absent = found {
             // Nil: made (the team's quota held first, see `TeamIndex`). Otherwise another
             // create (or anyone) came first, and that is what is found.

@@ -70,7 +70,7 @@ extension Provisioner {
         // Limits first: the new queues may need the room a raised (or removed) max-queues
         // gives, and a lowered one was checked against the grown topology already.
         if merged.limits != record.spec.limits {
-            try await applyVhostLimits(grown.vhost, ceilings.inForce(merged.limits))
+            try await applyVhostLimits(grown.vhost, ceilings(for: grown).inForce(merged.limits))
         }
         try await declareTopology(grown)
         try await removeEmptiedPolicies(from: record.spec, to: merged, in: grown.vhost)

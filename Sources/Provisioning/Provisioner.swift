@@ -21,6 +21,8 @@ public struct Provisioner: Sendable {
     let recordLockLease: Duration
     /// The most an environment, its users and its queues may take (see `Ceilings`).
     public let ceilings: Ceilings
+    /// Ceilings of their own for environments made from some blueprints (tiers), by blueprint.
+    public let tiers: [String: Ceilings]
 
     /// The broker's release, read once and shared by every copy (see `logging(to:)`).
     let release: BrokerRelease
@@ -37,7 +39,8 @@ public struct Provisioner: Sendable {
     public init(
         admin: any BrokerAdmin, serviceUser: String, logger: Logger,
         vhostReadyTimeout: Duration = .seconds(15), maxEnvironmentsPerTeam: Int = 100,
-        createDeadline: Duration = .seconds(60), recordLockLease: Duration = .seconds(30), ceilings: Ceilings = Ceilings()
+        createDeadline: Duration = .seconds(60), recordLockLease: Duration = .seconds(30), ceilings: Ceilings = Ceilings(),
+        tiers: [String: Ceilings] = [:]
     ) {
         self.admin = admin
         self.serviceUser = serviceUser
@@ -47,6 +50,7 @@ public struct Provisioner: Sendable {
         self.createDeadline = createDeadline
         self.recordLockLease = recordLockLease
         self.ceilings = ceilings
+        self.tiers = tiers
         self.release = BrokerRelease()
         self.background = BackgroundWork()
         self.localLocks = LocalLocks()

@@ -5,7 +5,10 @@ import WireFormat
 /// Named topologies that operators define in WARREN_BLUEPRINTS_FILE, so a team can ask for
 /// `{"name": "...", "blueprint": "inference-jobs"}`. The file is a JSON object of blueprints,
 /// each written like a create body's topology fields (`exchange`, `queues`, `bindings`,
-/// `limits`) plus a `description`. Checked in full at start-up.
+/// `limits`) plus a `description`, and optionally `ceilings`: a tier, whose environments get
+/// these ceilings instead of the global ones (`connections`, `queues`, `environment_bytes`,
+/// `queue_length`, `user_connections`, `user_channels`, `users`; those not given stay global).
+/// Checked in full at start-up.
 public struct Blueprints: Sendable {
     public struct Blueprint: Sendable {
         public var name: String
@@ -15,6 +18,18 @@ public struct Blueprints: Sendable {
         var queues: [EnvironmentSpec.Queue]
         var bindings: [EnvironmentSpec.Binding]
         var limits: EnvironmentSpec.Limits
+        /// The tier's ceilings that differ from the global ones, by `Ceilings.Setting` name.
+        var ceilingOverrides: [String: Int] = [:]
+
+        /// This blueprint's tier over the global ceilings; nil when it has no ceilings of its own.
+        public func ceilings(over base: Ceilings) -> Ceilings? {
+            guard !ceilingOverrides.isEmpty else { return nil }
+            var ceilings = base
+            for setting in Ceilings.settings {
+                if let value = ceilingOverrides[setting.name] { ceilings[keyPath: setting.key] = value }
+            }
+            return ceilings
+        }
 
         /// The topology for an environment called `name` (the exchange is named after it
         /// unless the blueprint names it).
@@ -81,11 +96,26 @@ extension Blueprints.Blueprint {
         let bindings = fields.array("bindings").map { TopologyFields.bindings($0, errors: &errors) }
             ?? TopologyFields.defaultBindings(for: queues)
         let limits = fields.object("limits").map { TopologyFields.limits($0, errors: &errors) } ?? EnvironmentSpec.Limits()
-        fields.rejectUnknown(allowed: ["description", "exchange", "queues", "bindings", "limits"])
+        var overrides: [String: Int] = [:]
+        if let object = fields.object("ceilings") {
+            var ceilings = JSONFields(object, path: "ceilings.")
+            let settings = Ceilings.settings.filter { !$0.perTeam }
+            for setting in settings {
+                guard let value = ceilings.integer(setting.name) else { continue }
+                guard setting.range.contains(value) else {
+                    errors.append(.init(field: "ceilings.\(setting.name)", reason: "must be from \(setting.range.lowerBound) to \(setting.range.upperBound)"))
+                    continue
+                }
+                overrides[setting.name] = value
+            }
+            ceilings.rejectUnknown(allowed: Set(settings.map(\.name)))
+            errors += ceilings.errors
+        }
+        fields.rejectUnknown(allowed: ["description", "exchange", "queues", "bindings", "limits", "ceilings"])
         errors += fields.errors
         self.init(
             name: name, description: description, exchangeName: exchangeName, exchangeType: exchangeType,
-            queues: queues, bindings: bindings, limits: limits)
+            queues: queues, bindings: bindings, limits: limits, ceilingOverrides: overrides)
         // The same checks a request gets, on a stand-in environment name.
         errors += spec(named: "blueprint-check").validate().map { Problem.FieldError(field: $0.field, reason: $0.reason) }
         if let first = errors.first {

@@ -13,11 +13,16 @@ struct CreateEnvironmentRequest {
     var extraRoles: [Role]
     /// Whether the body was written in the single-queue form (fields are named as it names them).
     var singleQueueForm = false
+    /// The blueprint whose ceilings (a tier) the environment gets, when it has its own.
+    var tier: String?
 
     static let keys: Set<String> = ["name", "blueprint", "exchange", "queue", "routing_key", "queues", "bindings", "limits", "roles"]
     static let topologyKeys = ["exchange", "queue", "routing_key", "queues", "bindings", "limits"]
 
-    static func decode(_ body: [UInt8], blueprints: Blueprints = Blueprints(), ceilings: Ceilings = Ceilings()) throws(Problem) -> CreateEnvironmentRequest {
+    /// `ceilings` are the global ones; a blueprint with a tier in `tiers` is checked against its own.
+    static func decode(
+        _ body: [UInt8], blueprints: Blueprints = Blueprints(), ceilings global: Ceilings = Ceilings(), tiers: [String: Ceilings] = [:]
+    ) throws(Problem) -> CreateEnvironmentRequest {
         let object = try JSONBody.object(body)
         var fields = JSONFields(object)
         let name = fields.string("name", required: true)
@@ -56,6 +61,8 @@ struct CreateEnvironmentRequest {
         // Check the values too, even when some fields already failed, so one answer names
         // every problem; a field with a type error is not reported twice.
         let typed = Set(errors.map(\.field))
+        let tier = blueprintName.flatMap { tiers[$0] == nil ? nil : $0 }
+        let ceilings = tier.flatMap { tiers[$0] } ?? global
         if 1 + roles.count > ceilings.users {
             errors.append(.init(field: "roles", reason: "would make \(1 + roles.count) users, more than the operator's ceiling of \(ceilings.users) per environment"))
         }
@@ -70,7 +77,7 @@ struct CreateEnvironmentRequest {
             }
         }
         guard errors.isEmpty else { throw Problem.invalidFields(errors) }
-        return CreateEnvironmentRequest(spec: spec, extraRoles: roles, singleQueueForm: singleQueueForm)
+        return CreateEnvironmentRequest(spec: spec, extraRoles: roles, singleQueueForm: singleQueueForm, tier: tier)
     }
 
     /// Checks the queues as this broker's release makes them (`Provisioner.explicit`): before

@@ -15,13 +15,14 @@ struct EnvironmentHandlers: Sendable {
     /// `status: creating`; the environment's GET says when it is `ready` (or `failed`, why).
     func create(_ context: RequestContext) async throws -> HTTPResponse {
         try requireJSON(context.request)
-        let request = try CreateEnvironmentRequest.decode(context.request.body, blueprints: blueprints, ceilings: provisioner.ceilings)
+        let request = try CreateEnvironmentRequest.decode(
+            context.request.body, blueprints: blueprints, ceilings: provisioner.ceilings, tiers: provisioner.tiers)
         let async = Prefer.respondAsync(context.request)
         let provisioner = provisioner.logging(to: context.logger)
         try request.check(asMade: try await provisioner.explicit(TopologyAddition(queues: request.spec.queues)).queues)
         let result = try await provisioner
-            .create(team: context.team, spec: request.spec, roles: [.full] + request.extraRoles, finishInBackground: async)
-        let body = CreatedEnvironmentBody(result, endpoint: endpoint, ceilings: provisioner.ceilings)
+            .create(team: context.team, spec: request.spec, roles: [.full] + request.extraRoles, tier: request.tier, finishInBackground: async)
+        let body = CreatedEnvironmentBody(result, endpoint: endpoint, ceilings: provisioner.ceilings(for: result.environment))
         // The body holds a password: tell every cache to keep it nowhere.
         var headers = [("Location", "/v1/environments/\(PercentEncoding.encode(body.summary.id))"), ("Cache-Control", "no-store")]
         if async { headers.append(Prefer.applied) }
@@ -30,7 +31,7 @@ struct EnvironmentHandlers: Sendable {
 
     func list(_ context: RequestContext) async throws -> HTTPResponse {
         let environments = try await provisioner.logging(to: context.logger).list(team: context.team)
-        return JSON.response(200, EnvironmentListBody(items: environments.map { EnvironmentSummaryBody($0, ceilings: provisioner.ceilings) }))
+        return JSON.response(200, EnvironmentListBody(items: environments.map { EnvironmentSummaryBody($0, ceilings: provisioner.ceilings(for: $0)) }))
     }
 
     func get(_ context: RequestContext) async throws -> HTTPResponse {
@@ -38,7 +39,7 @@ struct EnvironmentHandlers: Sendable {
         guard let health = try await provisioner.logging(to: context.logger).inspect(team: context.team, name: id) else {
             throw Problem.notFound("no environment \(id)")
         }
-        return JSON.response(200, EnvironmentDetailBody(health, endpoint: endpoint, ceilings: provisioner.ceilings))
+        return JSON.response(200, EnvironmentDetailBody(health, endpoint: endpoint, ceilings: provisioner.ceilings(for: health.environment)))
     }
 
     /// PATCH: adds queues and bindings, or sets limits, in place. A change to a queue that
@@ -56,14 +57,14 @@ struct EnvironmentHandlers: Sendable {
         let addition = try await provisioner.explicit(request)
         let merged = try Provisioner.merge(addition, into: current.environment.spec)
         var invalid = merged.validate()
-        if invalid.isEmpty { invalid = provisioner.ceilings.problems(in: merged, limitsAsked: addition.limits != nil) }
+        if invalid.isEmpty { invalid = provisioner.ceilings(for: current.environment).problems(in: merged, limitsAsked: addition.limits != nil) }
         guard invalid.isEmpty else {
             throw Problem.invalidFields(invalid.map { Problem.FieldError(field: $0.field, reason: $0.reason) })
         }
         guard let health = try await provisioner.update(team: context.team, name: id, adding: addition) else {
             throw Problem.notFound("no environment \(id)")
         }
-        return JSON.response(200, EnvironmentDetailBody(health, endpoint: endpoint, ceilings: provisioner.ceilings))
+        return JSON.response(200, EnvironmentDetailBody(health, endpoint: endpoint, ceilings: provisioner.ceilings(for: health.environment)))
     }
 
     /// Restores what drifted away; answers like GET, plus credentials when it had to make a
@@ -73,7 +74,7 @@ struct EnvironmentHandlers: Sendable {
         guard let result = try await provisioner.logging(to: context.logger).reconcile(team: context.team, name: id) else {
             throw Problem.notFound("no environment \(id)")
         }
-        var body = EnvironmentDetailBody(result.health, endpoint: endpoint, ceilings: provisioner.ceilings)
+        var body = EnvironmentDetailBody(result.health, endpoint: endpoint, ceilings: provisioner.ceilings(for: result.health.environment))
         var headers: [(String, String)] = []
         if let credentials = result.credentials {
             body.credentials = CredentialsBody(credentials)

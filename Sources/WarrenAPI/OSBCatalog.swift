@@ -18,6 +18,12 @@ struct OSBCatalog: Sendable {
         var name: String
         var description: String
         var topology: Topology
+
+        /// The tier an instance of this plan gets: its blueprint's, when it has ceilings of its own.
+        func tier(of provisioner: Provisioner) -> String? {
+            guard case .blueprint(let blueprint) = topology else { return nil }
+            return provisioner.tier(ofBlueprint: blueprint)
+        }
     }
 
     static let serviceName = "rabbitmq-environment"

@@ -58,7 +58,7 @@ struct OSBInstanceHandlers: Sendable {
         let acceptsIncomplete = try OSBQuery.acceptsIncomplete(context.request.query)
         let name = OSBNaming.environmentName(instanceID: id)
         let request = try OSBProvisionRequest.decode(
-            context.request, name: name, catalog: catalog, blueprints: blueprints, ceilings: provisioner.ceilings)
+            context.request, name: name, catalog: catalog, blueprints: blueprints, ceilings: provisioner.ceilings, tiers: provisioner.tiers)
         let provisioner = provisioner.logging(to: context.logger)
         switch try await lookup(provisioner, context, instanceID: id) {
         case .other:
@@ -100,7 +100,8 @@ struct OSBInstanceHandlers: Sendable {
         // instance back after the platform's orphan mitigation (its DELETE after a PUT that
         // timed out) had removed it. In the background, a DELETE simply ends it.
         let result = try await provisioner.create(
-            team: context.team, spec: request.spec, roles: [], platform: platform, finishInBackground: true)
+            team: context.team, spec: request.spec, roles: [], platform: platform, tier: request.plan.tier(of: provisioner),
+            finishInBackground: true)
         if result.pending, !acceptsIncomplete {
             return try await outcome(provisioner, context, instanceID: id)
         }
@@ -197,7 +198,8 @@ struct OSBInstanceHandlers: Sendable {
         let planChanges = newPlan != nil && newPlan?.id != environment.platform?.planID
         if let newPlan, planChanges {
             let target = try OSBProvisionRequest.spec(
-                plan: newPlan, parameters: [:], name: current.name, blueprints: blueprints, ceilings: provisioner.ceilings)
+                plan: newPlan, parameters: [:], name: current.name, blueprints: blueprints,
+                ceilings: provisioner.ceilings(for: environment.environment))
             guard target.exchange == current.exchange else {
                 throw OSBError.unprocessable("plan \(newPlan.name) has another exchange than this instance: a plan change may only add to the topology in place")
             }
@@ -212,7 +214,9 @@ struct OSBInstanceHandlers: Sendable {
             let explicit = try await provisioner.explicit(addition)
             let merged = try Provisioner.merge(explicit, into: current)
             var invalid = merged.validate()
-            if invalid.isEmpty { invalid = provisioner.ceilings.problems(in: merged, limitsAsked: addition.limits != nil) }
+            if invalid.isEmpty {
+                invalid = provisioner.ceilings(for: environment.environment).problems(in: merged, limitsAsked: addition.limits != nil)
+            }
             guard invalid.isEmpty else {
                 throw OSBError.badRequest("the instance would become invalid: " + invalid.map { "\($0.field) \($0.reason)" }.joined(separator: "; "))
             }

@@ -115,7 +115,8 @@ struct OSBProvisionRequest {
     static let contextLimit = 4096
 
     static func decode(
-        _ request: HTTPRequest, name: String, catalog: OSBCatalog, blueprints: Blueprints, ceilings: Ceilings = Ceilings()
+        _ request: HTTPRequest, name: String, catalog: OSBCatalog, blueprints: Blueprints, ceilings: Ceilings = Ceilings(),
+        tiers: [String: Ceilings] = [:]
     ) throws(OSBError) -> OSBProvisionRequest {
         var body = try OSBBody(request)
         body.serviceID()
@@ -134,13 +135,14 @@ struct OSBProvisionRequest {
             }
         }
         return OSBProvisionRequest(
-            plan: plan, spec: try spec(plan: plan, parameters: parameters, name: name, blueprints: blueprints, ceilings: ceilings),
+            plan: plan, spec: try spec(plan: plan, parameters: parameters, name: name, blueprints: blueprints, ceilings: ceilings, tiers: tiers),
             context: contextText)
     }
 
     /// The environment spec of `plan` with `parameters`, through CreateEnvironmentRequest.
     static func spec(
-        plan: OSBCatalog.Plan, parameters: [String: JSONValue], name: String, blueprints: Blueprints, ceilings: Ceilings = Ceilings()
+        plan: OSBCatalog.Plan, parameters: [String: JSONValue], name: String, blueprints: Blueprints, ceilings: Ceilings = Ceilings(),
+        tiers: [String: Ceilings] = [:]
     ) throws(OSBError) -> EnvironmentSpec {
         var refused: [String] = []
         for key in ["name", "blueprint", "roles"] where parameters[key] != nil {
@@ -158,7 +160,7 @@ struct OSBProvisionRequest {
         guard refused.isEmpty else { throw OSBError.badRequest(refused.joined(separator: "; ")) }
         let bytes = (try? JSONValue.object(body).encodedBytes()) ?? []
         do {
-            return try CreateEnvironmentRequest.decode(bytes, blueprints: blueprints, ceilings: ceilings).spec
+            return try CreateEnvironmentRequest.decode(bytes, blueprints: blueprints, ceilings: ceilings, tiers: tiers).spec
         } catch {
             let fields = error.errors.map { "parameters.\($0.field) \($0.reason)" }
             throw OSBError.badRequest("invalid parameters: " + (fields.isEmpty ? error.detail : fields.joined(separator: "; ")))

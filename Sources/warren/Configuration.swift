@@ -145,21 +145,10 @@ struct Configuration {
     /// The operator's ceilings (see `Ceilings`): each variable sets one, the rest keep their
     /// defaults.
     private mutating func readCeilings(_ env: [String: String]) throws(Invalid) {
-        let settings: [(String, WritableKeyPath<Ceilings, Int>, ClosedRange<Int>)] = [
-            ("WARREN_CEILING_CONNECTIONS", \.connections, 1...100_000),
-            // The claim queue and one queue of the environment's own, at the least.
-            ("WARREN_CEILING_QUEUES", \.queues, 2...10_000),
-            ("WARREN_CEILING_ENVIRONMENT_BYTES", \.environmentBytes, EnvironmentSpec.Limits.minimumBytes...(1 << 50)),
-            ("WARREN_CEILING_QUEUE_LENGTH", \.queueLength, 1...100_000_000),
-            ("WARREN_CEILING_USER_CONNECTIONS", \.userConnections, 1...100_000),
-            ("WARREN_CEILING_USER_CHANNELS", \.userChannels, 1...65_535),
-            // An environment's create makes up to three users (full, producer, consumer).
-            ("WARREN_CEILING_USERS", \.users, 3...100_000),
-            ("WARREN_CEILING_ROTATIONS_PER_MINUTE", \.rotationsPerMinute, 1...100_000),
-        ]
-        for (variable, key, range) in settings {
+        for setting in Ceilings.settings {
+            let variable = "WARREN_CEILING_" + setting.name.uppercased()
             guard let text = env[variable] else { continue }
-            ceilings[keyPath: key] = try Self.integer(text, variable: variable, in: range)
+            ceilings[keyPath: setting.key] = try Self.integer(text, variable: variable, in: setting.range)
         }
     }
 

@@ -87,7 +87,11 @@ let provisioner = Provisioner(
     maxEnvironmentsPerTeam: config.maxEnvironmentsPerTeam, createDeadline: .seconds(config.createDeadlineSeconds),
     // A lock holder makes a read and a write, each up to one timeout per node; a third for slack.
     recordLockLease: .milliseconds(max(5_000, 3 * config.managementTimeoutMilliseconds * config.managementURLs.count)),
-    ceilings: config.ceilings)
+    ceilings: config.ceilings,
+    // Blueprints with ceilings of their own are tiers: their environments get those instead.
+    tiers: Dictionary(uniqueKeysWithValues: blueprints.all.compactMap { blueprint in
+        blueprint.ceilings(over: config.ceilings).map { (blueprint.name, $0) }
+    }))
 let api = WarrenAPI(
     provisioner: provisioner, tokens: tokens,
     endpoint: AMQPEndpoint(host: config.amqpHost, port: config.amqpPort), logger: Logger(label: "warren.http"),

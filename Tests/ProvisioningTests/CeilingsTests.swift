@@ -142,6 +142,23 @@ import WireFormat
         #expect(broker.state.withLock { $0.limits["\(vhost)/max-connections"] } == 3)
     }
 
+    @Test func aTiersEnvironmentHasItsTiersCeilingsOthersTheGlobalOnes() async throws {
+        var gold = ceilings
+        gold.connections = 50
+        let tiered = Provisioner(
+            admin: broker, serviceUser: "warren-admin", logger: Logger(label: "test"), ceilings: ceilings, tiers: ["gold": gold])
+        #expect(tiered.tier(ofBlueprint: "gold") == "gold" && tiered.tier(ofBlueprint: "plain") == nil)
+        let result = try await tiered.create(team: "team-a", spec: EnvironmentSpec(name: "jobs"), tier: "gold")
+        #expect(result.environment.tier == "gold")
+        #expect(tiered.ceilings(for: result.environment).connections == 50)
+        #expect(broker.state.withLock { $0.limits["\(vhost)/max-connections"] } == 50)
+        // The tier is in the record: a sweep keeps it, and the global ceilings do not undo it.
+        #expect(try await tiered.reconcileCeilings(try await sweepRecords()) == 0)
+        // A tier the operator removed: the environment falls back to the global ceilings.
+        #expect(try await provisioner.reconcileCeilings(try await sweepRecords()) == 1)
+        #expect(broker.state.withLock { $0.limits["\(vhost)/max-connections"] } == 10)
+    }
+
     private func sweepRecords() async throws -> [String: EnvironmentRecord] {
         var records: [String: EnvironmentRecord] = [:]
         for info in try await broker.vhosts() {

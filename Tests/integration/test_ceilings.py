@@ -2,6 +2,7 @@
 every environment (tenants' own queues included), what a full queue does with one more message,
 Warren's own queues, and the users and credentials per minute a team may have."""
 
+import json
 import time
 
 import pika
@@ -156,3 +157,30 @@ def test_users_and_credentials_per_minute_stop_at_their_ceilings(capped, tokens,
             break
     assert_problem(resp, 429, "rate-limited")
     assert int(resp.headers["Retry-After"]) >= 1
+
+
+def test_a_blueprint_with_ceilings_is_a_tier(warren_factory, workdir, tokens, spec, new_name, mgmt):
+    """A tier the operator gives more than the global ceilings: its environments get the tier's,
+    on the broker and in the answer; a create without it gets the global ones."""
+    path = workdir / f"tiers-{new_name('t')}.json"
+    path.write_text(json.dumps({
+        "gpu-inference": {"description": "a tier with more connections", "queues": [{"name": "jobs"}],
+                          "ceilings": {"connections": 8, "user_channels": 6}},
+        "plain": {"description": "no ceilings of its own", "queues": [{"name": "jobs"}]},
+    }))
+    proc = warren_factory("tiers", WARREN_BLUEPRINTS_FILE=str(path), **CEILINGS)
+    api = Api(proc.url, tokens["team-a"], spec)
+    tiered = api.create_ok({"name": new_name("gpu"), "blueprint": "gpu-inference"})
+    assert (tiered["limits"]["max_connections"], tiered["limits"]["max_user_channels"]) == (8, 6), tiered["limits"]
+    assert mgmt.get_json(f"vhost-limits/{seg(tiered['vhost'])}")[0]["value"]["max-connections"] == 8
+    user = tiered["credentials"]["username"]
+    assert mgmt.get_json(f"user-limits/{seg(user)}")[0]["value"] == {"max-connections": 8, "max-channels": 6}
+    # Beyond the tier is refused as beyond any ceiling; GET keeps showing the tier's.
+    resp = api.request("PATCH", f"/v1/environments/{tiered['name']}", json_body={"limits": {"max_connections": 9}})
+    assert "limits.max_connections" in {e["field"] for e in assert_problem(resp, 400, "invalid-field")["errors"]}
+    assert api.request("GET", f"/v1/environments/{tiered['name']}").json()["limits"]["max_connections"] == 8
+    # The same tier's limits are no one else's: a blueprint without ceilings, and a plain create.
+    plain = api.create_ok({"name": new_name("plain"), "blueprint": "plain"})
+    assert plain["limits"]["max_connections"] == 4
+    problem = assert_problem(api.create({"name": new_name("over"), "limits": {"max_connections": 8}}), 400, "invalid-field")
+    assert "limits.max_connections" in {e["field"] for e in problem["errors"]}
