@@ -52,6 +52,17 @@ if let path = config.blueprintsFile {
         exit(2)
     }
 }
+// Blueprints with ceilings of their own are tiers: their environments get those instead. A
+// blueprint that asks for more than its ceilings would have every create refused: not served.
+let tiers = Dictionary(uniqueKeysWithValues: blueprints.all.compactMap { blueprint in
+    blueprint.ceilings(over: config.ceilings).map { (blueprint.name, $0) }
+})
+for blueprint in blueprints.all {
+    if let problem = (tiers[blueprint.name] ?? config.ceilings).problems(in: blueprint.spec(named: "blueprint-check")).first {
+        FileHandleStderr.write("warren: WARREN_BLUEPRINTS_FILE: blueprint \(blueprint.name): \(problem.field) \(problem.reason) (give it ceilings of its own, or ask for less)\n")
+        exit(2)
+    }
+}
 
 let platforms: PlatformStore?
 do {
@@ -87,11 +98,7 @@ let provisioner = Provisioner(
     maxEnvironmentsPerTeam: config.maxEnvironmentsPerTeam, createDeadline: .seconds(config.createDeadlineSeconds),
     // A lock holder makes a read and a write, each up to one timeout per node; a third for slack.
     recordLockLease: .milliseconds(max(5_000, 3 * config.managementTimeoutMilliseconds * config.managementURLs.count)),
-    ceilings: config.ceilings,
-    // Blueprints with ceilings of their own are tiers: their environments get those instead.
-    tiers: Dictionary(uniqueKeysWithValues: blueprints.all.compactMap { blueprint in
-        blueprint.ceilings(over: config.ceilings).map { (blueprint.name, $0) }
-    }))
+    ceilings: config.ceilings, tiers: tiers)
 let api = WarrenAPI(
     provisioner: provisioner, tokens: tokens,
     endpoint: AMQPEndpoint(host: config.amqpHost, port: config.amqpPort), logger: Logger(label: "warren.http"),
