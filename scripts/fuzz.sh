@@ -49,7 +49,7 @@ STUB_WIREFORMAT=(Sources/WireFormat/JSONValue.swift Sources/WireFormat/StrictJSO
 STUB_RABBITMANAGEMENT=(Sources/RabbitManagement/Models.swift)
 STUB_HTTPSERVER=(Sources/HTTPServer/HTTPMessages.swift Sources/HTTPServer/HTTPHeaders.swift)
 STUB_PROVISIONING=(Sources/Provisioning/EnvironmentSpec.swift Sources/Provisioning/NameRules.swift Sources/Provisioning/Topology.swift
-  Sources/Provisioning/EnvironmentNaming.swift Sources/Provisioning/Topology+Policies.swift)
+  Sources/Provisioning/EnvironmentNaming.swift Sources/Provisioning/Topology+Policies.swift Sources/Provisioning/Ceilings.swift)
 JSON_SOURCES=(
   Sources/WarrenAPI/CreateEnvironmentRequest.swift
   Sources/WarrenAPI/JSONFields.swift

@@ -62,12 +62,6 @@ extension Ceilings {
     ]
 }
 
-extension EnvironmentSpec.Limits {
-    /// The fewest bytes an environment may ask for: below this, a queue could not hold one
-    /// ordinary message.
-    public static let minimumBytes = 1 << 16
-}
-
 /// The limits an environment has on the broker: what it asked for, never above the ceilings.
 /// This is what answers show and what the broker enforces.
 public struct LimitsInForce: Sendable, Hashable {

@@ -106,6 +106,10 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
 
         public var isEmpty: Bool { maxQueues == nil && maxConnections == nil && maxBytes == nil }
 
+        /// The fewest bytes an environment may ask for: below this, a queue could not hold one
+        /// ordinary message.
+        public static let minimumBytes = 1 << 16
+
         enum CodingKeys: String, CodingKey {
             case maxQueues = "max_queues"
             case maxConnections = "max_connections"
