@@ -52,6 +52,11 @@ public final class Janitor: Sendable {
 
     /// When the orphan phase may run again (see `ListingPacing`).
     private let orphanPacing = PThreadMutex(ListingPacing())
+    /// When this janitor first saw each user of a ready environment's own incarnation without
+    /// permissions: a rotation (or a repeated create) that died between making the user and
+    /// granting it. Such a user is removed once it has stayed so for the grace, which is longer
+    /// than any rotation takes between those two calls.
+    private let halfMadeSeen = PThreadMutex<[String: ContinuousClock.Instant]>([:])
 
     /// Bounds on broker calls in flight within one phase (see `BoundedConcurrency.swift`).
     static let environmentsInFlight = 4
@@ -182,8 +187,9 @@ public final class Janitor: Sendable {
         return revoked.withLock { $0 }
     }
 
-    /// Users without permissions on any vhost whose vhost is gone, or who belong to an earlier
-    /// incarnation of a settled environment, removed. The broker lists only the users without
+    /// Users without permissions on any vhost whose vhost is gone, who belong to an earlier
+    /// incarnation of a settled environment, or who have stayed without permissions in their
+    /// own settled environment for the grace (a rotation that died half-made), removed. The broker lists only the users without
     /// permissions (`GET /api/users/without-permissions`), never every user. The users are listed
     /// before their vhosts are read: a user is made only once its vhost exists, so a user listed
     /// here has a vhost in the later reads unless that vhost was really deleted. The other order
@@ -199,6 +205,12 @@ public final class Janitor: Sendable {
             guard let vhost = EnvironmentNaming.vhost(ofUser: user.name) else { continue }
             byVhost[vhost, default: []].append(user.name)
         }
+        // Forget the users that have since been granted or removed.
+        let now = ContinuousClock.now
+        let halfMadeSince = halfMadeSeen.withLock { seen in
+            seen = Dictionary(candidates.map { ($0.name, seen[$0.name] ?? now) }, uniquingKeysWith: { first, _ in first })
+            return seen
+        }
         guard !byVhost.isEmpty else { return 0 }
         let orphans = PThreadMutex<[String]>([])
         try await eachConcurrently(byVhost.sorted { $0.key < $1.key }, limit: Self.environmentsInFlight) { vhost, users in
@@ -212,7 +224,7 @@ public final class Janitor: Sendable {
                 else { return }
                 doomed = users.filter { user in
                     guard let incarnation = EnvironmentNaming.incarnation(ofUser: user) else { return false }
-                    return incarnation != record.incarnation
+                    return incarnation != record.incarnation || now - (halfMadeSince[user] ?? now) > self.grace
                 }
             } else {
                 doomed = users

@@ -122,6 +122,27 @@ import WireFormat
         #expect(calls[listed + 1] == "GET vhost", "the candidates' vhosts are read after the listing")
     }
 
+    /// A rotation that died between making its user and granting it leaves a user of the
+    /// incarnation in force without permissions: it stays while a rotation could still be
+    /// granting it (the grace), and goes once this janitor has seen it so for longer. Found in
+    /// CI: such a user outlived its environment's DELETE, which finds users by their permissions.
+    @Test func aHalfMadeRotationUserGoesOnceItHasStayedSoForTheGrace() async throws {
+        let created = try await provisioner.create(team: "team-a", spec: spec)
+        let record = try #require(fake.state.withLock { EnvironmentRecord.decode(description: $0.vhosts[vhost]?.description) })
+        let halfMade = EnvironmentNaming.newUserName(vhost: vhost, incarnation: record.incarnation)
+        try await fake.putUser(halfMade, passwordHash: "x", tags: [])
+
+        let janitor = Janitor(provisioner: provisioner, grace: .milliseconds(300))
+        #expect(try await janitor.sweep().orphanUsers == 0, "first seen now: a rotation may be granting it")
+        #expect(fake.state.withLock { $0.users[halfMade] } != nil)
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(try await janitor.sweep().orphanUsers == 1)
+        fake.state.withLock { state in
+            #expect(state.users[halfMade] == nil)
+            #expect(state.users[created.credentials[0].username] != nil, "the granted user stays")
+        }
+    }
+
     @Test func aDeleteOf1000UsersIsBatchedWithABoundedNumberInFlight() async throws {
         let created = try await provisioner.create(team: "team-a", spec: spec)
         let record = try #require(fake.state.withLock { EnvironmentRecord.decode(description: $0.vhosts[vhost]?.description) })

@@ -83,6 +83,17 @@ class Load:
         assert not any(t.is_alive() for t in self.threads), "a load thread did not finish"
 
 
+def recovery_violations(mgmt, prefix: str) -> list[str]:
+    """Complete or gone, and no user left half-made: a rotation (a repeated create) killed
+    between making its user and granting it leaves a user without permissions in a ready
+    environment, which the next janitor removes after the grace. Left there, it outlived its
+    environment's DELETE (found by CI: DELETE finds users by their permissions)."""
+    half_made = sorted(u["name"] for u in mgmt.get_json("users/without-permissions")
+                       if u["name"].startswith(prefix))
+    return invariant_violations(mgmt, prefix=prefix) + [
+        f"user {user}: holds no permissions (half-made)" for user in half_made]
+
+
 def delete_retrying(api, name: str):
     """DELETE, again after each 503 (honouring Retry-After) until LOCK_LEASE_BOUND."""
     deadline = time.monotonic() + LOCK_LEASE_BOUND
@@ -120,11 +131,11 @@ def test_killed_mid_flight_then_complete_or_gone(kill_after, warren_factory, tok
 
     proc.start()  # a new warren, same settings (its janitor sweeps at start and every second)
     restarted_at = time.monotonic()
-    violations = invariant_violations(mgmt, prefix=prefix)
+    violations = recovery_violations(mgmt, prefix)
     at_restart = list(violations)
     while violations and time.monotonic() - restarted_at < RECOVERY_BOUND:
         time.sleep(0.2)
-        violations = invariant_violations(mgmt, prefix=prefix)
+        violations = recovery_violations(mgmt, prefix)
     recovered = time.monotonic() - restarted_at
     line = (f"kill after {kill_after:.1f} s: {in_flight} calls in flight, {answered_before} answered "
             f"before; {len(at_restart)} violation(s) at restart; "
