@@ -16,6 +16,8 @@ public protocol BrokerAdmin: Sendable {
     func users() async throws -> [UserInfo]
     func putUser(_ name: String, passwordHash: String, tags: [String]) async throws
     func deleteUser(_ name: String) async throws -> Bool
+    /// The user's password hash; nil when there is no such user.
+    func passwordHash(ofUser name: String) async throws -> String?
     func putPermissions(vhost: String, user: String, configure: String, write: String, read: String) async throws
     func permissions(vhost: String) async throws -> [PermissionInfo]
     /// Every user's permissions on every vhost.

@@ -90,6 +90,13 @@ extension Provisioner {
             .map(Role.of)
     }
 
+    /// The password hash of the binding's user, nil when there is no such user: which secret
+    /// made its password is the caller's to tell (the secret may have been rotated since).
+    public func bindingPasswordHash(_ environment: PlatformEnvironment, username: String) async throws -> String? {
+        guard EnvironmentNaming.isUser(username, of: environment.environment.vhost) else { return nil }
+        return try await step("read user") { try await admin.passwordHash(ofUser: username) }
+    }
+
     /// Deletes the binding's user; false when there was none.
     public func unbind(_ environment: PlatformEnvironment, username: String) async throws -> Bool {
         let vhost = environment.environment.vhost

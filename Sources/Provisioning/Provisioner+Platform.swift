@@ -50,6 +50,33 @@ extension Provisioner {
         }
     }
 
+    /// Every environment on the broker that a platform provisioned (its record names a
+    /// platform instance), from one listing of the vhosts. Records that fail validation are
+    /// left out (the janitor logs them).
+    public func platformEnvironments() async throws -> [PlatformEnvironment] {
+        let vhosts = try await step("list vhosts") { try await admin.vhosts() }
+        return vhosts.compactMap { info in
+            guard EnvironmentNaming.parse(vhost: info.name) != nil, case .valid(let record) = EnvironmentRecordStore.reading(info),
+                  record.platform != nil
+            else { return nil }
+            return PlatformEnvironment(
+                environment: Environment(record: record, vhost: info.name), platform: record.platform, state: record.state,
+                failureReason: record.failureReason, incarnation: record.incarnation)
+        }
+    }
+
+    /// Writes a new seal on the instance's record (a secret rotation). Only the same
+    /// incarnation, still the same platform instance, is changed.
+    public func reseal(_ environment: PlatformEnvironment, seal: String) async throws {
+        guard let platform = environment.platform else { return }
+        try await records.change(environment.environment.vhost, incarnation: environment.incarnation, step: "reseal record") { record in
+            guard record.platform?.instanceID == platform.instanceID, record.platform?.platform == platform.platform else {
+                throw ProvisioningError.replaced(environment.environment.name)
+            }
+            record.platform?.seal = seal
+        }
+    }
+
     /// Records a new plan for the instance (after a plan change grew its topology). Only the
     /// same incarnation, still the same platform instance, is changed.
     public func recordPlan(_ environment: PlatformEnvironment, planID: String) async throws {

@@ -6,6 +6,14 @@ extension ManagementClient {
         return try UserInfo(json: json)
     }
 
+    /// The user's password hash (`RabbitPasswordHash` form when Warren made it), nil when
+    /// there is no such user or it has no password.
+    public func passwordHash(ofUser name: String) async throws -> String? {
+        guard let json = try await getIfPresent(["users", name], operation: "GET user") else { return nil }
+        guard case .string(let hash)? = json["password_hash"], !hash.isEmpty else { return nil }
+        return hash
+    }
+
     /// Only name and tags: the full listing also carries every password hash.
     public func users() async throws -> [UserInfo] {
         try await getList(["users"], query: [("columns", "name,tags")], operation: "GET users", what: "user list") {

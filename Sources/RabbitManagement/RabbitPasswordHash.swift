@@ -24,4 +24,15 @@ public enum RabbitPasswordHash {
         let salt = (0..<4).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         return hash(password: password, salt: salt)
     }
+
+    /// Whether `hash` (this scheme's form) was made from `password`, whatever its salt. The
+    /// comparison runs over every byte, so timing says nothing about how close a guess came.
+    public static func verifies(password: String, hash: String) -> Bool {
+        guard let decoded = Data(base64Encoded: hash), decoded.count == 4 + 32 else { return false }
+        let bytes = Array(decoded)
+        let expected = Array(Data(base64Encoded: self.hash(password: password, salt: Array(bytes[0..<4])))!)
+        var difference: UInt8 = 0
+        for (a, b) in zip(bytes, expected) { difference |= a ^ b }
+        return difference == 0
+    }
 }

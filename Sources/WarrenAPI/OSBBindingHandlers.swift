@@ -10,8 +10,9 @@ import WireFormat
 struct OSBBindingHandlers: Sendable {
     let provisioner: Provisioner
     let endpoint: AMQPEndpoint
-    /// The server secret binding passwords are derived with (WARREN_OSB_SECRET_FILE).
-    let secret: [UInt8]
+    /// Finds the instance; holds the server secrets binding passwords are derived with
+    /// (WARREN_OSB_SECRET_FILE, and the previous one during a rotation).
+    let instances: OSBInstanceLookup
 
     func bind(_ context: OSBContext) async throws -> HTTPResponse {
         let id = try OSBInstanceHandlers.instanceID(context)
@@ -38,7 +39,7 @@ struct OSBBindingHandlers: Sendable {
         guard problems.isEmpty else { throw OSBError.badRequest(problems.joined(separator: "; ")) }
 
         let provisioner = provisioner.logging(to: context.logger)
-        let environment = try await Self.readyInstance(provisioner, context, instanceID: id, secret: secret)
+        let environment = try await readyInstance(provisioner, context, instanceID: id)
         if let predecessor {
             let username = BindingIdentity.username(
                 vhost: environment.environment.vhost, incarnation: environment.incarnation, bindingID: predecessor)
@@ -50,12 +51,13 @@ struct OSBBindingHandlers: Sendable {
             }
             role = predecessorRole
         }
-        let credentials = BindingIdentity.credentials(secret: secret, environment: environment, bindingID: bindingID, role: role ?? .full)
+        let credentials = BindingIdentity.credentials(secret: instances.secrets.current, environment: environment, bindingID: bindingID, role: role ?? .full)
         switch try await provisioner.bind(environment, credentials: credentials) {
         case .created:
             return JSON.response(201, BindingBody(credentials: credentials, environment: environment, endpoint: endpoint), headers: [("Cache-Control", "no-store")])
         case .existing:
-            return JSON.response(200, BindingBody(credentials: credentials, environment: environment, endpoint: endpoint), headers: [("Cache-Control", "no-store")])
+            let issued = try await asMade(provisioner, context, environment, bindingID: bindingID, role: credentials.role)
+            return JSON.response(200, BindingBody(credentials: issued, environment: environment, endpoint: endpoint), headers: [("Cache-Control", "no-store")])
         case .otherRole(let existing):
             throw OSBError.conflict("binding \(bindingID) exists with role \(existing.rawValue)")
         }
@@ -65,14 +67,14 @@ struct OSBBindingHandlers: Sendable {
         let id = try OSBInstanceHandlers.instanceID(context)
         let bindingID = try Self.bindingID(context)
         let provisioner = provisioner.logging(to: context.logger)
-        guard case .mine(let environment) = try await OSBInstanceHandlers.lookup(provisioner, context, instanceID: id, secret: secret),
+        guard case .mine(let environment) = try await instances.find(provisioner, context, instanceID: id),
               environment.state == .ready
         else { throw OSBError.notFound("no binding \(bindingID)") }
         let username = BindingIdentity.username(vhost: environment.environment.vhost, incarnation: environment.incarnation, bindingID: bindingID)
         guard let role = try await provisioner.bindingRole(environment, username: username) else {
             throw OSBError.notFound("no binding \(bindingID)")
         }
-        let credentials = BindingIdentity.credentials(secret: secret, environment: environment, bindingID: bindingID, role: role)
+        let credentials = try await asMade(provisioner, context, environment, bindingID: bindingID, role: role)
         var body = BindingBody(credentials: credentials, environment: environment, endpoint: endpoint)
         body.parameters = ["role": role.rawValue]
         return JSON.response(200, body, headers: [("Cache-Control", "no-store")])
@@ -85,7 +87,7 @@ struct OSBBindingHandlers: Sendable {
         try OSBQuery.requireServiceAndPlan(context.request.query)
         _ = try OSBQuery.acceptsIncomplete(context.request.query)
         let provisioner = provisioner.logging(to: context.logger)
-        guard case .mine(let environment) = try await OSBInstanceHandlers.lookup(provisioner, context, instanceID: id, secret: secret) else {
+        guard case .mine(let environment) = try await instances.find(provisioner, context, instanceID: id) else {
             return OSBResponse.empty(410)
         }
         let username = BindingIdentity.username(vhost: environment.environment.vhost, incarnation: environment.incarnation, bindingID: bindingID)
@@ -97,7 +99,7 @@ struct OSBBindingHandlers: Sendable {
         let id = try OSBInstanceHandlers.instanceID(context)
         let bindingID = try Self.bindingID(context)
         let provisioner = provisioner.logging(to: context.logger)
-        guard case .mine(let environment) = try await OSBInstanceHandlers.lookup(provisioner, context, instanceID: id, secret: secret) else {
+        guard case .mine(let environment) = try await instances.find(provisioner, context, instanceID: id) else {
             return OSBResponse.empty(410)
         }
         let username = BindingIdentity.username(vhost: environment.environment.vhost, incarnation: environment.incarnation, bindingID: bindingID)
@@ -105,13 +107,32 @@ struct OSBBindingHandlers: Sendable {
         return OSBResponse.lastOperation("succeeded", "bound")
     }
 
+    /// The credentials of a binding that exists, as the broker holds them: its password was
+    /// derived with the current secret, or (made before a rotation) with the previous one. A
+    /// password made with neither is an error, never a password that does not log in.
+    private func asMade(_ provisioner: Provisioner, _ context: OSBContext, _ environment: PlatformEnvironment, bindingID: String, role: Role) async throws -> IssuedCredentials {
+        let username = BindingIdentity.username(vhost: environment.environment.vhost, incarnation: environment.incarnation, bindingID: bindingID)
+        guard let hash = try await provisioner.bindingPasswordHash(environment, username: username) else {
+            throw OSBError.concurrency("binding \(bindingID) was unbound meanwhile")
+        }
+        guard let issued = instances.secrets.bindingCredentials(environment: environment, bindingID: bindingID, role: role, passwordHash: hash) else {
+            context.logger.error("binding password made with another secret; not answered", metadata: [
+                "vhost": "\(environment.environment.vhost)", "user": "\(username)",
+            ])
+            throw OSBError.unverifiable(
+                "binding \(bindingID)'s password was made with another secret than this Warren's WARREN_OSB_SECRET_FILE "
+                + "(or WARREN_OSB_PREVIOUS_SECRET_FILE); rotate the binding (a new binding with predecessor_binding_id) or unbind it")
+        }
+        return issued
+    }
+
     static func bindingID(_ context: OSBContext) throws(OSBError) -> String {
         try OSBNaming.checkID(context.parameters["binding_id"], what: "binding id")
     }
 
     /// The instance, ready to be bound to.
-    static func readyInstance(_ provisioner: Provisioner, _ context: OSBContext, instanceID: String, secret: [UInt8]) async throws -> PlatformEnvironment {
-        guard case .mine(let environment) = try await OSBInstanceHandlers.lookup(provisioner, context, instanceID: instanceID, secret: secret) else {
+    func readyInstance(_ provisioner: Provisioner, _ context: OSBContext, instanceID: String) async throws -> PlatformEnvironment {
+        guard case .mine(let environment) = try await instances.find(provisioner, context, instanceID: instanceID) else {
             throw OSBError.notFound("no instance \(instanceID)")
         }
         switch environment.state {

@@ -51,6 +51,12 @@ struct OSBError: Error, Sendable {
         OSBError(status: 422, error: "ConcurrencyError", description: description)
     }
 
+    /// Something of the instance is there, but Warren cannot act on it (see
+    /// `OSBInstanceLookup`): a failure the platform sees and retries, never "gone".
+    static func unverifiable(_ description: String) -> OSBError {
+        OSBError(status: 500, error: "InstanceNotVerifiable", description: description)
+    }
+
     static func unprocessable(_ description: String) -> OSBError {
         OSBError(status: 422, error: "UnprocessableEntity", description: description)
     }

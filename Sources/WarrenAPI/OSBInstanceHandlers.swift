@@ -15,34 +15,12 @@ struct OSBInstanceHandlers: Sendable {
     let provisioner: Provisioner
     let catalog: OSBCatalog
     let blueprints: Blueprints
-    /// The server secret (WARREN_OSB_SECRET_FILE): it seals the platform instance of records.
-    let secret: [UInt8]
+    /// Finds an instance's environment and says whether this platform may act on it; holds
+    /// the server secrets (WARREN_OSB_SECRET_FILE) that seal the platform instance of records.
+    let instances: OSBInstanceLookup
 
-    /// What stands under an instance id's environment name, as far as this platform may know.
-    enum Lookup {
-        case absent
-        /// Something this platform may not act on: a /v1 environment, another platform's or
-        /// another id's instance, a record that cannot be trusted. To the platform, its own
-        /// instance does not exist.
-        case other
-        case mine(PlatformEnvironment)
-    }
-
-    static func lookup(_ provisioner: Provisioner, _ context: OSBContext, instanceID: String, secret: [UInt8]) async throws -> Lookup {
-        let name = OSBNaming.environmentName(instanceID: instanceID)
-        switch try await provisioner.platformEnvironment(team: context.team, name: name) {
-        case .absent: return .absent
-        case .untrusted: return .other
-        case .found(let environment):
-            guard environment.isInstance(instanceID, of: context.platform), let platform = environment.platform,
-                  OSBSeal.holds(platform, secret: secret, team: context.team, name: name)
-            else { return .other }
-            return .mine(environment)
-        }
-    }
-
-    func lookup(_ provisioner: Provisioner, _ context: OSBContext, instanceID: String) async throws -> Lookup {
-        try await Self.lookup(provisioner, context, instanceID: instanceID, secret: secret)
+    func lookup(_ provisioner: Provisioner, _ context: OSBContext, instanceID: String) async throws -> OSBInstanceLookup.Found {
+        try await instances.find(provisioner, context, instanceID: instanceID)
     }
 
     static func instanceID(_ context: OSBContext) throws(OSBError) -> String {
@@ -93,7 +71,7 @@ struct OSBInstanceHandlers: Sendable {
         }
         let platform = PlatformInstance(
             platform: context.platform, instanceID: id, serviceID: OSBCatalog.serviceID, planID: request.plan.id, context: request.context,
-            seal: OSBSeal.make(secret: secret, team: context.team, name: name, platform: context.platform, instanceID: id))
+            seal: instances.secrets.seal(team: context.team, name: name, platform: context.platform, instanceID: id))
         // Always made in the background, even when the platform waits for the answer: a
         // create that runs in the request would start over when a DELETE removed its
         // environment under it (right for /v1, whose caller still wants it), and bring the

@@ -42,6 +42,16 @@ public final class PlatformStore: Sendable {
         entries.withLock { Set($0.map(\.platform)).count }
     }
 
+    /// The teams the platforms provision for.
+    public var teams: Set<String> {
+        entries.withLock { Set($0.map(\.team)) }
+    }
+
+    /// Whether a line of the file names this platform.
+    public func knows(platform: String) -> Bool {
+        entries.withLock { $0.contains { $0.platform == platform } }
+    }
+
     /// The platform and team whose credentials these are, or nil. Every entry is compared, in
     /// constant time, so timing says nothing about which came close.
     public func platform(user: String, password: String) -> (platform: String, team: String)? {

@@ -13,7 +13,7 @@ public struct WarrenAPI: HTTPResponder {
     public init(
         provisioner: Provisioner, tokens: TokenStore, endpoint: AMQPEndpoint, logger: Logger,
         blueprints: Blueprints = Blueprints(), metrics: (@Sendable () -> [UInt8])? = nil,
-        platforms: PlatformStore? = nil, osbSecret: [UInt8] = [], accessLog: (any AccessLog)? = nil
+        platforms: PlatformStore? = nil, osbSecret: [UInt8] = [], osbPreviousSecret: [UInt8]? = nil, accessLog: (any AccessLog)? = nil
     ) {
         let pipeline = RequestPipeline(tokens: tokens, logger: logger, accessLog: accessLog ?? LoggerAccessLog(logger: logger))
         let environments = EnvironmentHandlers(provisioner: provisioner, endpoint: endpoint, blueprints: blueprints)
@@ -41,9 +41,10 @@ public struct WarrenAPI: HTTPResponder {
         router.add("GET", "/v1/blueprints", immediate: pipeline.immediateRoute("/v1/blueprints", BlueprintHandlers(blueprints: blueprints).list))
         // Open Service Broker API v2.17 (see OSBInstanceHandlers, OSBBindingHandlers): basic
         // authentication per platform; without a platforms file every /v2 request is a 401.
+        let instances = OSBInstanceLookup(secrets: OSBSecrets(current: osbSecret, previous: osbPreviousSecret), platforms: platforms)
         let osb = OSBInstanceHandlers(
-            provisioner: provisioner, catalog: OSBCatalog(blueprints: blueprints), blueprints: blueprints, secret: osbSecret)
-        let bindings = OSBBindingHandlers(provisioner: provisioner, endpoint: endpoint, secret: osbSecret)
+            provisioner: provisioner, catalog: OSBCatalog(blueprints: blueprints), blueprints: blueprints, instances: instances)
+        let bindings = OSBBindingHandlers(provisioner: provisioner, endpoint: endpoint, instances: instances)
         let instance = "/v2/service_instances/{instance_id}"
         let binding = "/v2/service_instances/{instance_id}/service_bindings/{binding_id}"
         router.add("GET", "/v2/catalog", pipeline.osbRoute("/v2/catalog", platforms: platforms, osb.catalogResponse))

@@ -43,6 +43,12 @@ struct Configuration {
     /// derived from (both or neither).
     var osbPlatformsFile: String?
     var osbSecret: [UInt8] = []
+    /// During a secret rotation, the secret before `osbSecret`: what it sealed and derived is
+    /// still recognised, and records sealed with it are resealed with the new one at start-up.
+    var osbPreviousSecret: [UInt8]?
+    /// Start even when records on the broker are sealed with neither secret (the old one is
+    /// lost): those instances then answer errors on /v2 and can be removed through /v1.
+    var osbAllowUnverifiedSeals = false
 
     static func fromEnvironment(_ env: [String: String]) throws(Invalid) -> Configuration {
         var config = Configuration()
@@ -169,6 +175,18 @@ struct Configuration {
             throw Invalid(variable: "WARREN_OSB_SECRET_FILE", reason: "the secret must be at least \(Self.minimumOSBSecretBytes) bytes (e.g. `openssl rand -hex 32`); got \(secret.count)")
         }
         osbSecret = secret
+        if let previousPath = env["WARREN_OSB_PREVIOUS_SECRET_FILE"] {
+            let previous = Array(try Self.readSecret(previousPath, variable: "WARREN_OSB_PREVIOUS_SECRET_FILE").utf8)
+            guard previous != secret else {
+                throw Invalid(variable: "WARREN_OSB_PREVIOUS_SECRET_FILE", reason: "it holds the same secret as WARREN_OSB_SECRET_FILE: a rotation needs the new secret there and the old one here")
+            }
+            osbPreviousSecret = previous
+        }
+        switch env["WARREN_OSB_ALLOW_UNVERIFIED_SEALS"] {
+        case nil, "0"?: osbAllowUnverifiedSeals = false
+        case "1"?: osbAllowUnverifiedSeals = true
+        case let other?: throw Invalid(variable: "WARREN_OSB_ALLOW_UNVERIFIED_SEALS", reason: "expected 0 or 1, got '\(other)'")
+        }
     }
 
     /// A create stops at its deadline; the broker calls in flight then (one per node tried,

@@ -134,6 +134,11 @@ final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
+    func passwordHash(ofUser name: String) async throws -> String? {
+        try record("GET user")
+        return state.withLock { $0.users[name] }
+    }
+
     func usersWithoutPermissions() async throws -> [UserInfo] {
         try record("GET users without permissions")
         return state.withLock { state in

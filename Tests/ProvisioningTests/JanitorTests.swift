@@ -275,6 +275,7 @@ final class ScriptedBroker: BrokerAdmin, Sendable {
     func users() async throws -> [UserInfo] { try await base.users() }
     func putUser(_ name: String, passwordHash: String, tags: [String]) async throws { try await base.putUser(name, passwordHash: passwordHash, tags: tags) }
     func deleteUser(_ name: String) async throws -> Bool { try await base.deleteUser(name) }
+    func passwordHash(ofUser name: String) async throws -> String? { try await base.passwordHash(ofUser: name) }
     func putPermissions(vhost: String, user: String, configure: String, write: String, read: String) async throws {
         try await base.putPermissions(vhost: vhost, user: user, configure: configure, write: write, read: read)
     }

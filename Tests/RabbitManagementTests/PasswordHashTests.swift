@@ -20,4 +20,14 @@ import Testing
         // Recomputing with the embedded salt gives the same value: the broker's check.
         #expect(RabbitPasswordHash.hash(password: "pässwörd", salt: Array(bytes.prefix(4))) == hash)
     }
+
+    /// Which secret made a binding's password is told from the broker's hash: the RabbitMQ
+    /// vector verifies, a wrong password or a hash of another shape does not.
+    @Test func verifiesAgainstTheBrokersHash() {
+        #expect(RabbitPasswordHash.verifies(password: "test12", hash: "kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR"))
+        #expect(!RabbitPasswordHash.verifies(password: "test13", hash: "kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR"))
+        #expect(!RabbitPasswordHash.verifies(password: "test12", hash: "not base64"))
+        #expect(!RabbitPasswordHash.verifies(password: "test12", hash: "kI3GCqW5"))
+        #expect(RabbitPasswordHash.verifies(password: "pässwörd", hash: RabbitPasswordHash.hash(password: "pässwörd")))
+    }
 }

@@ -52,6 +52,7 @@ final class UnreachableBroker: BrokerAdmin, Sendable {
     func deleteOperatorPolicy(vhost: String, name: String) async throws -> Bool { try refuse() }
     func operatorPolicies() async throws -> [PolicyInfo] { try refuse() }
     func usersWithoutPermissions() async throws -> [UserInfo] { try refuse() }
+    func passwordHash(ofUser name: String) async throws -> String? { try refuse() }
     func deleteUsers(_ names: [String]) async throws { try refuse() }
     func nodes() async throws -> [NodeInfo] { try refuse() }
     func queueTotals() async throws -> [String: QueueTotals] { try refuse() }
