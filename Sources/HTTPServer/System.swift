@@ -27,7 +27,8 @@ func retryingSyscall<T: FixedWidthInteger & Sendable>(_ name: String, _ body: ()
 
 /// Closes `fd`, NOT retrying on EINTR: on Linux the descriptor is released even when close
 /// reports EINTR, so a retry could close a descriptor another thread has just been given.
-/// Errors are ignored for the same reason swift-nio ignores them: nothing sensible can follow.
+/// Other errors are ignored too: after a failed close the descriptor is released or was never
+/// open, and there is nothing sensible left to do about it.
 @inline(__always)
 func closeDescriptor(_ fd: Int32) {
     _ = Glibc.close(fd)

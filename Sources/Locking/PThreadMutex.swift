@@ -7,8 +7,8 @@ import Glibc
 /// Linux it does not see the futex that `Mutex` falls back to when contended. Two threads
 /// taking a `Mutex` in turn then look unordered to it, and it reports their accesses under the
 /// lock as a race: a false positive that fails the sanitizer run and would hide real ones.
-/// Only contended acquisitions take that path, so such reports come and go with timing (one
-/// in a CI run, none in dozens of local runs). Uncontended, both locks cost one atomic
+/// Only contended acquisitions take that path, so such reports come and go with timing: rare,
+/// and so all the worse as false alarms. Uncontended, both locks cost one atomic
 /// exchange.
 public final class PThreadMutex<Value>: @unchecked Sendable {
     @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>

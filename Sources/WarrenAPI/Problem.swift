@@ -2,7 +2,8 @@ import FoundationEssentials
 import HTTPServer
 
 /// An RFC 9457 problem: the one shape every API error takes on the wire. Handlers throw it;
-/// `WarrenAPI.respond` turns it (and every other error) into a response in one place.
+/// `RequestPipeline` turns it (and every other error, through `ErrorMapping`) into a response
+/// in one place.
 public struct Problem: Error, Sendable {
     public struct FieldError: Sendable, Hashable, Encodable {
         public var field: String

@@ -28,16 +28,19 @@ public struct WarrenAPI: HTTPResponder {
                 HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]), body: metrics())
             })
         }
-        router.add("POST", "/v1/environments", pipeline.route("/v1/environments", environments.create))
-        router.add("GET", "/v1/environments", pipeline.route("/v1/environments", environments.list))
-        router.add("GET", "/v1/environments/{id}", pipeline.route("/v1/environments/{id}", environments.get))
-        router.add("PATCH", "/v1/environments/{id}", pipeline.route("/v1/environments/{id}", environments.update))
-        router.add("DELETE", "/v1/environments/{id}", pipeline.route("/v1/environments/{id}", environments.delete))
-        router.add("POST", "/v1/environments/{id}/reconcile", pipeline.route("/v1/environments/{id}/reconcile", environments.reconcile))
-        router.add("POST", "/v1/environments/{id}/credentials", pipeline.route("/v1/environments/{id}/credentials", credentials.issue))
-        router.add(
-            "DELETE", "/v1/environments/{id}/credentials/{username}",
-            pipeline.route("/v1/environments/{id}/credentials/{username}", credentials.revoke))
+        // Each pattern is written once: it is both what the router matches and the route label
+        // of metrics and access lines.
+        func add(_ method: String, _ pattern: StaticString, _ handler: @escaping RequestPipeline.Handler) {
+            router.add(method, pattern.description, pipeline.route(pattern, handler))
+        }
+        add("POST", "/v1/environments", environments.create)
+        add("GET", "/v1/environments", environments.list)
+        add("GET", "/v1/environments/{id}", environments.get)
+        add("PATCH", "/v1/environments/{id}", environments.update)
+        add("DELETE", "/v1/environments/{id}", environments.delete)
+        add("POST", "/v1/environments/{id}/reconcile", environments.reconcile)
+        add("POST", "/v1/environments/{id}/credentials", credentials.issue)
+        add("DELETE", "/v1/environments/{id}/credentials/{username}", credentials.revoke)
         router.add("GET", "/v1/blueprints", immediate: pipeline.immediateRoute("/v1/blueprints", BlueprintHandlers(blueprints: blueprints).list))
         // Open Service Broker API v2.17 (see OSBInstanceHandlers, OSBBindingHandlers): basic
         // authentication per platform; without a platforms file every /v2 request is a 401.
@@ -45,23 +48,19 @@ public struct WarrenAPI: HTTPResponder {
         let osb = OSBInstanceHandlers(
             provisioner: provisioner, catalog: OSBCatalog(blueprints: blueprints), blueprints: blueprints, instances: instances)
         let bindings = OSBBindingHandlers(provisioner: provisioner, endpoint: endpoint, instances: instances)
-        let instance = "/v2/service_instances/{instance_id}"
-        let binding = "/v2/service_instances/{instance_id}/service_bindings/{binding_id}"
-        router.add("GET", "/v2/catalog", pipeline.osbRoute("/v2/catalog", platforms: platforms, osb.catalogResponse))
-        router.add("PUT", instance, pipeline.osbRoute("/v2/service_instances/{instance_id}", platforms: platforms, osb.provision))
-        router.add("GET", instance, pipeline.osbRoute("/v2/service_instances/{instance_id}", platforms: platforms, osb.fetch))
-        router.add("PATCH", instance, pipeline.osbRoute("/v2/service_instances/{instance_id}", platforms: platforms, osb.update))
-        router.add("DELETE", instance, pipeline.osbRoute("/v2/service_instances/{instance_id}", platforms: platforms, osb.deprovision))
-        router.add(
-            "GET", instance + "/last_operation",
-            pipeline.osbRoute("/v2/service_instances/{instance_id}/last_operation", platforms: platforms, osb.lastOperation))
-        let bindingRoute: StaticString = "/v2/service_instances/{instance_id}/service_bindings/{binding_id}"
-        router.add("PUT", binding, pipeline.osbRoute(bindingRoute, platforms: platforms, bindings.bind))
-        router.add("GET", binding, pipeline.osbRoute(bindingRoute, platforms: platforms, bindings.fetch))
-        router.add("DELETE", binding, pipeline.osbRoute(bindingRoute, platforms: platforms, bindings.unbind))
-        router.add(
-            "GET", binding + "/last_operation",
-            pipeline.osbRoute("/v2/service_instances/{instance_id}/service_bindings/{binding_id}/last_operation", platforms: platforms, bindings.lastOperation))
+        func add(_ method: String, _ pattern: StaticString, _ handler: @escaping RequestPipeline.OSBHandler) {
+            router.add(method, pattern.description, pipeline.osbRoute(pattern, platforms: platforms, handler))
+        }
+        add("GET", "/v2/catalog", osb.catalogResponse)
+        add("PUT", "/v2/service_instances/{instance_id}", osb.provision)
+        add("GET", "/v2/service_instances/{instance_id}", osb.fetch)
+        add("PATCH", "/v2/service_instances/{instance_id}", osb.update)
+        add("DELETE", "/v2/service_instances/{instance_id}", osb.deprovision)
+        add("GET", "/v2/service_instances/{instance_id}/last_operation", osb.lastOperation)
+        add("PUT", "/v2/service_instances/{instance_id}/service_bindings/{binding_id}", bindings.bind)
+        add("GET", "/v2/service_instances/{instance_id}/service_bindings/{binding_id}", bindings.fetch)
+        add("DELETE", "/v2/service_instances/{instance_id}/service_bindings/{binding_id}", bindings.unbind)
+        add("GET", "/v2/service_instances/{instance_id}/service_bindings/{binding_id}/last_operation", bindings.lastOperation)
         self.router = router
         self.pipeline = pipeline
     }
