@@ -23,14 +23,14 @@ enum ErrorMapping {
         case .notFound:
             return .notFound(error.detail)
         case .invalidRecord:
-            return Problem(status: 409, slug: "record-invalid", title: "Environment record cannot be trusted", detail: error.detail)
+            return Problem(status: 409, kind: .recordInvalid, title: "Environment record cannot be trusted", detail: error.detail)
         case .messagesPending:
-            return Problem(status: 409, slug: "messages-pending", title: "Messages would be lost", detail: error.detail)
+            return Problem(status: 409, kind: .messagesPending, title: "Messages would be lost", detail: error.detail)
         case .quotaExceeded:
-            return Problem(status: 403, slug: "quota-exceeded", title: "Quota exceeded", detail: error.detail)
+            return Problem(status: 403, kind: .quotaExceeded, title: "Quota exceeded", detail: error.detail)
         case .rateLimited:
             return Problem(
-                status: 429, slug: "rate-limited", title: "Too many requests", detail: error.detail,
+                status: 429, kind: .rateLimited, title: "Too many requests", detail: error.detail,
                 headers: [("Retry-After", String(error.retryAfterSeconds ?? 1))])
         default:
             // The broker's own reason goes to the log only: it can be an Erlang term, HTML, or

@@ -67,17 +67,18 @@ struct OSBError: Error, Sendable {
     static func from(_ error: any Error, logger: Logger) -> OSBError {
         if let error = error as? OSBError { return error }
         let problem = ErrorMapping.problem(for: error, logger: logger)
-        let code = switch problem.slug {
-        case "malformed-json", "invalid-field": "BadRequest"
-        case "unauthorized": "Unauthorized"
-        case "not-found": "NotFound"
-        case "method-not-allowed": "MethodNotAllowed"
-        case "conflict", "record-invalid", "messages-pending": "Conflict"
-        case "quota-exceeded": "QuotaExceeded"
-        case "unsupported-media-type": "UnsupportedMediaType"
-        case "broker-error": "BrokerError"
-        case "broker-unavailable": "BrokerUnavailable"
-        default: "InternalError"
+        let code = switch problem.kind {
+        case .malformedJSON, .invalidField: "BadRequest"
+        case .unauthorized: "Unauthorized"
+        case .notFound: "NotFound"
+        case .methodNotAllowed: "MethodNotAllowed"
+        case .conflict, .recordInvalid, .messagesPending: "Conflict"
+        case .quotaExceeded: "QuotaExceeded"
+        case .rateLimited: "RateLimited"
+        case .unsupportedMediaType: "UnsupportedMediaType"
+        case .brokerError: "BrokerError"
+        case .brokerUnavailable: "BrokerUnavailable"
+        case .internal: "InternalError"
         }
         var description = problem.detail
         if let step = problem.step { description += " (step: \(step))" }

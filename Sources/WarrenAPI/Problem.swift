@@ -10,15 +10,36 @@ public struct Problem: Error, Sendable {
         public var reason: String
     }
 
+    /// Which problem it is; its raw value is the last part of the type URI, e.g.
+    /// "invalid-field" -> "urn:warren:problem:invalid-field". Typed, so that every mapping of
+    /// problems (the /v2 error codes) is checked by the compiler to name them all.
+    public enum Kind: String, Sendable, CaseIterable {
+        case malformedJSON = "malformed-json"
+        case invalidField = "invalid-field"
+        case unauthorized
+        case notFound = "not-found"
+        case methodNotAllowed = "method-not-allowed"
+        case conflict
+        case recordInvalid = "record-invalid"
+        case messagesPending = "messages-pending"
+        case quotaExceeded = "quota-exceeded"
+        case rateLimited = "rate-limited"
+        case unsupportedMediaType = "unsupported-media-type"
+        case brokerError = "broker-error"
+        case brokerUnavailable = "broker-unavailable"
+        case `internal`
+    }
+
     public var status: Int
-    /// The last part of the type URI, e.g. "invalid-field" -> "urn:warren:problem:invalid-field".
-    public var slug: String
+    public var kind: Kind
     public var title: String
     public var detail: String
     public var errors: [FieldError] = []
     /// For broker failures: the provisioning step that failed ("declare queue").
     public var step: String?
     public var headers: [(String, String)] = []
+
+    public var slug: String { kind.rawValue }
 
     public static let contentType = "application/problem+json"
 
@@ -49,12 +70,12 @@ public struct Problem: Error, Sendable {
 
 extension Problem {
     static func malformedJSON(_ detail: String) -> Problem {
-        Problem(status: 400, slug: "malformed-json", title: "Malformed JSON", detail: detail)
+        Problem(status: 400, kind: .malformedJSON, title: "Malformed JSON", detail: detail)
     }
 
     static func invalidFields(_ errors: [FieldError]) -> Problem {
         let summary = errors.map { "\($0.field) \($0.reason)" }.joined(separator: "; ")
-        return Problem(status: 400, slug: "invalid-field", title: "Invalid field", detail: summary, errors: errors)
+        return Problem(status: 400, kind: .invalidField, title: "Invalid field", detail: summary, errors: errors)
     }
 
     static func invalidField(_ field: String, _ reason: String) -> Problem {
@@ -62,45 +83,45 @@ extension Problem {
     }
 
     static let unauthorized = Problem(
-        status: 401, slug: "unauthorized", title: "Unauthorized",
+        status: 401, kind: .unauthorized, title: "Unauthorized",
         detail: "send a valid token as 'Authorization: Bearer <token>'",
         headers: [("WWW-Authenticate", "Bearer realm=\"warren\"")])
 
     static func notFound(_ detail: String) -> Problem {
-        Problem(status: 404, slug: "not-found", title: "Not found", detail: detail)
+        Problem(status: 404, kind: .notFound, title: "Not found", detail: detail)
     }
 
     static func methodNotAllowed(_ method: String, allowed: [String]) -> Problem {
         Problem(
-            status: 405, slug: "method-not-allowed", title: "Method not allowed",
+            status: 405, kind: .methodNotAllowed, title: "Method not allowed",
             detail: "\(method) is not allowed here; allowed: \(allowed.joined(separator: ", "))",
             headers: [("Allow", allowed.joined(separator: ", "))])
     }
 
     static func conflict(_ detail: String, fields: [String], reason: String? = nil) -> Problem {
         Problem(
-            status: 409, slug: "conflict", title: "Conflict", detail: detail,
+            status: 409, kind: .conflict, title: "Conflict", detail: detail,
             errors: fields.map { FieldError(field: $0, reason: reason ?? "differs from the existing environment") })
     }
 
     static func unsupportedMediaType(_ got: String?) -> Problem {
         Problem(
-            status: 415, slug: "unsupported-media-type", title: "Unsupported media type",
+            status: 415, kind: .unsupportedMediaType, title: "Unsupported media type",
             detail: "send the body as application/json" + (got.map { " (got \($0))" } ?? " (no Content-Type was sent)"))
     }
 
     static func brokerUnavailable(_ detail: String, step: String? = nil, retryAfter: Int = 5) -> Problem {
         Problem(
-            status: 503, slug: "broker-unavailable", title: "Broker unavailable", detail: detail, step: step,
+            status: 503, kind: .brokerUnavailable, title: "Broker unavailable", detail: detail, step: step,
             headers: [("Retry-After", String(retryAfter))])
     }
 
     static func brokerError(_ detail: String, step: String?) -> Problem {
-        Problem(status: 502, slug: "broker-error", title: "Broker error", detail: detail, step: step)
+        Problem(status: 502, kind: .brokerError, title: "Broker error", detail: detail, step: step)
     }
 
     static let internalError = Problem(
-        status: 500, slug: "internal", title: "Internal server error",
+        status: 500, kind: .internal, title: "Internal server error",
         detail: "an unexpected error occurred; it has been logged")
 }
 
