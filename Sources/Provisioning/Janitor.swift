@@ -393,16 +393,17 @@ public final class Janitor: Sendable {
     }
 
     /// Sweeps now and then every `interval` until the task is cancelled; errors are logged
-    /// and the next round tries again.
-    public func run(every interval: Duration) async {
+    /// and the next round tries again. `afterSweep` runs after each one: the executable gives
+    /// the memory the sweep's listings took back to the system there (a process concern, not
+    /// the janitor's).
+    public func run(every interval: Duration, afterSweep: @Sendable () -> Void = {}) async {
         while !Task.isCancelled {
             do {
                 _ = try await sweep()
             } catch {
                 provisioner.logger.warning("janitor sweep failed", metadata: ["error": "\(error)"])
             }
-            // What the sweep's listings took is free now; without this, malloc keeps it.
-            FreedMemory.release()
+            afterSweep()
             try? await Task.sleep(for: interval)
         }
     }

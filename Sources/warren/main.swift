@@ -168,7 +168,8 @@ logger.info("listening", metadata: [
 // Finishes creates and deletes that a crash of any Warren interrupted (see Janitor).
 let janitor = Task {
     await Janitor(provisioner: provisioner, grace: .seconds(config.sweepGraceSeconds))
-        .run(every: .seconds(config.sweepIntervalSeconds))
+        // What the sweep's listings took is free then; without this, malloc keeps it.
+        .run(every: .seconds(config.sweepIntervalSeconds), afterSweep: FreedMemory.release)
 }
 
 // The broker's alarms and each team's use for /metrics, in a task of its own (see UsageCollector).

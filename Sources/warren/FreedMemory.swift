@@ -21,13 +21,13 @@ import Glibc
 /// each sweep). Measured with the listings already read element by element: 27 MB resident
 /// between sweeps with both, 41 to 43 MB with the threshold alone, 45 MB with the trim alone,
 /// 49 MB with neither.
-public enum FreedMemory {
+enum FreedMemory {
     /// glibc's initial mmap threshold, kept fixed from now on.
     static let mmapThreshold: Int32 = 128 * 1024
 
     /// Allocations over `mmapThreshold` get mappings of their own, returned to the kernel when
     /// freed. Call once, early (the executable does, before it serves).
-    public static func returnLargeBlocksAtOnce() {
+    static func returnLargeBlocksAtOnce() {
         // M_MMAP_THRESHOLD in <malloc.h>. Setting it also turns off glibc's dynamic thresholds.
         _ = mallopt?(-3, mmapThreshold)
     }
