@@ -6,7 +6,7 @@ keep the test light) and a real client round-trip a task with `broker=connection
 a quorum default queue type (Celery's own `celery` queue became a quorum queue, and its
 consumer's global QoS was refused, so the worker looped on NOT_IMPLEMENTED). With role
 credentials, a producer client and a consumer worker run with the settings of
-examples/celery_app.py (the README's): the task runs, and nothing outside the environment's own
+examples/celery_app.py (the one docs/api.md shows): the task runs, and nothing outside the environment's own
 exchange and queues is needed. Dramatiq's default worker (pip `dramatiq`, its RabbitmqBroker
 with the same URI) processes a message too. These run on every broker of the matrix.
 """
