@@ -25,6 +25,10 @@ struct Configuration {
     var amqpHost = "127.0.0.1"
     var amqpPort = 5672
     var tokensFile = ""
+    /// WARREN_ALLOW_NO_TEAMS=1: a tokens file that gives no team is taken (at start-up and on
+    /// reload) instead of refused; for a Warren that serves only /v2, or that has every token
+    /// revoked on purpose.
+    var allowNoTeams = false
     var blueprintsFile: String?
     var maxBodyBytes = 1 << 20
     var maxConnections = 4096
@@ -92,6 +96,13 @@ struct Configuration {
             throw Invalid(variable: "WARREN_TOKENS_FILE", reason: "required: a file of 'TEAM SHA256HEX' lines")
         }
         config.tokensFile = tokens
+        if let allow = env["WARREN_ALLOW_NO_TEAMS"] {
+            // Only the two spellings: "yes" or "true" read as allowed would be a guess.
+            guard allow == "0" || allow == "1" else {
+                throw Invalid(variable: "WARREN_ALLOW_NO_TEAMS", reason: "expected 1 (allow a tokens file without any team) or 0, got '\(allow)'")
+            }
+            config.allowNoTeams = allow == "1"
+        }
         config.blueprintsFile = try readableFile(env, "WARREN_BLUEPRINTS_FILE")
         if let bytes = env["WARREN_MAX_BODY_BYTES"] {
             config.maxBodyBytes = try integer(bytes, variable: "WARREN_MAX_BODY_BYTES", in: 1024...(64 << 20))
