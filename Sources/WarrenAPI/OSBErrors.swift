@@ -26,6 +26,8 @@ struct OSBError: Error, Sendable {
         OSBError(status: 400, error: "BadRequest", description: description)
     }
 
+    static let duplicateAuthorization = OSBError(status: 400, error: "BadRequest", description: DuplicateAuthorization.detail)
+
     static let unauthorized = OSBError(
         status: 401, error: "Unauthorized",
         description: "send the platform's credentials with HTTP basic authentication",

@@ -60,6 +60,10 @@ extension Problem {
         invalidFields([FieldError(field: field, reason: reason)])
     }
 
+    static let duplicateAuthorization = Problem(
+        status: 400, slug: "duplicate-authorization", title: "Duplicate Authorization header",
+        detail: DuplicateAuthorization.detail)
+
     static let unauthorized = Problem(
         status: 401, slug: "unauthorized", title: "Unauthorized",
         detail: "send a valid token as 'Authorization: Bearer <token>'",
