@@ -6,25 +6,52 @@ import FoundationEssentials
 /// name, and "\r\n" is a single Character in Swift, so splitting on "\n" alone would see a CRLF
 /// file as one long line.
 enum CredentialsFile {
+    /// One line that has words: where it is, for messages, and its number, for naming it again.
+    struct Line {
+        var source: String
+        var number: Int
+        var words: [Substring]
+
+        /// "{source}:{line number}", the prefix of every message about this line.
+        var at: String { "\(source):\(number)" }
+    }
+
     /// The file's text, or nil when it cannot be read.
     static func read(_ path: String) -> String? {
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)) else { return nil }
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// The words of each line that has any, with where the line is ("{source}:{line number}").
-    static func lines(_ text: String, source: String) -> [(at: String, words: [Substring])] {
+    /// The lines that have any words, in order.
+    static func lines(_ text: String, source: String) -> [Line] {
         var text = Substring(text)
         if text.unicodeScalars.first == "\u{FEFF}" {
             text = Substring(text.unicodeScalars.dropFirst())
         }
-        var result: [(at: String, words: [Substring])] = []
+        var result: [Line] = []
         let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
         for (index, rawLine) in lines.enumerated() {
             let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
-            if !words.isEmpty { result.append(("\(source):\(index + 1)", words)) }
+            if !words.isEmpty { result.append(Line(source: source, number: index + 1, words: words)) }
         }
         return result
+    }
+
+    /// The line each digest was first given on. Two lines with the same digest would make the
+    /// answer depend on their order: one team's token (or one platform's credentials) would act
+    /// as whichever line comes first, so a file that has one is refused whole.
+    struct DigestLines {
+        private var firstLine: [[UInt8]: Int] = [:]
+
+        /// Records `digest` as given on `line`; the message to refuse the file with when an
+        /// earlier line gave it already.
+        mutating func claim(_ digest: [UInt8], on line: Line) -> String? {
+            if let earlier = firstLine[digest] {
+                return "\(line.at): this digest is already given on line \(earlier)"
+            }
+            firstLine[digest] = line.number
+            return nil
+        }
     }
 }

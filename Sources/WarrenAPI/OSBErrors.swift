@@ -26,6 +26,8 @@ struct OSBError: Error, Sendable {
         OSBError(status: 400, error: "BadRequest", description: description)
     }
 
+    static let duplicateAuthorization = OSBError(status: 400, error: "BadRequest", description: DuplicateAuthorization.detail)
+
     static let unauthorized = OSBError(
         status: 401, error: "Unauthorized",
         description: "send the platform's credentials with HTTP basic authentication",
@@ -68,7 +70,7 @@ struct OSBError: Error, Sendable {
         if let error = error as? OSBError { return error }
         let problem = ErrorMapping.problem(for: error, logger: logger)
         let code = switch problem.kind {
-        case .malformedJSON, .invalidField: "BadRequest"
+        case .malformedJSON, .invalidField, .duplicateAuthorization: "BadRequest"
         case .unauthorized: "Unauthorized"
         case .notFound: "NotFound"
         case .methodNotAllowed: "MethodNotAllowed"

@@ -30,7 +30,8 @@ extension RequestPipeline {
             var response: HTTPResponse
             do {
                 // Credentials first: whoever is not a platform learns nothing, not even which
-                // API versions Warren speaks.
+                // API versions Warren speaks. Two sets of them are not looked at (as on /v1).
+                if DuplicateAuthorization.present(in: request.headers) { throw OSBError.duplicateAuthorization }
                 guard let found = platforms?.platform(forAuthorization: request.headers["Authorization"]) else {
                     throw OSBError.unauthorized
                 }

@@ -8,7 +8,8 @@ import Provisioning
 /// digest being the hex SHA-256 of `user:password`, the platform's HTTP basic credentials. The
 /// instances a platform provisions belong to TEAM. The same rules as the tokens file: `#`
 /// starts a comment, LF or CRLF, an optional UTF-8 BOM first; only digests are kept.
-/// `reload()` swaps the whole table at once (for SIGHUP).
+/// `reload()` swaps the whole table at once (for SIGHUP). A file that gives no platform is
+/// refused, at start-up and on reload: without /v2, WARREN_OSB_PLATFORMS_FILE is not set.
 public final class PlatformStore: Sendable {
     public struct Entry: Sendable, Equatable {
         public var platform: String
@@ -79,12 +80,19 @@ public final class PlatformStore: Sendable {
 
     static func load(_ path: String) throws -> [Entry] {
         guard let text = CredentialsFile.read(path) else { throw LoadError(description: "cannot read \(path)") }
-        return try parse(text, source: path)
+        let entries = try parse(text, source: path)
+        // A truncated file (a config tool about to write it) would refuse every platform.
+        guard !entries.isEmpty else {
+            throw LoadError(description: "\(path): gives no platform (no 'PLATFORM TEAM SHA256HEX' line): every platform would be refused")
+        }
+        return entries
     }
 
     static func parse(_ text: String, source: String) throws -> [Entry] {
         var entries: [Entry] = []
-        for (at, words) in CredentialsFile.lines(text, source: source) {
+        var digests = CredentialsFile.DigestLines()
+        for line in CredentialsFile.lines(text, source: source) {
+            let (at, words) = (line.at, line.words)
             guard words.count == 3 else {
                 throw LoadError(description: "\(at): expected 'PLATFORM TEAM SHA256HEX'")
             }
@@ -99,10 +107,7 @@ public final class PlatformStore: Sendable {
             guard let digest = Hex.bytes(words[2]), digest.count == 32 else {
                 throw LoadError(description: "\(at): the digest must be 64 hex characters (SHA-256 of user:password)")
             }
-            // Two lines with the same credentials would make the answer depend on the order.
-            if entries.contains(where: { $0.digest == digest }) {
-                throw LoadError(description: "\(at): these credentials are already given to another line")
-            }
+            if let duplicate = digests.claim(digest, on: line) { throw LoadError(description: duplicate) }
             entries.append(Entry(platform: platform, team: team, digest: digest))
         }
         return entries

@@ -16,6 +16,7 @@ public struct Problem: Error, Sendable {
     public enum Kind: String, Sendable, CaseIterable {
         case malformedJSON = "malformed-json"
         case invalidField = "invalid-field"
+        case duplicateAuthorization = "duplicate-authorization"
         case unauthorized
         case notFound = "not-found"
         case methodNotAllowed = "method-not-allowed"
@@ -81,6 +82,10 @@ extension Problem {
     static func invalidField(_ field: String, _ reason: String) -> Problem {
         invalidFields([FieldError(field: field, reason: reason)])
     }
+
+    static let duplicateAuthorization = Problem(
+        status: 400, kind: .duplicateAuthorization, title: "Duplicate Authorization header",
+        detail: DuplicateAuthorization.detail)
 
     static let unauthorized = Problem(
         status: 401, kind: .unauthorized, title: "Unauthorized",

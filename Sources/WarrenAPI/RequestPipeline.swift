@@ -47,7 +47,7 @@ struct RequestPipeline: Sendable {
     }
 
     /// One request on its way through a route: when it began, its id and the caller's team
-    /// (nil without authentication, or when the token was refused).
+    /// (nil without authentication, or when the token was refused or never looked at).
     private struct Call {
         let pipeline: RequestPipeline
         let request: HTTPRequest
@@ -55,6 +55,7 @@ struct RequestPipeline: Sendable {
         let started = ContinuousClock.now
         let requestID: String
         let team: String?
+        let ambiguous: Bool
         let refused: Bool
 
         init(_ pipeline: RequestPipeline, _ request: HTTPRequest, route: String, authenticated: Bool) {
@@ -62,12 +63,17 @@ struct RequestPipeline: Sendable {
             self.request = request
             self.route = route
             requestID = RequestID.of(request)
-            team = authenticated ? pipeline.tokens.team(forAuthorization: request.headers["Authorization"]) : nil
-            refused = authenticated && team == nil
+            // Two Authorization headers are refused before either is looked up: which one a
+            // proxy or Warren would take is a guess, and the answer then says nothing of either.
+            ambiguous = authenticated && DuplicateAuthorization.present(in: request.headers)
+            team = authenticated && !ambiguous ? pipeline.tokens.team(forAuthorization: request.headers["Authorization"]) : nil
+            refused = authenticated && !ambiguous && team == nil
         }
 
-        /// The handler's context; throws the 401 when the token was refused.
+        /// The handler's context; throws the 400 for two Authorization headers, the 401 when
+        /// the token was refused.
         func context(_ parameters: RouteParameters) throws -> RequestContext {
+            if ambiguous { throw Problem.duplicateAuthorization }
             if refused { throw Problem.unauthorized }
             return RequestContext(
                 request: request, parameters: parameters, team: team ?? "", requestID: requestID, baseLogger: pipeline.logger)

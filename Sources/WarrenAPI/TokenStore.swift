@@ -6,7 +6,9 @@ import Provisioning
 /// The bearer tokens Warren accepts and the team each belongs to, read from WARREN_TOKENS_FILE:
 /// one `TEAM SHA256HEX` pair a line (LF or CRLF, an optional UTF-8 BOM first), `#` starts a
 /// comment. Only digests are kept, so the file never holds a usable token. `reload()` swaps
-/// the whole table at once (for SIGHUP).
+/// the whole table at once (for SIGHUP). A file that gives no team is refused unless allowed:
+/// a config tool that truncates the file before writing it would otherwise have every team
+/// refused 401 until it is done.
 public final class TokenStore: Sendable {
     struct Entry: Sendable {
         var team: String
@@ -15,19 +17,26 @@ public final class TokenStore: Sendable {
 
     public struct LoadError: Error, CustomStringConvertible {
         public var description: String
+        /// The file is well formed but gives no team (only blank lines and comments).
+        public var givesNoTeam = false
     }
 
     private let path: String
+    private let allowsNoTeams: Bool
     private let entries: PThreadMutex<[Entry]>
 
-    public init(path: String) throws {
+    /// `allowsNoTeams`: the operator means to serve without any team (every token refused), so
+    /// a file that gives none is taken, at start-up and on reload.
+    public init(path: String, allowsNoTeams: Bool = false) throws {
         self.path = path
-        self.entries = PThreadMutex(try TokenStore.load(path))
+        self.allowsNoTeams = allowsNoTeams
+        self.entries = PThreadMutex(try TokenStore.load(path, allowsNoTeams: allowsNoTeams))
     }
 
-    /// Reads the file again; on any error the current table stays in force.
+    /// Reads the file again; on any error (a file that gives no team is one, unless allowed)
+    /// the current table stays in force.
     public func reload() throws {
-        let fresh = try TokenStore.load(path)
+        let fresh = try TokenStore.load(path, allowsNoTeams: allowsNoTeams)
         entries.withLock { $0 = fresh }
     }
 
@@ -66,14 +75,20 @@ public final class TokenStore: Sendable {
         return token.contains(where: \.isWhitespace)
     }
 
-    static func load(_ path: String) throws -> [Entry] {
+    static func load(_ path: String, allowsNoTeams: Bool) throws -> [Entry] {
         guard let text = CredentialsFile.read(path) else { throw LoadError(description: "cannot read \(path)") }
-        return try parse(text, source: path)
+        let entries = try parse(text, source: path)
+        guard !entries.isEmpty || allowsNoTeams else {
+            throw LoadError(description: "\(path): gives no team (no 'TEAM SHA256HEX' line): every token would be refused", givesNoTeam: true)
+        }
+        return entries
     }
 
     static func parse(_ text: String, source: String) throws -> [Entry] {
         var entries: [Entry] = []
-        for (at, words) in CredentialsFile.lines(text, source: source) {
+        var digests = CredentialsFile.DigestLines()
+        for line in CredentialsFile.lines(text, source: source) {
+            let (at, words) = (line.at, line.words)
             guard words.count == 2 else {
                 throw LoadError(description: "\(at): expected 'TEAM SHA256HEX'")
             }
@@ -84,6 +99,7 @@ public final class TokenStore: Sendable {
             guard let digest = Hex.bytes(words[1]), digest.count == 32 else {
                 throw LoadError(description: "\(at): the digest must be 64 hex characters (SHA-256 of the token)")
             }
+            if let duplicate = digests.claim(digest, on: line) { throw LoadError(description: duplicate) }
             entries.append(Entry(team: team, digest: digest))
         }
         return entries

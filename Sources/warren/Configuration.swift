@@ -25,6 +25,10 @@ struct Configuration {
     var amqpHost = "127.0.0.1"
     var amqpPort = 5672
     var tokensFile = ""
+    /// WARREN_ALLOW_NO_TEAMS=1: a tokens file that gives no team is taken (at start-up and on
+    /// reload) instead of refused; for a Warren that serves only /v2, or that has every token
+    /// revoked on purpose.
+    var allowNoTeams = false
     var blueprintsFile: String?
     var maxBodyBytes = 1 << 20
     var maxConnections = 4096
@@ -98,6 +102,7 @@ struct Configuration {
             throw Invalid(variable: "WARREN_TOKENS_FILE", reason: "required: a file of 'TEAM SHA256HEX' lines")
         }
         config.tokensFile = tokens
+        config.allowNoTeams = try flag(env, "WARREN_ALLOW_NO_TEAMS", meaning: "allow a tokens file without any team")
         config.blueprintsFile = try readableFile(env, "WARREN_BLUEPRINTS_FILE")
         if let bytes = env["WARREN_MAX_BODY_BYTES"] {
             config.maxBodyBytes = try integer(bytes, variable: "WARREN_MAX_BODY_BYTES", in: 1024...(64 << 20))
@@ -182,10 +187,16 @@ struct Configuration {
             }
             osbPreviousSecret = previous
         }
-        switch env["WARREN_OSB_ALLOW_UNVERIFIED_SEALS"] {
-        case nil, "0"?: osbAllowUnverifiedSeals = false
-        case "1"?: osbAllowUnverifiedSeals = true
-        case let other?: throw Invalid(variable: "WARREN_OSB_ALLOW_UNVERIFIED_SEALS", reason: "expected 0 or 1, got '\(other)'")
+        osbAllowUnverifiedSeals = try Self.flag(env, "WARREN_OSB_ALLOW_UNVERIFIED_SEALS", meaning: "start although records are sealed with another secret")
+    }
+
+    /// An operator's explicit yes: `1`, or `0`/unset for no. Only the two spellings: "yes" or
+    /// "true" read as allowed would be a guess.
+    private static func flag(_ env: [String: String], _ variable: String, meaning: String) throws(Invalid) -> Bool {
+        switch env[variable] {
+        case nil, "0"?: return false
+        case "1"?: return true
+        case let other?: throw Invalid(variable: variable, reason: "expected 1 (\(meaning)) or 0, got '\(other)'")
         }
     }
 

@@ -37,9 +37,10 @@ let logger = Logger(label: "warren")
 
 let tokens: TokenStore
 do {
-    tokens = try TokenStore(path: config.tokensFile)
+    tokens = try TokenStore(path: config.tokensFile, allowsNoTeams: config.allowNoTeams)
 } catch {
-    FileHandleStderr.write("warren: WARREN_TOKENS_FILE: \(error)\n")
+    let hint = (error as? TokenStore.LoadError)?.givesNoTeam == true ? " (set WARREN_ALLOW_NO_TEAMS=1 to serve without teams)" : ""
+    FileHandleStderr.write("warren: WARREN_TOKENS_FILE: \(error)\(hint)\n")
     exit(2)
 }
 
@@ -177,11 +178,23 @@ let usage = Task {
     await UsageCollector(provisioner: provisioner).run(every: .seconds(config.usageIntervalSeconds))
 }
 
+// SIGHUP: each file is read again and swapped in whole, or (unreadable, malformed, a digest on
+// two lines, no team or platform left) not at all; the counts say which table is in force.
 let stop = Signals.wait(for: [SIGTERM, SIGINT]) {
     logger.info("reloading tokens")
-    do { try tokens.reload() } catch { logger.error("tokens file not reloaded; the old tokens stay in force", metadata: ["error": "\(error)"]) }
+    do {
+        try tokens.reload()
+        logger.info("tokens reloaded", metadata: ["teams": "\(tokens.teamCount)"])
+    } catch {
+        logger.error("tokens file not reloaded; the old tokens stay in force", metadata: ["error": "\(error)"])
+    }
     if let platforms {
-        do { try platforms.reload() } catch { logger.error("platforms file not reloaded; the old platforms stay in force", metadata: ["error": "\(error)"]) }
+        do {
+            try platforms.reload()
+            logger.info("platforms reloaded", metadata: ["platforms": "\(platforms.platformCount)"])
+        } catch {
+            logger.error("platforms file not reloaded; the old platforms stay in force", metadata: ["error": "\(error)"])
+        }
     }
 }
 let received = await stop.value

@@ -119,6 +119,88 @@ import Testing
         #expect(throws: TokenStore.LoadError.self) { try store.reload() }
         #expect(store.team(forAuthorization: "Bearer alpha") == "team-c")
     }
+
+    static func temporaryPath() -> String { "/tmp/warren-tokens-\(UInt32.random(in: 0 ... .max))" }
+
+    /// One team's token acting as another's: the second line with a digest is refused, and the
+    /// message names both lines, whichever teams they give and however far apart they are.
+    @Test(arguments: [
+        ("team-a \(digest("alpha"))\nteam-b \(digest("alpha"))\n", 2, 1),
+        ("# header\nteam-a \(digest("alpha"))\n\nteam-b \(digest("beta"))\nteam-c \(digest("alpha").uppercased())\n", 5, 2),
+        ("team-a \(digest("alpha"))\r\nteam-a \(digest("alpha"))\r\n", 2, 1),
+    ])
+    func refusesADigestGivenOnTwoLines(text: String, line: Int, first: Int) {
+        do {
+            let entries = try TokenStore.parse(text, source: "tokens")
+            Issue.record("accepted \(entries.map(\.team)) from \(text.debugDescription)")
+        } catch let error as TokenStore.LoadError {
+            #expect(error.description == "tokens:\(line): this digest is already given on line \(first)")
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    /// A truncated file (a config tool about to write it) would have every team refused 401.
+    @Test(arguments: ["", "\n\n", "# all teams are below\n", "\u{FEFF}# only a comment\r\n\r\n", "   \t\n# x\n"])
+    func refusesAFileThatGivesNoTeam(text: String) {
+        let path = Self.temporaryPath()
+        FileManagerLite.write(path, text)
+        do {
+            _ = try TokenStore(path: path)
+            Issue.record("accepted \(text.debugDescription)")
+        } catch let error as TokenStore.LoadError {
+            #expect(error.givesNoTeam)
+            #expect(error.description.hasPrefix("\(path): gives no team"), "\(error.description)")
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+        // Allowed on purpose, the same file is a table without teams.
+        #expect((try? TokenStore(path: path, allowsNoTeams: true))?.teamCount == 0)
+    }
+
+    /// Errors other than "no team" do not say "no team" (the start-up hint depends on it).
+    @Test func onlyAnEmptyFileGivesNoTeam() {
+        let path = Self.temporaryPath()
+        FileManagerLite.write(path, "garbage\n")
+        do {
+            _ = try TokenStore(path: path)
+            Issue.record("accepted garbage")
+        } catch let error as TokenStore.LoadError {
+            #expect(!error.givesNoTeam)
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    /// A reload that would leave no team, or that gives a digest twice, keeps every team served.
+    @Test(arguments: ["", "# being rewritten\n", "team-a \(digest("alpha"))\nteam-c \(digest("alpha"))\n"])
+    func aRefusedReloadKeepsTheOldTable(text: String) throws {
+        let path = Self.temporaryPath()
+        FileManagerLite.write(path, "team-a \(Self.digest("alpha"))\nteam-b \(Self.digest("beta"))\n")
+        let store = try TokenStore(path: path)
+        FileManagerLite.write(path, text)
+        #expect(throws: TokenStore.LoadError.self) { try store.reload() }
+        #expect(store.teamCount == 2)
+        #expect(store.team(forAuthorization: "Bearer alpha") == "team-a")
+        #expect(store.team(forAuthorization: "Bearer beta") == "team-b")
+
+        // The next good file is taken: a new team's token works, a removed team's does not.
+        FileManagerLite.write(path, "team-c \(Self.digest("gamma"))\n")
+        try store.reload()
+        #expect(store.team(forAuthorization: "Bearer gamma") == "team-c")
+        #expect(store.team(forAuthorization: "Bearer alpha") == nil)
+    }
+
+    /// Allowed on purpose, a reload to a file without teams takes effect: every token is revoked.
+    @Test func aReloadWithoutTeamsIsTakenWhenAllowed() throws {
+        let path = Self.temporaryPath()
+        FileManagerLite.write(path, "team-a \(Self.digest("alpha"))\n")
+        let store = try TokenStore(path: path, allowsNoTeams: true)
+        FileManagerLite.write(path, "# every token revoked\n")
+        try store.reload()
+        #expect(store.teamCount == 0)
+        #expect(store.team(forAuthorization: "Bearer alpha") == nil)
+    }
 }
 
 import Foundation
