@@ -61,6 +61,16 @@ public final class Janitor: Sendable {
     /// Bounds on broker calls in flight within one phase (see `BoundedConcurrency.swift`).
     static let environmentsInFlight = 4
 
+    /// Why `grace` is too short for this provisioner's creates, or nil. The janitor takes a
+    /// `creating` record older than the grace for an abandoned create: a grace that does not
+    /// outlast the longest create would tear down one still running.
+    public static func problem(withGrace grace: Duration, for provisioner: Provisioner) -> String? {
+        let longest = provisioner.longestCreate
+        guard grace <= longest else { return nil }
+        let milliseconds = longest.components.seconds * 1000 + longest.components.attoseconds / 1_000_000_000_000_000
+        return "must be longer than the longest create, \(milliseconds) ms (the create deadline plus one management timeout per management URL)"
+    }
+
     public init(provisioner: Provisioner, grace: Duration) {
         self.provisioner = provisioner
         self.grace = grace

@@ -16,9 +16,9 @@ public struct Provisioner: Sendable {
     /// How long a create may run before it stops, removes what it made and answers 503. The
     /// janitor's grace must be longer than this plus the broker calls in flight at that moment.
     let createDeadline: Duration
-    /// How long a record lock outlives a holder that died (see `RecordLock`): longer than a
-    /// holder can take for its read and its write, each bounded by the management timeout.
-    let recordLockLease: Duration
+    /// The longest one broker call can take (the management timeout, once per node tried).
+    /// The lease of record locks and the longest create are derived from it.
+    let longestCall: Duration
     /// The most an environment, its users and its queues may take (see `Ceilings`).
     public let ceilings: Ceilings
     /// Ceilings of their own for environments made from some blueprints (tiers), by blueprint.
@@ -39,7 +39,7 @@ public struct Provisioner: Sendable {
     public init(
         admin: any BrokerAdmin, serviceUser: String, logger: Logger,
         vhostReadyTimeout: Duration = .seconds(15), maxEnvironmentsPerTeam: Int = 100,
-        createDeadline: Duration = .seconds(60), recordLockLease: Duration = .seconds(30), ceilings: Ceilings = Ceilings(),
+        createDeadline: Duration = .seconds(60), longestCall: Duration = .seconds(10), ceilings: Ceilings = Ceilings(),
         tiers: [String: Ceilings] = [:]
     ) {
         self.admin = admin
@@ -48,7 +48,7 @@ public struct Provisioner: Sendable {
         self.vhostReadyTimeout = vhostReadyTimeout
         self.maxEnvironmentsPerTeam = maxEnvironmentsPerTeam
         self.createDeadline = createDeadline
-        self.recordLockLease = recordLockLease
+        self.longestCall = longestCall
         self.ceilings = ceilings
         self.tiers = tiers
         self.release = BrokerRelease()
@@ -56,6 +56,15 @@ public struct Provisioner: Sendable {
         self.localLocks = LocalLocks()
         self.rotations = RotationBudget(perMinute: ceilings.rotationsPerMinute)
     }
+
+    /// How long a record lock outlives a holder that died (see `RecordLock`): longer than a
+    /// holder can take for its read and its write, each one broker call, with a third for slack.
+    var recordLockLease: Duration { max(.seconds(5), longestCall * 3) }
+
+    /// The longest a create can last: it stops at its deadline, and the broker calls in flight
+    /// then each end within one call's bound. The janitor's grace must be longer (see
+    /// `Janitor.problem(withGrace:for:)`).
+    public var longestCreate: Duration { createDeadline + longestCall }
 
     var records: EnvironmentRecordStore { EnvironmentRecordStore(provisioner: self) }
 

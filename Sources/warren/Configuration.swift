@@ -128,14 +128,6 @@ struct Configuration {
         if let deadline = env["WARREN_CREATE_DEADLINE_SECONDS"] {
             config.createDeadlineSeconds = try integer(deadline, variable: "WARREN_CREATE_DEADLINE_SECONDS", in: 1...3_600)
         }
-        // The janitor takes a `creating` record older than the grace for an abandoned create:
-        // the grace must outlast any create, or it would tear down one still running.
-        let longestCreate = config.longestCreateMilliseconds
-        guard config.sweepGraceSeconds * 1000 > longestCreate else {
-            throw Invalid(
-                variable: "WARREN_SWEEP_GRACE_SECONDS",
-                reason: "must be longer than the longest create, \(longestCreate) ms (WARREN_CREATE_DEADLINE_SECONDS plus one WARREN_MANAGEMENT_TIMEOUT_MS per management URL); got \(config.sweepGraceSeconds) s")
-        }
         if let quota = env["WARREN_MAX_ENVIRONMENTS_PER_TEAM"] {
             config.maxEnvironmentsPerTeam = try integer(quota, variable: "WARREN_MAX_ENVIRONMENTS_PER_TEAM", in: 1...100_000)
         }
@@ -200,10 +192,9 @@ struct Configuration {
         }
     }
 
-    /// A create stops at its deadline; the broker calls in flight then (one per node tried,
-    /// each bounded by the management timeout) are what it can last beyond that.
-    var longestCreateMilliseconds: Int {
-        createDeadlineSeconds * 1000 + managementTimeoutMilliseconds * managementURLs.count
+    /// The longest one broker call can take: the management timeout, once per node tried.
+    var longestCallMilliseconds: Int {
+        managementTimeoutMilliseconds * managementURLs.count
     }
 
     private static func readableFile(_ env: [String: String], _ variable: String) throws(Invalid) -> String? {

@@ -97,9 +97,12 @@ let serverBox = ServerBox()
 let provisioner = Provisioner(
     admin: management, serviceUser: config.managementUser, logger: Logger(label: "warren.provisioning"),
     maxEnvironmentsPerTeam: config.maxEnvironmentsPerTeam, createDeadline: .seconds(config.createDeadlineSeconds),
-    // A lock holder makes a read and a write, each up to one timeout per node; a third for slack.
-    recordLockLease: .milliseconds(max(5_000, 3 * config.managementTimeoutMilliseconds * config.managementURLs.count)),
+    longestCall: .milliseconds(config.longestCallMilliseconds),
     ceilings: config.ceilings, tiers: tiers)
+if let problem = Janitor.problem(withGrace: .seconds(config.sweepGraceSeconds), for: provisioner) {
+    FileHandleStderr.write("warren: WARREN_SWEEP_GRACE_SECONDS: \(problem); got \(config.sweepGraceSeconds) s\n")
+    exit(2)
+}
 let api = WarrenAPI(
     provisioner: provisioner, tokens: tokens,
     endpoint: AMQPEndpoint(host: config.amqpHost, port: config.amqpPort), logger: Logger(label: "warren.http"),

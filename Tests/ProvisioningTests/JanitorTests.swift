@@ -122,6 +122,21 @@ import WireFormat
         #expect(calls[listed + 1] == "GET vhost", "the candidates' vhosts are read after the listing")
     }
 
+    /// The grace must outlast the longest create (its deadline plus one call's bound), and the
+    /// record lock's lease is derived from the same bound: rules of the domain, not of the
+    /// executable's configuration.
+    @Test func theGraceMustOutlastTheLongestCreate() {
+        let provisioner = Provisioner(
+            admin: fake, serviceUser: "warren-admin", logger: Logger(label: "test"), createDeadline: .seconds(3), longestCall: .seconds(2))
+        #expect(provisioner.longestCreate == .seconds(5))
+        #expect(provisioner.recordLockLease == .seconds(6))
+        #expect(Janitor.problem(withGrace: .seconds(6), for: provisioner) == nil)
+        let problem = Janitor.problem(withGrace: .seconds(5), for: provisioner)
+        #expect(problem?.contains("5000 ms") == true, "\(problem ?? "nil")")
+        // A lease never shorter than 5 s, however quick the calls.
+        #expect(Provisioner(admin: fake, serviceUser: "w", logger: Logger(label: "test"), longestCall: .milliseconds(500)).recordLockLease == .seconds(5))
+    }
+
     /// A rotation that died between making its user and granting it leaves a user of the
     /// incarnation in force without permissions: it stays while a rotation could still be
     /// granting it (the grace), and goes once this janitor has seen it so for longer. Found in
