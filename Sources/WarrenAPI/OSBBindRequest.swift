@@ -31,7 +31,7 @@ struct OSBBindRequest {
         }
         if let predecessor {
             if !OSBNaming.isValidID(predecessor) {
-                problems.append("predecessor_binding_id must be 1 to 255 bytes of UTF-8 without control characters")
+                problems.append("predecessor_binding_id must be 1 to 255 bytes of UTF-8")
             }
             if OSBNaming.same(predecessor, bindingID) { problems.append("predecessor_binding_id must name another binding") }
         }

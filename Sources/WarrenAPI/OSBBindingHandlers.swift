@@ -89,6 +89,7 @@ struct OSBBindingHandlers: Sendable {
     func lastOperation(_ context: OSBContext) async throws -> HTTPResponse {
         let id = try OSBInstanceHandlers.instanceID(context)
         let bindingID = try Self.bindingID(context)
+        try OSBQuery.checkHints(context.request.query)
         let provisioner = provisioner.logging(to: context.logger)
         guard case .mine(let environment) = try await OSBInstanceHandlers.lookup(provisioner, context, instanceID: id, secret: secret) else {
             throw OSBError.notFound("no binding \(bindingID)")

@@ -256,6 +256,7 @@ struct OSBInstanceHandlers: Sendable {
     /// a provision must not read it as one.
     func lastOperation(_ context: OSBContext) async throws -> HTTPResponse {
         let id = try Self.instanceID(context)
+        try OSBQuery.checkHints(context.request.query)
         guard case .mine(let environment) = try await lookup(provisioner.logging(to: context.logger), context, instanceID: id) else {
             if OSBQuery.value("operation", in: context.request.query) == "deprovision" { return OSBResponse.empty(410) }
             throw OSBError.notFound("no instance \(id)")

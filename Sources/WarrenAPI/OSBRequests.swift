@@ -20,20 +20,21 @@ enum OSBNaming {
 
     /// Instance and binding ids: the specification restricts neither their characters nor
     /// their length, and a platform percent-encodes whatever it uses (the router decodes each
-    /// path segment on its own, so an encoded "/" stays inside its id). An id only says where
-    /// to look (see `environmentName`, `BindingIdentity`, which hash it where it is not a name
-    /// already), so any id is taken that the record can hold (1 to 255 bytes of UTF-8) and
-    /// that carries no control character: those would break the lines of a log or an error
-    /// description, and NUL separates the fields of the seal and of binding passwords.
+    /// path segment on its own, so an encoded "/" stays inside its id, and a segment that is
+    /// not UTF-8 matches no route). An id only says where to look (see `environmentName`,
+    /// `BindingIdentity`, which hash it where it is not a name already), so any id the record
+    /// can hold is taken: 1 to 255 bytes of UTF-8. Control characters too: log lines and error
+    /// bodies are JSON, which escapes them, and in the seal's and binding passwords' messages
+    /// the id is the last field, so a NUL in it cannot shift the fields before it.
     static func checkID(_ id: String?, what: String) throws(OSBError) -> String {
         guard let id, isValidID(id) else {
-            throw OSBError.badRequest("the \(what) must be 1 to 255 bytes of UTF-8 without control characters")
+            throw OSBError.badRequest("the \(what) must be 1 to 255 bytes of UTF-8")
         }
         return id
     }
 
     static func isValidID(_ id: String) -> Bool {
-        (1...255).contains(id.utf8.count) && !id.unicodeScalars.contains { $0.properties.generalCategory == .control }
+        (1...255).contains(id.utf8.count)
     }
 
     /// Whether two ids are the same id: byte for byte, as they are hashed (Swift's `==` would
@@ -61,6 +62,13 @@ enum OSBQuery {
         case "true"?: return true
         default: throw OSBError.badRequest("accepts_incomplete must be true or false")
         }
+    }
+
+    /// The hints a last_operation may carry (`service_id`, `plan_id`, `operation`): unused, but
+    /// the specification has them non-empty when present, so an empty one is a malformed request.
+    static func checkHints(_ query: String?) throws(OSBError) {
+        let empty = ["service_id", "plan_id", "operation"].filter { value($0, in: query)?.isEmpty == true }
+        guard empty.isEmpty else { throw OSBError.badRequest(empty.map { "\($0) must not be empty when given" }.joined(separator: "; ")) }
     }
 
     /// The `service_id` and `plan_id` a DELETE must carry (the specification says MUST).

@@ -230,9 +230,9 @@ extension OSBRoutingTests {
             #expect(response.status == 400)
             #expect(String(decoding: response.body, as: UTF8.self).contains("organization_guid is required"))
         }
-        let control = await send(api, "PUT", "/v2/service_instances/a%00b", auth: Self.good, body: body)
-        #expect(control.status == 400)
-        #expect(String(decoding: control.body, as: UTF8.self).contains("instance id must be"))
+        let long = await send(api, "PUT", "/v2/service_instances/" + String(repeating: "%C3%A9", count: 128), auth: Self.good, body: body)
+        #expect(long.status == 400)
+        #expect(String(decoding: long.body, as: UTF8.self).contains("instance id must be"))
         #expect(broker.attempts == 0)
     }
 }
@@ -271,7 +271,7 @@ extension OSBRoutingTests {
 @Suite struct OSBIdentifierTests {
     @Test(arguments: [
         "0c1e7b2a-7d1f-4a52-9a3e-5f8b2c6d9e01", "x", "with spaces", "a/b", "\u{FC}n\u{EF}c\u{F8}d\u{E9} id/1", "%41", "..", "\u{1F407}",
-        String(repeating: "a", count: 255), String(repeating: "\u{E9}", count: 127),
+        String(repeating: "a", count: 255), String(repeating: "\u{E9}", count: 127), "a\u{0}b", "line\nbreak", "\u{1B}[31m",
     ])
     func takesAnyIDARecordCanHold(id: String) throws {
         #expect(try OSBNaming.checkID(id, what: "instance id") == id)
@@ -280,10 +280,9 @@ extension OSBRoutingTests {
     }
 
     @Test(arguments: [
-        "", String(repeating: "a", count: 256), String(repeating: "\u{E9}", count: 128), "a\u{0}b", "line\nbreak", "tab\there",
-        "\u{7F}", "c1\u{85}", "\u{1B}[31m",
+        "", String(repeating: "a", count: 256), String(repeating: "\u{E9}", count: 128),
     ])
-    func refusesEmptyLongOrControlCharacters(id: String) {
+    func refusesEmptyOrLongerThan255Bytes(id: String) {
         do {
             _ = try OSBNaming.checkID(id, what: "binding id")
             Issue.record("accepted \(id.debugDescription)")
@@ -333,7 +332,7 @@ extension OSBRoutingTests {
 
     @Test(arguments: [
         #"{"predecessor_binding_id": ""}"#, #"{"predecessor_binding_id": null}"#, #"{"predecessor_binding_id": "b2"}"#,
-        #"{"predecessor_binding_id": "a\u0000b"}"#, #"{"predecessor_binding_id": "b1", "service_id": "another"}"#,
+        #"{"predecessor_binding_id": "\#(String(repeating: "b", count: 256))"}"#, #"{"predecessor_binding_id": "b1", "service_id": "another"}"#,
         #"{"predecessor_binding_id": "b1", "plan_id": ""}"#, #"{"predecessor_binding_id": "b1", "parameters": {"role": "admin"}}"#,
     ])
     func badRotationsAre400(body: String) {
