@@ -205,8 +205,8 @@ def _schema_valid_path(case) -> bool:
     """Whether the case's path parameters are valid for their schemas. schemathesis's stateful
     phase sends a negative step in which it finds nothing negated as a positive one ("a stateful
     step is exempt: ... it goes out as a positive one", schemathesis/specs/openapi/_hypothesis.py),
-    though its path parameter breaks the pattern (`wnU\x0bJ|` for an instance id, which holds no
-    control character): such a request is not schema-valid data, and the check does not judge it.
+    though its path parameter breaks its schema: such a request is not schema-valid data, and the
+    check does not judge it.
     Nor one whose id is longer than 255 bytes of UTF-8: the schema's maxLength counts
     characters, and no schema keyword counts bytes (openapi.yaml's ids say so)."""
     from urllib.parse import unquote

@@ -69,6 +69,10 @@ def test_last_operation_of_an_instance_never_there_is_404(osb, broker_unchanged)
     for operation in (None, "provision"):
         assert_osb_error(platform.last_operation(never, operation), 404, "NotFound")
     assert_osb_error(platform.binding_last_operation(never, "b"), 404, "NotFound")
+    # The hints, when given, are non-empty strings.
+    for hint in ("operation", "service_id", "plan_id"):
+        assert_osb_error(platform.request("GET", platform.instance_path(never) + "/last_operation", query={hint: ""}), 400)
+        assert_osb_error(platform.request("GET", platform.binding_path(never, "b") + "/last_operation", query={hint: ""}), 400)
     broker_unchanged("last_operation of instances never there")
 
 
@@ -106,12 +110,12 @@ def test_last_operation_is_410_only_after_an_asynchronous_deprovision(osb, insta
 # Ids of any characters
 
 
-ODD_IDS = [("with spaces in it", "binding with spaces"), ("a/b/../c", "bind/ing/1"),
+ODD_IDS = [("with spaces in it", "binding with spaces"), ("a/b/../c", "bind/ing/1"), ("tab\tnul\x00line\n", "esc\x1b[31m"),
            ("\u00fcn\u00efc\u00f8d\u00e9 id/1", "\u00fcn\u00efc\u00f8d\u00e9 binding/1"),
            ("\u65e5\u672c\u8a9e \U0001F407 %41+?#&=", "\u00e9" * 120)]
 
 
-@pytest.mark.parametrize("instance,binding", ODD_IDS, ids=["spaces", "slashes", "non-ascii", "reserved-and-long"])
+@pytest.mark.parametrize("instance,binding", ODD_IDS, ids=["spaces", "slashes", "control-characters", "non-ascii", "reserved-and-long"])
 def test_ids_of_any_characters_go_the_whole_way(osb, instances, mgmt, instance, binding):
     platform = osb("cf-a")
     instances.made.append(instance)
@@ -143,8 +147,8 @@ def test_ids_of_any_characters_go_the_whole_way(osb, instances, mgmt, instance, 
     assert env_trace(mgmt, vhost) == []
 
 
-@pytest.mark.parametrize("instance", ["", "x" * 256, "\u00e9" * 128, "nul\x00byte", "line\nbreak", "esc\x1b[31m"],
-                         ids=["empty", "256-bytes", "256-bytes-of-two-byte-letters", "nul", "newline", "escape"])
+@pytest.mark.parametrize("instance", ["", "x" * 256, "\u00e9" * 128],
+                         ids=["empty", "256-bytes", "256-bytes-of-two-byte-letters"])
 def test_ids_that_cannot_be_a_name_are_refused(osb, broker_unchanged, instance):
     platform = osb("cf-a")
     resp = platform.provision(instance, {}, check_spec=False)
@@ -153,7 +157,7 @@ def test_ids_that_cannot_be_a_name_are_refused(osb, broker_unchanged, instance):
         assert resp.status_code in (404, 405), resp.text
     else:
         body = assert_osb_error(resp, 400, "BadRequest")
-        assert "instance id" in body["description"] and "\x1b" not in body["description"], body
+        assert "instance id" in body["description"], body
         assert_osb_error(platform.bind("fine", instance, check_spec=False), 400, "BadRequest")
     broker_unchanged(f"provision of {instance!r}")
 
