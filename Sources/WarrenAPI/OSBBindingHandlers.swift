@@ -18,29 +18,12 @@ struct OSBBindingHandlers: Sendable {
         let id = try OSBInstanceHandlers.instanceID(context)
         let bindingID = try Self.bindingID(context)
         _ = try OSBQuery.acceptsIncomplete(context.request.query)
-        var body = try OSBBody(context.request)
-        body.serviceID()
-        _ = body.string("plan_id", required: true)
-        let parameters = body.object("parameters") ?? [:]
-        let predecessor = body.string("predecessor_binding_id", required: false)
-        try body.finish()
-        var role: Role?
-        var problems: [String] = []
-        for key in parameters.keys.sorted() where key != "role" { problems.append("parameters.\(key) is not a known parameter (only role)") }
-        switch parameters["role"] {
-        case nil: break
-        case .string(let raw)? where Role(rawValue: raw) != nil: role = Role(rawValue: raw)
-        default: problems.append("parameters.role must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        if let predecessor {
-            if (try? OSBNaming.checkID(predecessor, what: "")) == nil { problems.append("predecessor_binding_id must be 1 to 255 printable ASCII characters") }
-            if predecessor == bindingID { problems.append("predecessor_binding_id must name another binding") }
-        }
-        guard problems.isEmpty else { throw OSBError.badRequest(problems.joined(separator: "; ")) }
+        let request = try OSBBindRequest.decode(context.request, bindingID: bindingID)
+        var role = request.role
 
         let provisioner = provisioner.logging(to: context.logger)
         let environment = try await readyInstance(provisioner, context, instanceID: id)
-        if let predecessor {
+        if let predecessor = request.predecessor {
             let username = BindingIdentity.username(
                 vhost: environment.environment.vhost, incarnation: environment.incarnation, bindingID: predecessor)
             guard let predecessorRole = try await provisioner.bindingRole(environment, username: username) else {
@@ -52,6 +35,14 @@ struct OSBBindingHandlers: Sendable {
             role = predecessorRole
         }
         let credentials = BindingIdentity.credentials(secret: instances.secrets.current, environment: environment, bindingID: bindingID, role: role ?? .full)
+        if let planID = request.planID, planID != environment.platform?.planID {
+            // Nothing is stored per binding: its plan is its instance's. The same binding id
+            // asked for again under another plan is a conflict, a new one a bad request.
+            if try await provisioner.bindingRole(environment, username: credentials.username) != nil {
+                throw OSBError.conflict("binding \(bindingID) exists with another plan (its instance's)")
+            }
+            throw OSBError.badRequest("plan_id is not the plan of this instance")
+        }
         switch try await provisioner.bind(environment, credentials: credentials) {
         case .created:
             return JSON.response(201, BindingBody(credentials: credentials, environment: environment, endpoint: endpoint), headers: [("Cache-Control", "no-store")])
@@ -94,16 +85,19 @@ struct OSBBindingHandlers: Sendable {
         return try await provisioner.unbind(environment, username: username) ? OSBResponse.empty(200) : OSBResponse.empty(410)
     }
 
-    /// Bindings are made synchronously: one that exists has succeeded; one that does not is gone.
+    /// Bindings are made synchronously: one that exists has succeeded. Warren never answers
+    /// 202 for a binding, so there is no asynchronous unbind whose end a 410 would report: a
+    /// binding that is not there (nor its instance) is 404.
     func lastOperation(_ context: OSBContext) async throws -> HTTPResponse {
         let id = try OSBInstanceHandlers.instanceID(context)
         let bindingID = try Self.bindingID(context)
+        try OSBQuery.checkHints(context.request.query)
         let provisioner = provisioner.logging(to: context.logger)
         guard case .mine(let environment) = try await instances.find(provisioner, context, instanceID: id) else {
-            return OSBResponse.empty(410)
+            throw OSBError.notFound("no binding \(bindingID)")
         }
         let username = BindingIdentity.username(vhost: environment.environment.vhost, incarnation: environment.incarnation, bindingID: bindingID)
-        guard try await provisioner.bindingRole(environment, username: username) != nil else { return OSBResponse.empty(410) }
+        guard try await provisioner.bindingRole(environment, username: username) != nil else { throw OSBError.notFound("no binding \(bindingID)") }
         return OSBResponse.lastOperation("succeeded", "bound")
     }
 

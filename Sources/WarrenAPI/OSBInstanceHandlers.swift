@@ -227,12 +227,17 @@ struct OSBInstanceHandlers: Sendable {
         return acceptsIncomplete ? OSBResponse.accepted(operation: "deprovision") : OSBResponse.empty(200)
     }
 
-    /// GET .../last_operation: the record's state is the operation's. Gone altogether: 410
-    /// (after a deprovision the platform takes that for success).
+    /// GET .../last_operation: the record's state is the operation's. An instance that is not
+    /// there: 410 when the platform polls a deprovision Warren answered 202 (`operation` is
+    /// what that 202 said; the platform takes 410 for its success), 404 otherwise: the
+    /// specification keeps 410 for the end of an asynchronous delete, and a platform polling
+    /// a provision must not read it as one.
     func lastOperation(_ context: OSBContext) async throws -> HTTPResponse {
         let id = try Self.instanceID(context)
+        try OSBQuery.checkHints(context.request.query)
         guard case .mine(let environment) = try await lookup(provisioner.logging(to: context.logger), context, instanceID: id) else {
-            return OSBResponse.empty(410)
+            if OSBQuery.value("operation", in: context.request.query) == "deprovision" { return OSBResponse.empty(410) }
+            throw OSBError.notFound("no instance \(id)")
         }
         switch environment.state {
         case .creating: return OSBResponse.lastOperation("in progress", "provisioning")

@@ -18,13 +18,29 @@ enum OSBNaming {
         return prefix + Hex.string(SHA256.hash(data: Array(instanceID.utf8)).prefix(16))
     }
 
-    /// Instance and binding ids: what the record can hold (1 to 255 bytes) and printable
-    /// ASCII, so they are safe in names, logs and messages.
+    /// Instance and binding ids: the specification restricts neither their characters nor
+    /// their length, and a platform percent-encodes whatever it uses (the router decodes each
+    /// path segment on its own, so an encoded "/" stays inside its id, and a segment that is
+    /// not UTF-8 matches no route). An id only says where to look (see `environmentName`,
+    /// `BindingIdentity`, which hash it where it is not a name already), so any id the record
+    /// can hold is taken: 1 to 255 bytes of UTF-8. Control characters too: log lines and error
+    /// bodies are JSON, which escapes them, and in the seal's and binding passwords' messages
+    /// the id is the last field, so a NUL in it cannot shift the fields before it.
     static func checkID(_ id: String?, what: String) throws(OSBError) -> String {
-        guard let id, (1...255).contains(id.utf8.count), id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-            throw OSBError.badRequest("the \(what) must be 1 to 255 printable ASCII characters")
+        guard let id, isValidID(id) else {
+            throw OSBError.badRequest("the \(what) must be 1 to 255 bytes of UTF-8")
         }
         return id
+    }
+
+    static func isValidID(_ id: String) -> Bool {
+        (1...255).contains(id.utf8.count)
+    }
+
+    /// Whether two ids are the same id: byte for byte, as they are hashed (Swift's `==` would
+    /// take two spellings of one accented letter for one id).
+    static func same(_ a: String, _ b: String) -> Bool {
+        a.utf8.elementsEqual(b.utf8)
     }
 }
 
@@ -46,6 +62,13 @@ enum OSBQuery {
         case "true"?: return true
         default: throw OSBError.badRequest("accepts_incomplete must be true or false")
         }
+    }
+
+    /// The hints a last_operation may carry (`service_id`, `plan_id`, `operation`): unused, but
+    /// the specification has them non-empty when present, so an empty one is a malformed request.
+    static func checkHints(_ query: String?) throws(OSBError) {
+        let empty = ["service_id", "plan_id", "operation"].filter { value($0, in: query)?.isEmpty == true }
+        guard empty.isEmpty else { throw OSBError.badRequest(empty.map { "\($0) must not be empty when given" }.joined(separator: "; ")) }
     }
 
     /// The `service_id` and `plan_id` a DELETE must carry (the specification says MUST).
@@ -92,9 +115,9 @@ struct OSBBody {
         }
     }
 
-    /// The service id, which must be Warren's one service.
-    mutating func serviceID() {
-        if let service = string("service_id", required: true), service != OSBCatalog.serviceID {
+    /// The service id, which must be Warren's one service (when given, where it is optional).
+    mutating func serviceID(required: Bool = true) {
+        if let service = string("service_id", required: required), service != OSBCatalog.serviceID {
             errors.append("service_id is not this broker's service (see GET /v2/catalog)")
         }
     }
@@ -121,6 +144,9 @@ struct OSBProvisionRequest {
         var body = try OSBBody(request)
         body.serviceID()
         let planID = body.string("plan_id", required: true)
+        // Deprecated for `context` but still required in v2.17: checked, never used.
+        _ = body.string("organization_guid", required: true)
+        _ = body.string("space_guid", required: true)
         let parameters = body.object("parameters") ?? [:]
         let context = body.object("context")
         try body.finish()

@@ -115,7 +115,7 @@ import Testing
     }
 
     func provision(_ parameters: String, plan: String? = nil) throws(OSBError) -> OSBProvisionRequest {
-        let body = #"{"service_id": "\#(OSBCatalog.serviceID)", "plan_id": "\#(plan ?? Self.catalog.plans[0].id)", "parameters": \#(parameters), "context": {"platform": "cloudfoundry"}, "organization_guid": "o"}"#
+        let body = #"{"service_id": "\#(OSBCatalog.serviceID)", "plan_id": "\#(plan ?? Self.catalog.plans[0].id)", "parameters": \#(parameters), "context": {"platform": "cloudfoundry"}, "organization_guid": "o", "space_guid": "s"}"#
         return try OSBProvisionRequest.decode(request(body), name: "osb-x", catalog: Self.catalog, blueprints: Blueprints())
     }
 
@@ -139,6 +139,26 @@ import Testing
         } catch {
             #expect(error.status == 400 && error.error == "BadRequest")
         }
+    }
+
+    /// organization_guid and space_guid: deprecated for `context`, still required non-empty
+    /// strings in v2.17.
+    @Test(arguments: [
+        #""space_guid": "s""#, #""organization_guid": "o""#, #""organization_guid": "", "space_guid": "s""#,
+        #""organization_guid": "o", "space_guid": """#, #""organization_guid": 1, "space_guid": "s""#,
+        #""organization_guid": "o", "space_guid": null"#,
+    ])
+    func organizationAndSpaceAreRequired(fields: String) {
+        let body = #"{"service_id": "\#(OSBCatalog.serviceID)", "plan_id": "\#(Self.catalog.plans[0].id)", \#(fields)}"#
+        do {
+            _ = try OSBProvisionRequest.decode(request(body), name: "osb-x", catalog: Self.catalog, blueprints: Blueprints())
+            Issue.record("accepted \(fields)")
+        } catch {
+            #expect(error.status == 400)
+            #expect(error.description.contains("organization_guid") || error.description.contains("space_guid"), "\(error.description)")
+        }
+        let whole = #"{"service_id": "\#(OSBCatalog.serviceID)", "plan_id": "\#(Self.catalog.plans[0].id)", "organization_guid": "o", "space_guid": "s"}"#
+        #expect(throws: Never.self) { try OSBProvisionRequest.decode(request(whole), name: "osb-x", catalog: Self.catalog, blueprints: Blueprints()) }
     }
 
     @Test func unknownPlanOrServiceIs400() {
@@ -198,6 +218,25 @@ import Testing
     }
 }
 
+extension OSBRoutingTests {
+    /// Each path segment is decoded on its own: an encoded "/" stays inside its id, so such an
+    /// id reaches the handler (here, whose body check answers) instead of matching no route.
+    @Test func anEncodedSlashStaysInsideItsID() async throws {
+        let platforms = PlatformStore(entries: try PlatformStore.parse("cf team-a \(OSBPlatformStoreTests.digest("cc:pw"))", source: "p"))
+        let api = try api(platforms: platforms)
+        let body = #"{"service_id": "\#(OSBCatalog.serviceID)", "plan_id": "\#(OSBRequestTests.catalog.plans[0].id)"}"#
+        for path in ["/v2/service_instances/%C3%BCn%C3%AFc%C3%B8d%C3%A9%20id%2F1", "/v2/service_instances/a%2F..%2Fb"] {
+            let response = await send(api, "PUT", path, auth: Self.good, body: body)
+            #expect(response.status == 400)
+            #expect(String(decoding: response.body, as: UTF8.self).contains("organization_guid is required"))
+        }
+        let long = await send(api, "PUT", "/v2/service_instances/" + String(repeating: "%C3%A9", count: 128), auth: Self.good, body: body)
+        #expect(long.status == 400)
+        #expect(String(decoding: long.body, as: UTF8.self).contains("instance id must be"))
+        #expect(broker.attempts == 0)
+    }
+}
+
 @Suite struct OSBSealTests {
     let secret = Array(repeating: UInt8(3), count: 32)
 
@@ -224,5 +263,84 @@ import Testing
         forged.seal = nil
         #expect(!OSBSeal.holds(forged, secret: secret, team: "team-a", name: "osb-x"))
         #expect(!OSBSeal.holds(sealed(), secret: Array(repeating: 4, count: 32), team: "team-a", name: "osb-x"))
+    }
+}
+
+/// Instance and binding ids: any a platform can send (the specification restricts neither
+/// their characters nor their length) but what the record cannot hold or a log line carry.
+@Suite struct OSBIdentifierTests {
+    @Test(arguments: [
+        "0c1e7b2a-7d1f-4a52-9a3e-5f8b2c6d9e01", "x", "with spaces", "a/b", "\u{FC}n\u{EF}c\u{F8}d\u{E9} id/1", "%41", "..", "\u{1F407}",
+        String(repeating: "a", count: 255), String(repeating: "\u{E9}", count: 127), "a\u{0}b", "line\nbreak", "\u{1B}[31m",
+    ])
+    func takesAnyIDARecordCanHold(id: String) throws {
+        #expect(try OSBNaming.checkID(id, what: "instance id") == id)
+        let name = OSBNaming.environmentName(instanceID: id)
+        #expect(NameRules.checkEnvironmentName(name) == nil, "\(id) -> \(name)")
+    }
+
+    @Test(arguments: [
+        "", String(repeating: "a", count: 256), String(repeating: "\u{E9}", count: 128),
+    ])
+    func refusesEmptyOrLongerThan255Bytes(id: String) {
+        do {
+            _ = try OSBNaming.checkID(id, what: "binding id")
+            Issue.record("accepted \(id.debugDescription)")
+        } catch {
+            #expect(error.status == 400 && error.description.contains("binding id"))
+        }
+        #expect(throws: OSBError.self) { try OSBNaming.checkID(nil, what: "binding id") }
+    }
+
+    @Test func idsAreComparedByteForByte() {
+        // One accented letter, precomposed and decomposed: equal as Swift strings, two ids.
+        let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
+        #expect(composed == decomposed)
+        #expect(!OSBNaming.same(composed, decomposed))
+        #expect(OSBNaming.environmentName(instanceID: composed) != OSBNaming.environmentName(instanceID: decomposed))
+        #expect(OSBNaming.same(composed, "caf\u{E9}"))
+    }
+}
+
+/// Bind bodies: service and plan required, but for a rotation, which may carry the
+/// predecessor's id alone.
+@Suite struct OSBBindRequestTests {
+    func decode(_ body: String, bindingID: String = "b2") throws(OSBError) -> OSBBindRequest {
+        try OSBBindRequest.decode(
+            HTTPRequest(method: "PUT", path: "/v2/service_instances/x/service_bindings/\(bindingID)",
+                        headers: HTTPHeaders([("Content-Type", "application/json")]), body: Array(body.utf8)),
+            bindingID: bindingID)
+    }
+
+    static let plan = OSBRequestTests.catalog.plans[0].id
+
+    @Test func aRotationMayCarryThePredecessorAlone() throws {
+        let made = try decode(#"{"predecessor_binding_id": "b1"}"#)
+        #expect(made.predecessor == "b1" && made.planID == nil && made.role == nil)
+        let full = try decode(#"{"service_id": "\#(OSBCatalog.serviceID)", "plan_id": "\#(Self.plan)", "predecessor_binding_id": "\#u{FC} b/1"}"#)
+        #expect(full.predecessor == "\u{FC} b/1" && full.planID == Self.plan)
+    }
+
+    @Test func aPlainBindNeedsServiceAndPlan() throws {
+        let made = try decode(#"{"service_id": "\#(OSBCatalog.serviceID)", "plan_id": "\#(Self.plan)", "parameters": {"role": "producer"}}"#)
+        #expect(made.planID == Self.plan && made.role == .producer && made.predecessor == nil)
+        for body in [#"{"plan_id": "\#(Self.plan)"}"#, #"{"service_id": "\#(OSBCatalog.serviceID)"}"#, "{}",
+                     #"{"service_id": "\#(OSBCatalog.serviceID)", "plan_id": ""}"#] {
+            #expect(throws: OSBError.self, "\(body)") { try decode(body) }
+        }
+    }
+
+    @Test(arguments: [
+        #"{"predecessor_binding_id": ""}"#, #"{"predecessor_binding_id": null}"#, #"{"predecessor_binding_id": "b2"}"#,
+        #"{"predecessor_binding_id": "\#(String(repeating: "b", count: 256))"}"#, #"{"predecessor_binding_id": "b1", "service_id": "another"}"#,
+        #"{"predecessor_binding_id": "b1", "plan_id": ""}"#, #"{"predecessor_binding_id": "b1", "parameters": {"role": "admin"}}"#,
+    ])
+    func badRotationsAre400(body: String) {
+        do {
+            _ = try decode(body)
+            Issue.record("accepted \(body)")
+        } catch {
+            #expect(error.status == 400)
+        }
     }
 }

@@ -102,6 +102,11 @@ OSB_BEYOND_SCHEMA: dict[str, list[tuple[str, str, str, str]]] = {
          "a comparison of a body field with the path's binding_id, which a schema cannot make"),
         (OSB_BODY, r"parameters\.role", r"must be the predecessor's \((full|producer|consumer)\): a rotation keeps the binding's parameters",
          "a rotation keeps the predecessor binding's role, which is the broker's state, not in the body"),
+        (OSB_BODY, r"plan_id", r"is not the plan of this instance",
+         "a binding's plan is its instance's, which is the broker's state, not in the body"),
+        (OSB_BODY, r"(service_id|plan_id)", r"is required",
+         "required unless predecessor_binding_id is given (a rotation may carry it alone): a rule "
+         "between fields that openapi.yaml states in words rather than by combining schemas"),
     ],
 }
 # BEFORE_RABBITMQ_4, in the form in which each operation reports it.
@@ -200,13 +205,17 @@ def _schema_valid_path(case) -> bool:
     """Whether the case's path parameters are valid for their schemas. schemathesis's stateful
     phase sends a negative step in which it finds nothing negated as a positive one ("a stateful
     step is exempt: ... it goes out as a positive one", schemathesis/specs/openapi/_hypothesis.py),
-    though its path parameter breaks the pattern (`wnU\x0bJ|` for an instance id, which must be
-    printable ASCII): such a request is not schema-valid data, and the check does not judge it."""
+    though its path parameter breaks its schema: such a request is not schema-valid data, and the
+    check does not judge it.
+    Nor one whose id is longer than 255 bytes of UTF-8: the schema's maxLength counts
+    characters, and no schema keyword counts bytes (openapi.yaml's ids say so)."""
     from urllib.parse import unquote
 
     import jsonschema
     schema = case.operation.path_parameters.schema
     values = {name: unquote(str(value)) for name, value in (case.path_parameters or {}).items()}
+    if any(len(value.encode("utf-8", "surrogatepass")) > 255 for value in values.values()):
+        return False
     return jsonschema.Draft202012Validator(schema).is_valid(values)
 
 
@@ -215,7 +224,8 @@ def _schema_valid_path(case) -> bool:
 # pattern, so a generated plan id names no plan and no provision of the stateful phase would
 # succeed (nor its links be followed). So in half the provision and update bodies whose plan_id
 # is a schema-valid one (so it is not what a negative body negates), it becomes the default
-# plan's: still schema-valid, and the other half still meet the plan rule.
+# plan's: still schema-valid, and the other half still meet the plan rule. Bind bodies too: a
+# bind names its instance's plan, and every instance the run makes is of the default plan.
 DEFAULT_PLAN_ID = "fa63eaad-ae41-56e9-b73f-9d5f0dd04d27"
 _UUID5 = r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 
@@ -232,8 +242,9 @@ if schemathesis is not None:
 
     @schemathesis.hook
     def before_generate_body(context, strategy):
-        """With WARREN_ST_RULES=osb: the default plan in half the provision and update bodies."""
-        if _osb() and context.operation is not None and context.operation.label in (OSB_PROVISION, OSB_UPDATE):
+        """With WARREN_ST_RULES=osb: the default plan in half the provision, update and bind bodies
+        (a bind must name its instance's plan, and the instances made are of the default plan)."""
+        if _osb() and context.operation is not None and context.operation.label in (OSB_PROVISION, OSB_UPDATE, OSB_BIND):
             return st.tuples(strategy, st.booleans()).map(_with_default_plan)
         return strategy
 

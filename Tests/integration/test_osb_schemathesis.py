@@ -123,7 +123,8 @@ def test_schemathesis_over_v2_finds_no_server_error_and_no_spec_violation(st_osb
     auth, headers = (user, password), {"X-Broker-API-Version": "2.17"}
     instance, binding = "st-seed-instance", "st-seed-binding"
     made = requests.put(f"{st_osb_warren.url}/v2/service_instances/{instance}", auth=auth, headers=headers, timeout=30,
-                        json={"service_id": OSB_SERVICE_ID, "plan_id": OSB_DEFAULT_PLAN_ID})
+                        json={"service_id": OSB_SERVICE_ID, "plan_id": OSB_DEFAULT_PLAN_ID,
+                              "organization_guid": "st-org", "space_guid": "st-space"})
     assert made.status_code == 201, made.text
     bound = requests.put(f"{st_osb_warren.url}/v2/service_instances/{instance}/service_bindings/{binding}", auth=auth,
                          headers=headers, timeout=30, json={"service_id": OSB_SERVICE_ID, "plan_id": OSB_DEFAULT_PLAN_ID})

@@ -983,7 +983,8 @@ class OSBClient:
     def provision(self, instance_id: str, parameters: dict | None = None, *, plan_id: str = OSB_DEFAULT_PLAN_ID,
                   accepts_incomplete: bool | None = None, body: dict | None = None, **kw) -> requests.Response:
         if body is None:
-            body = {"service_id": OSB_SERVICE_ID, "plan_id": plan_id,
+            # organization_guid and space_guid: deprecated for `context`, still required in v2.17.
+            body = {"service_id": OSB_SERVICE_ID, "plan_id": plan_id, "organization_guid": "org-1", "space_guid": "space-1",
                     "context": {"platform": "cloudfoundry", "organization_guid": "org-1", "space_guid": "space-1"}}
             if parameters is not None:
                 body["parameters"] = parameters
@@ -1001,8 +1002,10 @@ class OSBClient:
         query = {"service_id": OSB_SERVICE_ID, "plan_id": plan_id, **self._incomplete(accepts_incomplete)}
         return self.request("DELETE", self.instance_path(instance_id), query=query, **kw)
 
-    def last_operation(self, instance_id: str, **kw) -> requests.Response:
-        return self.request("GET", self.instance_path(instance_id) + "/last_operation", **kw)
+    def last_operation(self, instance_id: str, operation: str | None = None, **kw) -> requests.Response:
+        """`operation`: what Warren's 202 said (`provision`, `deprovision`), as a platform sends it back."""
+        query = {} if operation is None else {"operation": operation}
+        return self.request("GET", self.instance_path(instance_id) + "/last_operation", query=query, **kw)
 
     def bind(self, instance_id: str, binding_id: str, parameters: dict | None = None, *,
              predecessor: str | None = None, **kw) -> requests.Response:
@@ -1024,11 +1027,12 @@ class OSBClient:
     def binding_last_operation(self, instance_id: str, binding_id: str, **kw) -> requests.Response:
         return self.request("GET", self.binding_path(instance_id, binding_id) + "/last_operation", **kw)
 
-    def poll(self, instance_id: str, timeout: float = 30) -> requests.Response:
-        """Polls last_operation as a platform does until the state is no longer `in progress`
-        (or the instance is gone: 410); returns that answer."""
+    def poll(self, instance_id: str, timeout: float = 30, operation: str | None = None) -> requests.Response:
+        """Polls last_operation as a platform does (with the `operation` of Warren's 202) until the
+        state is no longer `in progress` (or the instance is gone after a deprovision: 410);
+        returns that answer."""
         def done():
-            resp = self.last_operation(instance_id)
+            resp = self.last_operation(instance_id, operation)
             assert resp.status_code in (200, 410), f"last_operation: {resp.status_code} {resp.text[:500]}"
             # In a list: a Response is falsy when its status is 4xx, and 410 is an answer here.
             return [resp] if resp.status_code == 410 or resp.json()["state"] != "in progress" else None
