@@ -2,7 +2,7 @@
 # `make test`: installs what is missing, builds, starts a private RabbitMQ node on free
 # loopback ports, runs the Swift tests (unit + management-client integration), then the Python
 # integration and end-to-end suite (real warren, real broker, pika) once per RabbitMQ release of
-# the matrix, each against a fresh node of its own, then the hardening runs:
+# the matrix, side by side, each against a fresh node of its own, then the hardening runs:
 # the Swift tests under AddressSanitizer (and the hostile-client suites against an ASan-built
 # warren), the Swift tests again under ThreadSanitizer, and a brief libFuzzer run
 # of the HTTP parser and JSON decoding harnesses; and stops the nodes.
@@ -53,9 +53,10 @@ for release in $brokers; do
 done
 
 broker_dir=$(mktemp -d /tmp/warren-test-broker.XXXXXX)
-matrix_dir=""
+declare -A matrix_dirs=()
 cleanup() {
-  [ -z "$matrix_dir" ] || scripts/broker.sh stop "$matrix_dir" || true
+  local dir
+  for dir in "${matrix_dirs[@]}"; do scripts/broker.sh stop "$dir" || true; done
   scripts/broker.sh stop "$broker_dir" || true
 }
 trap cleanup EXIT
@@ -70,27 +71,44 @@ phase "swift test"
 
 export WARREN_BIN
 WARREN_BIN="$(swift build --show-bin-path)/warren"
-failed=()
+# The releases' suites run side by side, each against a fresh node of its own: most of a
+# suite's time is spent waiting on its broker, so three at once take little longer than one.
+# The nodes start one after the other (each picks free ports as it starts). Each suite's output
+# goes to a file, printed whole when all are done, release by release.
 for release in $brokers; do
-  matrix_dir=$(mktemp -d "/tmp/warren-test-broker-$release.XXXXXX")
+  matrix_dirs[$release]=$(mktemp -d "/tmp/warren-test-broker-$release.XXXXXX")
   # The release also reaches the brokers the tests start themselves (test_tls.py, test_cluster.py).
-  WARREN_BROKER_RELEASE=$release scripts/broker.sh start "$matrix_dir"
-  phase "broker start $release"
+  WARREN_BROKER_RELEASE=$release scripts/broker.sh start "${matrix_dirs[$release]}"
+done
+phase "broker start ${brokers}"
+declare -A pids=()
+for release in $brokers; do
   skip=()
   case " $cluster_releases " in *" $release "*) ;; *) skip=(--ignore Tests/integration/test_cluster.py) ;; esac
+  WARREN_BROKER_RELEASE=$release WARREN_TEST_BROKER_ENV="${matrix_dirs[$release]}/broker.env" \
+    python3 -m pytest Tests/integration -q -p no:cacheprovider "${skip[@]}" \
+    > "${matrix_dirs[$release]}/pytest.log" 2>&1 &
+  pids[$release]=$!
+done
+failed=()
+for release in $brokers; do
+  wait "${pids[$release]}" || failed+=("$release")
+done
+for release in $brokers; do
   echo "pytest against RabbitMQ $release" >&2
-  WARREN_BROKER_RELEASE=$release WARREN_TEST_BROKER_ENV="$matrix_dir/broker.env" \
-    python3 -m pytest Tests/integration -q -p no:cacheprovider "${skip[@]}" || failed+=("$release")
-  phase "pytest $release"
-  scripts/broker.sh stop "$matrix_dir"
-  phase "broker stop $release"
+  cat "${matrix_dirs[$release]}/pytest.log"
+done
+phase "pytest ${brokers} side by side"
+for release in $brokers; do
+  scripts/broker.sh stop "${matrix_dirs[$release]}"
   # A failed run keeps the node's logs for a look.
   case " ${failed[*]} " in
-    *" $release "*) echo "RabbitMQ $release's log: $matrix_dir/log" >&2 ;;
-    *) rm -rf "$matrix_dir" ;;
+    *" $release "*) echo "RabbitMQ $release's log: ${matrix_dirs[$release]}/log" >&2 ;;
+    *) rm -rf "${matrix_dirs[$release]}" ;;
   esac
-  matrix_dir=""
+  unset "matrix_dirs[$release]"
 done
+phase "broker stop ${brokers}"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "make test: ${timings[*]/%/;}" | sed 's/; *$//'
   echo "make test: the Python suite failed against RabbitMQ ${failed[*]}" >&2
