@@ -65,27 +65,26 @@ extension Provisioner {
         }
     }
 
-    /// Writes a new seal on the instance's record (a secret rotation). Only the same
-    /// incarnation, still the same platform instance, is changed.
+    /// Writes a new seal on the instance's record (a secret rotation).
     public func reseal(_ environment: PlatformEnvironment, seal: String) async throws {
-        guard let platform = environment.platform else { return }
-        try await records.change(environment.environment.vhost, incarnation: environment.incarnation, step: "reseal record") { record in
-            guard record.platform?.instanceID == platform.instanceID, record.platform?.platform == platform.platform else {
-                throw ProvisioningError.replaced(environment.environment.name)
-            }
-            record.platform?.seal = seal
-        }
+        try await changePlatform(of: environment, step: "reseal record") { $0.seal = seal }
     }
 
-    /// Records a new plan for the instance (after a plan change grew its topology). Only the
-    /// same incarnation, still the same platform instance, is changed.
+    /// Records a new plan for the instance (after a plan change grew its topology).
     public func recordPlan(_ environment: PlatformEnvironment, planID: String) async throws {
+        try await changePlatform(of: environment, step: "record plan") { $0.planID = planID }
+    }
+
+    /// Changes the platform instance in the record: only the same incarnation, still the same
+    /// platform instance (platform and id), is changed.
+    private func changePlatform(of environment: PlatformEnvironment, step: String, _ edit: @escaping @Sendable (inout PlatformInstance) -> Void) async throws {
         guard let platform = environment.platform else { return }
-        try await records.change(environment.environment.vhost, incarnation: environment.incarnation, step: "record plan") { record in
-            guard record.platform?.instanceID == platform.instanceID, record.platform?.platform == platform.platform else {
+        try await records.change(environment.environment.vhost, incarnation: environment.incarnation, step: step) { record in
+            guard var recorded = record.platform, recorded.instanceID == platform.instanceID, recorded.platform == platform.platform else {
                 throw ProvisioningError.replaced(environment.environment.name)
             }
-            record.platform?.planID = planID
+            edit(&recorded)
+            record.platform = recorded
         }
     }
 }

@@ -1,4 +1,7 @@
 import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The line format the tokens file and the platforms file share: whitespace-separated words a
 /// line, `#` to the end of a line is a comment, blank lines are skipped. Editors on Windows save
@@ -16,10 +19,26 @@ enum CredentialsFile {
         var at: String { "\(source):\(number)" }
     }
 
-    /// The file's text, or nil when it cannot be read.
+    /// The file's text, or nil when it cannot be read. Read with plain POSIX calls:
+    /// FoundationEssentials' `Data(contentsOf:)` leaks the 4 KiB buffer it allocates for an
+    /// empty file (LeakSanitizer found it), and an empty file is exactly what a config tool
+    /// that truncates before it writes leaves for a reload to find.
     static func read(_ path: String) -> String? {
-        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)) else { return nil }
-        return String(decoding: data, as: UTF8.self)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count == 0 { break }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            bytes += chunk[..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The lines that have any words, in order.

@@ -11,17 +11,14 @@ sent over a raw socket because `requests` merges headers of the same name.
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 import signal
 import socket
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from warren_support import (OSBClient, _read_response, log_lines, record_secret, sha256_hex,
+from warren_support import (OSBClient, _read_response, log_lines, record_secret, sha256_hex, start_refused,
                             wait_for)
 
 TOKEN_RELOAD = ("tokens reloaded", "tokens file not reloaded; the old tokens stay in force")
@@ -35,26 +32,6 @@ def new_token(what: str) -> str:
     token = secrets.token_urlsafe(32)
     record_secret(token, what)
     return token
-
-
-def start_refused(settings, env: dict[str, str], log: Path) -> str:
-    """Runs warren with env (over the test environment), expects exit status 2 within 10 s;
-    returns its output."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith("WARREN_")}
-    full.update(env)
-    full["WARREN_LISTEN"] = "127.0.0.1:0"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([settings.warren_bin], env=full, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-        try:
-            rc = proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            pytest.fail(f"warren started; it must refuse: {log.read_text()[-2000:]}")
-    output = log.read_text()
-    assert rc == 2, f"exit status {rc}, expected 2: {output[-2000:]}"
-    return output
 
 
 def hang_up(proc, messages: tuple[str, str]) -> dict:
@@ -92,7 +69,7 @@ def raw(port: int, method: str, path: str, authorizations: list[str], extra: str
 def test_start_up_refuses_a_tokens_file_that_gives_no_team(settings, warren_env, tmp_path, text):
     path = tmp_path / "tokens"
     path.write_text(text)
-    output = start_refused(settings, dict(warren_env, WARREN_TOKENS_FILE=str(path)), tmp_path / "warren-empty.log")
+    output = start_refused(settings.warren_bin, dict(warren_env, WARREN_TOKENS_FILE=str(path)), tmp_path / "warren-empty.log")
     assert f"WARREN_TOKENS_FILE: {path}: gives no team" in output, output
     assert "WARREN_ALLOW_NO_TEAMS=1" in output, output
 
@@ -108,7 +85,7 @@ def test_allow_no_teams_starts_and_refuses_every_token(warren_factory, tmp_path,
 
 @pytest.mark.parametrize("value", ["yes", "true", ""])
 def test_allow_no_teams_takes_only_0_or_1(settings, warren_env, tmp_path, value):
-    output = start_refused(settings, dict(warren_env, WARREN_ALLOW_NO_TEAMS=value), tmp_path / "warren-allow.log")
+    output = start_refused(settings.warren_bin, dict(warren_env, WARREN_ALLOW_NO_TEAMS=value), tmp_path / "warren-allow.log")
     assert "WARREN_ALLOW_NO_TEAMS" in output, output
 
 
@@ -117,7 +94,7 @@ def test_start_up_refuses_a_digest_on_two_lines_naming_both(settings, warren_env
     a, b = sha256_hex(tokens["team-a"]), sha256_hex(tokens["team-b"])
     # Line 5 gives team-a's digest again, to another team: team-a's token would act as it.
     path.write_text(f"# tokens\nteam-a {a}\n\nteam-b {b}\nteam-c {a.upper()}\n")
-    output = start_refused(settings, dict(warren_env, WARREN_TOKENS_FILE=str(path)), tmp_path / "warren-dup.log")
+    output = start_refused(settings.warren_bin, dict(warren_env, WARREN_TOKENS_FILE=str(path)), tmp_path / "warren-dup.log")
     assert f"WARREN_TOKENS_FILE: {path}:5: this digest is already given on line 2" in output, output
     assert a not in output and a.upper() not in output, "the refusal must not repeat the digest"
 
@@ -200,7 +177,7 @@ def test_start_up_refuses_a_platforms_file_that_gives_no_platform(settings, warr
     path = tmp_path / "platforms"
     path.write_text(text)
     env = {**warren_env, **osb_env, "WARREN_OSB_PLATFORMS_FILE": str(path)}
-    output = start_refused(settings, env, tmp_path / "warren-no-platform.log")
+    output = start_refused(settings.warren_bin, env, tmp_path / "warren-no-platform.log")
     assert f"WARREN_OSB_PLATFORMS_FILE: {path}: gives no platform" in output, output
 
 
@@ -210,7 +187,7 @@ def test_start_up_refuses_a_platform_digest_on_two_lines_naming_both(settings, w
     one = platform_credentials["cf-one"]
     path.write_text("# platforms\n" + platform_line("cf-one", "team-a", one) + platform_line("cf-two", "team-b", one))
     env = {**warren_env, **osb_env, "WARREN_OSB_PLATFORMS_FILE": str(path)}
-    output = start_refused(settings, env, tmp_path / "warren-dup-platform.log")
+    output = start_refused(settings.warren_bin, env, tmp_path / "warren-dup-platform.log")
     assert f"WARREN_OSB_PLATFORMS_FILE: {path}:3: this digest is already given on line 2" in output, output
 
 

@@ -18,8 +18,6 @@ tear down a create that is merely slow).
 from __future__ import annotations
 
 import glob
-import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -27,7 +25,7 @@ import pytest
 
 import faultproxy
 from faultproxy import FaultProxy
-from warren_support import (Api, amqp_login, invariant_violations, run_concurrently, vhost_of,
+from warren_support import (Api, amqp_login, invariant_violations, run_concurrently, start_refused, vhost_of,
                             wait_for)
 
 DELAY = 0.25  # seconds added to every management call of warren A
@@ -126,24 +124,9 @@ def test_janitor_ten_minutes_ahead_never_removes_a_create_in_progress(
 ])
 def test_grace_shorter_than_the_longest_create_stops_start_up(env, longest_ms, settings, warren_env,
                                                                tmp_path):
-    full = {k: v for k, v in os.environ.items() if not k.startswith("WARREN_")}
-    full.update(warren_env)
-    full.update({k: v.replace("{url}", settings.management_url) for k, v in env.items()})
-    full["WARREN_LISTEN"] = "127.0.0.1:0"
-    log = tmp_path / "warren-grace.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([settings.warren_bin], env=full, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-        try:
-            rc = proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            pytest.fail(f"warren started with grace {env} (longest create {longest_ms} ms); it must "
-                        f"refuse: {log.read_text()[-2000:]}")
-    output = log.read_text()
-    assert rc == 2, f"exit status {rc}, expected 2: {output[-2000:]}"
-    assert "WARREN_SWEEP_GRACE_SECONDS" in output, output[-2000:]
+    env = dict(warren_env, **{k: v.replace("{url}", settings.management_url) for k, v in env.items()})
+    output = start_refused(settings.warren_bin, env, tmp_path / "warren-grace.log")
+    assert "WARREN_SWEEP_GRACE_SECONDS" in output and f"{longest_ms} ms" in output, output[-2000:]
 
 
 def test_a_grace_just_longer_than_the_longest_create_starts(warren_factory, settings):

@@ -21,10 +21,8 @@ their own) never see these records, nor these Warrens theirs.
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -33,7 +31,8 @@ import pika.exceptions
 import pytest
 
 from warren_support import (OSBClient, WarrenProcess, amqp_params_from_uri, assert_osb_error, env_record,
-                            log_lines, osb_environment_name, record_secret, sha256_hex, vhost_of, wait_for)
+                            log_lines, osb_environment_name, record_secret, sha256_hex, start_refused, vhost_of,
+                            wait_for)
 
 LOGIN_REFUSED = (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError)
 
@@ -74,14 +73,8 @@ class SecretSetup:
 
     def refused_start(self, secret: str, previous: str | None = None) -> str:
         """Runs warren with these settings, expects it to stop at start-up; returns its output."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WARREN_") or k.startswith("WARREN_LOG")}
-        env.update(self.settings_for(secret, previous))
-        env["WARREN_LISTEN"] = "127.0.0.1:0"
-        done = subprocess.run([self.settings.warren_bin], env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=60)
-        output = (done.stdout + done.stderr).decode(errors="replace")
-        assert done.returncode == 2, f"warren started (or failed otherwise), status {done.returncode}:\n{output[-3000:]}"
-        return output
+        log = self.workdir / f"warren-refused-{self.team}-{secrets.token_hex(2)}.log"
+        return start_refused(self.settings.warren_bin, self.settings_for(secret, previous), log)
 
     def platform(self, proc: WarrenProcess) -> OSBClient:
         return OSBClient(proc.url, self.user, self.password)

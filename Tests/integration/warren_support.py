@@ -910,6 +910,27 @@ SWEEPING_WARREN = {"WARREN_SWEEP_INTERVAL_SECONDS": "1", "WARREN_SWEEP_GRACE_SEC
                    "WARREN_CREATE_DEADLINE_SECONDS": "3", "WARREN_MANAGEMENT_TIMEOUT_MS": "3000"}
 
 
+def start_refused(warren_bin: str, env: dict[str, str], log: Path, timeout: float = 30) -> str:
+    """Runs warren with env (over this process's environment, without its WARREN_ variables),
+    expects it to stop at start-up with exit status 2 (a setting refused) within `timeout`;
+    returns its output. A warren that starts instead is killed and the test fails."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("WARREN_")}
+    full.update(env)
+    full["WARREN_LISTEN"] = "127.0.0.1:0"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([warren_bin], env=full, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"warren started; it must refuse: {log.read_text()[-2000:]}")
+    output = log.read_text()
+    assert rc == 2, f"exit status {rc}, expected 2: {output[-2000:]}"
+    return output
+
+
 def log_lines(path, level: str | None = None) -> list[dict]:
     """The JSON lines of a warren log (optionally only those of one level)."""
     found = []
