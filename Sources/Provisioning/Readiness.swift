@@ -22,25 +22,28 @@ public struct BrokerAlarm: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// What a readiness probe learns of the broker: its release, and the alarms in force.
+public struct Readiness: Sendable, Equatable {
+    public var rabbitmqVersion: String
+    public var alarms: [BrokerAlarm]
+}
+
 extension Provisioner {
-    /// The broker's version when the management API answers, Warren's credential has the
-    /// administrator tag (management or policymaker alone cannot create vhosts and users) and
-    /// no node is in a resource alarm. The alarms are read now, not from `UsageCollector`'s
-    /// last round: one call listing a row per node, and a readiness probe must not answer from
-    /// numbers up to an interval old.
-    public func readiness() async throws -> String {
+    /// The broker's version and alarms when the management API answers and Warren's
+    /// credential has the administrator tag (management or policymaker alone cannot create
+    /// vhosts and users); an error otherwise. An alarm does not make Warren unready: while it
+    /// lasts the broker blocks publishers, but Warren can still administer it, and teams need
+    /// exactly that (a `DELETE ?force=true` that frees the node) then; a probe that took
+    /// every Warren out of service during an alarm would refuse them. The alarms are read now,
+    /// not from `UsageCollector`'s last round: one call listing a row per node, and a
+    /// readiness probe must not answer from numbers up to an interval old.
+    public func readiness() async throws -> Readiness {
         async let whoami = step("check credential") { try await admin.whoami() }
         async let overview = step("read overview") { try await admin.overview() }
         async let nodes = step("read nodes") { try await admin.nodes() }
         guard try await whoami.tags.contains("administrator") else {
             throw ProvisioningError(code: .broker, detail: "Warren's management user lacks the administrator tag")
         }
-        let alarms = BrokerAlarm.of(try await nodes)
-        guard alarms.isEmpty else {
-            throw ProvisioningError(
-                code: .broker,
-                detail: "the broker is in \(alarms.map(\.description).joined(separator: ", ")); it blocks every publisher until that clears")
-        }
-        return try await overview.rabbitmqVersion
+        return Readiness(rabbitmqVersion: try await overview.rabbitmqVersion, alarms: BrokerAlarm.of(try await nodes))
     }
 }

@@ -1,9 +1,9 @@
 import HTTPServer
 import Provisioning
 
-/// GET /healthz: the process serves. GET /readyz: the broker answers, Warren's credential
-/// can administer it, and no node is in a memory or disk alarm (a 503 names the alarm: while
-/// it lasts the broker blocks every publisher, so new environments would not work either).
+/// GET /healthz: the process serves. GET /readyz: the broker answers and Warren's credential
+/// can administer it; the body names any memory or disk alarm in force (see `readiness()` for
+/// why an alarm is no reason to take Warren out of service).
 enum Health {
     struct Live: Encodable { var status = "ok" }
 
@@ -11,6 +11,9 @@ enum Health {
         struct Broker: Encodable { var rabbitmqVersion: String }
         var status = "ready"
         var broker: Broker
+        /// "memory alarm on node rabbit@host": while one lasts the broker blocks every
+        /// publisher, every team's. Empty when there is none.
+        var alarms: [String]
     }
 
     /// The same bytes every time: encoded once.
@@ -22,8 +25,8 @@ enum Health {
 
     static func ready(_ provisioner: Provisioner) async -> HTTPResponse {
         do {
-            let version = try await provisioner.readiness()
-            return JSON.response(200, Ready(broker: .init(rabbitmqVersion: version)))
+            let readiness = try await provisioner.readiness()
+            return JSON.response(200, Ready(broker: .init(rabbitmqVersion: readiness.rabbitmqVersion), alarms: readiness.alarms.map(\.description)))
         } catch let error as ProvisioningError {
             return Problem.brokerUnavailable("not ready: \(error.detail)").response()
         } catch {

@@ -432,6 +432,6 @@ import Testing
     }
 
     @Test func readinessNeedsTheAdministratorTag() async throws {
-        #expect(try await provisioner.readiness() == "3.10.8")
+        #expect(try await provisioner.readiness().rabbitmqVersion == "3.10.8")
     }
 }

@@ -1,11 +1,17 @@
 """GET /healthz and GET /readyz, and what Warren answers when the broker is out of reach."""
 
+import os
 import secrets
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
+import requests
 
-from warren_support import assert_problem, free_port, seg
+from warren_support import Api, assert_problem, free_port, parse_env_file, seg, wait_for
+
+BROKER_SH = Path(__file__).resolve().parent.parent.parent / "scripts" / "broker.sh"
 
 
 def test_healthz(anon):
@@ -18,8 +24,46 @@ def test_healthz(anon):
 def test_readyz_reports_broker_version(anon, mgmt):
     resp = anon.request("GET", "/readyz")
     assert resp.status_code == 200, resp.text
-    assert resp.json() == {"status": "ready",
+    assert resp.json() == {"status": "ready", "alarms": [],
                            "broker": {"rabbitmq_version": mgmt.overview()["rabbitmq_version"]}}
+
+
+@pytest.fixture
+def broker_in_disk_alarm(tmp_path):
+    """A node of its own whose disk limit is above any free space: in a disk alarm from the start."""
+    directory = tmp_path / "alarmed-broker"
+    env = dict(os.environ, BROKER_DISK_LIMIT=str(10**18))
+    for var in ("BROKER_MEMORY_WATERMARK", "BROKER_MGMT_TLS_DIR", "BROKER_MGMT_TLS_PORT"):
+        env.pop(var, None)
+    done = subprocess.run([str(BROKER_SH), "start", str(directory)], env=env, capture_output=True, text=True, timeout=180)
+    if done.returncode != 0:
+        pytest.fail(f"scripts/broker.sh start failed ({done.returncode}):\n{done.stderr[-3000:]}", pytrace=False)
+    try:
+        yield parse_env_file(directory / "broker.env")
+    finally:
+        subprocess.run([str(BROKER_SH), "stop", str(directory)], capture_output=True, timeout=60)
+
+
+def test_an_alarm_is_named_and_warren_stays_ready_to_tear_down(broker_in_disk_alarm, warren_factory, tokens):
+    """While a node is in an alarm the broker blocks every publisher, and teams need Warren most:
+    a DELETE is how a team frees the node. So /readyz names the alarm and stays 200 (a probe
+    that answered 503 would take every Warren out of service then), and Warren administers."""
+    env = broker_in_disk_alarm
+    proc = warren_factory("alarm", WARREN_MANAGEMENT_URL=env["WARREN_MANAGEMENT_URL"],
+                          WARREN_AMQP_PORT=env["BROKER_AMQP_PORT"])
+
+    def alarmed():
+        resp = requests.get(f"{proc.url}/readyz", timeout=30)
+        assert resp.status_code == 200, resp.text
+        return [a for a in resp.json()["alarms"] if a.startswith("disk alarm on node ")]
+
+    wait_for(alarmed, timeout=60, interval=0.5, what="/readyz names the node's disk alarm")
+    api = Api(proc.url, tokens["team-a"])
+    name = f"alarm-{secrets.token_hex(3)}"
+    made = api.create({"name": name, "queue": {"type": "classic"}})
+    assert made.status_code == 201, made.text
+    gone = api.request("DELETE", f"/v1/environments/{name}?force=true")
+    assert gone.status_code == 204, gone.text
 
 
 def test_probes_need_no_token_but_ignore_a_bad_one(anon):
