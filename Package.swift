@@ -90,10 +90,33 @@ let package = Package(
                              .when(platforms: [.linux], configuration: .release)),
             ]
         ),
+        // What more than one test target uses (the in-memory FakeBroker). A plain target, not a
+        // test target, so test targets can depend on it; nothing under Sources does. Its
+        // `@testable import Provisioning` needs testability, which debug builds (`swift build`,
+        // `--build-tests`, the sanitizer runs) enable; release builds (scripts/run.sh,
+        // scripts/bench.sh, the Dockerfile) only ever build `--product warren`, so they never
+        // compile it, and a bare `swift build -c release` would fail on it.
+        .target(
+            name: "WarrenTestSupport",
+            dependencies: [
+                "Locking",
+                "Provisioning",
+                "RabbitManagement",
+                "WireFormat",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/WarrenTestSupport"
+        ),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Locking"]),
         .testTarget(name: "RabbitManagementTests", dependencies: ["Locking", "RabbitManagement", "WireFormat"]),
-        .testTarget(name: "ProvisioningTests", dependencies: ["Locking", "Provisioning", "RabbitManagement", "WireFormat"]),
-        .testTarget(name: "WarrenAPITests", dependencies: ["WarrenAPI", "HTTPServer", "Provisioning", "RabbitManagement", "WireFormat"]),
+        .testTarget(
+            name: "ProvisioningTests",
+            dependencies: ["Locking", "Provisioning", "RabbitManagement", "WireFormat", "WarrenTestSupport"]
+        ),
+        .testTarget(
+            name: "WarrenAPITests",
+            dependencies: ["WarrenAPI", "HTTPServer", "Provisioning", "RabbitManagement", "WireFormat", "WarrenTestSupport"]
+        ),
         // The executable's own parts (the log writer); SwiftPM links an executable target into tests.
         .testTarget(name: "WarrenTests", dependencies: ["warren", .product(name: "Logging", package: "swift-log")]),
     ],

@@ -2,6 +2,7 @@ import Logging
 @testable import Provisioning
 import RabbitManagement
 import Testing
+import WarrenTestSupport
 import WireFormat
 
 /// A queue or exchange a tenant made before Warren names it is adopted only when it is exactly

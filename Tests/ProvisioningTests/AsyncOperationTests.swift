@@ -3,6 +3,7 @@ import Logging
 @testable import Provisioning
 import RabbitManagement
 import Testing
+import WarrenTestSupport
 
 /// Creates and deletes that answer before they finish (`finishInBackground`), against the fake
 /// broker: what the answer promises, what the record says meanwhile and after, and what a

@@ -2,6 +2,7 @@ import Logging
 @testable import Provisioning
 import RabbitManagement
 import Testing
+import WarrenTestSupport
 import WireFormat
 
 /// The operator's ceilings: what a create puts on the broker, what a request may ask, the

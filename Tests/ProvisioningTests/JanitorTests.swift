@@ -3,6 +3,7 @@ import Logging
 @testable import Provisioning
 import RabbitManagement
 import Testing
+import WarrenTestSupport
 import WireFormat
 
 /// The janitor on a large broker: its revocations do not wait on whole-broker listings, each

@@ -2,6 +2,7 @@ import Logging
 @testable import Provisioning
 import RabbitManagement
 import Testing
+import WarrenTestSupport
 import WireFormat
 
 /// Queue settings in per-queue policies: made by a create, changed in place by a PATCH,

@@ -2,6 +2,7 @@ import Logging
 @testable import Provisioning
 import RabbitManagement
 import Testing
+import WarrenTestSupport
 
 @Suite struct ProvisionerTests {
     let broker = FakeBroker()

@@ -2,6 +2,7 @@ import Logging
 @testable import Provisioning
 import RabbitManagement
 import Testing
+import WarrenTestSupport
 import WireFormat
 
 /// The team's quota and list come from its index (`TeamIndex`), not from the broker's vhost

@@ -2,6 +2,7 @@ import Logging
 @testable import Provisioning
 import RabbitManagement
 import Testing
+import WarrenTestSupport
 
 /// What /readyz and /metrics learn of the broker's alarms and the teams' use.
 @Suite struct UsageTests {

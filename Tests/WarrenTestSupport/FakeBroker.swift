@@ -8,46 +8,50 @@ import WireFormat
 /// one, so ordering and rollback can be checked without RabbitMQ. It mimics the behaviours the
 /// provisioner relies on: a new vhost reports `running` only on the second read, deleting a
 /// vhost deletes everything in it (but not users), deleting a user deletes its permissions.
-final class FakeBroker: BrokerAdmin, Sendable {
-    struct State {
-        var vhosts: [String: VhostInfo] = [:]
-        var vhostReads: [String: Int] = [:]
-        var users: [String: String] = [:]  // name -> password hash
-        var permissions: [String: Set<String>] = [:]  // vhost -> users
-        var grants: [String: PermissionInfo] = [:]  // "vhost/user" -> the regexes granted
-        var exchanges: [String: ExchangeInfo] = [:]  // "vhost/name"
-        var queues: [String: QueueInfo] = [:]
-        var bindings: [String: BindingInfo] = [:]  // "vhost/exchange/queue/key"
-        var limits: [String: Int] = [:]  // "vhost/name"
-        var policies: [String: [String: JSONValue]] = [:]  // "vhost/name" -> definition
-        var operatorPolicies: [String: PolicyInfo] = [:]  // "vhost/name"
-        var userLimits: [String: [String: Int]] = [:]  // user -> name -> value
-        var globalParameters: [String: JSONValue] = [:]
+///
+/// Shared by the test targets (a target of its own, WarrenTestSupport), so it is written once.
+public final class FakeBroker: BrokerAdmin, Sendable {
+    public struct State {
+        public var vhosts: [String: VhostInfo] = [:]
+        public var vhostReads: [String: Int] = [:]
+        public var users: [String: String] = [:]  // name -> password hash
+        public var permissions: [String: Set<String>] = [:]  // vhost -> users
+        public var grants: [String: PermissionInfo] = [:]  // "vhost/user" -> the regexes granted
+        public var exchanges: [String: ExchangeInfo] = [:]  // "vhost/name"
+        public var queues: [String: QueueInfo] = [:]
+        public var bindings: [String: BindingInfo] = [:]  // "vhost/exchange/queue/key"
+        public var limits: [String: Int] = [:]  // "vhost/name"
+        public var policies: [String: [String: JSONValue]] = [:]  // "vhost/name" -> definition
+        public var operatorPolicies: [String: PolicyInfo] = [:]  // "vhost/name"
+        public var userLimits: [String: [String: Int]] = [:]  // user -> name -> value
+        public var globalParameters: [String: JSONValue] = [:]
         /// Queues ("vhost/name") holding a message too recent to be in the statistics yet.
-        var recentMessages: Set<String> = []
-        var calls: [String] = []
-        var failAt: Int?
-        var failure = ManagementError(code: .brokerFailure, status: 500, summary: "management API answered 500")
+        public var recentMessages: Set<String> = []
+        public var calls: [String] = []
+        public var failAt: Int?
+        public var failure = ManagementError(code: .brokerFailure, status: 500, summary: "management API answered 500")
     }
 
-    let state = PThreadMutex(State())
+    public init() {}
+
+    public let state = PThreadMutex(State())
     /// When set, runs the closure on the state at the k-th call from the time it is set (1-based),
     /// before that call: something else changing the broker between two of our calls.
-    let onCall = PThreadMutex<(Int, @Sendable (inout State) -> Void)?>(nil)
+    public let onCall = PThreadMutex<(Int, @Sendable (inout State) -> Void)?>(nil)
     /// When set, the claim queue is already held by this record (another Warren won the race).
-    let claimConflict = PThreadMutex<EnvironmentRecord?>(nil)
+    public let claimConflict = PThreadMutex<EnvironmentRecord?>(nil)
     /// The release the fake answers to as.
-    let version = PThreadMutex("3.10.8")
+    public let version = PThreadMutex("3.10.8")
 
     /// Makes the k-th call from now (1-based) throw `error`.
-    func fail(call k: Int, with error: ManagementError? = nil) {
+    public func fail(call k: Int, with error: ManagementError? = nil) {
         state.withLock {
             $0.failAt = $0.calls.count + k
             if let error { $0.failure = error }
         }
     }
 
-    var calls: [String] { state.withLock { $0.calls } }
+    public var calls: [String] { state.withLock { $0.calls } }
 
     /// Records a call and throws when it is the one set to fail.
     private func record(_ call: String) throws {
@@ -64,17 +68,17 @@ final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
-    func overview() async throws -> Overview {
+    public func overview() async throws -> Overview {
         try record("overview")
         return Overview(rabbitmqVersion: version.withLock { $0 })
     }
 
-    func whoami() async throws -> WhoAmI {
+    public func whoami() async throws -> WhoAmI {
         try record("whoami")
         return WhoAmI(name: "guest", tags: ["administrator"])
     }
 
-    func vhost(_ name: String) async throws -> VhostInfo? {
+    public func vhost(_ name: String) async throws -> VhostInfo? {
         try record("GET vhost")
         return state.withLock { state in
             guard var info = state.vhosts[name] else { return nil }
@@ -84,13 +88,13 @@ final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
-    func vhosts() async throws -> [VhostInfo] {
+    public func vhosts() async throws -> [VhostInfo] {
         try record("GET vhosts")
         return state.withLock { Array($0.vhosts.values) }
     }
 
     @discardableResult
-    func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws -> Bool {
+    public func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws -> Bool {
         try record("PUT vhost")
         return state.withLock {
             let created = $0.vhosts[name] == nil
@@ -99,7 +103,7 @@ final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
-    func deleteVhost(_ name: String) async throws -> Bool {
+    public func deleteVhost(_ name: String) async throws -> Bool {
         try record("DELETE vhost")
         return state.withLock { state in
             guard state.vhosts.removeValue(forKey: name) != nil else { return false }
@@ -114,17 +118,17 @@ final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
-    func users() async throws -> [UserInfo] {
+    public func users() async throws -> [UserInfo] {
         try record("GET users")
         return state.withLock { $0.users.keys.map { UserInfo(name: $0) } }
     }
 
-    func putUser(_ name: String, passwordHash: String, tags: [String]) async throws {
+    public func putUser(_ name: String, passwordHash: String, tags: [String]) async throws {
         try record("PUT user")
         state.withLock { $0.users[name] = passwordHash }
     }
 
-    func deleteUser(_ name: String) async throws -> Bool {
+    public func deleteUser(_ name: String) async throws -> Bool {
         try record("DELETE user")
         return state.withLock { state in
             guard state.users.removeValue(forKey: name) != nil else { return false }
@@ -134,12 +138,12 @@ final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
-    func passwordHash(ofUser name: String) async throws -> String? {
+    public func passwordHash(ofUser name: String) async throws -> String? {
         try record("GET user")
         return state.withLock { $0.users[name] }
     }
 
-    func usersWithoutPermissions() async throws -> [UserInfo] {
+    public func usersWithoutPermissions() async throws -> [UserInfo] {
         try record("GET users without permissions")
         return state.withLock { state in
             let permitted = Set(state.permissions.values.flatMap { $0 })
@@ -147,7 +151,7 @@ final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
-    func deleteUsers(_ names: [String]) async throws {
+    public func deleteUsers(_ names: [String]) async throws {
         try record("POST users bulk-delete")
         state.withLock { state in
             for name in names where state.users.removeValue(forKey: name) != nil {
@@ -157,7 +161,7 @@ final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
-    func putUserLimit(user: String, name: String, value: Int) async throws {
+    public func putUserLimit(user: String, name: String, value: Int) async throws {
         try record("PUT user limit")
         try state.withLock {
             guard $0.users[user] != nil else {
@@ -167,12 +171,12 @@ final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
-    func userLimits() async throws -> [String: [String: Int]] {
+    public func userLimits() async throws -> [String: [String: Int]] {
         try record("GET user limits")
         return state.withLock { $0.userLimits }
     }
 
-    func vhostLimits() async throws -> [String: [String: Int]] {
+    public func vhostLimits() async throws -> [String: [String: Int]] {
         try record("GET vhost limits")
         return state.withLock { state in
             var out: [String: [String: Int]] = [:]
@@ -184,7 +188,7 @@ final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
-    func putOperatorPolicy(vhost: String, name: String, pattern: String, definition: [String: JSONValue], priority: Int, applyTo: String) async throws {
+    public func putOperatorPolicy(vhost: String, name: String, pattern: String, definition: [String: JSONValue], priority: Int, applyTo: String) async throws {
         try record("PUT operator policy")
         try state.withLock {
             guard $0.vhosts[vhost] != nil, !definition.isEmpty else {
@@ -195,22 +199,22 @@ final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
-    func deleteOperatorPolicy(vhost: String, name: String) async throws -> Bool {
+    public func deleteOperatorPolicy(vhost: String, name: String) async throws -> Bool {
         try record("DELETE operator policy")
         return state.withLock { $0.operatorPolicies.removeValue(forKey: "\(vhost)/\(name)") != nil }
     }
 
-    func operatorPolicies() async throws -> [PolicyInfo] {
+    public func operatorPolicies() async throws -> [PolicyInfo] {
         try record("GET operator policies")
         return state.withLock { Array($0.operatorPolicies.values) }
     }
 
-    func nodes() async throws -> [NodeInfo] {
+    public func nodes() async throws -> [NodeInfo] {
         try record("GET nodes")
         return [nodeInfo.withLock { $0 }]
     }
 
-    func queueTotals() async throws -> [String: QueueTotals] {
+    public func queueTotals() async throws -> [String: QueueTotals] {
         try record("GET queues")
         return state.withLock { state in
             var totals: [String: QueueTotals] = [:]
@@ -222,12 +226,12 @@ final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
-    func connectionCounts() async throws -> [String: Int] {
+    public func connectionCounts() async throws -> [String: Int] {
         try record("GET connections")
         return [:]
     }
 
-    func putPermissions(vhost: String, user: String, configure: String, write: String, read: String) async throws {
+    public func putPermissions(vhost: String, user: String, configure: String, write: String, read: String) async throws {
         try record("PUT permissions")
         state.withLock {
             $0.permissions[vhost, default: []].insert(user)
@@ -235,21 +239,21 @@ final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
-    func permissions() async throws -> [PermissionInfo] {
+    public func permissions() async throws -> [PermissionInfo] {
         try record("GET all permissions")
         return state.withLock { state in
             state.permissions.flatMap { vhost, users in users.compactMap { state.grants["\(vhost)/\($0)"] } }
         }
     }
 
-    func permissions(vhost: String) async throws -> [PermissionInfo] {
+    public func permissions(vhost: String) async throws -> [PermissionInfo] {
         try record("GET permissions")
         return state.withLock { state in
             (state.permissions[vhost] ?? []).compactMap { state.grants["\(vhost)/\($0)"] }
         }
     }
 
-    func putExchange(vhost: String, name: String, type: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws -> Bool {
+    public func putExchange(vhost: String, name: String, type: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws -> Bool {
         try record("PUT exchange")
         return try state.withLock {
             // As the broker: another type is refused as inequivalent.
@@ -262,12 +266,12 @@ final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
-    func exchange(vhost: String, name: String) async throws -> ExchangeInfo? {
+    public func exchange(vhost: String, name: String) async throws -> ExchangeInfo? {
         try record("GET exchange")
         return state.withLock { $0.exchanges["\(vhost)/\(name)"] }
     }
 
-    func putQueue(vhost: String, name: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws -> Bool {
+    public func putQueue(vhost: String, name: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws -> Bool {
         try record("PUT queue")
         if name == "warren.claim", let winner = claimConflict.withLock({ $0 }) {
             state.withLock {
@@ -295,12 +299,12 @@ final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
-    func deleteQueue(vhost: String, name: String) async throws -> Bool {
+    public func deleteQueue(vhost: String, name: String) async throws -> Bool {
         try record("DELETE queue")
         return state.withLock { $0.queues.removeValue(forKey: "\(vhost)/\(name)") != nil }
     }
 
-    func purgeQueue(vhost: String, name: String) async throws -> Bool {
+    public func purgeQueue(vhost: String, name: String) async throws -> Bool {
         try record("DELETE queue contents")
         return state.withLock { state in
             guard state.queues["\(vhost)/\(name)"] != nil else { return false }
@@ -311,7 +315,7 @@ final class FakeBroker: BrokerAdmin, Sendable {
     }
 
     /// Like the broker: the fetch needs the service user's ("warren-admin") permissions in the vhost.
-    func holdsMessages(vhost: String, name: String) async throws -> Bool {
+    public func holdsMessages(vhost: String, name: String) async throws -> Bool {
         try record("POST queue get")
         return try state.withLock {
             guard $0.permissions[vhost]?.contains("warren-admin") == true else {
@@ -322,12 +326,12 @@ final class FakeBroker: BrokerAdmin, Sendable {
     }
 
 
-    func queue(vhost: String, name: String) async throws -> QueueInfo? {
+    public func queue(vhost: String, name: String) async throws -> QueueInfo? {
         try record("GET queue")
         return state.withLock { $0.queues["\(vhost)/\(name)"] }
     }
 
-    func bind(vhost: String, exchange: String, queue: String, routingKey: String, arguments: [String: JSONValue]) async throws {
+    public func bind(vhost: String, exchange: String, queue: String, routingKey: String, arguments: [String: JSONValue]) async throws {
         try record("POST binding")
         state.withLock {
             $0.bindings["\(vhost)/\(exchange)/\(queue)/\(routingKey)"] = BindingInfo(
@@ -335,17 +339,17 @@ final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
-    func bindings(vhost: String, exchange: String, queue: String) async throws -> [BindingInfo] {
+    public func bindings(vhost: String, exchange: String, queue: String) async throws -> [BindingInfo] {
         try record("GET bindings")
         return state.withLock { $0.bindings.values.filter { $0.vhost == vhost && $0.source == exchange && $0.destination == queue } }
     }
 
-    func putVhostLimit(vhost: String, name: String, value: Int) async throws {
+    public func putVhostLimit(vhost: String, name: String, value: Int) async throws {
         try record("PUT vhost limit")
         state.withLock { $0.limits["\(vhost)/\(name)"] = value }
     }
 
-    func putPolicy(vhost: String, name: String, pattern: String, definition: [String: JSONValue], priority: Int, applyTo: String) async throws {
+    public func putPolicy(vhost: String, name: String, pattern: String, definition: [String: JSONValue], priority: Int, applyTo: String) async throws {
         try record("PUT policy")
         try state.withLock {
             guard $0.vhosts[vhost] != nil, !definition.isEmpty else {
@@ -355,28 +359,28 @@ final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
-    func deletePolicy(vhost: String, name: String) async throws -> Bool {
+    public func deletePolicy(vhost: String, name: String) async throws -> Bool {
         try record("DELETE policy")
         return state.withLock { $0.policies.removeValue(forKey: "\(vhost)/\(name)") != nil }
     }
 
-    func globalParameter(_ name: String) async throws -> JSONValue? {
+    public func globalParameter(_ name: String) async throws -> JSONValue? {
         try record("GET global parameter")
         return state.withLock { $0.globalParameters[name] }
     }
 
-    func putGlobalParameter(_ name: String, value: JSONValue) async throws {
+    public func putGlobalParameter(_ name: String, value: JSONValue) async throws {
         try record("PUT global parameter")
         state.withLock { $0.globalParameters[name] = value }
     }
 
-    func globalParameters(prefix: String) async throws -> [String: JSONValue] {
+    public func globalParameters(prefix: String) async throws -> [String: JSONValue] {
         try record("GET global parameters")
         return state.withLock { $0.globalParameters.filter { $0.key.hasPrefix(prefix) } }
     }
 
     /// The names a team's index lists (`TeamIndex`), as the broker holds it.
-    func indexed(team: String) -> [String] {
+    public func indexed(team: String) -> [String] {
         state.withLock { state in
             guard case .object(let fields)? = state.globalParameters["warren.team.\(team)"],
                   case .array(let names)? = fields["environments"] else { return [] }
@@ -386,16 +390,16 @@ final class FakeBroker: BrokerAdmin, Sendable {
 
     /// The queue arguments RabbitMQ compares when a queue is declared again (others, such as
     /// the claim's record, are not compared).
-    static let checkedArguments = [
+    public static let checkedArguments = [
         "x-queue-type", "x-max-length", "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
         "x-delivery-limit", "x-overflow", "x-single-active-consumer", "x-max-priority",
     ]
 
-    func logging(to logger: Logger) -> any BrokerAdmin { self }
+    public func logging(to logger: Logger) -> any BrokerAdmin { self }
 
     /// True when the broker holds nothing at all of the given vhost and its users, and its
     /// team's index does not list it.
-    func holdsNothing(of vhost: String) -> Bool {
+    public func holdsNothing(of vhost: String) -> Bool {
         let parts = vhost.split(separator: ".")
         let listed = parts.count == 3 && indexed(team: String(parts[1])).contains(String(parts[2]))
         return !listed && state.withLock { state in
@@ -405,5 +409,5 @@ final class FakeBroker: BrokerAdmin, Sendable {
     }
 
     /// What `nodes()` answers: set an alarm on it to test what an alarm does.
-    let nodeInfo = PThreadMutex(NodeInfo(name: "rabbit@fake"))
+    public let nodeInfo = PThreadMutex(NodeInfo(name: "rabbit@fake"))
 }
