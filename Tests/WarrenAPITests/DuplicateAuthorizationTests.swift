@@ -4,11 +4,12 @@ import Logging
 import Provisioning
 import Testing
 @testable import WarrenAPI
+import WarrenTestSupport
 
 /// Two `Authorization` header fields: 400 on /v1 (a problem) and /v2 (an OSB error), before
 /// either is looked up, with the same body whichever values they carry.
 @Suite struct DuplicateAuthorizationTests {
-    let broker = UnreachableBroker()
+    let broker = FakeBroker(unreachable: true)
     let api: WarrenAPI
 
     static let bearer = "Bearer alpha"

@@ -5,6 +5,7 @@ import Logging
 import Provisioning
 import Testing
 @testable import WarrenAPI
+import WarrenTestSupport
 
 @Suite struct OSBPlatformStoreTests {
     static func digest(_ credentials: String) -> String { TokenStoreTests.digest(credentials) }
@@ -170,7 +171,7 @@ import Testing
 }
 
 @Suite struct OSBRoutingTests {
-    let broker = UnreachableBroker()
+    let broker = FakeBroker(unreachable: true)
 
     func api(platforms: PlatformStore?) throws -> WarrenAPI {
         let path = "/tmp/warren-tokens-\(UInt32.random(in: 0 ... .max))"

@@ -1,67 +1,13 @@
 import HTTPServer
 import Logging
 import Provisioning
-import RabbitManagement
-import Synchronization
 import Testing
 @testable import WarrenAPI
-import WireFormat
-
-/// A broker that is never reachable and counts how often anyone tried: a request that should
-/// be refused before it reaches the broker must leave the count at zero. An atomic counter, not
-/// a Mutex: readiness asks two calls at once, and ThreadSanitizer does not see the Mutex of the
-/// prebuilt Synchronization module lock, so it reported the counter's update as a race.
-final class UnreachableBroker: BrokerAdmin, Sendable {
-    private let counter = Atomic<Int>(0)
-    var attempts: Int { counter.load(ordering: .sequentiallyConsistent) }
-    private func refuse() throws -> Never {
-        counter.wrappingAdd(1, ordering: .sequentiallyConsistent)
-        throw ManagementError(code: .unreachable, summary: "management API unreachable")
-    }
-    func overview() async throws -> Overview { try refuse() }
-    func whoami() async throws -> WhoAmI { try refuse() }
-    func vhost(_ name: String) async throws -> VhostInfo? { try refuse() }
-    func vhosts() async throws -> [VhostInfo] { try refuse() }
-    func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws -> Bool { try refuse() }
-    func globalParameter(_ name: String) async throws -> JSONValue? { try refuse() }
-    func putGlobalParameter(_ name: String, value: JSONValue) async throws { try refuse() }
-    func globalParameters(prefix: String) async throws -> [String: JSONValue] { try refuse() }
-    func deleteVhost(_ name: String) async throws -> Bool { try refuse() }
-    func users() async throws -> [UserInfo] { try refuse() }
-    func putUser(_ name: String, passwordHash: String, tags: [String]) async throws { try refuse() }
-    func deleteUser(_ name: String) async throws -> Bool { try refuse() }
-    func putPermissions(vhost: String, user: String, configure: String, write: String, read: String) async throws { try refuse() }
-    func permissions(vhost: String) async throws -> [PermissionInfo] { try refuse() }
-    func permissions() async throws -> [PermissionInfo] { try refuse() }
-    func deleteQueue(vhost: String, name: String) async throws -> Bool { try refuse() }
-    func purgeQueue(vhost: String, name: String) async throws -> Bool { try refuse() }
-    func holdsMessages(vhost: String, name: String) async throws -> Bool { try refuse() }
-    func putExchange(vhost: String, name: String, type: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws -> Bool { try refuse() }
-    func exchange(vhost: String, name: String) async throws -> ExchangeInfo? { try refuse() }
-    func putQueue(vhost: String, name: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws -> Bool { try refuse() }
-    func queue(vhost: String, name: String) async throws -> QueueInfo? { try refuse() }
-    func bind(vhost: String, exchange: String, queue: String, routingKey: String, arguments: [String: JSONValue]) async throws { try refuse() }
-    func bindings(vhost: String, exchange: String, queue: String) async throws -> [BindingInfo] { try refuse() }
-    func putVhostLimit(vhost: String, name: String, value: Int) async throws { try refuse() }
-    func putPolicy(vhost: String, name: String, pattern: String, definition: [String: JSONValue], priority: Int, applyTo: String) async throws { try refuse() }
-    func deletePolicy(vhost: String, name: String) async throws -> Bool { try refuse() }
-    func putUserLimit(user: String, name: String, value: Int) async throws { try refuse() }
-    func userLimits() async throws -> [String: [String: Int]] { try refuse() }
-    func vhostLimits() async throws -> [String: [String: Int]] { try refuse() }
-    func putOperatorPolicy(vhost: String, name: String, pattern: String, definition: [String: JSONValue], priority: Int, applyTo: String) async throws { try refuse() }
-    func deleteOperatorPolicy(vhost: String, name: String) async throws -> Bool { try refuse() }
-    func operatorPolicies() async throws -> [PolicyInfo] { try refuse() }
-    func usersWithoutPermissions() async throws -> [UserInfo] { try refuse() }
-    func passwordHash(ofUser name: String) async throws -> String? { try refuse() }
-    func deleteUsers(_ names: [String]) async throws { try refuse() }
-    func nodes() async throws -> [NodeInfo] { try refuse() }
-    func queueTotals() async throws -> [String: QueueTotals] { try refuse() }
-    func connectionCounts() async throws -> [String: Int] { try refuse() }
-    func logging(to logger: Logger) -> any BrokerAdmin { self }
-}
+import WarrenTestSupport
 
 @Suite struct RoutingTests {
-    let broker = UnreachableBroker()
+    /// Never reachable, and counts who tried: a request refused before the broker leaves it at zero.
+    let broker = FakeBroker(unreachable: true)
     let api: WarrenAPI
 
     init() throws {

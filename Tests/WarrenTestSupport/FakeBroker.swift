@@ -9,7 +9,8 @@ import WireFormat
 /// provisioner relies on: a new vhost reports `running` only on the second read, deleting a
 /// vhost deletes everything in it (but not users), deleting a user deletes its permissions.
 ///
-/// Shared by the test targets (a target of its own, WarrenTestSupport), so it is written once.
+/// Shared by the Provisioning and WarrenAPI tests, so the fake is written once: the API's tests
+/// run `/v1` end to end over it, and its unreachable mode stands in for a broker that is down.
 public final class FakeBroker: BrokerAdmin, Sendable {
     public struct State {
         public var vhosts: [String: VhostInfo] = [:]
@@ -30,9 +31,15 @@ public final class FakeBroker: BrokerAdmin, Sendable {
         public var calls: [String] = []
         public var failAt: Int?
         public var failure = ManagementError(code: .brokerFailure, status: 500, summary: "management API answered 500")
+        /// When set, every call is recorded and then refused as if the management API could not
+        /// be reached: a request that should be refused before the broker leaves `calls` empty.
+        public var unreachable = false
     }
 
-    public init() {}
+    /// A broker holding nothing; `unreachable` refuses every call (see `State.unreachable`).
+    public init(unreachable: Bool = false) {
+        state.withLock { $0.unreachable = unreachable }
+    }
 
     public let state = PThreadMutex(State())
     /// When set, runs the closure on the state at the k-th call from the time it is set (1-based),
@@ -53,7 +60,12 @@ public final class FakeBroker: BrokerAdmin, Sendable {
 
     public var calls: [String] { state.withLock { $0.calls } }
 
-    /// Records a call and throws when it is the one set to fail.
+    /// How many calls anyone made, refused or not. Counted under `state`'s PThreadMutex, which
+    /// ThreadSanitizer sees: readiness asks two calls at once, and a counter under
+    /// `Synchronization.Mutex` was reported as a race (see PThreadMutex).
+    public var attempts: Int { state.withLock { $0.calls.count } }
+
+    /// Records a call and throws when it is the one set to fail or the broker is unreachable.
     private func record(_ call: String) throws {
         let hook = onCall.withLock { hook -> (@Sendable (inout State) -> Void)? in
             guard let (count, body) = hook else { return nil }
@@ -64,6 +76,7 @@ public final class FakeBroker: BrokerAdmin, Sendable {
         if let hook { state.withLock { hook(&$0) } }
         try state.withLock { state in
             state.calls.append(call)
+            if state.unreachable { throw ManagementError(code: .unreachable, summary: "management API unreachable") }
             if state.failAt == state.calls.count { throw state.failure }
         }
     }
