@@ -56,6 +56,7 @@ JSON_SOURCES=(
   Sources/WarrenAPI/TopologyFields.swift
   Sources/WarrenAPI/Blueprints.swift
   Sources/WarrenAPI/Problem.swift
+  Sources/WarrenAPI/DuplicateAuthorization.swift
 )
 
 # swiftc's linker warns about every ASan helper symbol; keep the real diagnostics only.
