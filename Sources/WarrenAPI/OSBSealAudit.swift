@@ -68,4 +68,37 @@ public struct OSBSealAudit: Sendable {
         }
         return outcome
     }
+
+    /// The check at start-up, logged: nil to go on serving, or why Warren must not (records of
+    /// its teams sealed with neither secret, and `allowUnverified` not set). A broker it cannot
+    /// read is logged and not a refusal: an instance whose seal fails is still answered an
+    /// error, never "gone", request by request.
+    public func startUpCheck(_ provisioner: Provisioner, allowUnverified: Bool, logger: Logger) async -> String? {
+        let outcome: Outcome
+        do {
+            outcome = try await run(provisioner, logger: logger)
+        } catch {
+            logger.warning("could not check the instance records' seals at start-up; an instance whose seal fails answers an error, never 'gone'", metadata: ["error": "\(error)"])
+            return nil
+        }
+        if !outcome.unknownPlatforms.isEmpty {
+            logger.error("instances provisioned by platforms the platforms file does not name: /v2 answers errors for them until the name is back", metadata: [
+                "instances": "\(outcome.unknownPlatforms.prefix(10).joined(separator: ", "))", "count": "\(outcome.unknownPlatforms.count)",
+            ])
+        }
+        if !outcome.unverifiable.isEmpty {
+            let some = outcome.unverifiable.prefix(5).joined(separator: ", ")
+            guard allowUnverified else {
+                return "\(outcome.unverifiable.count) instance record(s) on the broker were sealed with another secret (\(some)). "
+                    + "Start with the secret they were made with; or rotate: the new secret in WARREN_OSB_SECRET_FILE and the old one "
+                    + "in WARREN_OSB_PREVIOUS_SECRET_FILE; or, if the old secret is lost, WARREN_OSB_ALLOW_UNVERIFIED_SEALS=1 (those "
+                    + "instances then answer errors on /v2; remove them through /v1)"
+            }
+            logger.error("instance records sealed with another secret; starting anyway (WARREN_OSB_ALLOW_UNVERIFIED_SEALS=1): /v2 answers errors for them", metadata: [
+                "instances": "\(some)", "count": "\(outcome.unverifiable.count)",
+            ])
+        }
+        logger.info("instance records' seals checked", metadata: ["verified": "\(outcome.verified)", "resealed": "\(outcome.resealed)"])
+        return nil
+    }
 }

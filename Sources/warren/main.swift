@@ -119,32 +119,9 @@ let api = WarrenAPI(
 // Before serving: is this the secret the broker's /v2 records were sealed with? (OSBSealAudit)
 if config.osbPlatformsFile != nil {
     let audit = OSBSealAudit(secret: config.osbSecret, previousSecret: config.osbPreviousSecret, platforms: platforms)
-    do {
-        let outcome = try await audit.run(provisioner, logger: logger)
-        if !outcome.unknownPlatforms.isEmpty {
-            logger.error("instances provisioned by platforms the platforms file does not name: /v2 answers errors for them until the name is back", metadata: [
-                "instances": "\(outcome.unknownPlatforms.prefix(10).joined(separator: ", "))", "count": "\(outcome.unknownPlatforms.count)",
-            ])
-        }
-        if !outcome.unverifiable.isEmpty {
-            let some = outcome.unverifiable.prefix(5).joined(separator: ", ")
-            guard config.osbAllowUnverifiedSeals else {
-                FileHandleStderr.write("""
-                    warren: WARREN_OSB_SECRET_FILE: \(outcome.unverifiable.count) instance record(s) on the broker were sealed with \
-                    another secret (\(some)). Start with the secret they were made with; or rotate: the new secret in \
-                    WARREN_OSB_SECRET_FILE and the old one in WARREN_OSB_PREVIOUS_SECRET_FILE; or, if the old secret is lost, \
-                    WARREN_OSB_ALLOW_UNVERIFIED_SEALS=1 (those instances then answer errors on /v2; remove them through /v1)
-
-                    """)
-                exit(2)
-            }
-            logger.error("instance records sealed with another secret; starting anyway (WARREN_OSB_ALLOW_UNVERIFIED_SEALS=1): /v2 answers errors for them", metadata: [
-                "instances": "\(some)", "count": "\(outcome.unverifiable.count)",
-            ])
-        }
-        logger.info("instance records' seals checked", metadata: ["verified": "\(outcome.verified)", "resealed": "\(outcome.resealed)"])
-    } catch {
-        logger.warning("could not check the instance records' seals at start-up; an instance whose seal fails answers an error, never 'gone'", metadata: ["error": "\(error)"])
+    if let refusal = await audit.startUpCheck(provisioner, allowUnverified: config.osbAllowUnverifiedSeals, logger: logger) {
+        FileHandleStderr.write("warren: WARREN_OSB_SECRET_FILE: \(refusal)\n")
+        exit(2)
     }
 }
 
