@@ -94,6 +94,29 @@ extension Provisioner {
         case .valid(let found):
             (environment, record) = (Environment(record: found, vhost: vhost), found)
         }
+        do {
+            return try await parts(of: environment, record: record)
+        } catch let error as ProvisioningError where error.code == .broker || error.underlying?.code == .notFound {
+            // A DELETE that began meanwhile removes the parts under the reads (RabbitMQ 3.10
+            // answers 400 for the permissions of a vhost it is deleting): the environment is
+            // going, which is the answer, not the broker's failure.
+            switch try? await records.read(vhost) {
+            case .absent?:
+                return nil
+            case .valid(let now)? where now.incarnation == record.incarnation && now.state == .deleting:
+                return EnvironmentHealth(
+                    environment: environment, users: [], resources: EnvironmentHealth.Resources(exchange: false, queue: false, binding: false, user: false),
+                    revocations: now.revocations, state: .deleting)
+            default:
+                throw error
+            }
+        }
+    }
+
+    /// What of the environment exists on the broker: its exchanges, queues and bindings as the
+    /// record names them, and its users (read at once).
+    private func parts(of environment: Environment, record: EnvironmentRecord) async throws -> EnvironmentHealth {
+        let vhost = environment.vhost
         let topology = Topology(environment.spec)
         async let exchanges = allExist(topology.exchanges.map { exchange in
             { try await step("read exchange") { try await admin.exchange(vhost: vhost, name: exchange.name) } != nil }
