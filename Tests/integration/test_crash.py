@@ -2,7 +2,7 @@
 for long: the janitor of the next warren finishes or removes it ("complete or gone").
 
 8 threads create and delete environments of a dozen names as fast as they can until warren is
-killed (SIGKILL, 0.3-1.2 s into the load, so calls are in flight); a new warren with the same settings starts, and the broker is polled until the
+killed (SIGKILL, 0.3-1.2 s after the load's first answer, so calls are in flight); a new warren with the same settings starts, and the broker is polled until the
 invariant holds for this test's environments. Done at three moments of the load.
 """
 
@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from warren_support import Api, invariant_violations, log_lines, vhost_of
+from warren_support import Api, invariant_violations, log_lines, vhost_of, wait_for
 
 # The grace must outlast the longest create (deadline + one management timeout), or warren
 # refuses to start: a short deadline keeps the grace, and so the recovery, short. The timeout
@@ -49,6 +49,10 @@ class Load:
         self.in_flight = 0
         self.threads = [threading.Thread(target=self._work, args=(self.rng.random(),), daemon=True)
                         for _ in range(THREADS)]
+
+    def answered_count(self) -> int:
+        with self.lock:
+            return len(self.answered)
 
     def _work(self, seed: float) -> None:
         rng = random.Random(seed)
@@ -118,6 +122,10 @@ def test_killed_mid_flight_then_complete_or_gone(kill_after, warren_factory, tok
 
     load = Load(proc.url, tokens["team-a"], names, seed=int(kill_after * 1000))
     load.start()
+    # The kill lands in the middle of the load: kill_after seconds after its first answer. Not
+    # kill_after seconds after the start: on a busy machine (CI, the releases' suites side by
+    # side) the first answer alone took longer than 0.3 s.
+    wait_for(lambda: load.answered_count() > 0, timeout=60, interval=0.01, what="the load's first answer")
     time.sleep(kill_after)
     with load.lock:
         in_flight, answered_before = load.in_flight, len(load.answered)
