@@ -1,12 +1,11 @@
-import Crypto
-import FoundationEssentials
 import RabbitManagement
 import WireFormat
 
 /// The broker has no race-free create for a vhost: several simultaneous PUTs all succeed, and
 /// the last description written wins. A queue declaration is atomic, though, and a redeclare
 /// with a different `x-max-length` is refused (400, "inequivalent arg"). So every environment
-/// has a small classic queue whose `x-max-length` is a hash of its spec: the first create to
+/// has a small classic queue whose `x-max-length` is a hash of its spec
+/// (`EnvironmentRecord.claimHash(of:)`): the first create to
 /// declare it owns the name, a create with another spec is refused by the broker itself, and
 /// creates with the same spec all pass. The winner's record rides along in an argument the
 /// broker stores but does not compare, so a loser can say what differs.
@@ -20,15 +19,6 @@ enum Claim {
             "x-max-length": .int(record.claim),
             recordArgument: .string(record.encoded()),
         ]
-    }
-
-    /// 48 bits of SHA-256 over the spec's canonical JSON: a positive Int the broker keeps exactly.
-    static func specHash(_ spec: EnvironmentSpec) -> Int {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let json = (try? encoder.encode(spec)) ?? Data()
-        let digest = Array(SHA256.hash(data: json))
-        return digest.prefix(6).reduce(0) { $0 << 8 | Int($1) }
     }
 
     /// The record of whoever declared the claim queue first.

@@ -1,3 +1,4 @@
+import Crypto
 import FoundationEssentials
 
 /// What Warren remembers about an environment, kept in its vhost's description on the broker
@@ -52,7 +53,7 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
         self.spec = spec
         self.createdAt = createdAt
         self.state = state
-        self.claim = Claim.specHash(spec)
+        self.claim = Self.claimHash(of: spec)
         self.revocations = [:]
     }
 
@@ -71,7 +72,7 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
         spec = try container.decode(EnvironmentSpec.self, forKey: .spec)
         createdAt = try container.decode(String.self, forKey: .createdAt)
         state = try container.decodeIfPresent(State.self, forKey: .state) ?? .ready
-        claim = try container.decodeIfPresent(Int.self, forKey: .claim) ?? Claim.specHash(spec)
+        claim = try container.decodeIfPresent(Int.self, forKey: .claim) ?? Self.claimHash(of: spec)
         revocations = try container.decodeIfPresent([String: String].self, forKey: .revocations) ?? [:]
         incarnation = try container.decodeIfPresent(String.self, forKey: .incarnation) ?? ""
         failureReason = try container.decodeIfPresent(String.self, forKey: .failureReason)
@@ -117,5 +118,15 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
 
     public static func now() -> String {
         Date.now.formatted(.iso8601)
+    }
+
+    /// The claim's value for a spec (see the claim queue in `Claim`): 48 bits of SHA-256 over
+    /// the spec's canonical JSON, a positive Int the broker keeps exactly.
+    static func claimHash(of spec: EnvironmentSpec) -> Int {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = (try? encoder.encode(spec)) ?? Data()
+        let digest = Array(SHA256.hash(data: json))
+        return digest.prefix(6).reduce(0) { $0 << 8 | Int($1) }
     }
 }

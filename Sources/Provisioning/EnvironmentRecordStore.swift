@@ -23,12 +23,12 @@ enum RecordReading: Sendable {
 /// nevertheless made the vhost anew (it went in the moment between) deletes the empty shell
 /// at once.
 struct EnvironmentRecordStore: Sendable {
-    let provisioner: Provisioner
+    let session: BrokerSession
 
-    private var admin: any BrokerAdmin { provisioner.admin }
+    private var admin: any BrokerAdmin { session.admin }
 
     func read(_ vhost: String) async throws -> RecordReading {
-        guard let info = try await provisioner.step("read vhost", { try await admin.vhost(vhost) }) else { return .absent }
+        guard let info = try await session.step("read vhost", { try await admin.vhost(vhost) }) else { return .absent }
         return Self.reading(info)
     }
 
@@ -56,14 +56,15 @@ struct EnvironmentRecordStore: Sendable {
     /// declared in it never gets a leader (every call on it hangs); seen with racing creates and
     /// deletes of one name. Under the lock, the PUT waits until that DELETE has returned.
     ///
-    /// The team's quota is held here too: the name goes into the team's index (`TeamIndex`)
-    /// before the vhost is made, or the create is refused with nothing made.
-    func create(_ record: EnvironmentRecord, vhost: String) async throws -> RecordReading? {
-        try await RecordLock(provisioner: provisioner).withLock(vhost) {
+    /// The team's quota (`teamLimit` environments) is held here too: the name goes into the
+    /// team's index (`TeamIndex`) before the vhost is made, or the create is refused with
+    /// nothing made.
+    func create(_ record: EnvironmentRecord, vhost: String, teamLimit: Int) async throws -> RecordReading? {
+        try await RecordLock(session: session).withLock(vhost) {
             let found = try await read(vhost)
             guard case .absent = found else { return found }
-            let index = TeamIndex(provisioner: provisioner)
-            try await index.reserve(team: record.team, name: record.spec.name, limit: provisioner.maxEnvironmentsPerTeam)
+            let index = TeamIndex(session: session)
+            try await index.reserve(team: record.team, name: record.spec.name, limit: teamLimit)
             do {
                 try await put(record, vhost: vhost, step: "create vhost")
             } catch {
@@ -80,11 +81,11 @@ struct EnvironmentRecordStore: Sendable {
     /// right before) says so; false when it did not. See `create` for why under the lock.
     /// Once the vhost is gone, its name leaves the team's index.
     func deleteVhost(_ vhost: String, when stillWanted: () async throws -> Bool) async throws -> Bool {
-        try await RecordLock(provisioner: provisioner).withLock(vhost) {
+        try await RecordLock(session: session).withLock(vhost) {
             guard try await stillWanted() else { return false }
-            _ = try await provisioner.step("delete vhost") { try await admin.deleteVhost(vhost) }
+            _ = try await session.step("delete vhost") { try await admin.deleteVhost(vhost) }
             if let owner = EnvironmentNaming.parse(vhost: vhost) {
-                await TeamIndex(provisioner: provisioner).release(team: owner.team, name: owner.name)
+                await TeamIndex(session: session).release(team: owner.team, name: owner.name)
             }
             return true
         }
@@ -99,7 +100,7 @@ struct EnvironmentRecordStore: Sendable {
         _ vhost: String, incarnation: String, step: String, _ change: @Sendable (inout EnvironmentRecord) throws -> Void
     ) async throws -> EnvironmentRecord {
         let name = EnvironmentNaming.parse(vhost: vhost)?.name ?? vhost
-        return try await RecordLock(provisioner: provisioner).withLock(vhost) {
+        return try await RecordLock(session: session).withLock(vhost) {
             let (before, written) = try await recordInForce(vhost, incarnation: incarnation, name: name)
             var after = before
             try change(&after)
@@ -109,7 +110,7 @@ struct EnvironmentRecordStore: Sendable {
                 // The vhost went between the read and the write, and the PUT made it anew:
                 // remove the empty shell before anyone takes it for an environment.
                 _ = try? await admin.deleteVhost(vhost)
-                provisioner.logger.warning("record write found the vhost gone; removed the shell it made", metadata: ["vhost": "\(vhost)"])
+                session.logger.warning("record write found the vhost gone; removed the shell it made", metadata: ["vhost": "\(vhost)"])
                 throw ProvisioningError.gone(name)
             }
             return after
@@ -126,8 +127,7 @@ struct EnvironmentRecordStore: Sendable {
     private func recordInForce(_ vhost: String, incarnation: String, name: String) async throws -> (EnvironmentRecord, written: Bool) {
         let reading = try await read(vhost)
         if case .valid(let found) = reading, found.incarnation != incarnation, found.state == .creating {
-            let claim = try await provisioner.step("read claim") { try await admin.queue(vhost: vhost, name: Claim.queueName) }
-            if let holder = claim.flatMap(Claim.record(in:)), holder.problem(in: vhost) == nil, holder.incarnation == incarnation {
+            if let holder = try await claimHolder(vhost), holder.problem(in: vhost) == nil, holder.incarnation == incarnation {
                 return (holder, false)
             }
         }
@@ -157,7 +157,7 @@ struct EnvironmentRecordStore: Sendable {
     /// so environments made with a quorum default keep it.
     @discardableResult
     private func put(_ record: EnvironmentRecord, vhost: String, step: String) async throws -> Bool {
-        try await provisioner.step(step) {
+        try await session.step(step) {
             try await admin.putVhost(vhost, description: record.encoded(), tags: [EnvironmentRecord.vhostTag], defaultQueueType: nil)
         }
     }

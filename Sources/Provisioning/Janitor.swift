@@ -341,7 +341,7 @@ public final class Janitor: Sendable {
     /// "index {team} {name}", so that their first sighting is remembered.
     private func repairIndexes(existing: Set<String>, unfinished: inout [String: ContinuousClock.Instant]) async throws -> Int {
         let admin = provisioner.admin
-        let index = TeamIndex(provisioner: provisioner)
+        let index = provisioner.teamIndex
         let stored = try await provisioner.step("list team indexes") { try await admin.globalParameters(prefix: TeamIndex.parameterPrefix) }
         var present: [String: Set<String>] = [:]
         for vhost in existing {

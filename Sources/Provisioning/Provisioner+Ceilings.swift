@@ -101,10 +101,10 @@ extension Provisioner {
         _ body: ([PermissionInfo]) async throws -> T
     ) async throws -> T {
         let key = "users \(environment.vhost)"
-        guard await localLocks.acquire(key, within: recordLockLease) else {
+        guard await session.localLocks.acquire(key, within: recordLockLease) else {
             throw ProvisioningError(code: .busy, detail: "another change of environment \(environment.name)'s users took too long; try again")
         }
-        defer { localLocks.release(key) }
+        defer { session.localLocks.release(key) }
         let permissions = try await step("read permissions") { try await admin.permissions(vhost: environment.vhost) }
         let users = permissions.filter { EnvironmentNaming.isUser($0.user, of: environment.vhost) }
         let ceiling = ceilings(for: environment).inForce(environment.spec.limits).maxUsers
@@ -171,7 +171,7 @@ extension Provisioner {
             .map(\.user).filter { EnvironmentNaming.isUser($0, of: vhost) }
         for user in users { try await applyUserLimits(user, in: environment) }
         try await applyCeilings(environment)
-        _ = try await step("purge claim") { try await admin.purgeQueue(vhost: vhost, name: Claim.queueName) }
+        try await records.purgeClaim(vhost)
         logger.notice("environment brought under its ceilings", metadata: ["vhost": "\(vhost)", "users": "\(users.count)"])
     }
 }

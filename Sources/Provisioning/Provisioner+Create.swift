@@ -24,7 +24,7 @@ extension Provisioner {
         tier: String? = nil, finishInBackground: Bool = false
     ) async throws -> CreateResult {
         try await measured("create") {
-            try await Self.$deadline.withValue(.now + createDeadline) {
+            try await BrokerSession.$deadline.withValue(.now + createDeadline) {
                 let spec = try await explicit(spec)
                 // A create whose environment another create's rollback (or a DELETE) removed
                 // under it starts over (at most twice): the caller asked for an environment, and
@@ -85,7 +85,7 @@ extension Provisioner {
         if case .absent = found {
             // Nil: made (the team's quota held first, see `TeamIndex`). Otherwise another
             // create (or anyone) came first, and that is what is found.
-            found = try await records.create(fresh, vhost: vhost) ?? .absent
+            found = try await records.create(fresh, vhost: vhost, teamLimit: maxEnvironmentsPerTeam) ?? .absent
         }
         switch found {
         case .valid(let existing):
@@ -103,9 +103,9 @@ extension Provisioner {
 
         if inBackground, ownsVhost {
             let issued = newCredentials(roles, vhost: vhost, incarnation: record.incarnation)
-            let (created, deadline) = (record, Self.deadline)
+            let (created, deadline) = (record, BrokerSession.deadline)
             background.start { [self] in
-                await Self.$deadline.withValue(deadline) { await finishInBackground(vhost, record: created, issued: issued) }
+                await BrokerSession.$deadline.withValue(deadline) { await finishInBackground(vhost, record: created, issued: issued) }
             }
             logger.info("environment accepted; making it in the background", metadata: ["vhost": "\(vhost)"])
             return CreateResult(environment: Environment(record: record, vhost: vhost), credentials: issued, created: true, pending: true)
@@ -187,7 +187,7 @@ extension Provisioner {
             logger.error("asynchronous create failed", metadata: ["vhost": "\(vhost)", "error": "\(error)"])
             await rollBack(vhost: vhost, incarnation: nil, users: issued.map(\.username))
             do {
-                try await Self.$deadline.withValue(nil) {
+                try await BrokerSession.$deadline.withValue(nil) {
                     try await records.change(vhost, incarnation: record.incarnation, step: "mark failed") {
                         guard $0.state == .creating else { return }
                         $0.state = .failed
@@ -201,12 +201,6 @@ extension Provisioner {
         }
     }
 
-    func quotaExceeded(team: String) -> ProvisioningError {
-        ProvisioningError(
-            code: .quotaExceeded,
-            detail: "team \(team) has as many environments as it may: the limit is \(maxEnvironmentsPerTeam); delete one first")
-    }
-
     /// What every create and repair does first: wait until the vhost runs, give Warren's own
     /// user permissions in it, and hold the claim on the name. Returns the record of the
     /// incarnation that holds the claim: a create that finds another create of the same spec
@@ -214,26 +208,15 @@ extension Provisioner {
     /// and throws a conflict: the vhost belongs to the create that won.
     func prepare(_ vhost: String, record: EnvironmentRecord, ownsVhost: inout Bool) async throws -> EnvironmentRecord {
         try await waitUntilRunning(vhost)
-        try await step("grant service permissions") {
-            try await admin.putPermissions(vhost: vhost, user: serviceUser, configure: ".*", write: ".*", read: ".*")
-        }
-        do {
-            _ = try await step("claim name") {
-                try await admin.putQueue(
-                    vhost: vhost, name: Claim.queueName, durable: true, autoDelete: false,
-                    arguments: Claim.arguments(for: record))
-            }
-        } catch let error as ProvisioningError where error.underlying?.code == .badRequest {
-            // The broker refused the declaration as inequivalent: another spec holds the name.
+        try await session.grantServiceUser(in: vhost)
+        let holder: EnvironmentRecord
+        switch try await records.claim(vhost, for: record) {
+        case .lost(let winner):
             let madeVhost = ownsVhost
             ownsVhost = false
-            throw await lostClaim(vhost, record: record, madeVhost: madeVhost)
-        }
-        // The claim carries the record of whoever declared it first (a redeclare does not
-        // change its arguments), checked like any other record.
-        let queue = try await step("read claim") { try await admin.queue(vhost: vhost, name: Claim.queueName) }
-        guard let holder = queue.flatMap(Claim.record(in:)), holder.problem(in: vhost) == nil else {
-            throw ProvisioningError.invalidRecord(record.spec.name, "its claim does not hold a valid record")
+            throw await lostClaim(vhost, record: record, winner: winner, madeVhost: madeVhost)
+        case .held(let found):
+            holder = found
         }
         guard holder.incarnation != record.incarnation else { return record }
         if ownsVhost {
@@ -245,13 +228,12 @@ extension Provisioner {
         return holder
     }
 
-    /// Another create of this name with another spec declared the claim first. When this
-    /// create's PUT wrote its record over the winner's, the winner's is put back; the answer
-    /// names the fields that differ.
-    private func lostClaim(_ vhost: String, record: EnvironmentRecord, madeVhost: Bool) async -> ProvisioningError {
+    /// Another create of this name with another spec declared the claim first (`winner`, when
+    /// its record could be read). When this create's PUT wrote its record over the winner's,
+    /// the winner's is put back; the answer names the fields that differ.
+    private func lostClaim(_ vhost: String, record: EnvironmentRecord, winner: EnvironmentRecord?, madeVhost: Bool) async -> ProvisioningError {
         var fields = ["spec"]
-        if let queue = try? await admin.queue(vhost: vhost, name: Claim.queueName), let winner = Claim.record(in: queue),
-           winner.problem(in: vhost) == nil {
+        if let winner {
             fields = record.spec.differences(from: winner.spec)
             if madeVhost {
                 _ = try? await records.change(vhost, incarnation: record.incarnation, step: "restore record") { $0 = winner }
@@ -291,7 +273,7 @@ extension Provisioner {
     /// here is logged, and the janitor or a later DELETE removes what remains.
     @discardableResult
     func rollBack(vhost: String, incarnation: String?, users: [String]) async -> Bool {
-        await Self.$deadline.withValue(nil) {
+        await BrokerSession.$deadline.withValue(nil) {
             for user in users {
                 do { _ = try await admin.deleteUser(user) } catch {
                     logger.error("rollback could not delete user", metadata: ["user": "\(user)", "error": "\(error)"])
@@ -304,8 +286,7 @@ extension Provisioner {
                 do {
                     // Two creates that both found no vhost both wrote a record; the claim says
                     // whose the environment is. The other's stays.
-                    let claim = try await step("read claim") { try await admin.queue(vhost: vhost, name: Claim.queueName) }
-                    if let holder = claim.flatMap(Claim.record(in:)), holder.incarnation != incarnation { return false }
+                    if let holder = try await records.claimHolder(vhost), holder.incarnation != incarnation { return false }
                     let record = try await records.change(vhost, incarnation: incarnation, step: "mark deleting") {
                         if $0.state == .creating { $0.state = .deleting }
                     }

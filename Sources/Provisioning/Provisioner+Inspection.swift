@@ -9,7 +9,7 @@ extension Provisioner {
     /// there are indexes) is listed from the whole vhost listing.
     public func list(team: String) async throws -> [Environment] {
         let infos: [VhostInfo]
-        if let names = try await TeamIndex(provisioner: self).read(team: team) {
+        if let names = try await teamIndex.read(team: team) {
             infos = try await vhosts(names.map { EnvironmentNaming.vhost(team: team, name: $0) })
         } else {
             let prefix = EnvironmentNaming.teamPrefix(team)

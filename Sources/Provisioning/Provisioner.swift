@@ -4,21 +4,17 @@ import RabbitManagement
 /// Creates, inspects, lists and tears down environments on the broker. Keeps no state of its
 /// own: everything it knows comes from the broker on each call, so replicas can run side by side.
 public struct Provisioner: Sendable {
-    private(set) var admin: any BrokerAdmin
-    /// Warren's own management user. It gets permissions on every vhost it manages: the
-    /// administrator tag alone does not reach resources inside a vhost.
-    let serviceUser: String
-    private(set) var logger: Logger
-    /// How long a new vhost may take to report `running` on every node.
-    let vhostReadyTimeout: Duration
+    /// The broker as the stores beneath see it: management API, logger, Warren's own user,
+    /// the bounds of one call, this process's lock turns.
+    private(set) var session: BrokerSession
+    var admin: any BrokerAdmin { session.admin }
+    var logger: Logger { session.logger }
+    var serviceUser: String { session.serviceUser }
     /// How many environments one team may have; held under parallel creates (see `holdQuota`).
     let maxEnvironmentsPerTeam: Int
     /// How long a create may run before it stops, removes what it made and answers 503. The
     /// janitor's grace must be longer than this plus the broker calls in flight at that moment.
     let createDeadline: Duration
-    /// The longest one broker call can take (the management timeout, once per node tried).
-    /// The lease of record locks and the longest create are derived from it.
-    let longestCall: Duration
     /// The most an environment, its users and its queues may take (see `Ceilings`).
     public let ceilings: Ceilings
     /// Ceilings of their own for environments made from some blueprints (tiers), by blueprint.
@@ -28,45 +24,40 @@ public struct Provisioner: Sendable {
     let release: BrokerRelease
     /// Asynchronous operations still going on after their answer; shared by every copy.
     public let background: BackgroundWork
-    /// This process's turns for the broker-held locks (see `LocalLocks`); shared by every copy.
-    let localLocks: LocalLocks
     /// Each team's credentials per minute (see `RotationBudget`); shared by every copy.
     let rotations: RotationBudget
 
-    /// The deadline of the create this task belongs to; steps past it fail as `busy`.
-    @TaskLocal static var deadline: ContinuousClock.Instant?
-
+    /// `longestCall`: the longest one broker call can take (the management timeout, once per
+    /// node tried); the lease of record locks and the longest create are derived from it.
     public init(
         admin: any BrokerAdmin, serviceUser: String, logger: Logger,
         vhostReadyTimeout: Duration = .seconds(15), maxEnvironmentsPerTeam: Int = 100,
         createDeadline: Duration = .seconds(60), longestCall: Duration = .seconds(10), ceilings: Ceilings = Ceilings(),
         tiers: [String: Ceilings] = [:]
     ) {
-        self.admin = admin
-        self.serviceUser = serviceUser
-        self.logger = logger
-        self.vhostReadyTimeout = vhostReadyTimeout
+        self.session = BrokerSession(
+            admin: admin, logger: logger, serviceUser: serviceUser, vhostReadyTimeout: vhostReadyTimeout, longestCall: longestCall)
         self.maxEnvironmentsPerTeam = maxEnvironmentsPerTeam
         self.createDeadline = createDeadline
-        self.longestCall = longestCall
         self.ceilings = ceilings
         self.tiers = tiers
         self.release = BrokerRelease()
         self.background = BackgroundWork()
-        self.localLocks = LocalLocks()
         self.rotations = RotationBudget(perMinute: ceilings.rotationsPerMinute)
     }
 
-    /// How long a record lock outlives a holder that died (see `RecordLock`): longer than a
-    /// holder can take for its read and its write, each one broker call, with a third for slack.
-    var recordLockLease: Duration { max(.seconds(5), longestCall * 3) }
+    /// How long a record lock outlives a holder that died (see `BrokerSession`).
+    var recordLockLease: Duration { session.recordLockLease }
 
     /// The longest a create can last: it stops at its deadline, and the broker calls in flight
     /// then each end within one call's bound. The janitor's grace must be longer (see
     /// `Janitor.problem(withGrace:for:)`).
-    public var longestCreate: Duration { createDeadline + longestCall }
+    public var longestCreate: Duration { createDeadline + session.longestCall }
 
-    var records: EnvironmentRecordStore { EnvironmentRecordStore(provisioner: self) }
+    var records: EnvironmentRecordStore { EnvironmentRecordStore(session: session) }
+
+    /// The team's index of environments (see `TeamIndex`).
+    var teamIndex: TeamIndex { TeamIndex(session: session) }
 
     /// A user of the environment with the permissions of its role, its user limits, and no
     /// management tags.
@@ -89,25 +80,7 @@ public struct Provisioner: Sendable {
         }
     }
 
-    /// A new vhost is not usable the moment PUT returns: declaring into it can fail until
-    /// every node reports it running (declaring into it early can fail with 401 or
-    /// `vhost_supervisor_not_running`).
-    func waitUntilRunning(_ vhost: String) async throws {
-        let clock = ContinuousClock()
-        let deadline = clock.now + vhostReadyTimeout
-        var pause = Duration.milliseconds(5)
-        while true {
-            guard let info = try await step("wait for vhost", { try await admin.vhost(vhost) }) else {
-                throw ProvisioningError(code: .broker, detail: "the vhost disappeared while it was being created", step: "wait for vhost")
-            }
-            if info.isRunning { return }
-            guard clock.now + pause < deadline else {
-                throw ProvisioningError(code: .vhostNotReady, detail: "vhost did not start on every broker node in time", step: "wait for vhost")
-            }
-            try await Task.sleep(for: pause)
-            pause = min(pause * 2, .milliseconds(200))
-        }
-    }
+    func waitUntilRunning(_ vhost: String) async throws { try await session.waitUntilRunning(vhost) }
 
     /// Declares every exchange and queue of the spec at once, then every binding, then the
     /// policies and the ceilings (see Provisioner+Ceilings.swift). Each declaration is idempotent, so this also repairs drift.
@@ -232,36 +205,15 @@ public struct Provisioner: Sendable {
 
     // MARK: helpers
 
-    /// Runs one broker call, naming the step in the error when it fails.
+    /// Runs one broker call, naming the step in the error when it fails (see `BrokerSession`).
     func step<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
-        let start = ContinuousClock.now
-        if let deadline = Self.deadline, start > deadline {
-            throw ProvisioningError(code: .busy, detail: "the create did not finish in time (the broker is slow); nothing was kept, try again", step: name)
-        }
-        do {
-            let result = try await body()
-            ProvisioningMetrics.brokerCall(step: name, since: start)
-            return result
-        } catch let error as ManagementError {
-            ProvisioningMetrics.brokerCall(step: name, since: start)
-            ProvisioningMetrics.brokerError(step: name, kind: error.code.description)
-            // Unreachable and timed-out calls name a node's address in their summary: internal
-            // detail the API's callers need not see (it stays in the log).
-            let why = switch error.code {
-            case .unreachable: "the management API could not be reached"
-            case .timeout: "the management API did not answer in time"
-            case .tls: "the management API's TLS certificate could not be verified"
-            default: error.summary
-            }
-            throw ProvisioningError(code: .broker, detail: "the broker failed to \(name): \(why)", step: name, underlying: error)
-        }
+        try await session.step(name, body)
     }
 
     /// A copy whose broker calls log through `logger` (which carries the request id).
     public func logging(to logger: Logger) -> Provisioner {
         var copy = self
-        copy.admin = admin.logging(to: logger)
-        copy.logger = logger
+        copy.session = session.logging(to: logger)
         return copy
     }
 

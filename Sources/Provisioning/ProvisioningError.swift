@@ -70,6 +70,13 @@ public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
         ProvisioningError(code: .conflict, detail: "environment \(name) was deleted and made anew while this request ran; nothing was changed")
     }
 
+    /// The team has `limit` environments already: a create past that is refused with nothing made.
+    static func quotaExceeded(team: String, limit: Int) -> ProvisioningError {
+        ProvisioningError(
+            code: .quotaExceeded,
+            detail: "team \(team) has as many environments as it may: the limit is \(limit); delete one first")
+    }
+
     static func gone(_ name: String) -> ProvisioningError {
         ProvisioningError(code: .notFound, detail: "no environment \(name)")
     }

@@ -13,9 +13,9 @@ import WireFormat
 /// once unused for `lease`. The queues live in `EnvironmentNaming.systemVhost`, where no
 /// tenant has permissions and no tenant's vhost limits apply.
 struct RecordLock: Sendable {
-    let provisioner: Provisioner
-    /// How long a dead holder keeps the lock (`Provisioner.recordLockLease`).
-    var lease: Duration { provisioner.recordLockLease }
+    let session: BrokerSession
+    /// How long a dead holder keeps the lock (`BrokerSession.recordLockLease`).
+    var lease: Duration { session.recordLockLease }
     /// How long to wait for a lock another operation holds before answering `busy` (a live
     /// holder needs milliseconds; only a dead one makes anyone wait this long).
     var wait: Duration = .seconds(8)
@@ -29,8 +29,8 @@ struct RecordLock: Sendable {
         // This process's turn first (see `LocalLocks`), then the broker's lock, both within
         // the one `wait`: a waiter never waits longer for being in a local queue.
         let deadline = ContinuousClock.now + wait
-        guard await provisioner.localLocks.acquire(key, within: wait) else { throw busy }
-        defer { provisioner.localLocks.release(key) }
+        guard await session.localLocks.acquire(key, within: wait) else { throw busy }
+        defer { session.localLocks.release(key) }
         try await acquire(name, token: token, deadline: deadline)
         do {
             let result = try await body()
@@ -47,7 +47,7 @@ struct RecordLock: Sendable {
     }
 
     private func acquire(_ name: String, token: Int, deadline: ContinuousClock.Instant) async throws {
-        let admin = provisioner.admin
+        let admin = session.admin
         var generator = SystemRandomNumberGenerator()
         let arguments: [String: JSONValue] = [
             "x-queue-type": "classic", "x-max-length": .int(token),
@@ -58,7 +58,7 @@ struct RecordLock: Sendable {
         var ensured = false
         while true {
             do {
-                _ = try await provisioner.step("lock record") {
+                _ = try await session.step("lock record") {
                     try await admin.putQueue(vhost: EnvironmentNaming.systemVhost, name: name, durable: true, autoDelete: false, arguments: arguments)
                 }
                 return
@@ -84,35 +84,33 @@ struct RecordLock: Sendable {
     /// holds this holder's token: a DELETE that went through but whose answer was lost may
     /// already have let another operation take the lock.
     private func release(_ name: String, token: Int) async {
-        let admin = provisioner.admin
+        let admin = session.admin
         let vhost = EnvironmentNaming.systemVhost
         do {
-            _ = try await provisioner.step("unlock record") { try await admin.deleteQueue(vhost: vhost, name: name) }
+            _ = try await session.step("unlock record") { try await admin.deleteQueue(vhost: vhost, name: name) }
             return
         } catch {}
         do {
-            let lock = try await provisioner.step("read record lock") { try await admin.queue(vhost: vhost, name: name) }
+            let lock = try await session.step("read record lock") { try await admin.queue(vhost: vhost, name: name) }
             guard let lock, lock.arguments["x-max-length"] == .int(token) else { return }
-            _ = try await provisioner.step("unlock record") { try await admin.deleteQueue(vhost: vhost, name: name) }
+            _ = try await session.step("unlock record") { try await admin.deleteQueue(vhost: vhost, name: name) }
         } catch {
-            provisioner.logger.warning("record lock not released; it expires by itself", metadata: ["lock": "\(name)", "error": "\(error)"])
+            session.logger.warning("record lock not released; it expires by itself", metadata: ["lock": "\(name)", "error": "\(error)"])
         }
     }
 
     /// Warren's own vhost, made the first time a lock is needed. Only Warren's users get
     /// permissions in it.
     private func ensureSystemVhost() async throws {
-        let admin = provisioner.admin
+        let admin = session.admin
         let vhost = EnvironmentNaming.systemVhost
-        if try await provisioner.step("read system vhost", { try await admin.vhost(vhost) }) == nil {
-            _ = try await provisioner.step("create system vhost") {
+        if try await session.step("read system vhost", { try await admin.vhost(vhost) }) == nil {
+            _ = try await session.step("create system vhost") {
                 try await admin.putVhost(vhost, description: "Warren's own objects (record locks); no tenant has permissions here",
                                          tags: [EnvironmentRecord.vhostTag], defaultQueueType: nil)
             }
         }
-        try await provisioner.waitUntilRunning(vhost)
-        try await provisioner.step("grant service permissions") {
-            try await admin.putPermissions(vhost: vhost, user: provisioner.serviceUser, configure: ".*", write: ".*", read: ".*")
-        }
+        try await session.waitUntilRunning(vhost)
+        try await session.grantServiceUser(in: vhost)
     }
 }

@@ -21,7 +21,7 @@ import WireFormat
 /// by the janitor's next sweep, and a team's index is built from the vhost listing the first
 /// time it is needed.
 struct TeamIndex: Sendable {
-    let provisioner: Provisioner
+    let session: BrokerSession
 
     static let parameterPrefix = "warren.team."
 
@@ -38,11 +38,11 @@ struct TeamIndex: Sendable {
         }
     }
 
-    private var admin: any BrokerAdmin { provisioner.admin }
+    private var admin: any BrokerAdmin { session.admin }
 
     /// The names the team's index lists; nil when the team has none yet.
     func read(team: String) async throws -> [String]? {
-        let value = try await provisioner.step("read team index") { try await admin.globalParameter(Self.parameterName(team: team)) }
+        let value = try await session.step("read team index") { try await admin.globalParameter(Self.parameterName(team: team)) }
         return value.flatMap(Self.names(in:))
     }
 
@@ -51,7 +51,7 @@ struct TeamIndex: Sendable {
     func reserve(team: String, name: String, limit: Int) async throws {
         try await change(team: team, outwaitingADeadHolder: true) { names in
             guard !names.contains(name) else { return }
-            guard names.count < limit else { throw provisioner.quotaExceeded(team: team) }
+            guard names.count < limit else { throw ProvisioningError.quotaExceeded(team: team, limit: limit) }
             names.append(name)
         }
     }
@@ -62,7 +62,7 @@ struct TeamIndex: Sendable {
         do {
             try await change(team: team) { names in names.removeAll { $0 == name } }
         } catch {
-            provisioner.logger.warning("team index not updated; the janitor will", metadata: [
+            session.logger.warning("team index not updated; the janitor will", metadata: [
                 "team": "\(team)", "name": "\(name)", "error": "\(error)",
             ])
         }
@@ -78,13 +78,13 @@ struct TeamIndex: Sendable {
         try await change(team: team) { names in
             for name in stale.sorted() where names.contains(name) {
                 let vhost = EnvironmentNaming.vhost(team: team, name: name)
-                guard try await provisioner.step("read vhost", { try await admin.vhost(vhost) }) == nil else { continue }
+                guard try await session.step("read vhost", { try await admin.vhost(vhost) }) == nil else { continue }
                 names.removeAll { $0 == name }
                 changed += 1
             }
             for name in missing.sorted() where !names.contains(name) {
                 let vhost = EnvironmentNaming.vhost(team: team, name: name)
-                guard try await provisioner.step("read vhost", { try await admin.vhost(vhost) }) != nil else { continue }
+                guard try await session.step("read vhost", { try await admin.vhost(vhost) }) != nil else { continue }
                 names.append(name)
                 changed += 1
             }
@@ -104,8 +104,8 @@ struct TeamIndex: Sendable {
     /// another create or a delete of the same name then falls back on the claim).
     /// A release or a repair is best effort and waits only as long as for a record's lock.
     private func change(team: String, outwaitingADeadHolder: Bool = false, _ body: (inout [String]) async throws -> Void) async throws {
-        var lock = RecordLock(provisioner: provisioner)
-        if outwaitingADeadHolder { lock.wait = provisioner.recordLockLease + .seconds(1) }
+        var lock = RecordLock(session: session)
+        if outwaitingADeadHolder { lock.wait = session.recordLockLease + .seconds(1) }
         try await lock.withLock("team.\(team)") {
             let stored = try await read(team: team)
             var names: [String]
@@ -114,7 +114,7 @@ struct TeamIndex: Sendable {
             try await body(&names)
             guard names != before else { return }
             let value: JSONValue = ["environments": .array(names.map(JSONValue.string))]
-            try await provisioner.step("write team index") {
+            try await session.step("write team index") {
                 try await admin.putGlobalParameter(Self.parameterName(team: team), value: value)
             }
         }
@@ -124,7 +124,7 @@ struct TeamIndex: Sendable {
     /// whose environments were made before there was an index.
     private func built(team: String) async throws -> [String] {
         let prefix = EnvironmentNaming.teamPrefix(team)
-        return try await provisioner.step("list vhosts") { try await admin.vhosts() }
+        return try await session.step("list vhosts") { try await admin.vhosts() }
             .compactMap { info in
                 guard info.name.utf8.starts(with: prefix.utf8), let owner = EnvironmentNaming.parse(vhost: info.name) else { return nil }
                 return owner.name

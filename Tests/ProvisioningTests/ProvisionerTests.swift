@@ -111,7 +111,7 @@ import WarrenTestSupport
         var other = spec
         other.routingKey = "x"
         #expect(hash > 0 && hash < 1 << 48)
-        #expect(hash == Claim.specHash(spec) && hash != Claim.specHash(other))
+        #expect(hash == EnvironmentRecord.claimHash(of: spec) && hash != EnvironmentRecord.claimHash(of: other))
         #expect(Claim.record(in: claim)?.spec == spec)
     }
 
@@ -225,7 +225,7 @@ import WarrenTestSupport
     /// A release whose DELETE failed is sent again only while the lock holds the holder's own
     /// token: the first DELETE may have gone through, and another operation taken the lock.
     @Test func aFailedReleaseNeverDeletesAnotherHoldersLock() async throws {
-        let lock = RecordLock(provisioner: provisioner)
+        let lock = RecordLock(session: provisioner.session)
         try await lock.withLock(vhost) {}  // makes Warren's own vhost; from here: PUT, DELETE, GET
         let queue = "\(EnvironmentNaming.systemVhost)/lock.\(vhost)"
         let before = broker.calls.count
