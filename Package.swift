@@ -115,7 +115,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WarrenAPITests",
-            dependencies: ["WarrenAPI", "HTTPServer", "Provisioning", "RabbitManagement", "WireFormat", "WarrenTestSupport"]
+            dependencies: ["WarrenAPI", "HTTPServer", "Provisioning", "WireFormat", "WarrenTestSupport"]
         ),
         // The executable's own parts (the log writer); SwiftPM links an executable target into tests.
         .testTarget(name: "WarrenTests", dependencies: ["warren", .product(name: "Logging", package: "swift-log")]),

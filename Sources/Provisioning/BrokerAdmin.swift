@@ -1,10 +1,10 @@
 import Logging
-import RabbitManagement
+package import RabbitManagement
 import WireFormat
 
 /// The broker operations provisioning needs. `ManagementClient` is the real one; unit tests
 /// use a fake to check ordering and rollback without a broker.
-public protocol BrokerAdmin: Sendable {
+package protocol BrokerAdmin: Sendable {
     func overview() async throws -> Overview
     func whoami() async throws -> WhoAmI
     func vhost(_ name: String) async throws -> VhostInfo?
@@ -75,7 +75,7 @@ public protocol BrokerAdmin: Sendable {
 }
 
 extension ManagementClient: BrokerAdmin {
-    public func logging(to logger: Logger) -> any BrokerAdmin {
+    package func logging(to logger: Logger) -> any BrokerAdmin {
         withLogger(logger)
     }
 }

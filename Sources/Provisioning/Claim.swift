@@ -1,4 +1,4 @@
-import RabbitManagement
+internal import RabbitManagement
 import WireFormat
 
 /// The broker has no race-free create for a vhost: several simultaneous PUTs all succeed, and

@@ -1,4 +1,4 @@
-import RabbitManagement
+internal import RabbitManagement
 
 /// What declaring the claim found (see `Claim`).
 enum ClaimOutcome: Sendable {

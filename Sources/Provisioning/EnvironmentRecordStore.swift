@@ -1,4 +1,4 @@
-import RabbitManagement
+internal import RabbitManagement
 
 /// What a vhost's description says, as far as Warren may trust it.
 enum RecordReading: Sendable {

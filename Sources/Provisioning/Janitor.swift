@@ -1,7 +1,7 @@
 import FoundationEssentials
 import Locking
 import Logging
-import RabbitManagement
+internal import RabbitManagement
 
 /// Finishes what a crash interrupted. A Warren killed in the middle of a create leaves a vhost
 /// whose record still says `creating`; one killed in a delete, a record that says `deleting`;

@@ -1,6 +1,6 @@
 import Crypto
 import FoundationEssentials
-import RabbitManagement
+internal import RabbitManagement
 
 /// Open Service Broker bindings without storage: a binding is one user of the environment,
 /// whose name and password are derived from the binding id, so nothing about a binding needs
@@ -90,11 +90,11 @@ extension Provisioner {
             .map(Role.of)
     }
 
-    /// The password hash of the binding's user, nil when there is no such user: which secret
-    /// made its password is the caller's to tell (the secret may have been rotated since).
-    public func bindingPasswordHash(_ environment: PlatformEnvironment, username: String) async throws -> String? {
+    /// The password of the binding's user as the broker keeps it, nil when there is no such
+    /// user: which secret made it is the caller's to tell (the secret may have been rotated since).
+    public func bindingPassword(_ environment: PlatformEnvironment, username: String) async throws -> StoredPassword? {
         guard EnvironmentNaming.isUser(username, of: environment.environment.vhost) else { return nil }
-        return try await step("read user") { try await admin.passwordHash(ofUser: username) }
+        return try await step("read user") { try await admin.passwordHash(ofUser: username) }.map(StoredPassword.init(hash:))
     }
 
     /// Deletes the binding's user; false when there was none.

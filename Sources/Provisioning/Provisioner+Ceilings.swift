@@ -1,4 +1,4 @@
-import RabbitManagement
+internal import RabbitManagement
 import WireFormat
 
 /// The operator's ceilings on the broker (see `Ceilings`). Per environment: the vhost limits,

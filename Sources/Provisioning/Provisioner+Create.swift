@@ -1,5 +1,5 @@
 import Logging
-import RabbitManagement
+internal import RabbitManagement
 
 /// Creating an environment: the claim that settles racing creates, the quota that holds under
 /// them, joining a create of the same spec already under way, and the rollback of a failed one.

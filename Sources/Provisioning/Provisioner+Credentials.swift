@@ -1,5 +1,5 @@
 import FoundationEssentials
-import RabbitManagement
+internal import RabbitManagement
 
 /// Rotation: new credentials while the old ones keep working, and revocation now or later.
 public struct RotationResult: Sendable {

@@ -1,4 +1,4 @@
-import RabbitManagement
+internal import RabbitManagement
 
 extension Provisioner {
     /// The team's environments with a valid record, by name (one whose record fails

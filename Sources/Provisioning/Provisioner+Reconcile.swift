@@ -1,4 +1,4 @@
-import RabbitManagement
+internal import RabbitManagement
 
 /// What a repair returns: the environment as it is afterwards, and credentials when none of
 /// its users was left and a new one had to be made.

@@ -1,4 +1,4 @@
-import RabbitManagement
+internal import RabbitManagement
 
 extension Provisioner {
     /// Removes the environment's users, then its vhost and everything in it. Works on complete,

@@ -1,4 +1,4 @@
-import RabbitManagement
+internal import RabbitManagement
 
 /// Growing an environment in place, and changing the settings of its queues that policies hold.
 public struct TopologyAddition: Sendable {

@@ -1,5 +1,5 @@
 import Logging
-import RabbitManagement
+internal import RabbitManagement
 
 /// Creates, inspects, lists and tears down environments on the broker. Keeps no state of its
 /// own: everything it knows comes from the broker on each call, so replicas can run side by side.
@@ -29,7 +29,7 @@ public struct Provisioner: Sendable {
 
     /// `longestCall`: the longest one broker call can take (the management timeout, once per
     /// node tried); the lease of record locks and the longest create are derived from it.
-    public init(
+    package init(
         admin: any BrokerAdmin, serviceUser: String, logger: Logger,
         vhostReadyTimeout: Duration = .seconds(15), maxEnvironmentsPerTeam: Int = 100,
         createDeadline: Duration = .seconds(60), longestCall: Duration = .seconds(10), ceilings: Ceilings = Ceilings(),

@@ -1,4 +1,4 @@
-import RabbitManagement
+internal import RabbitManagement
 
 /// Why a provisioning operation failed. A struct with static codes rather than an enum, so a
 /// later code (quota exceeded, say) breaks no caller that switches over it.
@@ -10,7 +10,7 @@ public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
 
         /// The name exists with another spec (see `fields`), or the vhost is not Warren's.
         public static let conflict = Code("conflict")
-        /// A broker call failed (see `step` and `underlying`).
+        /// A broker call failed (see `step` and `cause`).
         public static let broker = Code("broker")
         /// A delete would drop messages and was not forced.
         public static let messagesPending = Code("messages-pending")
@@ -38,11 +38,13 @@ public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
     public var fieldReason: String?
     /// For broker failures: the provisioning step that failed ("declare queue").
     public var step: String?
-    public var underlying: ManagementError?
+    /// For broker failures: the management API's own error. Internal: the layers above see
+    /// only `cause`, for their log.
+    var underlying: ManagementError?
     /// For `rateLimited`: whole seconds until the request can succeed.
     public var retryAfterSeconds: Int?
 
-    public init(
+    init(
         code: Code, detail: String, fields: [String] = [], fieldReason: String? = nil, step: String? = nil, underlying: ManagementError? = nil
     ) {
         self.code = code
@@ -80,6 +82,10 @@ public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
     static func gone(_ name: String) -> ProvisioningError {
         ProvisioningError(code: .notFound, detail: "no environment \(name)")
     }
+
+    /// For broker failures: what the broker answered, for the log only (it can be an Erlang
+    /// term, HTML, or name internals the API's caller has no business seeing).
+    public var cause: String? { underlying.map { "\($0)" } }
 
     /// Whether the caller should simply try again later (503) rather than see a broker failure (502).
     public var isUnavailable: Bool {

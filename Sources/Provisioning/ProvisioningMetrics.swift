@@ -1,5 +1,5 @@
 import CoreMetrics
-import RabbitManagement
+internal import RabbitManagement
 
 /// The metrics provisioning reports through swift-metrics. The executable chooses the backend
 /// (Prometheus); without one they cost next to nothing.

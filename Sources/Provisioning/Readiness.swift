@@ -1,4 +1,4 @@
-import RabbitManagement
+internal import RabbitManagement
 
 /// A resource alarm a broker node has raised: while it lasts the broker blocks every
 /// publishing connection, every team's included.

@@ -1,4 +1,4 @@
-import RabbitManagement
+internal import RabbitManagement
 import WireFormat
 
 /// A lease on one environment's record, held across Warren instances, so that a read-change-

@@ -1,4 +1,4 @@
-import RabbitManagement
+internal import RabbitManagement
 import WireFormat
 
 /// Whether a queue or exchange that is already there (a tenant declared it before a PATCH, a

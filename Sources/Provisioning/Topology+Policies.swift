@@ -1,4 +1,4 @@
-import RabbitManagement
+internal import RabbitManagement
 import WireFormat
 
 /// The queue settings Warren keeps in a policy rather than in queue arguments: the broker

@@ -1,4 +1,4 @@
-import RabbitManagement
+internal import RabbitManagement
 import WireFormat
 
 /// The broker objects a spec turns into, beyond what the spec names itself: the queue

@@ -1,5 +1,5 @@
 import Locking
-import RabbitManagement
+internal import RabbitManagement
 
 /// What the broker's nodes and each team use, against the ceilings: what `/metrics` shows so
 /// that operators see a neighbour coming before the broker raises an alarm.
@@ -20,10 +20,10 @@ public struct Usage: Sendable, Hashable {
         public init() {}
     }
 
-    public var nodes: [NodeInfo]
+    var nodes: [NodeInfo]
     public var teams: [String: Team]
 
-    public init(nodes: [NodeInfo] = [], teams: [String: Team] = [:]) {
+    init(nodes: [NodeInfo] = [], teams: [String: Team] = [:]) {
         self.nodes = nodes
         self.teams = teams
     }

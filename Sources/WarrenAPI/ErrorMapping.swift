@@ -36,7 +36,7 @@ enum ErrorMapping {
             // The broker's own reason goes to the log only: it can be an Erlang term, HTML, or
             // name internals the caller has no business seeing.
             logger.error("broker call failed", metadata: [
-                "step": "\(error.step ?? "-")", "error": "\(error.underlying.map { "\($0)" } ?? error.detail)",
+                "step": "\(error.step ?? "-")", "error": "\(error.cause ?? error.detail)",
             ])
             return error.isUnavailable ? .brokerUnavailable(error.detail, step: error.step) : .brokerError(error.detail, step: error.step)
         }

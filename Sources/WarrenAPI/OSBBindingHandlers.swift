@@ -106,10 +106,10 @@ struct OSBBindingHandlers: Sendable {
     /// password made with neither is an error, never a password that does not log in.
     private func asMade(_ provisioner: Provisioner, _ context: OSBContext, _ environment: PlatformEnvironment, bindingID: String, role: Role) async throws -> IssuedCredentials {
         let username = BindingIdentity.username(vhost: environment.environment.vhost, incarnation: environment.incarnation, bindingID: bindingID)
-        guard let hash = try await provisioner.bindingPasswordHash(environment, username: username) else {
+        guard let stored = try await provisioner.bindingPassword(environment, username: username) else {
             throw OSBError.concurrency("binding \(bindingID) was unbound meanwhile")
         }
-        guard let issued = instances.secrets.bindingCredentials(environment: environment, bindingID: bindingID, role: role, passwordHash: hash) else {
+        guard let issued = instances.secrets.bindingCredentials(environment: environment, bindingID: bindingID, role: role, stored: stored) else {
             context.logger.error("binding password made with another secret; not answered", metadata: [
                 "vhost": "\(environment.environment.vhost)", "user": "\(username)",
             ])

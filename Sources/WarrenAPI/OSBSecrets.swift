@@ -1,5 +1,4 @@
 import Provisioning
-import RabbitManagement
 
 /// The /v2 server secret (WARREN_OSB_SECRET_FILE), and during a rotation the one before it
 /// (WARREN_OSB_PREVIOUS_SECRET_FILE). New seals and new binding passwords use the current
@@ -34,10 +33,10 @@ struct OSBSecrets: Sendable {
     /// The binding's credentials as the broker holds them: the password derived with whichever
     /// secret made the user's password hash, or nil when neither did (the secret changed with
     /// no rotation declared, or the hash is not one Warren writes).
-    func bindingCredentials(environment: PlatformEnvironment, bindingID: String, role: Role, passwordHash: String) -> IssuedCredentials? {
+    func bindingCredentials(environment: PlatformEnvironment, bindingID: String, role: Role, stored: StoredPassword) -> IssuedCredentials? {
         for secret in [current] + (previous.map { [$0] } ?? []) {
             let credentials = BindingIdentity.credentials(secret: secret, environment: environment, bindingID: bindingID, role: role)
-            if RabbitPasswordHash.verifies(password: credentials.password, hash: passwordHash) { return credentials }
+            if stored.matches(credentials.password) { return credentials }
         }
         return nil
     }

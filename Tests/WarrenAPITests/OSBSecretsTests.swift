@@ -1,5 +1,4 @@
 @testable import Provisioning
-import RabbitManagement
 import Testing
 @testable import WarrenAPI
 
@@ -35,14 +34,14 @@ import Testing
             environment: Environment(team: "team-a", vhost: "warren.team-a.osb-i-1", spec: EnvironmentSpec(name: "osb-i-1"), createdAt: "now"),
             platform: instance(sealedWith: old), state: .ready, failureReason: nil, incarnation: "0123abcd")
         let madeWithOld = BindingIdentity.password(secret: old, vhost: environment.environment.vhost, incarnation: "0123abcd", bindingID: "b1")
-        let hash = RabbitPasswordHash.hash(password: madeWithOld)
+        let stored = StoredPassword(of: madeWithOld)
 
         let rotating = OSBSecrets(current: new, previous: old)
-        let answered = try #require(rotating.bindingCredentials(environment: environment, bindingID: "b1", role: .full, passwordHash: hash))
+        let answered = try #require(rotating.bindingCredentials(environment: environment, bindingID: "b1", role: .full, stored: stored))
         #expect(answered.password == madeWithOld)
         #expect(answered.username == BindingIdentity.username(vhost: environment.environment.vhost, incarnation: "0123abcd", bindingID: "b1"))
         // The rotation over, or a secret that never made it: no password rather than a wrong one.
-        #expect(OSBSecrets(current: new).bindingCredentials(environment: environment, bindingID: "b1", role: .full, passwordHash: hash) == nil)
-        #expect(OSBSecrets(current: lost, previous: new).bindingCredentials(environment: environment, bindingID: "b1", role: .full, passwordHash: hash) == nil)
+        #expect(OSBSecrets(current: new).bindingCredentials(environment: environment, bindingID: "b1", role: .full, stored: stored) == nil)
+        #expect(OSBSecrets(current: lost, previous: new).bindingCredentials(environment: environment, bindingID: "b1", role: .full, stored: stored) == nil)
     }
 }
