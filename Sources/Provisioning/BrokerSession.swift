@@ -51,11 +51,11 @@ struct BrokerSession: Sendable {
         }
         do {
             let result = try await body()
-            ProvisioningMetrics.brokerCall(step: name, since: start)
+            BrokerCallMetrics.brokerCall(step: name, since: start)
             return result
         } catch let error as ManagementError {
-            ProvisioningMetrics.brokerCall(step: name, since: start)
-            ProvisioningMetrics.brokerError(step: name, kind: error.code.description)
+            BrokerCallMetrics.brokerCall(step: name, since: start)
+            BrokerCallMetrics.brokerError(step: name, kind: error.code.description)
             // Unreachable and timed-out calls name a node's address in their summary: internal
             // detail the API's callers need not see (it stays in the log).
             let why = switch error.code {

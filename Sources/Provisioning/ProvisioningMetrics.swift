@@ -1,24 +1,14 @@
 import CoreMetrics
 internal import RabbitManagement
 
-/// The metrics provisioning reports through swift-metrics. The executable chooses the backend
-/// (Prometheus); without one they cost next to nothing.
+/// The metrics provisioning's operations report through swift-metrics (each broker call's are
+/// `BrokerCallMetrics`). The executable chooses the backend (Prometheus); without one they
+/// cost next to nothing.
 enum ProvisioningMetrics {
-    /// Each management API call by provisioning step ("declare queue"), successful or not.
-    static func brokerCall(step: String, since start: ContinuousClock.Instant) {
-        Timer(label: "warren_broker_call_duration_seconds", dimensions: [("step", step)])
-            .recordNanoseconds(nanoseconds(since: start))
-    }
-
-    /// Failed management API calls by kind of failure ("unreachable", "brokerFailure", ...).
-    static func brokerError(step: String, kind: String) {
-        Counter(label: "warren_broker_errors_total", dimensions: [("step", step), ("kind", kind)]).increment()
-    }
-
     /// Whole operations: create, delete, reconcile, with their outcome.
     static func operation(_ name: String, outcome: String, since start: ContinuousClock.Instant) {
         Timer(label: "warren_provisioning_duration_seconds", dimensions: [("operation", name), ("outcome", outcome)])
-            .recordNanoseconds(nanoseconds(since: start))
+            .recordNanoseconds(BrokerCallMetrics.nanoseconds(since: start))
     }
 
     /// Environments on the broker, as the janitor last counted them.
@@ -69,11 +59,6 @@ enum ProvisioningMetrics {
             ("warren_team_users", { $0.users }), ("warren_team_users_ceiling", { $0.usersCeiling }),
         ]
         return values.map { (Gauge(label: $0.0, dimensions: [("team", team)]), $0.1) }
-    }
-
-    private static func nanoseconds(since start: ContinuousClock.Instant) -> Int64 {
-        let elapsed = (ContinuousClock.now - start).components
-        return elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000
     }
 }
 
