@@ -61,6 +61,11 @@ public final class Janitor: Sendable {
     /// Bounds on broker calls in flight within one phase (see `BoundedConcurrency.swift`).
     static let environmentsInFlight = 4
 
+    /// A grace that does not outlast the provisioner's longest create (see `problem(withGrace:for:)`).
+    public struct GraceTooShort: Error, CustomStringConvertible {
+        public let description: String
+    }
+
     /// Why `grace` is too short for this provisioner's creates, or nil. The janitor takes a
     /// `creating` record older than the grace for an abandoned create: a grace that does not
     /// outlast the longest create would tear down one still running.
@@ -71,7 +76,15 @@ public final class Janitor: Sendable {
         return "must be longer than the longest create, \(milliseconds) ms (the create deadline plus one management timeout per management URL)"
     }
 
-    public init(provisioner: Provisioner, grace: Duration) {
+    /// Refuses a grace that does not outlast the longest create: the rule is the janitor's,
+    /// whoever configures it.
+    public convenience init(provisioner: Provisioner, grace: Duration) throws(GraceTooShort) {
+        if let problem = Self.problem(withGrace: grace, for: provisioner) { throw GraceTooShort(description: problem) }
+        self.init(provisioner: provisioner, uncheckedGrace: grace)
+    }
+
+    /// For tests that sweep with a grace of milliseconds beside creates with the default deadline.
+    init(provisioner: Provisioner, uncheckedGrace grace: Duration) {
         self.provisioner = provisioner
         self.grace = grace
     }

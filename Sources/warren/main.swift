@@ -99,8 +99,11 @@ let provisioner = Provisioner(
     maxEnvironmentsPerTeam: config.maxEnvironmentsPerTeam, createDeadline: .seconds(config.createDeadlineSeconds),
     longestCall: .milliseconds(config.longestCallMilliseconds),
     ceilings: config.ceilings, tiers: tiers)
-if let problem = Janitor.problem(withGrace: .seconds(config.sweepGraceSeconds), for: provisioner) {
-    FileHandleStderr.write("warren: WARREN_SWEEP_GRACE_SECONDS: \(problem); got \(config.sweepGraceSeconds) s\n")
+let janitorWork: Janitor
+do {
+    janitorWork = try Janitor(provisioner: provisioner, grace: .seconds(config.sweepGraceSeconds))
+} catch {
+    FileHandleStderr.write("warren: WARREN_SWEEP_GRACE_SECONDS: \(error); got \(config.sweepGraceSeconds) s\n")
     exit(2)
 }
 let api = WarrenAPI(
@@ -148,7 +151,7 @@ logger.info("listening", metadata: [
 
 // Finishes creates and deletes that a crash of any Warren interrupted (see Janitor).
 let janitor = Task {
-    await Janitor(provisioner: provisioner, grace: .seconds(config.sweepGraceSeconds))
+    await janitorWork
         // What the sweep's listings took is free then; without this, malloc keeps it.
         .run(every: .seconds(config.sweepIntervalSeconds), afterSweep: FreedMemory.release)
 }

@@ -80,7 +80,7 @@ import WarrenTestSupport
         _ = try await provisioner.create(team: "team-a", spec: spec, finishInBackground: true)
         #expect(await provisioner.background.drain(within: .seconds(10)))
         #expect(record()?.state == .failed)
-        let janitor = Janitor(provisioner: provisioner, grace: .milliseconds(200))
+        let janitor = Janitor(provisioner: provisioner, uncheckedGrace: .milliseconds(200))
         #expect(try await janitor.sweep().removed == 0)
         #expect(record()?.state == .failed, "first seen now: the grace has not passed")
         try await Task.sleep(for: .milliseconds(300))

@@ -37,7 +37,7 @@ import WireFormat
         // What timed out on a broker with 85,000 users.
         broker.failing.withLock { $0 = ["usersWithoutPermissions", "permissions()"] }
 
-        let janitor = Janitor(provisioner: provisioner, grace: .seconds(60))
+        let janitor = Janitor(provisioner: provisioner, uncheckedGrace: .seconds(60))
         let report = try await janitor.sweep()
         #expect(report.revoked == 1)
         #expect(report.failedPhases == ["orphan users", "regrant full users"])
@@ -50,7 +50,7 @@ import WireFormat
     @Test func theVhostListingFailingLeavesTheOrphanPhaseRunning() async throws {
         try await fake.putUser("warren.team-b.gone.12345678", passwordHash: "x", tags: [])
         broker.failing.withLock { $0 = ["vhosts"] }
-        let report = try await Janitor(provisioner: provisioner, grace: .seconds(60)).sweep()
+        let report = try await Janitor(provisioner: provisioner, uncheckedGrace: .seconds(60)).sweep()
         #expect(report.orphanUsers == 1)
         #expect(report.failedPhases == ["list vhosts"])
         #expect(fake.state.withLock { $0.users["warren.team-b.gone.12345678"] } == nil)
@@ -61,7 +61,7 @@ import WireFormat
     @Test func aSlowOrphanListingIsPaced() async throws {
         broker.listingDelay.withLock { $0 = .milliseconds(1100) }
         broker.failing.withLock { $0 = ["usersWithoutPermissions"] }
-        let janitor = Janitor(provisioner: provisioner, grace: .seconds(60))
+        let janitor = Janitor(provisioner: provisioner, uncheckedGrace: .seconds(60))
         #expect(try await janitor.sweep().failedPhases == ["orphan users"])
         #expect(try await janitor.sweep().failedPhases.isEmpty, "not asked again within 19.8 s")
         #expect(broker.withoutPermissionsListings.withLock { $0 } == 1)
@@ -82,7 +82,7 @@ import WireFormat
         let user = created.credentials[0].username
         // As an earlier Warren granted it.
         try await fake.putPermissions(vhost: vhost, user: user, configure: ".*", write: ".*", read: ".*")
-        let janitor = Janitor(provisioner: provisioner, grace: .seconds(60))
+        let janitor = Janitor(provisioner: provisioner, uncheckedGrace: .seconds(60))
         broker.failing.withLock { $0 = ["permissions()"] }
         #expect(try await janitor.sweep().failedPhases == ["regrant full users"])
         broker.failing.withLock { $0 = [] }
@@ -110,7 +110,7 @@ import WireFormat
         let young = EnvironmentNaming.newUserName(vhost: "warren.team-a.young", incarnation: "0badc0de")
         try await fake.putUser(young, passwordHash: "x", tags: [])
 
-        let report = try await Janitor(provisioner: provisioner, grace: .seconds(60)).sweep()
+        let report = try await Janitor(provisioner: provisioner, uncheckedGrace: .seconds(60)).sweep()
         #expect(report.orphanUsers == 1)
         fake.state.withLock { state in
             #expect(state.users[earlier] == nil)
@@ -134,6 +134,9 @@ import WireFormat
         #expect(Janitor.problem(withGrace: .seconds(6), for: provisioner) == nil)
         let problem = Janitor.problem(withGrace: .seconds(5), for: provisioner)
         #expect(problem?.contains("5000 ms") == true, "\(problem ?? "nil")")
+        // The janitor itself refuses such a grace, whoever configures it.
+        #expect(throws: Janitor.GraceTooShort.self) { try Janitor(provisioner: provisioner, grace: .seconds(5)) }
+        #expect(throws: Never.self) { try Janitor(provisioner: provisioner, grace: .seconds(6)) }
         // A lease never shorter than 5 s, however quick the calls.
         #expect(Provisioner(admin: fake, serviceUser: "w", logger: Logger(label: "test"), longestCall: .milliseconds(500)).recordLockLease == .seconds(5))
     }
@@ -148,7 +151,7 @@ import WireFormat
         let halfMade = EnvironmentNaming.newUserName(vhost: vhost, incarnation: record.incarnation)
         try await fake.putUser(halfMade, passwordHash: "x", tags: [])
 
-        let janitor = Janitor(provisioner: provisioner, grace: .milliseconds(300))
+        let janitor = Janitor(provisioner: provisioner, uncheckedGrace: .milliseconds(300))
         #expect(try await janitor.sweep().orphanUsers == 0, "first seen now: a rotation may be granting it")
         #expect(fake.state.withLock { $0.users[halfMade] } != nil)
         try await Task.sleep(for: .milliseconds(400))

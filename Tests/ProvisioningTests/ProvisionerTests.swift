@@ -291,7 +291,7 @@ import WarrenTestSupport
         #expect(broker.state.withLock { $0.users["\(vhost).0000beef"] } != nil)
         // Another environment's user whose name shares a prefix is untouched.
         #expect(broker.state.withLock { $0.users["warren.team-a.fraud-scoring-2.00000001"] } != nil)
-        #expect(try await Janitor(provisioner: provisioner, grace: .seconds(60)).sweep().orphanUsers == 2)
+        #expect(try await Janitor(provisioner: provisioner, uncheckedGrace: .seconds(60)).sweep().orphanUsers == 2)
         #expect(broker.holdsNothing(of: vhost))
         #expect(try await provisioner.delete(team: "team-a", name: "fraud-scoring") == false)
     }
@@ -333,7 +333,7 @@ import WarrenTestSupport
 
         // Age is this janitor's own: the first sweep only notes what is `creating` (however
         // old its `created_at` says it is); a later one past the grace acts.
-        let janitor = Janitor(provisioner: provisioner, grace: .milliseconds(50))
+        let janitor = Janitor(provisioner: provisioner, uncheckedGrace: .milliseconds(50))
         #expect(try await janitor.sweep() == Janitor.Report(orphanUsers: 1))
         try await Task.sleep(for: .milliseconds(100))
         // A create in flight right now (first seen by this sweep) is left alone.
@@ -352,7 +352,7 @@ import WarrenTestSupport
         #expect(broker.state.withLock { $0.vhosts["warren.team-a.young"] } != nil)
         let almostRecord = broker.state.withLock { EnvironmentRecord.decode(description: $0.vhosts["warren.team-a.almost"]?.description) }
         #expect(almostRecord?.state == .ready)
-        #expect(try await Janitor(provisioner: provisioner, grace: .seconds(60)).sweep().isEmpty)
+        #expect(try await Janitor(provisioner: provisioner, uncheckedGrace: .seconds(60)).sweep().isEmpty)
     }
 
     /// The guard asks the queue itself, which needs Warren's permissions in the vhost: without
@@ -395,7 +395,7 @@ import WarrenTestSupport
         }
         #expect(error?.code == .conflict)
         // Like a create, a delete is left to finish for the grace, as this janitor sees it.
-        let janitor = Janitor(provisioner: provisioner, grace: .milliseconds(50))
+        let janitor = Janitor(provisioner: provisioner, uncheckedGrace: .milliseconds(50))
         #expect(try await janitor.sweep().removed == 0)
         try await Task.sleep(for: .milliseconds(100))
         #expect(try await janitor.sweep().removed == 1)

@@ -76,7 +76,7 @@ import WireFormat
         let record = EnvironmentRecord(team: "team-a", spec: EnvironmentSpec(name: "unlisted"), createdAt: EnvironmentRecord.now(), state: .ready)
         try await broker.putVhost("warren.team-a.unlisted", description: record.encoded(), tags: [], defaultQueueType: nil)
 
-        let janitor = Janitor(provisioner: p, grace: .milliseconds(50))
+        let janitor = Janitor(provisioner: p, uncheckedGrace: .milliseconds(50))
         #expect(try await janitor.sweep().indexed == 1)
         #expect(broker.indexed(team: "team-a") == ["kept", "ghost", "unlisted"])
         try await Task.sleep(for: .milliseconds(100))
