@@ -76,7 +76,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            // Linux release only (issue 12, a lean process; figures in BENCHMARKS.md): Apple's
+            // Linux release only (a lean process; figures in BENCHMARKS.md): Apple's
             // linker takes no --no-export-dynamic, and macOS wants PIE. A position-dependent
             // executable needs no load-time relocations: with --static-swift-stdlib a PIE carries
             // about 1 MB of .rela.dyn that the loader reads and writes hundreds of KB of metadata

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What an idle Warren keeps resident, mapping by mapping (issue 12, "a lean process").
+"""What an idle Warren keeps resident, mapping by mapping (a lean process: figures in BENCHMARKS.md).
 
     scripts/rss-report.py BINARY [--check] [--wait SECONDS] [--env NAME=VALUE ...] [--keep]
 

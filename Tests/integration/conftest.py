@@ -356,7 +356,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 # --------------------------------------------------------------------------------------------
-# Issue 4: no secret in any log. Autouse and session-wide, so it is set up before any warren
+# No secret in any log. Autouse and session-wide, so it is set up before any warren
 # fixture and torn down after every one of them has stopped: it then reads every log of every
 # warren this run started and fails the run if an issued password, a bearer token or the
 # management password (all recorded via warren_support.record_secret) appears in one.

@@ -1,4 +1,4 @@
-"""Asynchronous operations in /v1 (issue 11): `Prefer: respond-async` on POST and DELETE of an
+"""Asynchronous operations in /v1: `Prefer: respond-async` on POST and DELETE of an
 environment, against a real broker.
 
 - A create answers 202 as soon as the vhost and its record exist, with the credentials its user

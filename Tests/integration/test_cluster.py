@@ -1,4 +1,4 @@
-"""Issue 3 on a three-node cluster (scripts/cluster.sh): Warren fails over across the management
+"""Crash safety and failover on a three-node cluster (scripts/cluster.sh): Warren fails over across the management
 URLs, and a quorum queue keeps working while one node of three is down.
 
 Warren gets WARREN_MANAGEMENT_URL=node1,node2,node3. An environment is created and used; then

@@ -1,4 +1,4 @@
-"""Issue 3: a warren killed (SIGKILL) in the middle of creates and deletes leaves nothing half-made
+"""A warren killed (SIGKILL) in the middle of creates and deletes leaves nothing half-made
 for long: the janitor of the next warren finishes or removes it ("complete or gone").
 
 8 threads create and delete environments of a dozen names as fast as they can until warren is

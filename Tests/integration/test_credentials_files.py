@@ -1,5 +1,5 @@
 """An operator's mistake in the tokens or platforms file never takes credentials away from
-those who have them, nor gives one caller's to another (issue 18).
+those who have them, nor gives one caller's to another.
 
 Start-up refuses (exit 2, one line naming the variable) a file that gives no team or platform
 (unless WARREN_ALLOW_NO_TEAMS=1 for the tokens file) and a digest given on two lines, naming both

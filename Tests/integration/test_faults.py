@@ -1,4 +1,4 @@
-"""Issue 3: provisioning is all-or-nothing and safe to retry, under injected broker faults.
+"""Provisioning is all-or-nothing and safe to retry, under injected broker faults.
 
 A warren talks to the broker through a fault-injecting proxy (faultproxy.py). A fault-free dry
 run measures the management calls of a create and of a delete; then each of them is failed in

@@ -1,4 +1,4 @@
-"""Issue 11, part 1: the Open Service Broker API v2.17 under /v2, end to end against a real
+"""The Open Service Broker API v2.17 under /v2, end to end against a real
 broker, as a platform (Cloud Foundry's cloud controller) talks to it.
 
 - The whole conversation: catalog, asynchronous provision polled to `succeeded`, bind, publish

@@ -1,4 +1,4 @@
-"""Issue 18: /v2 held to the letter of OSB v2.17, end to end against a real broker.
+"""/v2 held to the letter of OSB v2.17, end to end against a real broker.
 
 - Provision requires `organization_guid` and `space_guid` (deprecated for `context`, still
   required non-empty strings): 400 without them, or with "", and nothing made on the broker.

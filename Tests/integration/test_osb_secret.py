@@ -1,4 +1,4 @@
-"""Issue 18, part 1: an operator's mistake with the /v2 secret or the platforms file never
+"""An operator's mistake with the /v2 secret or the platforms file never
 leaves credentials alive behind an answer that says "gone".
 
 A platform takes 410 for success and forgets the credentials it handed out. Before this, a

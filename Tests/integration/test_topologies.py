@@ -1,4 +1,4 @@
-"""Issue 6 end to end, with the real broker and pika: several queues and bindings, dead-letter
+"""Topologies end to end, with the real broker and pika: several queues and bindings, dead-letter
 queues, delivery limits, TTL, priorities, vhost limits, credentials by role, rotation and
 revocation, blueprints, changes in place, and DELETE that protects messages."""
 

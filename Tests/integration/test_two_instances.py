@@ -1,4 +1,4 @@
-"""Issue 3: two warren processes on one broker, racing each other.
+"""Two warren processes on one broker, racing each other.
 
 (a) identical creates split across both all succeed, each with working credentials, and make one
     environment; (b) creates of one name with different specs: exactly one spec wins, every other

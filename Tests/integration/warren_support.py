@@ -690,7 +690,7 @@ def connection_refusal(params) -> Exception:
 
 
 # --------------------------------------------------------------------------------------------
-# Issue 3, "complete or gone": what an environment left on the broker
+# "Complete or gone" after a crash: what an environment left on the broker
 
 
 # An environment user: "{vhost}.{8 hex}" with vhost "warren.{team}.{name}" (neither has a dot).
@@ -839,7 +839,7 @@ def amqp_login(uri: str) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------
-# Issue 4, leaked secrets: what was issued during the run, and every log warren wrote
+# Leaked secrets: what was issued during the run, and every log warren wrote
 
 # Every log file of every warren started in this run (WarrenProcess.start appends).
 WARREN_LOGS: list[Path] = []
