@@ -1,18 +1,42 @@
 import Locking
 
+/// A RabbitMQ release as far as Warren's rules tell releases apart ("4.3.6" is 4.3).
+public struct BrokerVersion: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var major: Int
+    public var minor: Int
+
+    public init(major: Int, minor: Int) {
+        self.major = major
+        self.minor = minor
+    }
+
+    /// "4.3.6" -> 4.3; what does not parse reads as 0 (older than every rule).
+    public init(parsing text: String) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false).prefix(2).map { part in
+            Int(part.prefix { $0.isASCII && $0.isNumber }) ?? 0
+        }
+        self.init(major: parts.first ?? 0, minor: parts.count > 1 ? parts[1] : 0)
+    }
+
+    public static func < (a: BrokerVersion, b: BrokerVersion) -> Bool {
+        (a.major, a.minor) < (b.major, b.minor)
+    }
+
+    public var description: String { "\(major).\(minor)" }
+}
+
 /// What Warren must know of the broker's release to make the same promise on each. Read once
 /// (from the management API's overview) and kept for the life of the process: a broker is not
 /// upgraded under a running Warren without its nodes restarting, and a later release only ever
 /// adds to what this covers.
 final class BrokerRelease: Sendable {
-    private let major = PThreadMutex<Int?>(nil)
+    private let known = PThreadMutex<BrokerVersion?>(nil)
 
-    /// The release's major version ("4.3.6" -> 4).
-    func majorVersion(from admin: any BrokerAdmin) async throws -> Int {
-        if let known = major.withLock({ $0 }) { return known }
-        let version = try await admin.overview().rabbitmqVersion
-        let value = Int(version.prefix { $0.isASCII && $0.isNumber }) ?? 0
-        major.withLock { $0 = value }
+    /// The release ("4.3.6" -> 4.3).
+    func version(from admin: any BrokerAdmin) async throws -> BrokerVersion {
+        if let known = known.withLock({ $0 }) { return known }
+        let value = BrokerVersion(parsing: try await admin.overview().rabbitmqVersion)
+        known.withLock { $0 = value }
         return value
     }
 
@@ -32,31 +56,54 @@ final class BrokerRelease: Sendable {
 }
 
 extension EnvironmentSpec.Queue {
-    /// The queue as this release makes it: classic where priorities need one; a quorum queue's
-    /// default delivery limit written in where the release has one.
-    func explicit(forMajorVersion major: Int) -> EnvironmentSpec.Queue {
+    /// The queue as this release makes it: each setting's release rule (`QueueSetting.release`)
+    /// applied in the table's order; `refused` names the first setting the queue sets that the
+    /// release does not take, and the release it needs (nil when there is none).
+    func explicit(for version: BrokerVersion) -> (queue: EnvironmentSpec.Queue, refused: (setting: String, needs: BrokerVersion)?) {
         var queue = self
-        if queue.maxPriority != nil, queue.type == .quorum, !BrokerRelease.quorumPriorities(major: major) { queue.type = .classic }
-        if queue.type == .quorum, queue.deliveryLimit == nil { queue.deliveryLimit = BrokerRelease.quorumDefaultDeliveryLimit(major: major) }
-        return queue
+        for setting in QueueSetting.all {
+            switch setting.release {
+            case .every: break
+            case .adjusts(let adjust): adjust(&queue, version)
+            case .since(let needed) where version < needed && setting.isSet(on: queue): return (queue, (setting.field, needed))
+            case .since: break
+            }
+        }
+        return (queue, nil)
+    }
+}
+
+extension [EnvironmentSpec.Queue] {
+    /// The queues as this release makes them, or the refusal (a 400) naming each queue's
+    /// field ("queues[0].consumer_timeout_ms") that this release does not take.
+    func explicit(for version: BrokerVersion) throws -> [EnvironmentSpec.Queue] {
+        let made = map { $0.explicit(for: version) }
+        guard let first = made.lazy.compactMap(\.refused).first else { return made.map(\.queue) }
+        let fields = made.enumerated().compactMap { index, made in
+            made.refused?.setting == first.setting ? "queues[\(index)].\(first.setting)" : nil
+        }
+        throw ProvisioningError(
+            code: .unsupportedByRelease,
+            detail: "\(first.setting) needs RabbitMQ \(first.needs) or later; this broker runs RabbitMQ \(version)",
+            fields: fields, fieldReason: "needs RabbitMQ \(first.needs) or later; this broker runs RabbitMQ \(version)")
     }
 }
 
 extension EnvironmentSpec {
     /// The spec with what the broker's release decides written in (see `Queue.explicit`), so
     /// the record, the answer and its notes say what the broker will do.
-    func explicit(forMajorVersion major: Int) -> EnvironmentSpec {
+    func explicit(for version: BrokerVersion) throws -> EnvironmentSpec {
         var spec = self
-        spec.queues = queues.map { $0.explicit(forMajorVersion: major) }
+        spec.queues = try queues.explicit(for: version)
         return spec
     }
 }
 
 extension TopologyAddition {
     /// The addition's queues as this release makes them, so they compare with the stored spec.
-    func explicit(forMajorVersion major: Int) -> TopologyAddition {
+    func explicit(for version: BrokerVersion) throws -> TopologyAddition {
         var addition = self
-        addition.queues = queues.map { $0.explicit(forMajorVersion: major) }
+        addition.queues = try queues.explicit(for: version)
         return addition
     }
 }

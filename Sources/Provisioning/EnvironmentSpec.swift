@@ -25,6 +25,9 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
         }
     }
 
+    /// A queue and its settings. What each setting means, how the API, the record and the
+    /// broker name it, and what each release does with it is in one table, `QueueSetting.all`
+    /// (QueueSettings.swift); its record coding too.
     public struct Queue: Sendable, Hashable, Codable {
         public var name: String
         public var type: QueueType
@@ -40,11 +43,13 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
         /// from RabbitMQ 4.0, in two levels (5 and above first) and without this argument, so on
         /// an older broker such a queue is made classic (see `explicit(forMajorVersion:)`).
         public var maxPriority: Int?
+        /// How long a delivery may stay unacknowledged before the broker closes the channel.
+        public var consumerTimeoutMilliseconds: Int?
 
         public init(
             name: String, type: QueueType = .quorum, deliveryLimit: Int? = nil, deadLetter: Bool = false,
             messageTTLMilliseconds: Int? = nil, maxLength: Int? = nil, overflow: Overflow? = nil,
-            singleActiveConsumer: Bool = false, maxPriority: Int? = nil
+            singleActiveConsumer: Bool = false, maxPriority: Int? = nil, consumerTimeoutMilliseconds: Int? = nil
         ) {
             self.name = name
             self.type = type
@@ -55,20 +60,11 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
             self.overflow = overflow
             self.singleActiveConsumer = singleActiveConsumer
             self.maxPriority = maxPriority
+            self.consumerTimeoutMilliseconds = consumerTimeoutMilliseconds
         }
 
         /// The queue dead letters go to, when it has one.
         public var deadLetterQueue: String? { deadLetter ? "\(name).dlq" : nil }
-
-        enum CodingKeys: String, CodingKey {
-            case name, type, overflow
-            case deliveryLimit = "delivery_limit"
-            case deadLetter = "dead_letter"
-            case messageTTLMilliseconds = "message_ttl_ms"
-            case maxLength = "max_length"
-            case singleActiveConsumer = "single_active_consumer"
-            case maxPriority = "max_priority"
-        }
     }
 
     public struct Binding: Sendable, Hashable, Codable {

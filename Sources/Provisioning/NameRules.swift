@@ -120,28 +120,3 @@ extension EnvironmentSpec {
         return problems
     }
 }
-
-extension EnvironmentSpec.Queue {
-    /// What the broker would refuse, or silently ignore, for this queue's type and options.
-    func problems(field: String) -> [(field: String, reason: String)] {
-        var problems: [(field: String, reason: String)] = []
-        if let limit = deliveryLimit {
-            if type != .quorum { problems.append(("\(field).delivery_limit", "needs a quorum queue")) }
-            if !(1...1_000_000).contains(limit) { problems.append(("\(field).delivery_limit", "must be from 1 to 1000000")) }
-        }
-        if let ttl = messageTTLMilliseconds, !(0...(1 << 32)).contains(ttl) {
-            problems.append(("\(field).message_ttl_ms", "must be from 0 to 4294967296"))
-        }
-        if let length = maxLength, !(0...(1 << 40)).contains(length) {
-            problems.append(("\(field).max_length", "must be from 0 to 1099511627776"))
-        }
-        if overflow == .rejectPublishDLX, type == .quorum {
-            problems.append(("\(field).overflow", "reject-publish-dlx needs a classic queue"))
-        }
-        if overflow != nil, maxLength == nil { problems.append(("\(field).overflow", "needs max_length")) }
-        if let priority = maxPriority {
-            if !(1...255).contains(priority) { problems.append(("\(field).max_priority", "must be from 1 to 255")) }
-        }
-        return problems
-    }
-}

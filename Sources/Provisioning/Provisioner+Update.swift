@@ -17,22 +17,20 @@ public struct TopologyAddition: Sendable {
 extension Provisioner {
     /// The spec with the addition merged in. A queue that exists takes the settings given (the
     /// queue object states the queue whole: fields left out take their defaults). Only what a
-    /// policy holds may change (`Topology.policySettings`); a change of type, max_priority or
-    /// single_active_consumer is a conflict: they are queue arguments, which the broker cannot
-    /// change in place, and Warren never deletes a queue that may hold messages to make it anew.
+    /// policy holds may change (`Topology.policySettings`); a change of a setting fixed after
+    /// creation (`QueueSetting.fixedAfterCreation`: type, max_priority, single_active_consumer)
+    /// is a conflict: they are queue arguments, which the broker cannot change in place, and
+    /// Warren never deletes a queue that may hold messages to make it anew.
     public static func merge(_ addition: TopologyAddition, into spec: EnvironmentSpec) throws -> EnvironmentSpec {
         var merged = spec
         for queue in addition.queues {
             if let index = merged.queues.firstIndex(where: { $0.name == queue.name }) {
                 let existing = merged.queues[index]
-                var fixed: [String] = []
-                if existing.type != queue.type { fixed.append("type") }
-                if existing.maxPriority != queue.maxPriority { fixed.append("max_priority") }
-                if existing.singleActiveConsumer != queue.singleActiveConsumer { fixed.append("single_active_consumer") }
+                let fixed = existing.fixedFields(differingFrom: queue)
                 guard fixed.isEmpty else {
                     throw ProvisioningError(
                         code: .conflict,
-                        detail: "queue \(queue.name) exists with another \(fixed.joined(separator: ", ")); the broker cannot change a queue's type, max_priority or single_active_consumer in place, and Warren does not delete a queue that may hold messages: add a queue with a new name instead",
+                        detail: "queue \(queue.name) exists with another \(fixed.joined(separator: ", ")); the broker cannot change a queue's \(Self.fixedSettings) in place, and Warren does not delete a queue that may hold messages: add a queue with a new name instead",
                         fields: fixed.map { "queues[\(queue.name)].\($0)" }, fieldReason: "a queue argument: cannot change on a queue that exists")
                 }
                 merged.queues[index] = queue
@@ -46,6 +44,12 @@ extension Provisioner {
         if let limits = addition.limits { merged.limits = limits }
         return merged
     }
+
+    /// "type, max_priority or single_active_consumer": the settings fixed after creation.
+    static let fixedSettings: String = {
+        let fields = QueueSetting.all.filter(\.fixedAfterCreation).map(\.field)
+        return fields.count < 2 ? fields.joined() : "\(fields.dropLast().joined(separator: ", ")) or \(fields.last ?? "")"
+    }()
 
     /// Adds queues and bindings (and sets limits) on an existing environment. Validation of the
     /// merged spec is the caller's (it names the request's fields). Consumer users are granted

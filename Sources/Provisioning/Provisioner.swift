@@ -218,19 +218,19 @@ public struct Provisioner: Sendable {
     }
 
     /// The spec with what this broker's release would do unasked written in (see
-    /// `EnvironmentSpec.explicit(forMajorVersion:)`).
+    /// `EnvironmentSpec.explicit(for:)`); a setting the release does not take is refused.
     func explicit(_ spec: EnvironmentSpec) async throws -> EnvironmentSpec {
-        spec.explicit(forMajorVersion: try await majorVersion())
+        try spec.explicit(for: try await brokerVersion())
     }
 
     /// An addition's queues as this broker's release makes them: what a PATCH compares with
     /// the environment's spec.
     public func explicit(_ addition: TopologyAddition) async throws -> TopologyAddition {
-        addition.explicit(forMajorVersion: try await majorVersion())
+        try addition.explicit(for: try await brokerVersion())
     }
 
-    func majorVersion() async throws -> Int {
-        try await step("read overview") { try await release.majorVersion(from: admin) }
+    func brokerVersion() async throws -> BrokerVersion {
+        try await step("read overview") { try await release.version(from: admin) }
     }
 }
 

@@ -27,6 +27,9 @@ public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
         /// Another operation held the environment's record for longer than Warren waits, or a
         /// create ran past its deadline: nothing is wrong, try again.
         public static let busy = Code("busy")
+        /// The broker's release does not take a setting the request asks for (see `fields`,
+        /// `fieldReason`): the caller's to change, as an invalid field is.
+        public static let unsupportedByRelease = Code("unsupported-by-release")
     }
 
     public var code: Code

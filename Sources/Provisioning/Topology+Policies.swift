@@ -12,14 +12,10 @@ extension Topology {
         var value: @Sendable (EnvironmentSpec.Queue, _ deadLetterExchange: String) -> JSONValue?
     }
 
-    static let policySettings: [PolicySetting] = [
-        PolicySetting(key: "delivery-limit", field: "delivery_limit") { queue, _ in queue.deliveryLimit.map(JSONValue.int) },
-        PolicySetting(key: "dead-letter-exchange", field: "dead_letter") { queue, exchange in queue.deadLetter ? .string(exchange) : nil },
-        PolicySetting(key: "dead-letter-routing-key", field: "dead_letter") { queue, _ in queue.deadLetter ? .string(queue.name) : nil },
-        PolicySetting(key: "message-ttl", field: "message_ttl_ms") { queue, _ in queue.messageTTLMilliseconds.map(JSONValue.int) },
-        PolicySetting(key: "max-length", field: "max_length") { queue, _ in queue.maxLength.map(JSONValue.int) },
-        PolicySetting(key: "overflow", field: "overflow") { queue, _ in queue.overflow.map { .string($0.rawValue) } },
-    ]
+    /// The policy keys of every setting a policy holds, in the table's order.
+    static let policySettings: [PolicySetting] = QueueSetting.all.flatMap { setting in
+        setting.broker.filter(\.inPolicy).map { PolicySetting(key: $0.key, field: setting.field, value: $0.value) }
+    }
 
     /// One policy per queue (only one policy applies to a queue: the one of highest priority).
     /// The fixed prefix keeps these names apart from anything else Warren may name, and from

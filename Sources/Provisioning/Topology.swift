@@ -69,15 +69,17 @@ struct Topology: Sendable {
     }
 
     /// The queue arguments: only what the broker cannot change on a queue that exists (its
-    /// type, priorities, single active consumer). Everything else is in the queue's policy, so
-    /// it can change in place, and a client redeclaring the queue with just `x-queue-type` (or,
-    /// for a classic queue, nothing) is equivalent. `durable` is not an argument: it is always
-    /// sent as true.
+    /// type, priorities, single active consumer: the settings `QueueSetting.all` holds as
+    /// arguments). Everything else is in the queue's policy, so it can change in place, and a
+    /// client redeclaring the queue with just `x-queue-type` (or, for a classic queue, nothing)
+    /// is equivalent. `durable` is not an argument: it is always sent as true.
     static func arguments(of queue: EnvironmentSpec.Queue) -> [String: JSONValue] {
-        var arguments: [String: JSONValue] = ["x-queue-type": .string(queue.type.rawValue)]
-        if queue.singleActiveConsumer { arguments["x-single-active-consumer"] = .bool(true) }
-        // Quorum queues refuse the argument; from 4.0 they order by priority without it.
-        if let priority = queue.maxPriority, queue.type == .classic { arguments["x-max-priority"] = .int(priority) }
+        var arguments: [String: JSONValue] = [:]
+        for setting in QueueSetting.all {
+            for key in setting.broker where !key.inPolicy {
+                if let value = key.value(queue, "") { arguments[key.key] = value }
+            }
+        }
         return arguments
     }
 }

@@ -80,17 +80,33 @@ struct CreateEnvironmentRequest {
         return CreateEnvironmentRequest(spec: spec, extraRoles: roles, singleQueueForm: singleQueueForm, tier: tier)
     }
 
+    /// Checks the queues against this broker's release (`Provisioner.explicit`): a setting the
+    /// release does not take (`QueueSetting.ReleaseRule.since`) is refused, named as the body
+    /// names it; then `check(asMade:)`.
+    func check(madeBy provisioner: Provisioner) async throws {
+        let made: [EnvironmentSpec.Queue]
+        do {
+            made = try await provisioner.explicit(TopologyAddition(queues: spec.queues)).queues
+        } catch let error as ProvisioningError where error.code == .unsupportedByRelease {
+            throw Problem.invalidFields(error.fields.map {
+                Problem.FieldError(field: singleQueueForm ? Self.singleQueueName($0) : $0, reason: error.fieldReason ?? error.detail)
+            })
+        }
+        try check(asMade: made)
+    }
+
     /// Checks the queues as this broker's release makes them (`Provisioner.explicit`): before
-    /// RabbitMQ 4.0 a queue with `max_priority` is made classic, and a classic queue has no
-    /// delivery limit. A rule of the broker's release, which no request schema can state; left
-    /// unchecked, the create made an environment whose record then failed its own validation.
+    /// RabbitMQ 4.0 a queue with `max_priority` is made classic, and a classic queue takes no
+    /// setting that needs a quorum queue (`delivery_limit`, `consumer_timeout_ms`). A rule of
+    /// the broker's release, which no request schema can state; left unchecked, the create
+    /// made an environment whose record then failed its own validation.
     func check(asMade queues: [EnvironmentSpec.Queue]) throws(Problem) {
         var errors: [Problem.FieldError] = []
-        for (index, (asked, made)) in zip(spec.queues, queues).enumerated()
-        where asked.deliveryLimit != nil && asked.type == .quorum && made.type != .quorum {
-            errors.append(.init(
-                field: singleQueueForm && index == 0 ? "queue.delivery_limit" : "queues[\(index)].delivery_limit",
-                reason: "needs a quorum queue; before RabbitMQ 4.0 a queue with max_priority is made classic"))
+        for (index, (asked, made)) in zip(spec.queues, queues).enumerated() where asked.type == .quorum && made.type != .quorum {
+            let field = singleQueueForm && index == 0 ? "queue" : "queues[\(index)]"
+            for problem in made.problems(field: field) where problem.reason == QueueSetting.needsQuorum {
+                errors.append(.init(field: problem.field, reason: "\(QueueSetting.needsQuorum); before RabbitMQ 4.0 a queue with max_priority is made classic"))
+            }
         }
         guard errors.isEmpty else { throw Problem.invalidFields(errors) }
     }
@@ -151,5 +167,13 @@ enum JSONBody {
             throw Problem.malformedJSON("the body must be a JSON object")
         }
         return object
+    }
+}
+
+extension ProvisioningError {
+    /// "queues[0].consumer_timeout_ms needs RabbitMQ 3.12 or later; ...": each field of a
+    /// refusal with its reason, as a 400 names them.
+    var fieldProblems: [String] {
+        fields.map { "\($0) \(fieldReason ?? detail)" }
     }
 }

@@ -8,29 +8,31 @@ struct ExchangeBody: Encodable {
     var durable = true
 }
 
-/// A queue with the options it was given (absent ones are left out).
+/// A queue with the settings it was given, each as `QueueSetting.answerField` names it
+/// (absent ones are left out).
 struct QueueBody: Encodable {
     var name: String
-    var type: String
     var durable = true
-    var deliveryLimit: Int?
-    var deadLetterQueue: String?
-    var messageTtlMs: Int?
-    var maxLength: Int?
-    var overflow: String?
-    var singleActiveConsumer: Bool?
-    var maxPriority: Int?
+    var settings: [String: JSONValue]
 
     init(_ queue: EnvironmentSpec.Queue) {
         name = queue.name
-        type = queue.type.rawValue
-        deliveryLimit = queue.deliveryLimit
-        deadLetterQueue = queue.deadLetterQueue
-        messageTtlMs = queue.messageTTLMilliseconds
-        maxLength = queue.maxLength
-        overflow = queue.overflow?.rawValue
-        singleActiveConsumer = queue.singleActiveConsumer ? true : nil
-        maxPriority = queue.maxPriority
+        settings = queue.answerFields
+    }
+
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ string: String) { stringValue = string }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Key.self)
+        try container.encode(name, forKey: Key("name"))
+        try container.encode(durable, forKey: Key("durable"))
+        for (field, value) in settings { try container.encode(value, forKey: Key(field)) }
     }
 }
 

@@ -19,7 +19,7 @@ struct EnvironmentHandlers: Sendable {
             context.request.body, blueprints: blueprints, ceilings: provisioner.ceilings, tiers: provisioner.tiers)
         let async = Prefer.respondAsync(context.request)
         let provisioner = provisioner.logging(to: context.logger)
-        try request.check(asMade: try await provisioner.explicit(TopologyAddition(queues: request.spec.queues)).queues)
+        try await request.check(madeBy: provisioner)
         let result = try await provisioner
             .create(team: context.team, spec: request.spec, roles: [.full] + request.extraRoles, tier: request.tier, finishInBackground: async)
         let body = CreatedEnvironmentBody(result, endpoint: endpoint, ceilings: provisioner.ceilings(for: result.environment))

@@ -77,9 +77,15 @@ struct OSBInstanceHandlers: Sendable {
         // environment under it (right for /v1, whose caller still wants it), and bring the
         // instance back after the platform's orphan mitigation (its DELETE after a PUT that
         // timed out) had removed it. In the background, a DELETE simply ends it.
-        let result = try await provisioner.create(
-            team: context.team, spec: request.spec, roles: [], platform: platform, tier: request.plan.tier(of: provisioner),
-            finishInBackground: true)
+        let result: CreateResult
+        do {
+            result = try await provisioner.create(
+                team: context.team, spec: request.spec, roles: [], platform: platform, tier: request.plan.tier(of: provisioner),
+                finishInBackground: true)
+        } catch let error as ProvisioningError where error.code == .unsupportedByRelease {
+            // A parameter this broker's release does not take, named as the other parameters' problems.
+            throw OSBError.badRequest("invalid parameters: " + error.fieldProblems.map { "parameters.\($0)" }.joined(separator: "; "))
+        }
         if result.pending, !acceptsIncomplete {
             return try await outcome(provisioner, context, instanceID: id)
         }
@@ -203,6 +209,8 @@ struct OSBInstanceHandlers: Sendable {
             }
         } catch let error as ProvisioningError where error.code == .conflict {
             throw OSBError.unprocessable(error.detail)
+        } catch let error as ProvisioningError where error.code == .unsupportedByRelease {
+            throw OSBError.badRequest("the instance would become invalid: " + error.fieldProblems.joined(separator: "; "))
         }
         if let newPlan, planChanges { try await provisioner.recordPlan(environment, planID: newPlan.id) }
         return OSBResponse.empty(200)

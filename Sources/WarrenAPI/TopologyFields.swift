@@ -4,10 +4,8 @@ import WireFormat
 /// Decodes the topology part of a request body (exchange, queues, bindings, limits), shared by
 /// create, PATCH and blueprint files.
 enum TopologyFields {
-    static let queueKeys: Set<String> = [
-        "name", "type", "delivery_limit", "dead_letter", "message_ttl_ms", "max_length", "overflow",
-        "single_active_consumer", "max_priority",
-    ]
+    /// A queue object's fields: its name and each setting of `QueueSetting.all`.
+    static let queueKeys: Set<String> = Set(["name"] + QueueSetting.all.map(\.field))
 
     static func exchange(_ object: [String: JSONValue], defaultName: String, errors: inout [Problem.FieldError]) -> EnvironmentSpec.Exchange {
         var fields = JSONFields(object, path: "exchange.")
@@ -18,23 +16,28 @@ enum TopologyFields {
         return EnvironmentSpec.Exchange(name: name ?? defaultName, type: type ?? .direct)
     }
 
-    /// One queue object. A queue names no type is quorum; one that asks for priorities is made
-    /// classic where the broker's quorum queues have none (see `EnvironmentSpec.explicit`).
+    /// One queue object: each setting read as its `kind` says (a field left out, or of the
+    /// wrong type, takes its default). A queue names no type is quorum; one that asks for
+    /// priorities is made classic where the broker's quorum queues have none (see
+    /// `EnvironmentSpec.explicit`).
     static func queue(_ object: [String: JSONValue], path: String, defaultName: String?, errors: inout [Problem.FieldError]) -> EnvironmentSpec.Queue {
         var fields = JSONFields(object, path: path)
         let name = fields.string("name", required: defaultName == nil)
-        let type = fields.choice("type", EnvironmentSpec.QueueType.self)
-        let priority = fields.integer("max_priority")
-        let queue = EnvironmentSpec.Queue(
-            name: name ?? defaultName ?? "",
-            type: type ?? .quorum,
-            deliveryLimit: fields.integer("delivery_limit"),
-            deadLetter: fields.bool("dead_letter") ?? false,
-            messageTTLMilliseconds: fields.integer("message_ttl_ms"),
-            maxLength: fields.integer("max_length"),
-            overflow: fields.choice("overflow", EnvironmentSpec.Overflow.self),
-            singleActiveConsumer: fields.bool("single_active_consumer") ?? false,
-            maxPriority: priority)
+        var settings: [String: JSONValue] = [:]
+        for setting in QueueSetting.all {
+            switch setting.kind {
+            case .integer: settings[setting.field] = fields.integer(setting.field).map(JSONValue.int)
+            case .boolean: settings[setting.field] = fields.bool(setting.field).map(JSONValue.bool)
+            case .choice(let choices):
+                guard let raw = fields.string(setting.field) else { continue }
+                if choices.contains(raw) {
+                    settings[setting.field] = .string(raw)
+                } else {
+                    fields.fail(setting.field, "must be one of \(choices.joined(separator: ", "))")
+                }
+            }
+        }
+        let queue = EnvironmentSpec.Queue(name: name ?? defaultName ?? "", settings: settings)
         fields.rejectUnknown(allowed: queueKeys)
         errors += fields.errors
         return queue

@@ -365,7 +365,7 @@ public final class FakeBroker: BrokerAdmin, Sendable {
     public func putPolicy(vhost: String, name: String, pattern: String, definition: [String: JSONValue], priority: Int, applyTo: String) async throws {
         try record("PUT policy")
         try state.withLock {
-            guard $0.vhosts[vhost] != nil, !definition.isEmpty else {
+            guard $0.vhosts[vhost] != nil, !definition.isEmpty, definition.keys.allSatisfy(takesPolicyKey) else {
                 throw ManagementError(code: .badRequest, status: 400, summary: "management API answered 400 for PUT policy")
             }
             $0.policies["\(vhost)/\(name)"] = definition
@@ -402,11 +402,19 @@ public final class FakeBroker: BrokerAdmin, Sendable {
     }
 
     /// The queue arguments RabbitMQ compares when a queue is declared again (others, such as
-    /// the claim's record, are not compared).
-    public static let checkedArguments = [
-        "x-queue-type", "x-max-length", "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
-        "x-delivery-limit", "x-overflow", "x-single-active-consumer", "x-max-priority",
-    ]
+    /// the claim's record, are not compared): the record locks' x-expires, and every queue
+    /// setting's key as an argument (a policy's "message-ttl" is "x-message-ttl").
+    public static let checkedArguments = ["x-expires"] + QueueSetting.all.flatMap { $0.broker.map(\.argumentName) }
+
+    /// Like the broker, which refuses a policy key it does not know ("not recognised policy
+    /// settings"): a setting whose release rule the fake's version does not meet.
+    private func takesPolicyKey(_ key: String) -> Bool {
+        let release = BrokerVersion(parsing: version.withLock { $0 })
+        guard let setting = QueueSetting.all.first(where: { $0.broker.contains { $0.inPolicy && $0.key == key } }),
+            case .since(let needed) = setting.release
+        else { return true }
+        return release >= needed
+    }
 
     public func logging(to logger: Logger) -> any BrokerAdmin { self }
 

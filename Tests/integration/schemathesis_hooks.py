@@ -65,9 +65,13 @@ BEYOND_SCHEMA: dict[str, list[tuple[str, str, str]]] = {
 # Only on a broker before RabbitMQ 4.0: a queue with max_priority is made classic there, and a
 # classic queue takes no delivery limit. The broker's release is not in the contract.
 BEFORE_RABBITMQ_4 = [
-    (r"(queues\[\d+\]|queue)\.delivery_limit", r"needs a quorum queue(; before RabbitMQ 4\.0 a queue with max_priority is made classic)?",
+    (r"(queues\[\d+\]|queue)\.(delivery_limit|consumer_timeout_ms)", r"needs a quorum queue(; before RabbitMQ 4\.0 a queue with max_priority is made classic)?",
      "before RabbitMQ 4.0 a queue with max_priority is classic, so delivery_limit and max_priority do "
      "not go together there; from 4.0 they do: a rule of the broker's release"),
+    # A setting whose release rule (QueueSetting.ReleaseRule.since) the broker does not meet: on
+    # the matrix only 3.10, so it rides with the major-3 rules (3.12 and 3.13 would take it).
+    (r"(queues\[\d+\]|queue)\.consumer_timeout_ms", r"needs RabbitMQ 3\.12 or later; this broker runs RabbitMQ \d+\.\d+",
+     "RabbitMQ takes a per-queue consumer timeout from 3.12: a rule of the broker's release"),
 ]
 
 
