@@ -165,7 +165,7 @@ struct LiveServerTests {
         #expect(response.status == 408)
         #expect(response.headers["Content-Type"] == "application/problem+json")
         #expect(closed)
-        // No upper bound of its own: the client gives up after its 3 s receive timeout.
+        // No upper bound of its own: the client gives up after its receive timeout.
         #expect(waited >= .milliseconds(280))
     }
 
@@ -209,10 +209,13 @@ struct LiveServerTests {
             let third = try RawClient(port: port)
             let refused = try third.readResponse()
             let refusedClosed = try third.readsEOF()
-            // Freeing a slot lets a new connection in again (once the server saw the close).
+            // Freeing a slot lets a new connection in again, once the server saw the close: tried
+            // until a deadline that only a server that never frees the slot reaches (50 tries
+            // 10 ms apart bounded how fast a busy machine gets there).
             held.removeFirst()
             var status = 0
-            for _ in 0..<50 where status != 200 {
+            let deadline = monotonicNanoseconds() + 30_000_000_000
+            while status != 200 && monotonicNanoseconds() < deadline {
                 let client = try RawClient(port: port)
                 try client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
                 status = (try? client.readResponse().status) ?? 0
@@ -237,10 +240,7 @@ struct LiveServerTests {
         let port = server.port
         let client = try RawClient(port: port)
         try client.send("GET /held HTTP/1.1\r\nHost: t\r\n\r\n")
-        for _ in 0..<400 where !responder.arrived {
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        #expect(responder.arrived)
+        #expect(await eventually { responder.arrived })
         let stopped = PThreadMutex(false)
         let stopping = Task {
             await server.shutdown()
@@ -263,30 +263,53 @@ struct LiveServerTests {
         await server.shutdown()
     }
 
-    /// The first loop accepts and hands connections to every loop in turn: with six slow
+    /// The first loop accepts and hands connections to every loop in turn: with six held
     /// requests on six connections each loop holds two in flight; all are counted against the
     /// server's connection limit, and shutdown waits for every loop's responses.
+    ///
+    /// A loop says `Connection: close` in the responses it writes once it has begun shutting
+    /// down; one written before says keep-alive, and the connection then closes as idle. So the
+    /// responses are held until every loop has shown that it is shutting down, by closing an idle
+    /// connection of its own. (Requests that slept 300 ms raced the shutdown: on a loaded
+    /// machine the responses were often written before it began.)
     @Test(arguments: [1, 3])
     func everyLoopServesAndShutdownWaitsForAll(loops: Int) async throws {
-        let responder = EchoResponder()
-        let server = try startServer(responder: responder) { $0.eventLoops = loops }
+        let responder = GatedResponder()
+        let server = try startServer(responder: responder) {
+            $0.eventLoops = loops
+            // The idle connections below send nothing: they must not meet a 408 first.
+            $0.headerTimeout = .seconds(120)
+        }
         let port = server.port
         let clients = try await offPool {
-            try (0..<6).map { _ in
+            try (0..<6).map { index in
                 let client = try RawClient(port: port)
-                try client.send("GET /slow?ms=300 HTTP/1.1\r\nHost: t\r\n\r\n")
+                try client.send("GET /held/\(index) HTTP/1.1\r\nHost: t\r\n\r\n")
                 return client
             }
         }
-        for _ in 0..<400 where responder.started.all.filter({ $0 == "/slow" }).count < 6 {
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        #expect(await eventually { responder.arrivals == 6 })
         #expect(server.openConnections == 6)
-        await server.shutdown()
+        // Dealt out after six (a multiple of `loops`), these go to the first loop, the second,
+        // and so on. Counted means accepted and dealt, so each will reach its loop.
+        let idle = try await offPool { try (0..<loops).map { _ in try RawClient(port: port) } }
+        #expect(await eventually { server.openConnections == 6 + loops })
+        let stopped = PThreadMutex(false)
+        let stopping = Task {
+            await server.shutdown()
+            stopped.withLock { $0 = true }
+        }
+        let idleClosed = try await offPool { try idle.map { try $0.readsEOF() } }
+        #expect(idleClosed == Array(repeating: true, count: loops))
+        // Every loop is shutting down, and none may stop while its responses are still held.
+        #expect(!stopped.withLock { $0 })
+        responder.release()
+        await stopping.value
+        // Written before shutdown returned: in the socket buffers now.
         let answers = try await offPool { try clients.map { (try $0.readResponse(), try $0.readsEOF()) } }
-        for (response, closed) in answers {
+        for (index, (response, closed)) in answers.enumerated() {
             #expect(response.status == 200)
-            #expect(response.text == "GET /slow query=ms=300 body=")
+            #expect(response.text == "released GET /held/\(index)")
             #expect(response.headers["Connection"] == "close")
             #expect(closed)
         }
@@ -295,8 +318,8 @@ struct LiveServerTests {
 
     @Test func shutdownClosesIdleConnectionsAtOnce() async throws {
         let server = try startServer {
-            $0.idleTimeout = .seconds(30)
-            $0.shutdownTimeout = .seconds(30)
+            $0.idleTimeout = .seconds(60)
+            $0.shutdownTimeout = .seconds(60)
         }
         let port = server.port
         let client = try await offPool {
@@ -307,9 +330,9 @@ struct LiveServerTests {
         }
         let start = monotonicNanoseconds()
         await server.shutdown()
-        // Far below either timeout, which is what waiting for the idle connection would take;
-        // the margin is for a loaded machine (a CI run measured 0.76 s while a build ran).
-        #expect(elapsed(since: start) < .seconds(10))
+        // Waiting for the idle connection would take one of the 60 s timeouts (the idle one less
+        // the moments since the response); half of that is a margin no busy machine needs.
+        #expect(elapsed(since: start) < .seconds(30))
         #expect(try await offPool { try client.readsEOF() })
     }
 
