@@ -2,11 +2,15 @@
 import PackageDescription
 
 // The request path, bottom to top; a module imports only those below it:
-// CCurl -> RabbitManagement -> Provisioning -> WarrenAPI -> warren
-// HTTPServer stands beside them and knows nothing of RabbitMQ or the API. WireFormat (JSON
-// values, the strict JSON parser, percent-encoding) is below both RabbitManagement and
-// WarrenAPI, so the API reaches the broker only through Provisioning. Locking (the one lock
-// type, which ThreadSanitizer can see) is below everything.
+// CCurl -> RabbitManagement -> EnvironmentModel -> BrokerState -> Provisioning -> WarrenAPI -> warren
+// Provisioning is three layers: the model (what a team asks for and what Warren records: spec
+// and its validation, record, naming, topology, roles, queue settings, release rules), the state
+// Warren keeps on the broker (records and their claims, locks, team indexes, through a small
+// BrokerSession), and the operations (create, update, credentials, teardown, reconcile, janitor).
+// RabbitManagement is imported internally below the API, so WarrenAPI sees Provisioning's own
+// types only. HTTPServer stands beside them and knows nothing of RabbitMQ or the API. WireFormat
+// (JSON values, the strict JSON parser, percent-encoding) is below both RabbitManagement and
+// WarrenAPI. Locking (the one lock type, which ThreadSanitizer can see) is below everything.
 let package = Package(
     name: "Warren",
     platforms: [.macOS(.v14)],
@@ -42,8 +46,30 @@ let package = Package(
             ]
         ),
         .target(
+            name: "EnvironmentModel",
+            dependencies: [
+                "Locking",
+                "RabbitManagement",
+                "WireFormat",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "BrokerState",
+            dependencies: [
+                "EnvironmentModel",
+                "Locking",
+                "RabbitManagement",
+                "WireFormat",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
+        ),
+        .target(
             name: "Provisioning",
             dependencies: [
+                "BrokerState",
+                "EnvironmentModel",
                 "Locking",
                 "RabbitManagement",
                 "WireFormat",
@@ -55,6 +81,7 @@ let package = Package(
         .target(
             name: "WarrenAPI",
             dependencies: [
+                "EnvironmentModel",
                 "HTTPServer",
                 "Locking",
                 "Provisioning",
@@ -67,6 +94,8 @@ let package = Package(
         .executableTarget(
             name: "warren",
             dependencies: [
+                "BrokerState",
+                "EnvironmentModel",
                 "Locking",
                 "WarrenAPI",
                 "HTTPServer",
@@ -99,6 +128,8 @@ let package = Package(
         .target(
             name: "WarrenTestSupport",
             dependencies: [
+                "BrokerState",
+                "EnvironmentModel",
                 "Locking",
                 "Provisioning",
                 "RabbitManagement",
@@ -111,11 +142,11 @@ let package = Package(
         .testTarget(name: "RabbitManagementTests", dependencies: ["Locking", "RabbitManagement", "WireFormat"]),
         .testTarget(
             name: "ProvisioningTests",
-            dependencies: ["Locking", "Provisioning", "RabbitManagement", "WireFormat", "WarrenTestSupport"]
+            dependencies: ["BrokerState", "EnvironmentModel", "Locking", "Provisioning", "RabbitManagement", "WireFormat", "WarrenTestSupport"]
         ),
         .testTarget(
             name: "WarrenAPITests",
-            dependencies: ["WarrenAPI", "HTTPServer", "Provisioning", "WireFormat", "WarrenTestSupport"]
+            dependencies: ["WarrenAPI", "HTTPServer", "BrokerState", "EnvironmentModel", "Provisioning", "WireFormat", "WarrenTestSupport"]
         ),
         // The executable's own parts (the log writer); SwiftPM links an executable target into tests.
         .testTarget(name: "WarrenTests", dependencies: ["warren", .product(name: "Logging", package: "swift-log")]),

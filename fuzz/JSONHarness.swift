@@ -1,6 +1,6 @@
 // libFuzzer harness for request decoding: the strict JSON parser (Sources/WireFormat/StrictJSON.swift,
 // with JSONValue beside it) and POST /v1/environments body decoding
-// (CreateEnvironmentRequest.swift, with the Provisioning name rules and Problem).
+// (CreateEnvironmentRequest.swift, with the model's name rules and queue settings, and Problem).
 // Built and run by scripts/fuzz.sh. Invariants beyond "no crash":
 //   - a refusal names a reason and an offset inside the input;
 //   - an accepted document, written back out as JSON, parses to the same value;
@@ -10,7 +10,7 @@
 //   - decoding either yields a spec that passes validation, or a 400 problem naming fields
 //     that exist, never both and never another status; the problem body is JSON.
 import FoundationEssentials
-import Provisioning
+import EnvironmentModel
 import WireFormat
 
 private func fail(_ message: String, _ input: [UInt8]) -> Never {

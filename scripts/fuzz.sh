@@ -15,7 +15,7 @@
 # Each harness is compiled with swiftc -sanitize=fuzzer,address -parse-as-library (a SwiftPM
 # executable target would bring its own main and silently not fuzz), together with just the
 # package sources it needs: the parser's into the harness's module, the JSON harness against
-# small stand-in modules named like the package's (RabbitManagement, Provisioning, HTTPServer)
+# small stand-in modules named like the package's (RabbitManagement, EnvironmentModel, HTTPServer)
 # built from the few files the decoder imports. Seeds: fuzz/corpus-*/ (committed, read-only);
 # the growing corpora and any crash (with its reproducer) live in .build-fuzz/.
 set -euo pipefail
@@ -34,7 +34,8 @@ fuzzers=${FUZZERS:-"parser json"}
 out=.build-fuzz
 modules=$out/modules
 mkdir -p "$out" "$modules" "$out/artifacts"
-flags=(-O -sanitize=fuzzer,address -parse-as-library)
+# -package-name: the model and the API share `package` declarations, as in the package build.
+flags=(-O -sanitize=fuzzer,address -parse-as-library -package-name Warren)
 
 # The package sources each harness compiles with. When a file moves or gains a dependency,
 # this is the one place to change.
@@ -46,10 +47,14 @@ PARSER_SOURCES=(
   Sources/HTTPServer/HTTPServerConfiguration.swift
 )
 STUB_WIREFORMAT=(Sources/WireFormat/JSONValue.swift Sources/WireFormat/StrictJSON.swift Sources/WireFormat/PercentEncoding.swift)
-STUB_RABBITMANAGEMENT=(Sources/RabbitManagement/Models.swift)
+STUB_RABBITMANAGEMENT=(Sources/RabbitManagement/Models.swift Sources/RabbitManagement/ManagementError.swift)
 STUB_HTTPSERVER=(Sources/HTTPServer/HTTPMessages.swift Sources/HTTPServer/HTTPHeaders.swift)
-STUB_PROVISIONING=(Sources/Provisioning/EnvironmentSpec.swift Sources/Provisioning/NameRules.swift Sources/Provisioning/Topology.swift
-  Sources/Provisioning/EnvironmentNaming.swift Sources/Provisioning/Topology+Policies.swift Sources/Provisioning/Ceilings.swift)
+STUB_MODEL=(Sources/EnvironmentModel/EnvironmentSpec.swift Sources/EnvironmentModel/NameRules.swift
+  Sources/EnvironmentModel/Topology.swift Sources/EnvironmentModel/EnvironmentNaming.swift
+  Sources/EnvironmentModel/Topology+Policies.swift Sources/EnvironmentModel/Ceilings.swift
+  Sources/EnvironmentModel/QueueSettings.swift Sources/EnvironmentModel/BrokerRelease.swift
+  Sources/EnvironmentModel/TopologyAddition.swift Sources/EnvironmentModel/ProvisioningError.swift)
+STUB_LOCKING=(Sources/Locking/PThreadMutex.swift)
 JSON_SOURCES=(
   Sources/WarrenAPI/CreateEnvironmentRequest.swift
   Sources/WarrenAPI/JSONFields.swift
@@ -85,9 +90,10 @@ build() {
         { stub_module WireFormat "${STUB_WIREFORMAT[@]}" &&
           stub_module RabbitManagement "${STUB_RABBITMANAGEMENT[@]}" &&
           stub_module HTTPServer "${STUB_HTTPSERVER[@]}" &&
-          stub_module Provisioning "${STUB_PROVISIONING[@]}" &&
+          stub_module Locking "${STUB_LOCKING[@]}" &&
+          stub_module EnvironmentModel "${STUB_MODEL[@]}" &&
           compile "${flags[@]}" -module-name FuzzJSON -I "$modules" fuzz/JSONHarness.swift "${JSON_SOURCES[@]}" \
-            "$modules/WireFormat.o" "$modules/RabbitManagement.o" "$modules/HTTPServer.o" "$modules/Provisioning.o" -o "$out/fuzz-json"
+            "$modules/WireFormat.o" "$modules/RabbitManagement.o" "$modules/HTTPServer.o" "$modules/Locking.o" "$modules/EnvironmentModel.o" -o "$out/fuzz-json"
         } || { echo "fuzz: building fuzz-json failed (a Source file it compiles gained a dependency? see the lists in $0)" >&2; return 1; } ;;
       *) echo "fuzz: unknown fuzzer $f" >&2; return 2 ;;
     esac

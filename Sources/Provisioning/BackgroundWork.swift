@@ -1,3 +1,5 @@
+import BrokerState
+import EnvironmentModel
 import Locking
 
 /// The work an asynchronous operation goes on with after its answer has left: tracked so that

@@ -1,3 +1,5 @@
+import BrokerState
+import EnvironmentModel
 /// Bounded fan-out for bulk work on the management API. One management call per item, all at
 /// once, is what took a broker down: a force-delete of an environment with 32,000 users started
 /// 32,000 calls together (tens of thousands of timeouts and refused connections, and another

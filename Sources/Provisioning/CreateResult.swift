@@ -1,3 +1,5 @@
+import BrokerState
+import EnvironmentModel
 public struct CreateResult: Sendable {
     public var environment: Environment
     /// One set for each role asked for, in that order.

@@ -1,3 +1,5 @@
+import BrokerState
+import EnvironmentModel
 /// One environment checked against the broker: which of its parts exist right now.
 public struct EnvironmentHealth: Sendable {
     public struct Resources: Sendable, Hashable {

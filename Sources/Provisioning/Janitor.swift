@@ -1,3 +1,5 @@
+import BrokerState
+import EnvironmentModel
 import FoundationEssentials
 import Locking
 import Logging

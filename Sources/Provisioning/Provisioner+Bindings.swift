@@ -1,4 +1,6 @@
+import BrokerState
 import Crypto
+import EnvironmentModel
 import FoundationEssentials
 internal import RabbitManagement
 

@@ -1,3 +1,5 @@
+import BrokerState
+import EnvironmentModel
 import Logging
 internal import RabbitManagement
 

@@ -1,3 +1,5 @@
+import BrokerState
+import EnvironmentModel
 /// What the Open Service Broker API (/v2) needs of an environment beyond what /v1 shows: the
 /// platform instance its record names, where it is in its life, and its incarnation (which
 /// binding user names start with). Read from the record, validated like every record read.

@@ -1,3 +1,5 @@
+import BrokerState
+import EnvironmentModel
 internal import RabbitManagement
 
 /// What a repair returns: the environment as it is afterwards, and credentials when none of

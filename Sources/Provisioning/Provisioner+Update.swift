@@ -1,19 +1,8 @@
+import BrokerState
+import EnvironmentModel
 internal import RabbitManagement
 
 /// Growing an environment in place, and changing the settings of its queues that policies hold.
-public struct TopologyAddition: Sendable {
-    public var queues: [EnvironmentSpec.Queue]
-    public var bindings: [EnvironmentSpec.Binding]
-    /// Replaces the limits when given.
-    public var limits: EnvironmentSpec.Limits?
-
-    public init(queues: [EnvironmentSpec.Queue] = [], bindings: [EnvironmentSpec.Binding] = [], limits: EnvironmentSpec.Limits? = nil) {
-        self.queues = queues
-        self.bindings = bindings
-        self.limits = limits
-    }
-}
-
 extension Provisioner {
     /// The spec with the addition merged in. A queue that exists takes the settings given (the
     /// queue object states the queue whole: fields left out take their defaults). Only what a

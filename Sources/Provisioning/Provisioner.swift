@@ -1,3 +1,5 @@
+import BrokerState
+import EnvironmentModel
 import Logging
 internal import RabbitManagement
 
@@ -230,7 +232,7 @@ public struct Provisioner: Sendable {
     }
 
     func brokerVersion() async throws -> BrokerVersion {
-        try await step("read overview") { try await release.version(from: admin) }
+        try await step("read overview") { try await release.version { try await admin.overview().rabbitmqVersion } }
     }
 }
 

@@ -1,4 +1,6 @@
+import BrokerState
 import CoreMetrics
+import EnvironmentModel
 internal import RabbitManagement
 
 /// The metrics provisioning's operations report through swift-metrics (each broker call's are

@@ -1,3 +1,5 @@
+import BrokerState
+import EnvironmentModel
 internal import RabbitManagement
 
 /// A resource alarm a broker node has raised: while it lasts the broker blocks every

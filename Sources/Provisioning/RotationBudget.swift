@@ -1,3 +1,5 @@
+import BrokerState
+import EnvironmentModel
 import Locking
 
 /// How many credentials each team may issue per minute (`Ceilings.rotationsPerMinute`),

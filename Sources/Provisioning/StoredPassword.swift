@@ -1,3 +1,5 @@
+import BrokerState
+import EnvironmentModel
 internal import RabbitManagement
 
 /// A user's password as the broker keeps it (a salted hash): enough to tell which of a few

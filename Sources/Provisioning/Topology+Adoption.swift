@@ -1,3 +1,5 @@
+import BrokerState
+import EnvironmentModel
 internal import RabbitManagement
 import WireFormat
 

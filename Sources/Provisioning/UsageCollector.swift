@@ -1,3 +1,5 @@
+import BrokerState
+import EnvironmentModel
 import Locking
 internal import RabbitManagement
 

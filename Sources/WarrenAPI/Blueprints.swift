@@ -1,5 +1,5 @@
+import EnvironmentModel
 import FoundationEssentials
-import Provisioning
 import WireFormat
 
 /// Named topologies that operators define in WARREN_BLUEPRINTS_FILE, so a team can ask for

@@ -1,4 +1,4 @@
-import Provisioning
+import EnvironmentModel
 import WireFormat
 
 /// A POST /v1/environments body, decoded into a valid spec (or a 400 naming every offending
@@ -80,21 +80,6 @@ struct CreateEnvironmentRequest {
         return CreateEnvironmentRequest(spec: spec, extraRoles: roles, singleQueueForm: singleQueueForm, tier: tier)
     }
 
-    /// Checks the queues against this broker's release (`Provisioner.explicit`): a setting the
-    /// release does not take (`QueueSetting.ReleaseRule.since`) is refused, named as the body
-    /// names it; then `check(asMade:)`.
-    func check(madeBy provisioner: Provisioner) async throws {
-        let made: [EnvironmentSpec.Queue]
-        do {
-            made = try await provisioner.explicit(TopologyAddition(queues: spec.queues)).queues
-        } catch let error as ProvisioningError where error.code == .unsupportedByRelease {
-            throw Problem.invalidFields(error.fields.map {
-                Problem.FieldError(field: singleQueueForm ? Self.singleQueueName($0) : $0, reason: error.fieldReason ?? error.detail)
-            })
-        }
-        try check(asMade: made)
-    }
-
     /// Checks the queues as this broker's release makes them (`Provisioner.explicit`): before
     /// RabbitMQ 4.0 a queue with `max_priority` is made classic, and a classic queue takes no
     /// setting that needs a quorum queue (`delivery_limit`, `consumer_timeout_ms`). A rule of
@@ -140,7 +125,7 @@ struct CreateEnvironmentRequest {
 
     /// "queues[0].type" -> "queue.type" and "bindings[0].routing_key" -> "routing_key", for
     /// bodies written in the single-queue form.
-    private static func singleQueueName(_ field: String) -> String {
+    static func singleQueueName(_ field: String) -> String {
         if field.hasPrefix("queues[0].") { return "queue." + field.dropFirst("queues[0].".count) }
         if field.hasPrefix("bindings[0].") { return String(field.dropFirst("bindings[0].".count)) }
         return field

@@ -1,5 +1,5 @@
+import EnvironmentModel
 import Logging
-import Provisioning
 
 /// The one place where errors become problems. Anything unexpected is logged and answered with
 /// a 500 that leaks nothing.

@@ -1,3 +1,4 @@
+import EnvironmentModel
 import HTTPServer
 import Provisioning
 

@@ -1,5 +1,5 @@
+import EnvironmentModel
 import HTTPServer
-import Provisioning
 import WireFormat
 
 /// A bind body. `service_id` and `plan_id` are required, but for a rotation (a body with

@@ -1,4 +1,5 @@
 import Crypto
+import EnvironmentModel
 import FoundationEssentials
 import HTTPServer
 import Provisioning

@@ -1,6 +1,6 @@
+import EnvironmentModel
 import HTTPServer
 import Logging
-import Provisioning
 
 /// An Open Service Broker error: `{"error": CODE, "description": TEXT}`, the body every /v2
 /// failure has (the specification's codes where it names one: AsyncRequired,

@@ -1,3 +1,4 @@
+import EnvironmentModel
 import Logging
 import Provisioning
 

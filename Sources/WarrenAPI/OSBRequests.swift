@@ -1,6 +1,6 @@
 import Crypto
+import EnvironmentModel
 import HTTPServer
-import Provisioning
 import WireFormat
 
 /// How a platform's instance id becomes an environment name, without a database: `osb-{id}`

@@ -1,5 +1,5 @@
 import Crypto
-import Provisioning
+import EnvironmentModel
 
 /// The seal of a record's platform instance (see `PlatformInstance.seal`): HMAC-SHA256 with
 /// the server secret over the team, the environment name, the platform and the instance id.

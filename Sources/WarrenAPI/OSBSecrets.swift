@@ -1,3 +1,4 @@
+import EnvironmentModel
 import Provisioning
 
 /// The /v2 server secret (WARREN_OSB_SECRET_FILE), and during a rotation the one before it

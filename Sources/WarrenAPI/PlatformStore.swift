@@ -1,7 +1,7 @@
 import Crypto
+import EnvironmentModel
 import FoundationEssentials
 import Locking
-import Provisioning
 
 /// The platforms (Open Service Broker clients, a Cloud Foundry cloud controller say) that may
 /// call /v2, read from WARREN_OSB_PLATFORMS_FILE: one `PLATFORM TEAM SHA256HEX` line each, the

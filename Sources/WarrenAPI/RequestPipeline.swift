@@ -1,7 +1,7 @@
 import CoreMetrics
+import EnvironmentModel
 import HTTPServer
 import Logging
-import Provisioning
 import Synchronization
 
 /// What every request goes through around its handler: a request id (accepted from

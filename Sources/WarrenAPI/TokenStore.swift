@@ -1,7 +1,7 @@
 import Crypto
+import EnvironmentModel
 import FoundationEssentials
 import Locking
-import Provisioning
 
 /// The bearer tokens Warren accepts and the team each belongs to, read from WARREN_TOKENS_FILE:
 /// one `TEAM SHA256HEX` pair a line (LF or CRLF, an optional UTF-8 BOM first), `#` starts a

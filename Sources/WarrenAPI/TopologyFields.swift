@@ -1,4 +1,4 @@
-import Provisioning
+import EnvironmentModel
 import WireFormat
 
 /// Decodes the topology part of a request body (exchange, queues, bindings, limits), shared by

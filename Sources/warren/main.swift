@@ -1,4 +1,5 @@
 import Dispatch
+import EnvironmentModel
 import FoundationEssentials
 import HTTPServer
 import Logging

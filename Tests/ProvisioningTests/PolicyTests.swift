@@ -1,3 +1,5 @@
+@testable import BrokerState
+@testable import EnvironmentModel
 import Logging
 @testable import Provisioning
 import RabbitManagement

@@ -1,3 +1,5 @@
+@testable import BrokerState
+@testable import EnvironmentModel
 import Foundation
 @testable import Provisioning
 import Testing

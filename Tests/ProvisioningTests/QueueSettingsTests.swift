@@ -1,3 +1,5 @@
+@testable import BrokerState
+@testable import EnvironmentModel
 import Foundation
 import Logging
 @testable import Provisioning

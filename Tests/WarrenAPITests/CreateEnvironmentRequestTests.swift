@@ -1,3 +1,4 @@
+import EnvironmentModel
 import Provisioning
 import Testing
 @testable import WarrenAPI

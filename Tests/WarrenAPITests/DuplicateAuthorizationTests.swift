@@ -1,3 +1,4 @@
+import EnvironmentModel
 import FoundationEssentials
 import HTTPServer
 import Logging

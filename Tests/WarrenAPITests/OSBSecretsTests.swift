@@ -1,3 +1,5 @@
+@testable import BrokerState
+@testable import EnvironmentModel
 @testable import Provisioning
 import Testing
 @testable import WarrenAPI

@@ -45,7 +45,7 @@ extension Topology {
     /// The API fields of settings that differ between two versions of a queue but that the
     /// queue as declared holds in an argument ("x-message-ttl"): environments made before
     /// Warren used policies. An argument overrides the policy, so such a change would not take.
-    static func argumentHeldChanges(
+    package static func argumentHeldChanges(
         from old: EnvironmentSpec.Queue, to new: EnvironmentSpec.Queue, arguments: [String: JSONValue], deadLetterExchange: String
     ) -> [String] {
         var fields: [String] = []
@@ -62,7 +62,7 @@ extension Topology {
     /// holds today ("x-message-ttl"), with the spec's value. Such a queue is left as it is (its
     /// policy is applied all the same, and the arguments it holds win over it); any other
     /// argument, or another value, makes the queue not Warren's to adopt (see `differences`).
-    static func isEarlierDeclaration(
+    package static func isEarlierDeclaration(
         argument key: String, holding value: JSONValue, of queue: EnvironmentSpec.Queue, deadLetterExchange: String
     ) -> Bool {
         guard let setting = policySettings.first(where: { "x-\($0.key)" == key }) else { return false }

@@ -1,40 +1,40 @@
-internal import RabbitManagement
+package import RabbitManagement
 import WireFormat
 
 /// The broker objects a spec turns into, beyond what the spec names itself: the queue
 /// arguments and policy for its options, and for dead-lettering an exchange "{exchange}.dlx"
 /// and a queue "{queue}.dlq" per dead-lettering queue, bound by the queue's name.
-struct Topology: Sendable {
-    struct ExchangePlan: Sendable, Hashable {
-        var name: String
-        var type: String
+package struct Topology: Sendable {
+    package struct ExchangePlan: Sendable, Hashable {
+        package var name: String
+        package var type: String
     }
 
-    struct QueuePlan: Sendable, Hashable {
-        var name: String
-        var arguments: [String: JSONValue]
+    package struct QueuePlan: Sendable, Hashable {
+        package var name: String
+        package var arguments: [String: JSONValue]
     }
 
-    struct BindingPlan: Sendable, Hashable {
-        var exchange: String
-        var queue: String
-        var routingKey: String
-        var arguments: [String: JSONValue]
+    package struct BindingPlan: Sendable, Hashable {
+        package var exchange: String
+        package var queue: String
+        package var routingKey: String
+        package var arguments: [String: JSONValue]
     }
 
     /// One per queue with settings a policy holds (see Topology+Policies.swift).
-    struct PolicyPlan: Sendable, Hashable {
-        var name: String
-        var pattern: String
-        var definition: [String: JSONValue]
+    package struct PolicyPlan: Sendable, Hashable {
+        package var name: String
+        package var pattern: String
+        package var definition: [String: JSONValue]
     }
 
-    var exchanges: [ExchangePlan]
-    var queues: [QueuePlan]
-    var bindings: [BindingPlan]
-    var policies: [PolicyPlan]
+    package var exchanges: [ExchangePlan]
+    package var queues: [QueuePlan]
+    package var bindings: [BindingPlan]
+    package var policies: [PolicyPlan]
 
-    init(_ spec: EnvironmentSpec) {
+    package init(_ spec: EnvironmentSpec) {
         let deadLetterExchange = Topology.deadLetterExchange(of: spec)
         exchanges = [ExchangePlan(name: spec.exchange.name, type: spec.exchange.type.rawValue)]
         queues = []
@@ -64,7 +64,7 @@ struct Topology: Sendable {
     /// max-queues limit must leave room for.
     var queueCount: Int { queues.count + 1 }
 
-    static func deadLetterExchange(of spec: EnvironmentSpec) -> String {
+    package static func deadLetterExchange(of spec: EnvironmentSpec) -> String {
         "\(spec.exchange.name).dlx"
     }
 
@@ -91,13 +91,13 @@ struct Topology: Sendable {
 public enum Role: String, Sendable, Hashable, Codable, CaseIterable {
     case full, producer, consumer
 
-    struct Permissions: Hashable {
-        var configure: String
-        var write: String
-        var read: String
+    package struct Permissions: Hashable {
+        package var configure: String
+        package var write: String
+        package var read: String
     }
 
-    func permissions(for spec: EnvironmentSpec) -> Permissions {
+    package func permissions(for spec: EnvironmentSpec) -> Permissions {
         switch self {
         case .full:
             // Everything but Warren's own names ("warren.claim"): a tenant can neither delete
@@ -114,14 +114,14 @@ public enum Role: String, Sendable, Hashable, Codable, CaseIterable {
 
     /// The role whose permissions these are (anything else with configure rights is `full`,
     /// the `.*` of environments made before Warren's names were kept out of reach included).
-    static func of(_ permission: PermissionInfo) -> Role {
+    package static func of(_ permission: PermissionInfo) -> Role {
         if permission.configure != "^$" { return .full }
         return permission.write != "^$" ? .producer : .consumer
     }
 
     /// A name as a literal in a regex: every character that is not a letter or digit gets a
     /// backslash (PCRE allows that for any such character), so "jobs.v1" matches only itself.
-    static func escaped(_ name: String) -> String {
+    package static func escaped(_ name: String) -> String {
         var out = ""
         for character in name {
             if !(character.isLetter || character.isNumber) || !character.isASCII { out.append("\\") }

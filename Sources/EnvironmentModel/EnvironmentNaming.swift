@@ -80,7 +80,7 @@ public enum EnvironmentNaming {
     }
 
     /// The incarnation a user name was issued for, or nil for a name older than incarnations.
-    static func incarnation(ofUser user: String) -> String? {
+    package static func incarnation(ofUser user: String) -> String? {
         guard let dot = user.lastIndex(of: ".") else { return nil }
         let suffix = user[user.index(after: dot)...]
         return suffix.utf8.count == 16 ? String(suffix.prefix(8)) : nil

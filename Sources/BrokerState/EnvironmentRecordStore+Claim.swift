@@ -1,7 +1,8 @@
-internal import RabbitManagement
+import EnvironmentModel
+package import RabbitManagement
 
 /// What declaring the claim found (see `Claim`).
-enum ClaimOutcome: Sendable {
+package enum ClaimOutcome: Sendable {
     /// The claim is held; the record of whoever declared it first (this create's own, or that
     /// of a create of the same spec that came first).
     case held(EnvironmentRecord)
@@ -15,7 +16,7 @@ enum ClaimOutcome: Sendable {
 extension EnvironmentRecordStore {
     /// Declares the claim for `record`, on a vhost that runs and where Warren's user has its
     /// permissions. A claim that does not hold a valid record is `.invalidRecord`.
-    func claim(_ vhost: String, for record: EnvironmentRecord) async throws -> ClaimOutcome {
+    package func claim(_ vhost: String, for record: EnvironmentRecord) async throws -> ClaimOutcome {
         do {
             _ = try await session.step("claim name") {
                 try await session.admin.putQueue(
@@ -35,14 +36,14 @@ extension EnvironmentRecordStore {
 
     /// The record the claim carries, as decoded (unchecked); nil when there is no claim or it
     /// carries none.
-    func claimHolder(_ vhost: String) async throws -> EnvironmentRecord? {
+    package func claimHolder(_ vhost: String) async throws -> EnvironmentRecord? {
         let queue = try await session.step("read claim") { try await session.admin.queue(vhost: vhost, name: Claim.queueName) }
         return queue.flatMap(Claim.record(in:))
     }
 
     /// Empties the claim of whatever a tenant stored in it (it never holds a message of
     /// Warren's; its ceilings refuse new ones).
-    func purgeClaim(_ vhost: String) async throws {
+    package func purgeClaim(_ vhost: String) async throws {
         _ = try await session.step("purge claim") { try await session.admin.purgeQueue(vhost: vhost, name: Claim.queueName) }
     }
 }

@@ -29,13 +29,16 @@ public struct BrokerVersion: Sendable, Hashable, Comparable, CustomStringConvert
 /// (from the management API's overview) and kept for the life of the process: a broker is not
 /// upgraded under a running Warren without its nodes restarting, and a later release only ever
 /// adds to what this covers.
-final class BrokerRelease: Sendable {
+package final class BrokerRelease: Sendable {
     private let known = PThreadMutex<BrokerVersion?>(nil)
 
+    package init() {}
+
     /// The release ("4.3.6" -> 4.3).
-    func version(from admin: any BrokerAdmin) async throws -> BrokerVersion {
+    /// `reading` asks the broker for its version ("4.3.6"), the first time only.
+    package func version(reading: () async throws -> String) async throws -> BrokerVersion {
         if let known = known.withLock({ $0 }) { return known }
-        let value = BrokerVersion(parsing: try await admin.overview().rabbitmqVersion)
+        let value = BrokerVersion(parsing: try await reading())
         known.withLock { $0 = value }
         return value
     }
@@ -92,7 +95,7 @@ extension [EnvironmentSpec.Queue] {
 extension EnvironmentSpec {
     /// The spec with what the broker's release decides written in (see `Queue.explicit`), so
     /// the record, the answer and its notes say what the broker will do.
-    func explicit(for version: BrokerVersion) throws -> EnvironmentSpec {
+    package func explicit(for version: BrokerVersion) throws -> EnvironmentSpec {
         var spec = self
         spec.queues = try queues.explicit(for: version)
         return spec
@@ -101,7 +104,7 @@ extension EnvironmentSpec {
 
 extension TopologyAddition {
     /// The addition's queues as this release makes them, so they compare with the stored spec.
-    func explicit(for version: BrokerVersion) throws -> TopologyAddition {
+    package func explicit(for version: BrokerVersion) throws -> TopologyAddition {
         var addition = self
         addition.queues = try queues.explicit(for: version)
         return addition

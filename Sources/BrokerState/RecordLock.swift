@@ -1,3 +1,4 @@
+import EnvironmentModel
 internal import RabbitManagement
 import WireFormat
 
@@ -14,6 +15,8 @@ import WireFormat
 /// tenant has permissions and no tenant's vhost limits apply.
 struct RecordLock: Sendable {
     let session: BrokerSession
+
+    package init(session: BrokerSession) { self.session = session }
     /// How long a dead holder keeps the lock (`BrokerSession.recordLockLease`).
     var lease: Duration { session.recordLockLease }
     /// How long to wait for a lock another operation holds before answering `busy` (a live

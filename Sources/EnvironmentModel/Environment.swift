@@ -19,7 +19,7 @@ public struct Environment: Sendable, Hashable {
         self.platform = platform
     }
 
-    init(record: EnvironmentRecord, vhost: String) {
+    package init(record: EnvironmentRecord, vhost: String) {
         self.init(team: record.team, vhost: vhost, spec: record.spec, createdAt: record.createdAt, platform: record.platform)
         tier = record.tier
     }

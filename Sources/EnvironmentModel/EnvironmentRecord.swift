@@ -90,7 +90,7 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
 
     /// The record in a vhost description, or nil when the vhost was not made by Warren.
     /// Decoding is not trusting: see `problem(in:)`.
-    static func decode(description: String?) -> EnvironmentRecord? {
+    package static func decode(description: String?) -> EnvironmentRecord? {
         guard let description, description.hasPrefix("{") else { return nil }
         return try? JSONDecoder().decode(EnvironmentRecord.self, from: Data(description.utf8))
     }
@@ -100,7 +100,7 @@ public struct EnvironmentRecord: Sendable, Hashable, Codable {
     /// name must be those the vhost's name says, its spec as valid as a request body's, its
     /// incarnation well formed, and every user it would revoke one of this environment's.
     /// Nothing Warren deletes or revokes is decided from a record that fails this.
-    func problem(in vhost: String) -> String? {
+    package func problem(in vhost: String) -> String? {
         guard format == 1 else { return "record format \(format) is unknown" }
         guard let owner = EnvironmentNaming.parse(vhost: vhost), owner.team == team, owner.name == spec.name else {
             return "record names team \(team) and environment \(spec.name), not those of its vhost"

@@ -1,4 +1,4 @@
-internal import RabbitManagement
+package import RabbitManagement
 
 /// Why a provisioning operation failed. A struct with static codes rather than an enum, so a
 /// later code (quota exceeded, say) breaks no caller that switches over it.
@@ -43,11 +43,11 @@ public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
     public var step: String?
     /// For broker failures: the management API's own error. Internal: the layers above see
     /// only `cause`, for their log.
-    var underlying: ManagementError?
+    package var underlying: ManagementError?
     /// For `rateLimited`: whole seconds until the request can succeed.
     public var retryAfterSeconds: Int?
 
-    init(
+    package init(
         code: Code, detail: String, fields: [String] = [], fieldReason: String? = nil, step: String? = nil, underlying: ManagementError? = nil
     ) {
         self.code = code
@@ -59,30 +59,30 @@ public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
     }
 
     /// A create that finds a DELETE of the same environment under way gives way to it.
-    static func beingDeleted(_ name: String) -> ProvisioningError {
+    package static func beingDeleted(_ name: String) -> ProvisioningError {
         ProvisioningError(code: .conflict, detail: "environment \(name) is being deleted; create it again once the delete is done")
     }
 
     /// An asynchronous create of the environment failed: nothing but a DELETE applies to it.
-    static func failed(_ name: String, _ reason: String?) -> ProvisioningError {
+    package static func failed(_ name: String, _ reason: String?) -> ProvisioningError {
         ProvisioningError(
             code: .conflict,
             detail: "environment \(name) failed to be created (\(reason ?? "no reason recorded")); DELETE it, then create it again")
     }
 
     /// An operation that began on one incarnation of a name found another in its place.
-    static func replaced(_ name: String) -> ProvisioningError {
+    package static func replaced(_ name: String) -> ProvisioningError {
         ProvisioningError(code: .conflict, detail: "environment \(name) was deleted and made anew while this request ran; nothing was changed")
     }
 
     /// The team has `limit` environments already: a create past that is refused with nothing made.
-    static func quotaExceeded(team: String, limit: Int) -> ProvisioningError {
+    package static func quotaExceeded(team: String, limit: Int) -> ProvisioningError {
         ProvisioningError(
             code: .quotaExceeded,
             detail: "team \(team) has as many environments as it may: the limit is \(limit); delete one first")
     }
 
-    static func gone(_ name: String) -> ProvisioningError {
+    package static func gone(_ name: String) -> ProvisioningError {
         ProvisioningError(code: .notFound, detail: "no environment \(name)")
     }
 

@@ -1,8 +1,9 @@
 import CoreMetrics
+import EnvironmentModel
 
 /// What each management API call reports through swift-metrics: its duration and its failures,
 /// by provisioning step ("declare queue"). `BrokerSession.step` records them.
-enum BrokerCallMetrics {
+package enum BrokerCallMetrics {
     /// Each management API call by provisioning step, successful or not.
     static func brokerCall(step: String, since start: ContinuousClock.Instant) {
         Timer(label: "warren_broker_call_duration_seconds", dimensions: [("step", step)])
@@ -14,7 +15,7 @@ enum BrokerCallMetrics {
         Counter(label: "warren_broker_errors_total", dimensions: [("step", step), ("kind", kind)]).increment()
     }
 
-    static func nanoseconds(since start: ContinuousClock.Instant) -> Int64 {
+    package static func nanoseconds(since start: ContinuousClock.Instant) -> Int64 {
         let elapsed = (ContinuousClock.now - start).components
         return elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000
     }

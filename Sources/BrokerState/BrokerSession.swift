@@ -1,28 +1,29 @@
+import EnvironmentModel
 import Logging
-internal import RabbitManagement
+package import RabbitManagement
 
 /// What the state Warren keeps on the broker (records and their claims, locks, team indexes)
 /// needs to reach it: the management API, a logger, Warren's own user, and the bounds every
 /// call keeps. The operations hold one (inside `Provisioner`) and hand it down, so the stores
 /// never see the operations that use them.
-struct BrokerSession: Sendable {
-    private(set) var admin: any BrokerAdmin
-    private(set) var logger: Logger
+package struct BrokerSession: Sendable {
+    package private(set) var admin: any BrokerAdmin
+    package private(set) var logger: Logger
     /// Warren's own management user. It gets permissions on every vhost it manages: the
     /// administrator tag alone does not reach resources inside a vhost.
-    let serviceUser: String
+    package let serviceUser: String
     /// How long a new vhost may take to report `running` on every node.
     let vhostReadyTimeout: Duration
     /// The longest one broker call can take (the management timeout, once per node tried).
     /// The lease of record locks is derived from it.
-    let longestCall: Duration
+    package let longestCall: Duration
     /// This process's turns for the broker-held locks (see `LocalLocks`); shared by every copy.
-    let localLocks: LocalLocks
+    package let localLocks: LocalLocks
 
     /// The deadline of the create this task belongs to; steps past it fail as `busy`.
-    @TaskLocal static var deadline: ContinuousClock.Instant?
+    @TaskLocal package static var deadline: ContinuousClock.Instant?
 
-    init(admin: any BrokerAdmin, logger: Logger, serviceUser: String, vhostReadyTimeout: Duration, longestCall: Duration) {
+    package init(admin: any BrokerAdmin, logger: Logger, serviceUser: String, vhostReadyTimeout: Duration, longestCall: Duration) {
         self.admin = admin
         self.logger = logger
         self.serviceUser = serviceUser
@@ -33,10 +34,10 @@ struct BrokerSession: Sendable {
 
     /// How long a record lock outlives a holder that died (see `RecordLock`): longer than a
     /// holder can take for its read and its write, each one broker call, with a third for slack.
-    var recordLockLease: Duration { max(.seconds(5), longestCall * 3) }
+    package var recordLockLease: Duration { max(.seconds(5), longestCall * 3) }
 
     /// A copy whose broker calls log through `logger` (which carries the request id).
-    func logging(to logger: Logger) -> BrokerSession {
+    package func logging(to logger: Logger) -> BrokerSession {
         var copy = self
         copy.admin = admin.logging(to: logger)
         copy.logger = logger
@@ -44,7 +45,7 @@ struct BrokerSession: Sendable {
     }
 
     /// Runs one broker call, naming the step in the error when it fails.
-    func step<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
+    package func step<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
         let start = ContinuousClock.now
         if let deadline = Self.deadline, start > deadline {
             throw ProvisioningError(code: .busy, detail: "the create did not finish in time (the broker is slow); nothing was kept, try again", step: name)
@@ -71,7 +72,7 @@ struct BrokerSession: Sendable {
     /// A new vhost is not usable the moment PUT returns: declaring into it can fail until
     /// every node reports it running (declaring into it early can fail with 401 or
     /// `vhost_supervisor_not_running`).
-    func waitUntilRunning(_ vhost: String) async throws {
+    package func waitUntilRunning(_ vhost: String) async throws {
         let clock = ContinuousClock()
         let deadline = clock.now + vhostReadyTimeout
         var pause = Duration.milliseconds(5)
@@ -90,7 +91,7 @@ struct BrokerSession: Sendable {
 
     /// Gives Warren's own user every permission in `vhost`: what it needs to declare, read
     /// and purge there (its administrator tag does not reach inside a vhost).
-    func grantServiceUser(in vhost: String) async throws {
+    package func grantServiceUser(in vhost: String) async throws {
         try await step("grant service permissions") {
             try await admin.putPermissions(vhost: vhost, user: serviceUser, configure: ".*", write: ".*", read: ".*")
         }

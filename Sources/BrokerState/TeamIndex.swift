@@ -1,3 +1,4 @@
+import EnvironmentModel
 internal import RabbitManagement
 import WireFormat
 
@@ -20,16 +21,18 @@ import WireFormat
 /// grace, takes it out. A vhost the index misses (made before there was an index) is put in
 /// by the janitor's next sweep, and a team's index is built from the vhost listing the first
 /// time it is needed.
-struct TeamIndex: Sendable {
+package struct TeamIndex: Sendable {
     let session: BrokerSession
 
-    static let parameterPrefix = "warren.team."
+    package init(session: BrokerSession) { self.session = session }
+
+    package static let parameterPrefix = "warren.team."
 
     static func parameterName(team: String) -> String { parameterPrefix + team }
 
     /// The names a stored index lists; nil when `value` is not an index. Entries that are not
     /// environment names are left out (and dropped at the next write).
-    static func names(in value: JSONValue) -> [String]? {
+    package static func names(in value: JSONValue) -> [String]? {
         guard case .object(let fields) = value, case .array(let items)? = fields["environments"] else { return nil }
         var seen = Set<String>()
         return items.compactMap { item in
@@ -41,7 +44,7 @@ struct TeamIndex: Sendable {
     private var admin: any BrokerAdmin { session.admin }
 
     /// The names the team's index lists; nil when the team has none yet.
-    func read(team: String) async throws -> [String]? {
+    package func read(team: String) async throws -> [String]? {
         let value = try await session.step("read team index") { try await admin.globalParameter(Self.parameterName(team: team)) }
         return value.flatMap(Self.names(in:))
     }
@@ -72,7 +75,7 @@ struct TeamIndex: Sendable {
     /// `stale` ones (no vhost for the grace). Each vhost is looked up again under the team's
     /// lock first: a delete takes its name out under that lock once its vhost is gone, so a
     /// vhost listed a moment ago and gone now is not put back. Returns how many names changed.
-    func repair(team: String, adding missing: Set<String>, removing stale: Set<String>) async throws -> Int {
+    package func repair(team: String, adding missing: Set<String>, removing stale: Set<String>) async throws -> Int {
         let admin = admin
         var changed = 0
         try await change(team: team) { names in

@@ -1,3 +1,4 @@
+import EnvironmentModel
 internal import RabbitManagement
 import WireFormat
 

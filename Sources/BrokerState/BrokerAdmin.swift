@@ -1,3 +1,4 @@
+import EnvironmentModel
 import Logging
 package import RabbitManagement
 import WireFormat

@@ -1,7 +1,8 @@
-internal import RabbitManagement
+import EnvironmentModel
+package import RabbitManagement
 
 /// What a vhost's description says, as far as Warren may trust it.
-enum RecordReading: Sendable {
+package enum RecordReading: Sendable {
     /// No such vhost.
     case absent
     /// A vhost whose description is not a Warren record: not an environment, never touched.
@@ -22,19 +23,21 @@ enum RecordReading: Sendable {
 /// brings back a vhost that is gone: the read under the lock finds it gone, and a write that
 /// nevertheless made the vhost anew (it went in the moment between) deletes the empty shell
 /// at once.
-struct EnvironmentRecordStore: Sendable {
+package struct EnvironmentRecordStore: Sendable {
     let session: BrokerSession
+
+    package init(session: BrokerSession) { self.session = session }
 
     private var admin: any BrokerAdmin { session.admin }
 
-    func read(_ vhost: String) async throws -> RecordReading {
+    package func read(_ vhost: String) async throws -> RecordReading {
         guard let info = try await session.step("read vhost", { try await admin.vhost(vhost) }) else { return .absent }
         return Self.reading(info)
     }
 
     /// What a listed or fetched vhost's description says; a record that fails validation is
     /// logged at error level wherever it is met.
-    static func reading(_ info: VhostInfo) -> RecordReading {
+    package static func reading(_ info: VhostInfo) -> RecordReading {
         guard let record = EnvironmentRecord.decode(description: info.description) else {
             return info.description.contains("\"warren_format\"") ? .invalid("record does not decode") : .foreign
         }
@@ -59,7 +62,7 @@ struct EnvironmentRecordStore: Sendable {
     /// The team's quota (`teamLimit` environments) is held here too: the name goes into the
     /// team's index (`TeamIndex`) before the vhost is made, or the create is refused with
     /// nothing made.
-    func create(_ record: EnvironmentRecord, vhost: String, teamLimit: Int) async throws -> RecordReading? {
+    package func create(_ record: EnvironmentRecord, vhost: String, teamLimit: Int) async throws -> RecordReading? {
         try await RecordLock(session: session).withLock(vhost) {
             let found = try await read(vhost)
             guard case .absent = found else { return found }
@@ -80,7 +83,7 @@ struct EnvironmentRecordStore: Sendable {
     /// Deletes the vhost, under the record's lock, when `stillWanted` (asked under the lock,
     /// right before) says so; false when it did not. See `create` for why under the lock.
     /// Once the vhost is gone, its name leaves the team's index.
-    func deleteVhost(_ vhost: String, when stillWanted: () async throws -> Bool) async throws -> Bool {
+    package func deleteVhost(_ vhost: String, when stillWanted: () async throws -> Bool) async throws -> Bool {
         try await RecordLock(session: session).withLock(vhost) {
             guard try await stillWanted() else { return false }
             _ = try await session.step("delete vhost") { try await admin.deleteVhost(vhost) }
@@ -96,7 +99,7 @@ struct EnvironmentRecordStore: Sendable {
     /// when the environment is gone, a conflict when it is another incarnation now or when the
     /// change would undo a `deleting`, `.invalidRecord` when the record fails validation.
     @discardableResult
-    func change(
+    package func change(
         _ vhost: String, incarnation: String, step: String, _ change: @Sendable (inout EnvironmentRecord) throws -> Void
     ) async throws -> EnvironmentRecord {
         let name = EnvironmentNaming.parse(vhost: vhost)?.name ?? vhost
@@ -164,7 +167,7 @@ struct EnvironmentRecordStore: Sendable {
 }
 
 extension ProvisioningError {
-    static func invalidRecord(_ name: String, _ reason: String) -> ProvisioningError {
+    package static func invalidRecord(_ name: String, _ reason: String) -> ProvisioningError {
         ProvisioningError(
             code: .invalidRecord,
             detail: "environment \(name) has a record Warren cannot trust (\(reason)); Warren leaves it as it is: an operator must look at it")

@@ -1,3 +1,4 @@
+import EnvironmentModel
 import Locking
 
 /// One Warren's own queue for the broker-held locks (`RecordLock`): operations of this process
@@ -6,7 +7,7 @@ import Locking
 /// portal creating many environments at once) re-declares the lock queue with growing pauses,
 /// and a lock freed in between stays unused for up to a pause; with it, the next in line goes
 /// the moment the last one releases. Other Warren instances still meet at the broker's lock.
-final class LocalLocks: Sendable {
+package final class LocalLocks: Sendable {
     private struct Waiter {
         var id: Int
         var continuation: CheckedContinuation<Bool, Never>
@@ -22,7 +23,7 @@ final class LocalLocks: Sendable {
 
     /// Waits for the key's turn for at most `limit`: true when it is this caller's (who must
     /// `release` it), false when the time ran out (then it holds nothing).
-    func acquire(_ key: String, within limit: Duration) async -> Bool {
+    package func acquire(_ key: String, within limit: Duration) async -> Bool {
         let id = state.withLock { state in
             state.nextID += 1
             return state.nextID
@@ -54,7 +55,7 @@ final class LocalLocks: Sendable {
     }
 
     /// Hands the key to the next in line, or frees it.
-    func release(_ key: String) {
+    package func release(_ key: String) {
         let next = state.withLock { state -> Waiter? in
             guard let waiters = state.queues[key] else { return nil }
             guard let first = waiters.first else {

@@ -208,7 +208,7 @@ extension EnvironmentSpec.Queue {
 
     /// The settings a queue that exists cannot take from `other`: the API fields that differ
     /// and are fixed after creation.
-    func fixedFields(differingFrom other: EnvironmentSpec.Queue) -> [String] {
+    package func fixedFields(differingFrom other: EnvironmentSpec.Queue) -> [String] {
         QueueSetting.all.filter { $0.fixedAfterCreation && $0.read(self) != $0.read(other) }.map(\.field)
     }
 
