@@ -1,6 +1,6 @@
 import EnvironmentModel
 import Logging
-package import RabbitManagement
+internal import RabbitManagement
 
 /// What the state Warren keeps on the broker (records and their claims, locks, team indexes)
 /// needs to reach it: the management API, a logger, Warren's own user, and the bounds every

@@ -1,5 +1,5 @@
 import EnvironmentModel
-package import RabbitManagement
+internal import RabbitManagement
 
 /// What declaring the claim found (see `Claim`).
 package enum ClaimOutcome: Sendable {

@@ -226,13 +226,7 @@ extension EnvironmentSpec.Queue {
 /// a value (type, booleans) always, the others only when set; and it reads every record that
 /// coding wrote, refusing what it refused (a missing type, an unknown overflow).
 extension EnvironmentSpec.Queue {
-    private struct Key: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(_ string: String) { stringValue = string }
-        init?(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
+    private typealias Key = StringCodingKey
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Key.self)
