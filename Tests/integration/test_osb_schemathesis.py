@@ -163,10 +163,15 @@ parameters = {{ instance_id = "{instance}", binding_id = "{binding}" }}
                                 f"{run['output'][-12000:]}\nwarren's log:\n{tail(st_osb_warren.log_path, 30)}")
     for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
         assert re.search(rf"✅\s+{phase}", full["output"]), f"phase {phase} did not pass:\n{full['output'][-3000:]}"
-    # The stateful phase walked the links (a provision that never succeeds follows none).
+    # The stateful phase walked the links (a provision that never succeeds follows none). How
+    # many it reaches with a fixed seed and example count depends on how many generated
+    # provisions the broker's release takes: 14 to 17 of 27 before the queue schema gained
+    # consumer_timeout_ms (quorum-only, refused by 3.10), 10 or 11 of 27 since, on 3.10 and 4.3.
+    # A third still fails when provisions stop succeeding, which leaves only the few links from
+    # a refused provision.
     links = re.search(r"API Links:\s+(\d+) covered / (\d+) selected", full["output"])
     assert links, f"no link coverage in schemathesis's output:\n{full['output'][-3000:]}"
     covered, selected = int(links.group(1)), int(links.group(2))
-    assert covered * 2 >= selected > 0, f"the stateful phase followed {covered} of {selected} links"
+    assert covered * 3 >= selected > 0, f"the stateful phase followed {covered} of {selected} links"
     assert full["cases"] + seeded["cases"] >= 200, f"only {full['cases']} + {seeded['cases']} cases were generated"
     assert st_osb_warren.running, f"warren died during the run:\n{tail(st_osb_warren.log_path)}"
