@@ -1,5 +1,5 @@
 """`consumer_timeout_ms`, a queue setting that is one entry of Warren's queue-settings table
-(Sources/Provisioning/QueueSettings.swift), end to end on a real broker.
+(Sources/EnvironmentModel/QueueSettings.swift), end to end on a real broker.
 
 How long a delivery may stay unacknowledged before the broker gives up on the consumer: Warren
 holds it in the queue's policy (`consumer-timeout`), never as a queue argument, so a PATCH
