@@ -37,9 +37,9 @@ from warren_support import (OSB_DEFAULT_PLAN_ID, OSB_SERVICE_ID, amqp_params, am
 LOGIN_REFUSED = (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError)
 # Short timeouts, so a hung call fails within a test's patience, and a provision whose failure
 # could not even be recorded is answered (503) within the create deadline plus 10 s; no janitor
-# rounds mid-test.
+# rounds mid-test, nor usage rounds (the proxy fails the k-th call, whoever makes it).
 FAULT_WARREN = {"WARREN_MANAGEMENT_TIMEOUT_MS": "1500", "WARREN_SWEEP_INTERVAL_SECONDS": "3600",
-                "WARREN_CREATE_DEADLINE_SECONDS": "3"}
+                "WARREN_USAGE_INTERVAL_SECONDS": "86400", "WARREN_CREATE_DEADLINE_SECONDS": "3"}
 
 
 class Instances:

@@ -144,7 +144,7 @@ parameters = {{ instance_id = "{instance}", binding_id = "{binding}" }}
                   "osbBindingLastOperation", "osbUnbind"]
     seeded = _run("osb-seeded", st_osb_warren, user, password, tmp_path,
                   ["--phases", "examples,coverage,fuzzing", *[a for op in operations for a in ("--include-operation-id", op)]],
-                  90, seeded_config, broker_major)
+                  MAX_TIME, seeded_config, broker_major)
 
     for run in (full, seeded):
         report("schemathesis", f"{run['label']}: {run['cases']} generated cases in {run['elapsed']:.0f} s "
