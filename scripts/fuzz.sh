@@ -46,7 +46,8 @@ PARSER_SOURCES=(
   Sources/HTTPServer/HTTPMessages.swift
   Sources/HTTPServer/HTTPServerConfiguration.swift
 )
-STUB_WIREFORMAT=(Sources/WireFormat/JSONValue.swift Sources/WireFormat/StrictJSON.swift Sources/WireFormat/PercentEncoding.swift)
+STUB_WIREFORMAT=(Sources/WireFormat/JSONValue.swift Sources/WireFormat/StrictJSON.swift Sources/WireFormat/PercentEncoding.swift
+  Sources/WireFormat/StringCodingKey.swift)
 STUB_RABBITMANAGEMENT=(Sources/RabbitManagement/Models.swift Sources/RabbitManagement/ManagementError.swift)
 STUB_HTTPSERVER=(Sources/HTTPServer/HTTPMessages.swift Sources/HTTPServer/HTTPHeaders.swift)
 STUB_MODEL=(Sources/EnvironmentModel/EnvironmentSpec.swift Sources/EnvironmentModel/NameRules.swift
