@@ -34,8 +34,7 @@ package final class BrokerRelease: Sendable {
 
     package init() {}
 
-    /// The release ("4.3.6" -> 4.3).
-    /// `reading` asks the broker for its version ("4.3.6"), the first time only.
+    /// The release ("4.3.6" -> 4.3); `reading` asks the broker for its version, the first time only.
     package func version(reading: () async throws -> String) async throws -> BrokerVersion {
         if let known = known.withLock({ $0 }) { return known }
         let value = BrokerVersion(parsing: try await reading())
