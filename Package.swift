@@ -2,11 +2,13 @@
 import PackageDescription
 
 // The request path, bottom to top; a module imports only those below it:
-// CCurl -> RabbitManagement -> EnvironmentModel -> BrokerState -> Provisioning -> WarrenAPI -> warren
+// CCurl -> CurlHTTP -> RabbitManagement -> EnvironmentModel -> BrokerState -> Provisioning -> WarrenAPI -> warren
 // Provisioning is three layers: the model (what a team asks for and what Warren records: spec
 // and its validation, record, naming, topology, roles, queue settings, release rules), the state
 // Warren keeps on the broker (records and their claims, locks, team indexes, through a small
 // BrokerSession), and the operations (create, update, credentials, teardown, reconcile, janitor).
+// CurlHTTP is plain HTTP over libcurl (one multi handle on a thread of its own) and knows
+// nothing of RabbitMQ.
 // RabbitManagement is imported internally below the API, so WarrenAPI sees Provisioning's own
 // types only. HTTPServer stands beside them and knows nothing of RabbitMQ or the API. WireFormat
 // (JSON values, the strict JSON parser, percent-encoding) is below both RabbitManagement and
@@ -36,10 +38,14 @@ let package = Package(
             dependencies: ["Locking", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
+            name: "CurlHTTP",
+            dependencies: ["CCurl", "Locking", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
             name: "RabbitManagement",
             dependencies: [
                 "CCurl",
-                "Locking",
+                "CurlHTTP",
                 "WireFormat",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -3,36 +3,54 @@ import Glibc
 import Synchronization
 
 /// What one HTTP exchange needs; built by the client, applied to an easy handle by `EasyTransfer`.
-struct TransferRequest: Sendable {
-    var url: String
-    var method: String
-    var body: [UInt8]?
-    var username: String
-    var password: String
-    var timeoutMilliseconds: Int
-    var connectTimeoutMilliseconds: Int
-    var caFile: String?
-    var clientCertFile: String?
-    var clientKeyFile: String?
-    var maxResponseBytes: Int
+public struct TransferRequest: Sendable {
+    public var url: String
+    public var method: String
+    public var body: [UInt8]?
+    public var username: String
+    public var password: String
+    public var timeoutMilliseconds: Int
+    public var connectTimeoutMilliseconds: Int
+    public var caFile: String?
+    public var clientCertFile: String?
+    public var clientKeyFile: String?
+    public var maxResponseBytes: Int
+
+    public init(
+        url: String, method: String, body: [UInt8]?, username: String, password: String,
+        timeoutMilliseconds: Int, connectTimeoutMilliseconds: Int,
+        caFile: String?, clientCertFile: String?, clientKeyFile: String?, maxResponseBytes: Int
+    ) {
+        self.url = url
+        self.method = method
+        self.body = body
+        self.username = username
+        self.password = password
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
+        self.caFile = caFile
+        self.clientCertFile = clientCertFile
+        self.clientKeyFile = clientKeyFile
+        self.maxResponseBytes = maxResponseBytes
+    }
 }
 
 /// What came back from one attempt. `curlCode != CURLE_OK` means no (complete) HTTP answer.
-struct TransferResult: @unchecked Sendable {  // CURLcode is a plain C enum value
-    var curlCode: CURLcode
+public struct TransferResult: @unchecked Sendable {  // CURLcode is a plain C enum value
+    public var curlCode: CURLcode
     /// libcurl's error buffer ("Failed to connect to 127.0.0.1 port 1 after 0 ms: ..."): for logs.
-    var curlDetail: String
+    public var curlDetail: String
     /// errno of the failed connect, 0 if none.
-    var osErrno: Int32
-    var status: Int
-    var body: [UInt8]
+    public var osErrno: Int32
+    public var status: Int
+    public var body: [UInt8]
     /// Bytes of request headers sent: 0 means the request never left this process, so it is safe
     /// to send it to another node.
-    var requestBytes: Int
-    var responseTooLarge: Bool
+    public var requestBytes: Int
+    public var responseTooLarge: Bool
 }
 
-enum TransferOutcome: Sendable {
+public enum TransferOutcome: Sendable {
     case finished(TransferResult)
     case cancelled
     case shutdown
@@ -55,13 +73,13 @@ final class EasyTransfer: @unchecked Sendable {
     private var continuation: CheckedContinuation<TransferOutcome, Never>?
     let cancelRequested = Atomic<Bool>(false)
 
-    init(_ request: TransferRequest) throws(ManagementError) {
+    init(_ request: TransferRequest) throws(CurlError) {
         try CurlGlobal.ensureInitialized()
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE))
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
         maxResponseBytes = request.maxResponseBytes
         guard let handle = curl_easy_init() else {
-            throw ManagementError(code: .unreachable, summary: "libcurl could not create a transfer")
+            throw CurlError(kind: .handle, summary: "libcurl could not create a transfer")
         }
         self.handle = handle
         do {
@@ -146,7 +164,7 @@ final class EasyTransfer: @unchecked Sendable {
 
     // MARK: - options
 
-    private func configure(_ handle: UnsafeMutableRawPointer, _ request: TransferRequest) throws(ManagementError) {
+    private func configure(_ handle: UnsafeMutableRawPointer, _ request: TransferRequest) throws(CurlError) {
         try set(handle, CURLOPT_URL, request.url)
         try set(handle, CURLOPT_CUSTOMREQUEST, request.method)
         try set(handle, CURLOPT_ERRORBUFFER, pointer: UnsafeMutableRawPointer(errorBuffer))
@@ -168,7 +186,7 @@ final class EasyTransfer: @unchecked Sendable {
         }
         for line in headerLines {
             guard let list = curl_slist_append(headers, line) else {
-                throw ManagementError(code: .invalidRequest, summary: "libcurl could not build request headers")
+                throw CurlError(kind: .option, summary: "libcurl could not build request headers")
             }
             headers = list
         }
@@ -204,23 +222,21 @@ final class EasyTransfer: @unchecked Sendable {
         try set(handle, CURLOPT_WRITEDATA, pointer: Unmanaged.passUnretained(self).toOpaque())
     }
 
-    private func set(_ handle: UnsafeMutableRawPointer, _ option: CURLoption, _ value: Int) throws(ManagementError) {
+    private func set(_ handle: UnsafeMutableRawPointer, _ option: CURLoption, _ value: Int) throws(CurlError) {
         try check(warren_curl_easy_setopt_long(handle, option, value), "option \(option.rawValue)")
     }
 
-    private func set(_ handle: UnsafeMutableRawPointer, _ option: CURLoption, _ value: String) throws(ManagementError) {
+    private func set(_ handle: UnsafeMutableRawPointer, _ option: CURLoption, _ value: String) throws(CurlError) {
         try check(warren_curl_easy_setopt_string(handle, option, value), "option \(option.rawValue)")
     }
 
-    private func set(_ handle: UnsafeMutableRawPointer, _ option: CURLoption, pointer: UnsafeMutableRawPointer) throws(ManagementError) {
+    private func set(_ handle: UnsafeMutableRawPointer, _ option: CURLoption, pointer: UnsafeMutableRawPointer) throws(CurlError) {
         try check(warren_curl_easy_setopt_pointer(handle, option, pointer), "option \(option.rawValue)")
     }
 
-    private func check(_ code: CURLcode, _ what: String) throws(ManagementError) {
+    private func check(_ code: CURLcode, _ what: String) throws(CurlError) {
         guard code == CURLE_OK else {
-            throw ManagementError(
-                code: .invalidRequest,
-                summary: "libcurl rejected \(what) (\(CurlGlobal.message(for: code)))")
+            throw CurlError(kind: .option, summary: "libcurl rejected \(what) (\(CurlGlobal.message(for: code)))")
         }
     }
 }
