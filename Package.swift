@@ -145,6 +145,15 @@ let package = Package(
             path: "Tests/WarrenTestSupport"
         ),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Locking"]),
+        .testTarget(
+            name: "CurlHTTPTests",
+            dependencies: [
+                "CurlHTTP",
+                "HTTPServer",
+                "Locking",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "RabbitManagementTests", dependencies: ["Locking", "RabbitManagement", "WireFormat"]),
         .testTarget(
             name: "ProvisioningTests",

@@ -130,8 +130,11 @@ public final class ManagementClient: Sendable {
             let remaining = deadline - clock.now
             guard remaining > .zero else { break }
             let request = TransferRequest(
-                url: base + path, method: method, body: bodyBytes,
-                username: configuration.username, password: configuration.password,
+                url: base + path, method: method,
+                // No "Accept: application/json": 3.10 answers 406 to it on vhost-limits and user-limits.
+                headerLines: bodyBytes == nil ? [] : ["Content-Type: application/json"],
+                body: bodyBytes,
+                credentials: .init(username: configuration.username, password: configuration.password),
                 timeoutMilliseconds: max(1, remaining.wholeMilliseconds),
                 connectTimeoutMilliseconds: max(1, min(configuration.connectTimeout, remaining).wholeMilliseconds),
                 caFile: configuration.caFile, clientCertFile: configuration.clientCertFile,
