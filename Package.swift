@@ -2,11 +2,15 @@
 import PackageDescription
 
 // The request path, bottom to top; a module imports only those below it:
-// CCurl -> RabbitManagement -> EnvironmentModel -> BrokerState -> Provisioning -> WarrenAPI -> warren
+// CCurl -> CurlHTTP -> RabbitManagement -> EnvironmentModel -> BrokerState -> Provisioning -> WarrenAPI -> warren
 // Provisioning is three layers: the model (what a team asks for and what Warren records: spec
 // and its validation, record, naming, topology, roles, queue settings, release rules), the state
 // Warren keeps on the broker (records and their claims, locks, team indexes, through a small
 // BrokerSession), and the operations (create, update, credentials, teardown, reconcile, janitor).
+// CurlHTTP is plain HTTP over libcurl (one multi handle on a thread of its own) and knows
+// nothing of RabbitMQ. WarrenClient (the typed client for Warren's own API that
+// swift-openapi-generator makes) sends its requests through CurlHTTP too; no module of the
+// server imports it.
 // RabbitManagement is imported internally below the API, so WarrenAPI sees Provisioning's own
 // types only. HTTPServer stands beside them and knows nothing of RabbitMQ or the API. WireFormat
 // (JSON values, the strict JSON parser, percent-encoding) is below both RabbitManagement and
@@ -16,12 +20,15 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "warren", targets: ["warren"]),
+        .library(name: "WarrenClient", targets: ["WarrenClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime", from: "1.13.4"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(
@@ -36,10 +43,14 @@ let package = Package(
             dependencies: ["Locking", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
+            name: "CurlHTTP",
+            dependencies: ["CCurl", "Locking", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
             name: "RabbitManagement",
             dependencies: [
                 "CCurl",
-                "Locking",
+                "CurlHTTP",
                 "WireFormat",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -119,6 +130,16 @@ let package = Package(
                              .when(platforms: [.linux], configuration: .release)),
             ]
         ),
+        .target(
+            name: "WarrenClient",
+            dependencies: [
+                "CurlHTTP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "Sources/WarrenClient"
+        ),
         // What more than one test target uses (the in-memory FakeBroker). A plain target, not a
         // test target, so test targets can depend on it; nothing under Sources does. Its
         // `@testable import Provisioning` needs testability, which debug builds (`swift build`,
@@ -139,6 +160,18 @@ let package = Package(
             path: "Tests/WarrenTestSupport"
         ),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Locking"]),
+        .testTarget(
+            name: "CurlHTTPTests",
+            dependencies: [
+                "CurlHTTP",
+                "HTTPServer",
+                "Locking",
+                "WarrenClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
         .testTarget(name: "RabbitManagementTests", dependencies: ["Locking", "RabbitManagement", "WireFormat"]),
         .testTarget(
             name: "ProvisioningTests",

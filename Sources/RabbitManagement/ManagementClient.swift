@@ -1,4 +1,5 @@
 import CCurl
+import CurlHTTP
 import Glibc
 import Logging
 import Synchronization
@@ -128,15 +129,23 @@ public final class ManagementClient: Sendable {
             let base = urls[index]
             let remaining = deadline - clock.now
             guard remaining > .zero else { break }
-            let transfer = try EasyTransfer(TransferRequest(
-                url: base + path, method: method, body: bodyBytes,
-                username: configuration.username, password: configuration.password,
+            let request = TransferRequest(
+                url: base + path, method: method,
+                // No "Accept: application/json": 3.10 answers 406 to it on vhost-limits and user-limits.
+                headerLines: bodyBytes == nil ? [] : ["Content-Type: application/json"],
+                body: bodyBytes,
+                credentials: .init(username: configuration.username, password: configuration.password),
                 timeoutMilliseconds: max(1, remaining.wholeMilliseconds),
                 connectTimeoutMilliseconds: max(1, min(configuration.connectTimeout, remaining).wholeMilliseconds),
                 caFile: configuration.caFile, clientCertFile: configuration.clientCertFile,
-                clientKeyFile: configuration.clientKeyFile, maxResponseBytes: configuration.maxResponseBytes))
+                clientKeyFile: configuration.clientKeyFile, maxResponseBytes: configuration.maxResponseBytes)
             let attemptStarted = clock.now
-            let outcome = await core.loop.perform(transfer)
+            let outcome: TransferOutcome
+            do {
+                outcome = try await core.loop.perform(request)
+            } catch {
+                throw Self.setupError(error)
+            }
             let elapsed = (clock.now - attemptStarted).wholeMilliseconds
 
             let result: TransferResult
@@ -180,6 +189,16 @@ public final class ManagementClient: Sendable {
             throw ManagementError(code: .timeout, summary: "management API did not answer \(operation) in time")
         }
         throw Self.allNodesFailed(failures)
+    }
+
+    /// A transfer libcurl would not set up. Running out of handles is as good as unreachable to
+    /// the caller; a rejected option is this request's fault.
+    private static func setupError(_ error: CurlError) -> ManagementError {
+        switch error.kind {
+        case .handle: ManagementError(code: .unreachable, summary: error.summary)
+        case .option: ManagementError(code: .invalidRequest, summary: error.summary)
+        default: ManagementError(code: .invalidConfiguration, summary: error.summary)
+        }
     }
 
     /// Failover only when the request certainly never reached a broker: nothing was connected,
@@ -263,7 +282,12 @@ extension ManagementClient {
         init(configuration: ManagementConfiguration, logger: Logger) throws {
             self.baseURLs = try configuration.validatedBaseURLs()
             self.configuration = configuration
-            self.loop = try CurlMultiLoop(maxConnections: 32, logger: logger)
+            do {
+                self.loop = try CurlMultiLoop(maxConnections: 32, logger: logger)
+            } catch {
+                // Without its loop the client can make no call at all, whatever libcurl refused.
+                throw ManagementError(code: .invalidConfiguration, summary: error.summary)
+            }
         }
 
         deinit { loop.shutdown() }

@@ -6,16 +6,17 @@ import Logging
 /// One libcurl multi handle, driven by one dedicated thread.
 ///
 /// Blocking I/O must stay off Swift's cooperative pool (it has one thread per core), so every
-/// transfer runs here: callers hand an `EasyTransfer` to `perform`, which suspends on a
-/// continuation; the loop thread adds it to the multi handle, runs `curl_multi_perform`, drains
-/// `curl_multi_info_read` and resumes the continuation. Keep-alive connections live in the multi
-/// handle's connection cache and are shared by all transfers.
+/// transfer runs here: callers hand a `TransferRequest` to `perform`, which configures an easy
+/// handle (`EasyTransfer`) on the caller's thread and suspends on a continuation; the loop thread
+/// adds it to the multi handle, runs `curl_multi_perform`, drains `curl_multi_info_read` and
+/// resumes the continuation. Keep-alive connections live in the multi handle's connection cache
+/// and are shared by all transfers.
 ///
 /// Threading rule: `multi` and `inFlight` belong to the loop thread. Other threads touch only
 /// `shared` (under its lock) and call `curl_multi_wakeup`, which libcurl allows from any thread;
 /// they call it while holding the lock and only while `accepting` is true, so no wakeup can race
 /// with the loop's final `curl_multi_cleanup`.
-final class CurlMultiLoop: @unchecked Sendable {
+public final class CurlMultiLoop: @unchecked Sendable {
     private struct Shared {
         var pending: [EasyTransfer] = []
         var accepting = true
@@ -34,10 +35,10 @@ final class CurlMultiLoop: @unchecked Sendable {
     ///   There is deliberately no per-host cap (CURLMOPT_MAX_HOST_CONNECTIONS): transfers over the
     ///   cap wait inside libcurl with their timeouts running, which would turn load into spurious
     ///   timeouts; callers bound their own concurrency instead.
-    init(maxConnections: Int, logger: Logger) throws(ManagementError) {
+    public init(maxConnections: Int, logger: Logger) throws(CurlError) {
         try CurlGlobal.ensureInitialized()
         guard let multi = curl_multi_init() else {
-            throw ManagementError(code: .invalidConfiguration, summary: "libcurl could not create a multi handle")
+            throw CurlError(kind: .handle, summary: "libcurl could not create a multi handle")
         }
         self.multi = multi
         self.logger = logger
@@ -45,7 +46,7 @@ final class CurlMultiLoop: @unchecked Sendable {
         try start()
     }
 
-    private func start() throws(ManagementError) {
+    private func start() throws(CurlError) {
         // The thread owns one strong reference until `run` returns, so the loop outlives its users.
         let context = Unmanaged.passRetained(self).toOpaque()
         var tid = pthread_t()
@@ -57,8 +58,8 @@ final class CurlMultiLoop: @unchecked Sendable {
         guard rc == 0 else {
             Unmanaged<CurlMultiLoop>.fromOpaque(context).release()
             curl_multi_cleanup(multi)
-            throw ManagementError(
-                code: .invalidConfiguration,
+            throw CurlError(
+                kind: .thread,
                 summary: "could not start the libcurl thread (\(String(cString: strerror(rc))))")
         }
         thread.withLock { $0 = tid }
@@ -66,8 +67,15 @@ final class CurlMultiLoop: @unchecked Sendable {
 
     // MARK: - callers' side
 
-    /// Runs one transfer to completion on the loop thread. Never throws: failures, cancellation
-    /// and shutdown are outcomes, and the continuation is resumed exactly once on every path.
+    /// Runs one transfer to completion on the loop thread. Throws only when the transfer cannot
+    /// be set up (libcurl refuses a handle or an option); once it is, failures, cancellation of
+    /// the calling task and shutdown are outcomes.
+    public func perform(_ request: TransferRequest) async throws(CurlError) -> TransferOutcome {
+        let transfer = try EasyTransfer(request)
+        return await perform(transfer)
+    }
+
+    /// Never throws: the continuation is resumed exactly once on every path.
     func perform(_ transfer: EasyTransfer) async -> TransferOutcome {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
@@ -101,7 +109,7 @@ final class CurlMultiLoop: @unchecked Sendable {
     /// Fails every pending and running transfer with `.shutdown` and stops the thread. Waits for
     /// the thread to exit (a few milliseconds), so the multi handle is gone when this returns.
     /// Idempotent.
-    func shutdown() {
+    public func shutdown() {
         shared.withLock { shared in
             guard !shared.stopping else { return }
             shared.stopping = true
