@@ -159,6 +159,17 @@ let package = Package(
             ],
             path: "Tests/WarrenTestSupport"
         ),
+        // The generated Swift client's round trip against a real Warren, run by
+        // Tests/integration/test_generated_swift_client.py: an executable, because pytest owns the
+        // Warren and broker it talks to. Built by `swift build --build-tests` beside warren.
+        .executableTarget(
+            name: "warren-client-roundtrip",
+            dependencies: [
+                "WarrenClient",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+            ],
+            path: "Tests/ClientRoundTrip"
+        ),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Locking"]),
         .testTarget(
             name: "CurlHTTPTests",
