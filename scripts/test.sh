@@ -5,7 +5,9 @@
 # the matrix, side by side, each against a fresh node of its own, then the hardening runs:
 # the Swift tests under AddressSanitizer (and the hostile-client suites against an ASan-built
 # warren), the Swift tests again under ThreadSanitizer, and a brief libFuzzer run
-# of the HTTP parser and JSON decoding harnesses; and stops the nodes.
+# of the HTTP parser and JSON decoding harnesses; and stops the nodes. Beside the Python suites,
+# scripts/openapi-clients.sh checks that the committed Swift client is what openapi.yaml
+# generates and that neither client generator warns about the document.
 #
 # The matrix: 3.10 (Debian bookworm's package, on the host), 4.0 (trixie's) and 4.3 (forky's),
 # the newer two in chroots that scripts/rabbitmq-release.sh builds once (about a minute each)
@@ -43,6 +45,14 @@ phase() {  # phase NAME: records how long the phase that just ended took
 
 swift build --build-tests
 phase "build"
+
+# The committed Swift client must be what openapi.yaml generates, and neither generator may warn
+# about the document (docs/openapi-rules.md). The generator's first build takes a minute or two
+# of CPU, so it runs in the background, beside the Swift tests and the Python suites, and is
+# waited for after them.
+openapi_log=$(mktemp /tmp/warren-openapi-clients.XXXXXX.log)
+scripts/openapi-clients.sh check >"$openapi_log" 2>&1 &
+openapi_pid=$!
 
 for release in $brokers; do
   release_select "$release"
@@ -109,9 +119,14 @@ for release in $brokers; do
   unset "matrix_dirs[$release]"
 done
 phase "broker stop ${brokers}"
-if [ ${#failed[@]} -gt 0 ]; then
+openapi_ok=1
+if wait "$openapi_pid"; then cat "$openapi_log"; else cat "$openapi_log" >&2; openapi_ok=0; fi
+rm -f "$openapi_log"
+phase "generated clients' check (beside pytest)"
+if [ ${#failed[@]} -gt 0 ] || [ "$openapi_ok" = 0 ]; then
   echo "make test: ${timings[*]/%/;}" | sed 's/; *$//'
-  echo "make test: the Python suite failed against RabbitMQ ${failed[*]}" >&2
+  [ ${#failed[@]} -eq 0 ] || echo "make test: the Python suite failed against RabbitMQ ${failed[*]}" >&2
+  [ "$openapi_ok" = 1 ] || echo "make test: scripts/openapi-clients.sh check failed (above)" >&2
   exit 1
 fi
 
