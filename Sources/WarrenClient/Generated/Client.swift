@@ -548,7 +548,7 @@ public struct Client: APIProtocol {
     }
     /// Create an environment (idempotent per name and spec)
     ///
-    /// Creates the virtual host `warren.{team}.{name}`, a user `{vhost}.{8 hex digits}` with a
+    /// Creates the virtual host `warren.{team}.{name}`, a user `{vhost}.{16 hex digits}` (see `Username`) with a
     /// generated password and permissions on that virtual host only, a durable exchange, a durable
     /// queue and a binding between them with the routing key.
     ///
