@@ -183,6 +183,15 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
+        // The hand-written parts of WarrenClient (the middlewares), without a network.
+        .testTarget(
+            name: "WarrenClientTests",
+            dependencies: [
+                "WarrenClient",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
         .testTarget(name: "RabbitManagementTests", dependencies: ["Locking", "RabbitManagement", "WireFormat"]),
         .testTarget(
             name: "ProvisioningTests",
