@@ -82,6 +82,14 @@ struct CLIFailure: Error {
             switch transport.kind {
             case .invalidRequest:
                 return CLIFailure(.usage, "the request could not be sent: \(transport)")
+            case .timeout where transport.detail.lowercased().contains("connect"):
+                return CLIFailure(.unreachable, "Warren is unreachable: \(transport)")
+            case .timeout:
+                // The request may have reached Warren, which may still complete it.
+                return CLIFailure(.unreachable, """
+                    Warren did not answer in time: \(transport)
+                      the request may still take effect; `warren-cli get NAME` or `warren-cli list` shows what happened
+                    """)
             case .responseTooLarge:
                 return CLIFailure(.unexpected, "Warren's answer is too large: \(transport)")
             default:

@@ -9,6 +9,10 @@ import WarrenClient
 /// in every process listing (`ps`, /proc/PID/cmdline) on the machine.
 struct GlobalOptions: ParsableArguments {
     static let defaultURL = "http://127.0.0.1:8080"
+    /// Longer than a create may take on Warren's side (WARREN_CREATE_DEADLINE_SECONDS, 60 s by
+    /// default), so that a slow create is answered rather than abandoned half-way through; a
+    /// person in a hurry has Ctrl-C. Connecting still gives up after the transport's 5 s.
+    static let requestTimeout: Duration = .seconds(120)
 
     @Option(
         name: .long,
@@ -33,9 +37,11 @@ struct GlobalOptions: ParsableArguments {
     func client() throws -> Client {
         let serverURL = try baseURL()
         let token = try self.token()
+        var configuration = CurlClientTransport.Configuration()
+        configuration.timeout = Self.requestTimeout
         let transport: CurlClientTransport
         do {
-            transport = try CurlClientTransport()
+            transport = try CurlClientTransport(configuration: configuration)
         } catch {
             throw CLIFailure(.unexpected, "libcurl could not be started: \(error)")
         }
