@@ -21,6 +21,7 @@ let package = Package(
     products: [
         .executable(name: "warren", targets: ["warren"]),
         .library(name: "WarrenClient", targets: ["WarrenClient"]),
+        .executable(name: "warren-cli", targets: ["warren-cli"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -29,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-openapi-runtime", from: "1.13.4"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         .systemLibrary(
@@ -140,6 +142,17 @@ let package = Package(
             ],
             path: "Sources/WarrenClient"
         ),
+        // The command-line client for people (docs/cli.md): WarrenClient's generated client behind
+        // a few commands, with exit codes a script can rely on. Nothing else depends on it.
+        .executableTarget(
+            name: "warren-cli",
+            dependencies: [
+                "WarrenClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+            ],
+            path: "Sources/warren-cli"
+        ),
         // What more than one test target uses (the in-memory FakeBroker). A plain target, not a
         // test target, so test targets can depend on it; nothing under Sources does. Its
         // `@testable import Provisioning` needs testability, which debug builds (`swift build`,
@@ -179,6 +192,15 @@ let package = Package(
                 "Locking",
                 "WarrenClient",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        // The hand-written parts of WarrenClient (the middlewares), without a network.
+        .testTarget(
+            name: "WarrenClientTests",
+            dependencies: [
+                "WarrenClient",
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
