@@ -39,10 +39,13 @@ RUN swift package resolve
 COPY Sources ./Sources
 COPY Tests ./Tests
 
-# --static-swift-stdlib links the Swift runtime and Foundation into the binary; libcurl stays a
-# shared system library (libcurl4 in the runtime stage).
+# --static-swift-stdlib links the Swift runtime and Foundation into the binaries; libcurl stays a
+# shared system library (libcurl4 in the runtime stage). warren-cli, the command-line client,
+# rides along: `docker run --entrypoint warren-cli warren --help`.
 RUN swift build -c release --static-swift-stdlib --product warren \
- && install -D -m 0755 "$(swift build -c release --show-bin-path)/warren" /out/warren
+ && swift build -c release --static-swift-stdlib --product warren-cli \
+ && install -D -m 0755 "$(swift build -c release --show-bin-path)/warren" /out/warren \
+ && install -D -m 0755 "$(swift build -c release --show-bin-path)/warren-cli" /out/warren-cli
 
 # ---- runtime ----------------------------------------------------------------------------------
 FROM ${RUNTIME_IMAGE}
@@ -57,7 +60,7 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid warren --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin warren
 
-COPY --from=build /out/warren /usr/local/bin/warren
+COPY --from=build /out/warren /out/warren-cli /usr/local/bin/
 
 LABEL org.opencontainers.image.title="warren" \
       org.opencontainers.image.description="Isolated RabbitMQ environments in one HTTP call" \

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# `make run`: installs what is missing, builds warren (release), starts a local RabbitMQ node
+# `make run`: installs what is missing, builds warren and warren-cli (release), starts a local RabbitMQ node
 # when WARREN_MANAGEMENT_URL is not set, writes a development token when WARREN_TOKENS_FILE is
-# not set, prints a curl command to try, and runs warren in the foreground until Ctrl-C.
+# not set, prints a curl command and warren-cli commands to try, and runs warren in the
+# foreground until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh
 swift build -c release --product warren
+swift build -c release --product warren-cli
 bin="$(swift build -c release --show-bin-path)/warren"
+cli="$(swift build -c release --show-bin-path)/warren-cli"
 
 state=.run
 mkdir -p "$state"
@@ -48,6 +51,14 @@ Warren is starting on http://$listen for team "dev". Try:
 
   curl -s -X POST -H "Authorization: Bearer $token" -H "Content-Type: application/json" \\
        -d '{"name":"fraud-scoring"}' http://$listen/v1/environments
+
+or the command-line client (docs/cli.md; the token is read from the file, never given on the
+command line):
+
+  export WARREN_URL=http://$listen WARREN_TOKEN_FILE=$PWD/$token_file
+  $cli create fraud-scoring
+  $cli list
+  $cli --help
 
 MSG
 fi
