@@ -32,9 +32,8 @@ struct BlueprintsCommand: AsyncParsableCommand {
                 Output.print(Output.table(
                     ["NAME", "EXCHANGE", "QUEUES", "DESCRIPTION"],
                     list.items.map { blueprint in
-                        let exchange = [blueprint.exchange.name, blueprint.exchange._type.map { "(\($0.rawValue))" }]
-                            .compactMap { $0 }.joined(separator: " ")
-                        return [blueprint.name, exchange.isEmpty ? "-" : exchange,
+                        let exchange = "\(blueprint.exchange.name) (\(blueprint.exchange._type.rawValue))"
+                        return [blueprint.name, exchange,
                                 blueprint.queues.map(\.name).joined(separator: ", "), blueprint.description]
                     }))
             }

@@ -1071,7 +1071,8 @@ extension Components {
             public var port: Swift.Int
             /// - Remark: Generated from `#/components/schemas/Connection/vhost`.
             public var vhost: Components.Schemas.Vhost
-            /// An AMQP URI. In create answers it carries the credentials
+            /// An AMQP URI. In the answers that issue credentials (a create, a rotation, a
+            /// reconcile that had to make a new user) it carries them
             /// (`amqp://{user}:{password}@{host}:{port}/{vhost}`, user, password and vhost
             /// percent-encoded); everywhere else it does not (`amqp://{host}:{port}/{vhost}`).
             ///
@@ -1084,7 +1085,7 @@ extension Components {
             ///   - host:
             ///   - port:
             ///   - vhost:
-            ///   - uri: An AMQP URI. In create answers it carries the credentials
+            ///   - uri: An AMQP URI. In the answers that issue credentials (a create, a rotation, a
             public init(
                 host: Swift.String,
                 port: Swift.Int,
@@ -1315,7 +1316,9 @@ extension Components {
             public var created_at: Foundation.Date
             /// - Remark: Generated from `#/components/schemas/EnvironmentSummary/platform`.
             public var platform: Components.Schemas.PlatformInstance?
-            /// Where the list shows it.
+            /// Left out of the list, which reads Warren's records and not the broker;
+            /// `GET /v1/environments/{id}` gives each environment's.
+            ///
             ///
             /// - Remark: Generated from `#/components/schemas/EnvironmentSummary/status`.
             public var status: Components.Schemas.EnvironmentStatus?
@@ -1339,7 +1342,7 @@ extension Components {
             ///   - notes: How the spec was applied where that may surprise (a priority queue made classic).
             ///   - created_at:
             ///   - platform:
-            ///   - status: Where the list shows it.
+            ///   - status: Left out of the list, which reads Warren's records and not the broker;
             ///   - reason: With `status` `failed` (why the create could not finish) or an untrusted record.
             public init(
                 id: Components.Schemas.EnvironmentName,
@@ -2794,11 +2797,11 @@ extension Components {
         /// - Remark: Generated from `#/components/schemas/BlueprintExchange`.
         public struct BlueprintExchange: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/BlueprintExchange/name`.
-            public var name: Swift.String?
+            public var name: Swift.String
             /// - Remark: Generated from `#/components/schemas/BlueprintExchange/type`.
-            public var _type: Components.Schemas.ExchangeType?
+            public var _type: Components.Schemas.ExchangeType
             /// - Remark: Generated from `#/components/schemas/BlueprintExchange/durable`.
-            public var durable: Swift.Bool?
+            public var durable: Swift.Bool
             /// Creates a new `BlueprintExchange`.
             ///
             /// - Parameters:
@@ -2806,9 +2809,9 @@ extension Components {
             ///   - _type:
             ///   - durable:
             public init(
-                name: Swift.String? = nil,
-                _type: Components.Schemas.ExchangeType? = nil,
-                durable: Swift.Bool? = nil
+                name: Swift.String,
+                _type: Components.Schemas.ExchangeType,
+                durable: Swift.Bool
             ) {
                 self.name = name
                 self._type = _type
@@ -2818,6 +2821,26 @@ extension Components {
                 case name
                 case _type = "type"
                 case durable
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.name = try container.decode(
+                    Swift.String.self,
+                    forKey: .name
+                )
+                self._type = try container.decode(
+                    Components.Schemas.ExchangeType.self,
+                    forKey: ._type
+                )
+                self.durable = try container.decode(
+                    Swift.Bool.self,
+                    forKey: .durable
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "name",
+                    "type",
+                    "durable"
+                ])
             }
         }
         /// A role whose credentials a create issues besides the full-access set.
