@@ -298,8 +298,9 @@ struct EnvironmentDetailBody: Encodable {
 
 /// What answers say of a protected environment's protection besides `protected: true`, in
 /// `notes`: where the broker's release cannot protect a vhost (before RabbitMQ 4.1), that Warren
-/// alone does; where it can, and a GET finds the vhost unprotected on the broker right now,
-/// that reconcile puts the broker's protection back.
+/// alone does; where it can, and a GET finds a ready environment's vhost unprotected on the
+/// broker right now, that reconcile puts the broker's protection back (a create puts it in
+/// place last, so one still `creating` is not said to lack it).
 enum ProtectionNotes {
     /// The broker's release, read (once per process, then kept) only when one of the
     /// environments is protected: an answer about unprotected ones costs no broker call more.
@@ -315,7 +316,7 @@ enum ProtectionNotes {
 
     static func drift(_ health: EnvironmentHealth, release: BrokerVersion?) -> [String] {
         guard health.environment.spec.protected, let release, BrokerRelease.protectsVhosts(release),
-              health.brokerProtected == false, health.state != .deleting, health.state != .creating
+              health.brokerProtected == false, health.state == .ready
         else { return [] }
         return ["the broker does not protect this environment's vhost from deletion right now (lifted on the broker, or a protection whose broker half did not finish): Warren still refuses to delete it, and POST /v1/environments/\(health.environment.name)/reconcile protects it on the broker again"]
     }
