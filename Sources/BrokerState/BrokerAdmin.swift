@@ -14,6 +14,12 @@ package protocol BrokerAdmin: Sendable {
     @discardableResult
     func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws -> Bool
     func deleteVhost(_ name: String) async throws -> Bool
+    /// Deletion protection of a vhost, on RabbitMQ 4.1 and later only (see
+    /// `BrokerRelease.protectsVhosts`): while on, a DELETE of the vhost is refused (412).
+    func protectVhost(_ name: String) async throws
+    /// False when the vhost is absent; lifting no protection is no error.
+    @discardableResult
+    func unprotectVhost(_ name: String) async throws -> Bool
     func users() async throws -> [UserInfo]
     func putUser(_ name: String, passwordHash: String, tags: [String]) async throws
     func deleteUser(_ name: String) async throws -> Bool

@@ -83,10 +83,33 @@ package struct EnvironmentRecordStore: Sendable {
     /// Deletes the vhost, under the record's lock, when `stillWanted` (asked under the lock,
     /// right before) says so; false when it did not. See `create` for why under the lock.
     /// Once the vhost is gone, its name leaves the team's index.
-    package func deleteVhost(_ vhost: String, when stillWanted: () async throws -> Bool) async throws -> Bool {
+    ///
+    /// A vhost the broker protects from deletion (RabbitMQ 4.1 and later, see
+    /// `BrokerRelease.protectsVhosts`) answers the DELETE with 412. With `liftingProtection`
+    /// the protection is then lifted and the DELETE sent once more, under the same lock: the
+    /// caller passes it only when the record it checked in `stillWanted` says the environment
+    /// is not protected (a record in `deleting` never is), so Warren lifts only what its record
+    /// no longer promises (the broker's half of a protection whose record half was lifted,
+    /// or of a create rolled back), and a vhost without protection costs no extra call on any
+    /// release. Otherwise (a record that cannot be trusted says nothing Warren may act on), or
+    /// when the broker refuses again, it is a `.protected` refusal and the vhost stays.
+    package func deleteVhost(_ vhost: String, liftingProtection: Bool = false, when stillWanted: () async throws -> Bool) async throws -> Bool {
         try await RecordLock(session: session).withLock(vhost) {
             guard try await stillWanted() else { return false }
-            _ = try await session.step("delete vhost") { try await admin.deleteVhost(vhost) }
+            do {
+                do {
+                    _ = try await session.step("delete vhost") { try await admin.deleteVhost(vhost) }
+                } catch let error as ProvisioningError where error.underlying?.status == 412 && liftingProtection {
+                    _ = try await session.step("lift vhost protection") { try await admin.unprotectVhost(vhost) }
+                    _ = try await session.step("delete vhost") { try await admin.deleteVhost(vhost) }
+                }
+            } catch let error as ProvisioningError where error.underlying?.status == 412 {
+                let name = EnvironmentNaming.parse(vhost: vhost)?.name ?? vhost
+                throw ProvisioningError(
+                    code: .protected,
+                    detail: "RabbitMQ refuses to delete the vhost of environment \(name): it is protected from deletion on the broker, and Warren does not lift a protection its record does not let it lift (a record that cannot be trusted says nothing Warren may act on); an operator lifts it on the broker (rabbitmqctl disable_vhost_deletion_protection)",
+                    step: "delete vhost", underlying: error.underlying)
+            }
             if let owner = EnvironmentNaming.parse(vhost: vhost) {
                 await TeamIndex(session: session).release(team: owner.team, name: owner.name)
             }
@@ -102,22 +125,30 @@ package struct EnvironmentRecordStore: Sendable {
     package func change(
         _ vhost: String, incarnation: String, step: String, _ change: @Sendable (inout EnvironmentRecord) throws -> Void
     ) async throws -> EnvironmentRecord {
-        let name = EnvironmentNaming.parse(vhost: vhost)?.name ?? vhost
-        return try await RecordLock(session: session).withLock(vhost) {
-            let (before, written) = try await recordInForce(vhost, incarnation: incarnation, name: name)
-            var after = before
-            try change(&after)
-            if before.state == .deleting, after.state != .deleting { throw ProvisioningError.beingDeleted(name) }
-            guard after != before || !written else { return before }
-            if try await put(after, vhost: vhost, step: step) {
-                // The vhost went between the read and the write, and the PUT made it anew:
-                // remove the empty shell before anyone takes it for an environment.
-                _ = try? await admin.deleteVhost(vhost)
-                session.logger.warning("record write found the vhost gone; removed the shell it made", metadata: ["vhost": "\(vhost)"])
-                throw ProvisioningError.gone(name)
-            }
-            return after
+        try await RecordLock(session: session).withLock(vhost) {
+            try await changeHeld(vhost, incarnation: incarnation, step: step, change)
         }
+    }
+
+    /// `change`'s work, for a caller that holds the record's lock already.
+    @discardableResult
+    func changeHeld(
+        _ vhost: String, incarnation: String, step: String, _ change: @Sendable (inout EnvironmentRecord) throws -> Void
+    ) async throws -> EnvironmentRecord {
+        let name = EnvironmentNaming.parse(vhost: vhost)?.name ?? vhost
+        let (before, written) = try await recordInForce(vhost, incarnation: incarnation, name: name)
+        var after = before
+        try change(&after)
+        if before.state == .deleting, after.state != .deleting { throw ProvisioningError.beingDeleted(name) }
+        guard after != before || !written else { return before }
+        if try await put(after, vhost: vhost, step: step) {
+            // The vhost went between the read and the write, and the PUT made it anew:
+            // remove the empty shell before anyone takes it for an environment.
+            _ = try? await admin.deleteVhost(vhost)
+            session.logger.warning("record write found the vhost gone; removed the shell it made", metadata: ["vhost": "\(vhost)"])
+            throw ProvisioningError.gone(name)
+        }
+        return after
     }
 
     /// The record of `incarnation` as it stands. Two creates that both found no vhost both
@@ -127,7 +158,7 @@ package struct EnvironmentRecordStore: Sendable {
     /// is the one the change applies to, and the write puts it back.
     /// Also says whether that record is what the description holds (false: it must be written
     /// back even if the change leaves it as it is).
-    private func recordInForce(_ vhost: String, incarnation: String, name: String) async throws -> (EnvironmentRecord, written: Bool) {
+    func recordInForce(_ vhost: String, incarnation: String, name: String) async throws -> (EnvironmentRecord, written: Bool) {
         let reading = try await read(vhost)
         if case .valid(let found) = reading, found.incarnation != incarnation, found.state == .creating {
             if let holder = try await claimHolder(vhost), holder.problem(in: vhost) == nil, holder.incarnation == incarnation {

@@ -55,6 +55,15 @@ package final class BrokerRelease: Sendable {
     static func quorumPriorities(major: Int) -> Bool {
         major >= 4
     }
+
+    /// RabbitMQ 4.1 can protect a vhost from deletion (`POST /api/vhosts/{vhost}/deletion/protection`,
+    /// lifted by a DELETE of the same path): the broker then refuses to delete it, whoever asks
+    /// (a management `DELETE` answers 412, `rabbitmqctl delete_vhost` fails). Before 4.1 the path
+    /// does not exist (405), and a protected environment is protected by Warren alone: Warren
+    /// refuses to delete it, and nothing stops a delete made on the broker itself.
+    package static func protectsVhosts(_ version: BrokerVersion) -> Bool {
+        version >= BrokerVersion(major: 4, minor: 1)
+    }
 }
 
 extension EnvironmentSpec.Queue {

@@ -119,6 +119,12 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
     public var queues: [Queue]
     public var bindings: [Binding]
     public var limits: Limits
+    /// Whether the environment is protected from deletion: Warren refuses to delete it (and
+    /// from RabbitMQ 4.1 so does the broker, see `BrokerRelease.protectsVhosts`) until a PATCH
+    /// lifts it. Part of the spec, so a create that asks otherwise than the environment stands
+    /// is a conflict like any other difference, and racing creates that differ in it are told
+    /// apart by their claims.
+    public var protected = false
 
     /// Defaults follow the original design: a durable direct exchange and a durable queue
     /// (quorum: it survives restarts and works in a cluster), bound with a routing key, all
@@ -161,7 +167,31 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, exchange, queues, bindings, limits
+        case name, exchange, queues, bindings, limits, protected
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        exchange = try container.decode(Exchange.self, forKey: .exchange)
+        queues = try container.decode([Queue].self, forKey: .queues)
+        bindings = try container.decode([Binding].self, forKey: .bindings)
+        limits = try container.decode(Limits.self, forKey: .limits)
+        // Records written before protection existed have none: unprotected.
+        protected = try container.decodeIfPresent(Bool.self, forKey: .protected) ?? false
+    }
+
+    /// `protected` is written only when true, so an unprotected spec encodes as it did before
+    /// the field existed: its claim hash (`EnvironmentRecord.claimHash(of:)`) stays the same,
+    /// and creates of one spec racing on Warrens of either release still claim alike.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(exchange, forKey: .exchange)
+        try container.encode(queues, forKey: .queues)
+        try container.encode(bindings, forKey: .bindings)
+        try container.encode(limits, forKey: .limits)
+        if protected { try container.encode(true, forKey: .protected) }
     }
 
     /// The fields whose values differ between two specs, named as in the API ("queues[jobs]").
@@ -195,6 +225,7 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
             fields.append("bindings")
         }
         if limits != other.limits { fields.append("limits") }
+        if protected != other.protected { fields.append("protected") }
         return fields
     }
 }

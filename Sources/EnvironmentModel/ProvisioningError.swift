@@ -30,6 +30,9 @@ public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
         /// The broker's release does not take a setting the request asks for (see `fields`,
         /// `fieldReason`): the caller's to change, as an invalid field is.
         public static let unsupportedByRelease = Code("unsupported-by-release")
+        /// The environment is protected from deletion: a DELETE changes nothing until a PATCH
+        /// lifts the protection.
+        public static let protected = Code("protected")
     }
 
     public var code: Code
@@ -80,6 +83,13 @@ public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
         ProvisioningError(
             code: .quotaExceeded,
             detail: "team \(team) has as many environments as it may: the limit is \(limit); delete one first")
+    }
+
+    /// A DELETE of a protected environment: refused, nothing changed, and the way out said.
+    package static func protected(_ name: String) -> ProvisioningError {
+        ProvisioningError(
+            code: .protected,
+            detail: "environment \(name) is protected from deletion; to delete it, first lift the protection with PATCH /v1/environments/\(name) and the body {\"protected\": false}")
     }
 
     package static func gone(_ name: String) -> ProvisioningError {

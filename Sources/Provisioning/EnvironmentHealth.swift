@@ -31,6 +31,9 @@ public struct EnvironmentHealth: Sendable {
     /// comes from the record (`environment.spec` is the default for the name) and Warren
     /// changes nothing of it.
     public var recordProblem: String?
+    /// Whether the broker protects the vhost from deletion right now; nil when it does not say
+    /// (a release before 4.1, which cannot).
+    public var brokerProtected: Bool?
 
     public var isComplete: Bool { resources.missing.isEmpty && recordProblem == nil }
 

@@ -34,6 +34,10 @@ public final class Janitor: Sendable {
         public var indexed = 0
         /// Environments brought under today's ceilings (made before them, or before a change).
         public var ceilinged = 0
+        /// Unfinished environments past the grace that the janitor would have removed (a
+        /// `creating` one missing a part, a `failed` one) but left because they are protected:
+        /// the janitor never deletes a protected environment. Each is logged once.
+        public var protectedLeft = 0
         /// The phases that failed this sweep (each logged at warning level); the others ran.
         public var failedPhases: Set<String> = []
 
@@ -46,6 +50,9 @@ public final class Janitor: Sendable {
     /// When this janitor first saw each "{vhost} {incarnation} {state}" unfinished
     /// (`creating`, `deleting` or `failed`).
     private let firstSeen = PThreadMutex<[String: ContinuousClock.Instant]>([:])
+    /// The "{vhost} {incarnation} {state}" of protected environments left unfinished, already
+    /// logged: each is said once, not every sweep.
+    private let protectedLogged = PThreadMutex<Set<String>>([])
     /// When the regrant phase may run again: its listing of every permission on the broker
     /// grows with the broker rather than with the work to do (see `ListingPacing`). It stays a
     /// phase of every sweep on a broker that answers it quickly, since a Warren of an earlier
@@ -140,6 +147,8 @@ public final class Janitor: Sendable {
 
         var work = report
         work.failedPhases = []
+        // Said once per environment where it is found (see `finishUnfinished`), not every sweep.
+        work.protectedLeft = 0
         if !work.isEmpty {
             provisioner.logger.notice("janitor finished interrupted work", metadata: [
                 "completed": "\(report.completed)", "removed": "\(report.removed)", "orphan_users": "\(report.orphanUsers)",
@@ -264,6 +273,8 @@ public final class Janitor: Sendable {
     /// Creates and deletes that have stayed unfinished for the grace, one after the other.
     private func finishUnfinished(_ records: [String: EnvironmentRecord], unfinished: inout [String: ContinuousClock.Instant], _ report: inout Report) async {
         let now = ContinuousClock.now
+        var protectedLeft = Set<String>()
+        defer { protectedLogged.withLock { $0.formIntersection(protectedLeft) } }
         for (vhost, record) in records.sorted(by: { $0.key < $1.key }) where record.state != .ready {
             // Only what has stayed unfinished for the grace, as this janitor has seen it: a
             // create or a DELETE running right now on another instance is left to finish.
@@ -277,6 +288,14 @@ public final class Janitor: Sendable {
                 case .completed: report.completed += 1
                 case .removed: report.removed += 1
                 case .untouched: break
+                case .protectedLeft:
+                    report.protectedLeft += 1
+                    protectedLeft.insert(key)
+                    if protectedLogged.withLock({ $0.insert(key).inserted }) {
+                        provisioner.logger.warning("janitor leaves an unfinished environment because it is protected; its owner repeats the create or reconciles it, or lifts the protection and deletes it", metadata: [
+                            "vhost": "\(vhost)", "state": "\(record.state.rawValue)",
+                        ])
+                    }
                 }
             } catch {
                 report.failedPhases.insert("finish unfinished")
@@ -307,7 +326,7 @@ public final class Janitor: Sendable {
         }
     }
 
-    private enum Outcome { case completed, removed, untouched }
+    private enum Outcome { case completed, removed, untouched, protectedLeft }
 
     /// A DELETE that has stayed `deleting` past the grace (its Warren died, or gave up) is
     /// finished; another Warren finishing the same one at the same moment is harmless. An
@@ -317,18 +336,26 @@ public final class Janitor: Sendable {
     /// queue policies applied again first) and removed otherwise; the record's owner refuses
     /// either change when the record has moved on meanwhile (another incarnation, a DELETE
     /// begun, a create that finished).
+    ///
+    /// A protected environment is never removed: a `failed` one, or a `creating` one missing a
+    /// part, is left as it is (`protectedLeft`), checked again under the record's lock as the
+    /// record would be marked `deleting`. A complete protected one gets the broker's half of
+    /// its protection before it is marked `ready`, as its create would have done.
     private func finishUnfinished(_ vhost: String, record: EnvironmentRecord) async throws -> Outcome {
         guard let owner = EnvironmentNaming.parse(vhost: vhost) else { return .untouched }
         do {
             if record.state == .deleting {
+                // A record in `deleting` is never protected (see `Provisioner.delete`);
+                // `finishDelete` checks that again before anything goes.
                 try await provisioner.finishDelete(vhost, incarnation: record.incarnation)
                 return .removed
             }
             if record.state == .failed {
+                guard !record.spec.protected else { return .protectedLeft }
                 let after = try await provisioner.records.change(vhost, incarnation: record.incarnation, step: "mark deleting") {
-                    if $0.state == .failed { $0.state = .deleting }
+                    if $0.state == .failed, !$0.spec.protected { $0.state = .deleting }
                 }
-                guard after.state == .deleting else { return .untouched }
+                guard after.state == .deleting else { return after.spec.protected ? .protectedLeft : .untouched }
                 try await provisioner.finishDelete(vhost, incarnation: record.incarnation)
                 return .removed
             }
@@ -337,11 +364,22 @@ public final class Janitor: Sendable {
             // Inspection does not see policies, and they come last in a create: a crash just
             // before them would leave a queue without its settings.
             if complete, let health { try await provisioner.applyPolicies(health.environment) }
+            if complete, record.spec.protected {
+                try await provisioner.records.applyBrokerProtection(
+                    vhost, incarnation: record.incarnation, brokerEnforces: try await provisioner.brokerProtectsVhosts())
+            }
             let after = try await provisioner.records.change(vhost, incarnation: record.incarnation, step: complete ? "mark ready" : "mark deleting") {
                 guard $0.state == .creating else { return }
-                $0.state = complete ? .ready : .deleting
+                if complete {
+                    $0.state = .ready
+                } else if !$0.spec.protected {
+                    $0.state = .deleting
+                }
             }
-            guard after.state == .deleting else { return complete ? .completed : .untouched }
+            guard after.state == .deleting else {
+                if complete { return .completed }
+                return after.state == .creating && after.spec.protected ? .protectedLeft : .untouched
+            }
             try await provisioner.finishDelete(vhost, incarnation: record.incarnation)
             return .removed
         } catch let error as ProvisioningError where error.code == .conflict || error.code == .notFound {

@@ -134,7 +134,9 @@ extension Provisioner {
             ])
             return CreateResult(environment: environment, credentials: issued, created: ownsVhost)
         } catch {
-            let removed = await rollBack(vhost: vhost, incarnation: ownsVhost ? record.incarnation : nil, users: issued.map(\.username))
+            let removed = await rollBack(
+                vhost: vhost, incarnation: ownsVhost ? record.incarnation : nil, users: issued.map(\.username),
+                askedProtection: record.spec.protected)
             // Not this create's own rollback, but another's (or a DELETE) took the environment
             // away under it: start over rather than fail.
             if !removed, let attempted = joined ?? (ownsVhost ? record.incarnation : nil), await vanished(vhost, incarnation: attempted) {
@@ -154,10 +156,20 @@ extension Provisioner {
 
     /// What a create makes once the vhost runs and the claim is held: the users and the
     /// topology (at once: they do not depend on each other), then the record marked `ready`.
+    ///
+    /// A protected environment's record says so from its first write (the vhost's PUT carries
+    /// it: the record half first), and the broker's half is put in place once every part
+    /// exists, before the record says `ready`; a create of one that exists puts it back if it
+    /// went. Until `ready` a failure rolls back as for any create: the caller, told of the
+    /// failure, was never told of a protected environment (see `rollBack`).
     private func makeParts(of environment: Environment, record: EnvironmentRecord, users: [IssuedCredentials]) async throws {
         try await concurrently(
             users.map { credentials in { @Sendable in try await makeUser(credentials, for: environment) } }
                 + [{ @Sendable in try await declareTopology(environment) }])
+        if record.spec.protected {
+            try await records.applyBrokerProtection(
+                environment.vhost, incarnation: record.incarnation, brokerEnforces: try await brokerProtectsVhosts())
+        }
         if record.state != .ready {
             // A DELETE that began meanwhile keeps its `deleting`: the store refuses to undo it.
             // A create that joins one whose background work failed has made every part itself.
@@ -258,7 +270,11 @@ extension Provisioner {
             throw ProvisioningError(
                 code: .conflict, detail: "environment \(spec.name) exists and is not this platform's instance", fields: ["platform"])
         }
-        let differences = spec.differences(from: record.spec)
+        var asked = spec
+        // A platform never asks for protection (/v2 does not take it): a protection the team
+        // set through /v1 is no difference to a repeated provision.
+        if platform != nil { asked.protected = record.spec.protected }
+        let differences = asked.differences(from: record.spec)
         guard differences.isEmpty else {
             throw ProvisioningError(
                 code: .conflict,
@@ -273,8 +289,14 @@ extension Provisioner {
     /// `creating` (a create of the same spec that joined it and finished has marked it `ready`
     /// and answered for it: it stays). True when it removed the vhost. Best effort: a failure
     /// here is logged, and the janitor or a later DELETE removes what remains.
+    ///
+    /// A create that asked for protection (`askedProtection`) and failed has promised no one a
+    /// protected environment (its caller gets the failure, no other create answered for it),
+    /// so its rollback lifts the protection with the same record write that marks it
+    /// `deleting`, and the delete then lifts the broker's half. A protection the create did not
+    /// ask for was a PATCH's, made while it ran: that environment stays, for its owner.
     @discardableResult
-    func rollBack(vhost: String, incarnation: String?, users: [String]) async -> Bool {
+    func rollBack(vhost: String, incarnation: String?, users: [String], askedProtection: Bool = false) async -> Bool {
         await BrokerSession.$deadline.withValue(nil) {
             for user in users {
                 do { _ = try await admin.deleteUser(user) } catch {
@@ -290,7 +312,9 @@ extension Provisioner {
                     // whose the environment is. The other's stays.
                     if let holder = try await records.claimHolder(vhost), holder.incarnation != incarnation { return false }
                     let record = try await records.change(vhost, incarnation: incarnation, step: "mark deleting") {
-                        if $0.state == .creating { $0.state = .deleting }
+                        guard $0.state == .creating, askedProtection || !$0.spec.protected else { return }
+                        $0.state = .deleting
+                        $0.spec.protected = false
                     }
                     guard record.state == .deleting else { return false }
                     try await finishDelete(vhost, incarnation: incarnation)

@@ -80,7 +80,10 @@ extension Provisioner {
     public func inspect(team: String, name: String) async throws -> EnvironmentHealth? {
         let vhost = EnvironmentNaming.vhost(team: team, name: name)
         let environment: Environment, record: EnvironmentRecord
-        switch try await records.read(vhost) {
+        // Read here rather than through the store's `read`: the vhost also says whether the
+        // broker protects it from deletion.
+        let info = try await step("read vhost") { try await admin.vhost(vhost) }
+        switch info.map(EnvironmentRecordStore.reading) ?? .absent {
         case .absent, .foreign:
             return nil
         case .invalid(let reason):
@@ -97,7 +100,9 @@ extension Provisioner {
             (environment, record) = (Environment(record: found, vhost: vhost), found)
         }
         do {
-            return try await parts(of: environment, record: record)
+            var health = try await parts(of: environment, record: record)
+            health.brokerProtected = info?.protectedFromDeletion
+            return health
         } catch let error as ProvisioningError where error.code == .broker || error.underlying?.code == .notFound {
             // A DELETE that began meanwhile removes the parts under the reads (RabbitMQ 3.10
             // answers 400 for the permissions of a vhost it is deleting): the environment is

@@ -11,7 +11,8 @@ public struct ReconcileResult: Sendable {
 
 extension Provisioner {
     /// Restores whatever of the environment is missing (exchanges, queues, bindings, limits,
-    /// Warren's own permissions) from the record on the broker. Users that still exist are left
+    /// Warren's own permissions, and on RabbitMQ 4.1 and later the broker's deletion protection
+    /// of a protected environment) from the record on the broker. Users that still exist are left
     /// as they are, so their credentials keep working; only when none is left is a new one
     /// made. Nil when the environment does not exist.
     public func reconcile(team: String, name: String) async throws -> ReconcileResult? {
@@ -31,6 +32,11 @@ extension Provisioner {
         let holder = try await prepare(vhost, record: record, ownsVhost: &ownsVhost)
         guard holder.incarnation == record.incarnation else { throw ProvisioningError.replaced(environment.name) }
         try await declareTopology(environment)
+        if record.spec.protected {
+            // The broker's half of the protection, lifted on the broker or never put in place
+            // (a protect whose broker call failed): the record says protected, so it goes back.
+            try await records.applyBrokerProtection(vhost, incarnation: record.incarnation, brokerEnforces: try await brokerProtectsVhosts())
+        }
 
         var credentials: IssuedCredentials?
         let users = try await step("read permissions") { try await admin.permissions(vhost: vhost) }

@@ -14,6 +14,12 @@ extension Provisioner {
     /// With `finishInBackground` (an asynchronous delete) it returns once the record says
     /// `deleting` (after the check for messages), and the removal goes on in the background;
     /// what it cannot finish, the janitor finishes after the grace.
+    ///
+    /// A protected environment (`spec.protected`) is refused (`.protected`) with nothing
+    /// changed, `force` or not: checked on the record read first, and again under the record's
+    /// lock as it is marked `deleting`, so a protection that lands in between wins. A
+    /// `deleting` record is never protected (protection refuses a record in `deleting`), so
+    /// what follows that mark may lift the broker's own protection of the vhost.
     public func delete(team: String, name: String, force: Bool = true, finishInBackground: Bool = false) async throws -> Bool {
         try await measured("delete") {
             let vhost = EnvironmentNaming.vhost(team: team, name: name)
@@ -23,15 +29,29 @@ extension Provisioner {
             case .invalid(let reason):
                 logger.error("environment record fails validation", metadata: ["vhost": "\(vhost)", "reason": "\(reason)"])
                 guard force else { throw ProvisioningError.invalidRecord(name, reason + "; DELETE with ?force=true removes its vhost and users") }
+                // A vhost the broker protects would refuse the delete below after the users had
+                // gone: refused first, with nothing changed.
+                if try await step("read vhost", { try await admin.vhost(vhost) })?.protectedFromDeletion == true {
+                    throw ProvisioningError(
+                        code: .protected,
+                        detail: "RabbitMQ protects the vhost of environment \(name) from deletion, and its record cannot be trusted, so Warren does not lift that protection; an operator lifts it on the broker (rabbitmqctl disable_vhost_deletion_protection), then DELETE with ?force=true removes it")
+                }
                 try await removeUsers(of: vhost)
-                _ = try await records.deleteVhost(vhost) { true }
+                // Whether it was protected cannot be read from a record that cannot be trusted,
+                // so the broker's protection (if any) is not lifted: the broker's 412 is the answer.
+                _ = try await records.deleteVhost(vhost, liftingProtection: false) { true }
                 return true
             case .valid(let record):
+                if record.spec.protected { throw ProvisioningError.protected(name) }
                 if record.state != .deleting, !force { try await refuseIfMessagesPending(Environment(record: record, vhost: vhost)) }
                 // Said on the broker before anything goes: a Warren killed from here on leaves an
                 // environment the janitor knows to finish deleting, not a `ready` one with parts gone.
                 do {
-                    try await records.change(vhost, incarnation: record.incarnation, step: "mark deleting") { $0.state = .deleting }
+                    try await records.change(vhost, incarnation: record.incarnation, step: "mark deleting") {
+                        // Protected since the read above: the protection wins, nothing changes.
+                        guard !$0.spec.protected else { throw ProvisioningError.protected(name) }
+                        $0.state = .deleting
+                    }
                 } catch let error as ProvisioningError where error.code == .notFound {
                     return false
                 }
@@ -54,7 +74,11 @@ extension Provisioner {
     }
 
     /// Removes a vhost whose record says `deleting`, with its users. Before each destructive
-    /// step the record is read again: only the same incarnation, still `deleting`, goes.
+    /// step the record is read again: only the same incarnation, still `deleting` and not
+    /// protected, goes. On RabbitMQ 4.1 and later a vhost the broker still protects (the broker
+    /// half of a protection whose record half was lifted, or of a create rolled back) has that
+    /// protection lifted before it is deleted, under the record's lock and only because the
+    /// record, read right there, says unprotected (see `EnvironmentRecordStore.deleteVhost`).
     func finishDelete(_ vhost: String, incarnation: String) async throws {
         guard try await stillDeleting(vhost, incarnation: incarnation) else { return }
         let users: Int
@@ -66,7 +90,8 @@ extension Provisioner {
             throw error
         }
         // Once more right before the vhost goes, under the record's lock.
-        guard try await records.deleteVhost(vhost, when: { try await stillDeleting(vhost, incarnation: incarnation) }) else { return }
+        guard try await records.deleteVhost(vhost, liftingProtection: true, when: { try await stillDeleting(vhost, incarnation: incarnation) })
+        else { return }
         logger.info("environment deleted", metadata: ["vhost": "\(vhost)", "users": "\(users)"])
     }
 
@@ -78,6 +103,8 @@ extension Provisioner {
         case .absent:
             return false
         case .valid(let record) where record.incarnation == incarnation && record.state == .deleting:
+            // Never so (see `delete`); should a record say both, protection wins.
+            guard !record.spec.protected else { throw ProvisioningError.protected(record.spec.name) }
             return true
         default:
             throw ProvisioningError(code: .conflict, detail: "environment at \(vhost) changed while it was being deleted; it was left as it is", step: "delete vhost")

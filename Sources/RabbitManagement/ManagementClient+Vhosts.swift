@@ -56,6 +56,25 @@ extension ManagementClient {
         try await deleteIfPresent(["vhosts", name], operation: "DELETE vhost")
     }
 
+    /// Protects the vhost from deletion (RabbitMQ 4.1 and later; earlier releases answer 405):
+    /// until `unprotectVhost`, the broker answers a DELETE of it with 412, whoever sends it.
+    /// Protecting a protected vhost is no error (204 again); an absent one is a 404.
+    public func protectVhost(_ name: String) async throws {
+        _ = try await send("POST", ["vhosts", name, "deletion", "protection"], query: [], body: nil, operation: "POST vhost deletion protection")
+    }
+
+    /// Lifts the vhost's deletion protection; lifting none is no error (204). False when the
+    /// vhost is absent.
+    @discardableResult
+    public func unprotectVhost(_ name: String) async throws -> Bool {
+        do {
+            _ = try await send("DELETE", ["vhosts", name, "deletion", "protection"], query: [], body: nil, operation: "DELETE vhost deletion protection")
+            return true
+        } catch let error as ManagementError where error.code == .notFound {
+            return false
+        }
+    }
+
     /// `max-queues` or `max-connections`; -1 removes the limit.
     public func putVhostLimit(vhost: String, name: String, value: Int) async throws {
         _ = try await send("PUT", ["vhost-limits", vhost, name], query: [], body: ["value": .int(value)],

@@ -119,7 +119,9 @@ extension VhostInfo {
             description: f.fields["description"] != nil ? f.text("description") : (metadata?.text("description") ?? ""),
             tags: f.fields["tags"] != nil ? f.tags("tags") : (metadata?.tags("tags") ?? []),
             clusterState: f.object("cluster_state").compactMapValues(\.stringValue),
-            defaultQueueType: queueType)
+            defaultQueueType: queueType,
+            protectedFromDeletion: f.fields["protected_from_deletion"]?.boolValue
+                ?? metadata?.fields["protected_from_deletion"]?.boolValue)
     }
 }
 

@@ -37,14 +37,18 @@ public struct VhostInfo: Sendable, Hashable {
     public var clusterState: [String: String]
     /// Nil when unset (the broker reports "undefined").
     public var defaultQueueType: String?
+    /// Whether the broker refuses to delete the vhost (`protected_from_deletion`, RabbitMQ 4.1
+    /// and later); nil when the broker does not say (earlier releases).
+    public var protectedFromDeletion: Bool?
 
     public init(name: String, description: String = "", tags: [String] = [], clusterState: [String: String] = [:],
-                defaultQueueType: String? = nil) {
+                defaultQueueType: String? = nil, protectedFromDeletion: Bool? = nil) {
         self.name = name
         self.description = description
         self.tags = tags
         self.clusterState = clusterState
         self.defaultQueueType = defaultQueueType
+        self.protectedFromDeletion = protectedFromDeletion
     }
 
     /// True when every node reports the vhost running: only then can it be used safely.

@@ -16,7 +16,7 @@ struct CreateEnvironmentRequest {
     /// The blueprint whose ceilings (a tier) the environment gets, when it has its own.
     var tier: String?
 
-    static let keys: Set<String> = ["name", "blueprint", "exchange", "queue", "routing_key", "queues", "bindings", "limits", "roles"]
+    static let keys: Set<String> = ["name", "blueprint", "exchange", "queue", "routing_key", "queues", "bindings", "limits", "roles", "protected"]
     static let topologyKeys = ["exchange", "queue", "routing_key", "queues", "bindings", "limits"]
 
     /// `ceilings` are the global ones; a blueprint with a tier in `tiers` is checked against its own.
@@ -27,6 +27,7 @@ struct CreateEnvironmentRequest {
         var fields = JSONFields(object)
         let name = fields.string("name", required: true)
         let blueprintName = fields.string("blueprint")
+        let protected = fields.bool("protected") ?? false
         var roles: [Role] = []
         if let items = fields.array("roles") {
             for (index, item) in items.enumerated() {
@@ -57,6 +58,9 @@ struct CreateEnvironmentRequest {
         } else {
             (spec, singleQueueForm) = topology(object, name: envName, errors: &errors)
         }
+
+        // Not topology: it goes with every form, a blueprint's too.
+        spec.protected = protected
 
         // Check the values too, even when some fields already failed, so one answer names
         // every problem; a field with a type error is not reported twice.

@@ -1,6 +1,7 @@
 import EnvironmentModel
 import HTTPServer
 import Provisioning
+import WireFormat
 
 /// Rotation: POST .../credentials issues a new set while the old ones keep working; DELETE
 /// .../credentials/{username} revokes one now; `revoke_others_after_seconds` schedules the
@@ -91,19 +92,61 @@ struct BlueprintHandlers: Sendable {
     }
 }
 
-/// A PATCH body: queues and bindings to add, limits to set.
+/// Queues and bindings to add, limits to set: an OSB update's `parameters`, and the topology
+/// part of a PATCH body (`EnvironmentChangeRequest`).
 enum TopologyAdditionRequest {
+    static let keys: Set<String> = ["queues", "bindings", "limits"]
+
     static func decode(_ body: [UInt8]) throws(Problem) -> TopologyAddition {
         let object = try JSONBody.object(body)
         var errors: [Problem.FieldError] = []
+        let addition = decode(object, allowing: keys, errors: &errors)
+        guard errors.isEmpty else { throw Problem.invalidFields(errors) }
+        return addition
+    }
+
+    /// The topology fields of `object`; a key outside `allowed` is an error.
+    static func decode(_ object: [String: JSONValue], allowing allowed: Set<String>, errors: inout [Problem.FieldError]) -> TopologyAddition {
         var fields = JSONFields(object)
         let queues = fields.array("queues").map { TopologyFields.queues($0, errors: &errors) } ?? []
         let bindings = fields.array("bindings").map { TopologyFields.bindings($0, errors: &errors) } ?? []
         let limits = fields.object("limits").map { TopologyFields.limits($0, errors: &errors) }
-        fields.rejectUnknown(allowed: ["queues", "bindings", "limits"])
+        fields.rejectUnknown(allowed: allowed)
         errors += fields.errors
-        if object.isEmpty { errors.append(.init(field: "queues", reason: "give queues, bindings or limits to add")) }
-        guard errors.isEmpty else { throw Problem.invalidFields(errors) }
         return TopologyAddition(queues: queues, bindings: bindings, limits: limits)
     }
+}
+
+/// A PATCH body: queues and bindings to add, limits to set, and whether the environment is
+/// protected from deletion (`protected`, which an OSB update's parameters do not take: see
+/// `OSBProtection`). Any one of them is a change; `{}` is not.
+struct EnvironmentChangeRequest {
+    var addition: TopologyAddition
+    /// Protect (true) or lift the protection (false); nil leaves it as it is.
+    var protected: Bool?
+    /// Whether the body names any topology field (an empty `queues` too: that PATCH re-ensures
+    /// the topology, as it always has), or only `protected`.
+    var changesTopology: Bool
+
+    static func decode(_ body: [UInt8]) throws(Problem) -> EnvironmentChangeRequest {
+        let object = try JSONBody.object(body)
+        var errors: [Problem.FieldError] = []
+        let addition = TopologyAdditionRequest.decode(object, allowing: TopologyAdditionRequest.keys.union(["protected"]), errors: &errors)
+        var fields = JSONFields(object)
+        let protected = fields.bool("protected")
+        errors += fields.errors
+        if object.isEmpty { errors.append(.init(field: "queues", reason: "give queues, bindings or limits to add, or protected")) }
+        guard errors.isEmpty else { throw Problem.invalidFields(errors) }
+        return EnvironmentChangeRequest(
+            addition: addition, protected: protected, changesTopology: !TopologyAdditionRequest.keys.isDisjoint(with: object.keys))
+    }
+}
+
+/// Why /v2 takes no `protected`, in provision and update parameters alike: a platform deletes
+/// an instance when its user asks it to (`cf delete-service`), and that is the request a
+/// deprovision carries; a protection the platform set would make Warren refuse the platform's
+/// own users. A team that wants an instance kept protects it through /v1 (a PATCH), and then
+/// the platform's deprovision is refused until the team lifts it.
+enum OSBProtection {
+    static let refusal = "parameters.protected is not taken here: a platform deprovisions an instance when its user asks; the team protects an instance through /v1 (PATCH /v1/environments/{name} with {\"protected\": true})"
 }

@@ -140,10 +140,13 @@ struct EnvironmentSummaryBody: Encodable {
     var createdAt: String
     /// The Open Service Broker instance, when a platform provisioned the environment.
     var platform: PlatformBody?
+    /// Whether the environment is protected from deletion; always shown.
+    var protected: Bool
 
     func encode(to encoder: any Encoder) throws {
         try topology.encode(to: encoder)
         var container = encoder.container(keyedBy: Keys.self)
+        try container.encode(protected, forKey: .protected)
         try container.encode(id, forKey: .id)
         try container.encode(name, forKey: .name)
         try container.encode(team, forKey: .team)
@@ -155,9 +158,10 @@ struct EnvironmentSummaryBody: Encodable {
         try container.encodeIfPresent(platform, forKey: .platform)
     }
 
-    enum Keys: String, CodingKey { case id, name, team, vhost, queue, routingKey, notes, createdAt, platform }
+    enum Keys: String, CodingKey { case id, name, team, vhost, queue, routingKey, notes, createdAt, platform, protected }
 
-    init(_ environment: Environment, ceilings: Ceilings) {
+    /// `release`: the broker's, when the environment is protected (see `ProtectionNotes`).
+    init(_ environment: Environment, ceilings: Ceilings, release: BrokerVersion?) {
         let spec = environment.spec
         id = environment.name
         name = environment.name
@@ -179,10 +183,17 @@ struct EnvironmentSummaryBody: Encodable {
         let headNotes = spec.queues.filter { $0.overflow == .dropHead }.map {
             "queue \($0.name) drops its oldest messages when it reaches its max_length or the operator's ceiling (limits.max_queue_length, limits.max_queue_bytes), confirmed ones included"
         }
-        let allNotes = priorityNotes + dropNotes + headNotes
+        let allNotes = priorityNotes + dropNotes + headNotes + ProtectionNotes.release(spec.protected, release)
         notes = allNotes.isEmpty ? nil : allNotes
         createdAt = environment.createdAt
         platform = environment.platform.map { PlatformBody(instanceId: $0.instanceID, platform: $0.platform, planId: $0.planID) }
+        protected = spec.protected
+    }
+
+    /// Adds notes after the summary's own.
+    mutating func note(_ more: [String]) {
+        guard !more.isEmpty else { return }
+        notes = (notes ?? []) + more
     }
 }
 
@@ -206,8 +217,8 @@ struct CreatedEnvironmentBody: Encodable {
     /// Extra credentials asked for with `roles`, by role.
     var roleCredentials: [String: CredentialsBody]?
 
-    init(_ result: CreateResult, endpoint: AMQPEndpoint, ceilings: Ceilings) {
-        summary = EnvironmentSummaryBody(result.environment, ceilings: ceilings)
+    init(_ result: CreateResult, endpoint: AMQPEndpoint, ceilings: Ceilings, release: BrokerVersion?) {
+        summary = EnvironmentSummaryBody(result.environment, ceilings: ceilings, release: release)
         status = result.pending ? "creating" : "ready"
         let full = result.credentials.first { $0.role == .full } ?? result.credentials[0]
         credentials = CredentialsBody(full)
@@ -247,8 +258,9 @@ struct EnvironmentDetailBody: Encodable {
     /// Why the record cannot be trusted, when it cannot (status `degraded`).
     var reason: String?
 
-    init(_ health: EnvironmentHealth, endpoint: AMQPEndpoint, ceilings: Ceilings) {
-        summary = EnvironmentSummaryBody(health.environment, ceilings: ceilings)
+    init(_ health: EnvironmentHealth, endpoint: AMQPEndpoint, ceilings: Ceilings, release: BrokerVersion?) {
+        summary = EnvironmentSummaryBody(health.environment, ceilings: ceilings, release: release)
+        summary.note(ProtectionNotes.drift(health, release: release))
         status = switch health.state {
         case .deleting: "deleting"
         case .failed: "failed"
@@ -282,4 +294,30 @@ struct EnvironmentDetailBody: Encodable {
     }
 
     enum Keys: String, CodingKey { case status, users, userRoles, revocations, resources, missing, connection, credentials, reason }
+}
+
+/// What answers say of a protected environment's protection besides `protected: true`, in
+/// `notes`: where the broker's release cannot protect a vhost (before RabbitMQ 4.1), that Warren
+/// alone does; where it can, and a GET finds a ready environment's vhost unprotected on the
+/// broker right now, that reconcile puts the broker's protection back (a create puts it in
+/// place last, so one still `creating` is not said to lack it).
+enum ProtectionNotes {
+    /// The broker's release, read (once per process, then kept) only when one of the
+    /// environments is protected: an answer about unprotected ones costs no broker call more.
+    static func release(of environments: [Environment], _ provisioner: Provisioner) async throws -> BrokerVersion? {
+        guard environments.contains(where: \.spec.protected) else { return nil }
+        return try await provisioner.brokerRelease()
+    }
+
+    static func release(_ protected: Bool, _ release: BrokerVersion?) -> [String] {
+        guard protected, let release, !BrokerRelease.protectsVhosts(release) else { return [] }
+        return ["protected by Warren alone: this broker runs RabbitMQ \(release), which cannot protect a vhost from deletion (4.1 and later can), so a delete made on the broker itself (rabbitmqctl delete_vhost, the management API) is not refused"]
+    }
+
+    static func drift(_ health: EnvironmentHealth, release: BrokerVersion?) -> [String] {
+        guard health.environment.spec.protected, let release, BrokerRelease.protectsVhosts(release),
+              health.brokerProtected == false, health.state == .ready
+        else { return [] }
+        return ["the broker does not protect this environment's vhost from deletion right now (lifted on the broker, or a protection whose broker half did not finish): Warren still refuses to delete it, and POST /v1/environments/\(health.environment.name)/reconcile protects it on the broker again"]
+    }
 }

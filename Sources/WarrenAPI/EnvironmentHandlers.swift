@@ -23,7 +23,8 @@ struct EnvironmentHandlers: Sendable {
         try await request.check(madeBy: provisioner)
         let result = try await provisioner
             .create(team: context.team, spec: request.spec, roles: [.full] + request.extraRoles, tier: request.tier, finishInBackground: async)
-        let body = CreatedEnvironmentBody(result, endpoint: endpoint, ceilings: provisioner.ceilings(for: result.environment))
+        let release = try await ProtectionNotes.release(of: [result.environment], provisioner)
+        let body = CreatedEnvironmentBody(result, endpoint: endpoint, ceilings: provisioner.ceilings(for: result.environment), release: release)
         // The body holds a password: tell every cache to keep it nowhere.
         var headers = [("Location", "/v1/environments/\(PercentEncoding.encode(body.summary.id))"), ("Cache-Control", "no-store")]
         if async { headers.append(Prefer.applied) }
@@ -31,51 +32,76 @@ struct EnvironmentHandlers: Sendable {
     }
 
     func list(_ context: RequestContext) async throws -> HTTPResponse {
-        let environments = try await provisioner.logging(to: context.logger).list(team: context.team)
-        return JSON.response(200, EnvironmentListBody(items: environments.map { EnvironmentSummaryBody($0, ceilings: provisioner.ceilings(for: $0)) }))
+        let provisioner = provisioner.logging(to: context.logger)
+        let environments = try await provisioner.list(team: context.team)
+        let release = try await ProtectionNotes.release(of: environments, provisioner)
+        return JSON.response(200, EnvironmentListBody(items: environments.map {
+            EnvironmentSummaryBody($0, ceilings: provisioner.ceilings(for: $0), release: release)
+        }))
     }
 
     func get(_ context: RequestContext) async throws -> HTTPResponse {
         let id = try environmentID(context)
-        guard let health = try await provisioner.logging(to: context.logger).inspect(team: context.team, name: id) else {
+        let provisioner = provisioner.logging(to: context.logger)
+        guard let health = try await provisioner.inspect(team: context.team, name: id) else {
             throw Problem.notFound("no environment \(id)")
         }
-        return JSON.response(200, EnvironmentDetailBody(health, endpoint: endpoint, ceilings: provisioner.ceilings(for: health.environment)))
+        return JSON.response(200, try await detail(health, provisioner))
     }
 
-    /// PATCH: adds queues and bindings, or sets limits, in place. A change to a queue that
-    /// exists is refused (409): the broker cannot apply it without deleting the queue.
+    /// PATCH: adds queues and bindings, or sets limits, in place, and protects the environment
+    /// from deletion or lifts that protection. A change to a queue that exists is refused
+    /// (409): the broker cannot apply it without deleting the queue.
+    ///
+    /// The topology first, then the protection: a topology change refused (4xx) leaves the
+    /// protection as it was, so the refusal changes nothing; a protection that fails after the
+    /// topology changed leaves the environment protected as before, which is what a caller
+    /// told of a failure may believe.
     func update(_ context: RequestContext) async throws -> HTTPResponse {
         let id = try environmentID(context)
         try requireJSON(context.request)
-        let request = try TopologyAdditionRequest.decode(context.request.body)
+        let request = try EnvironmentChangeRequest.decode(context.request.body)
         let provisioner = provisioner.logging(to: context.logger)
-        guard let current = try await provisioner.inspect(team: context.team, name: id) else {
-            throw Problem.notFound("no environment \(id)")
+        var health: EnvironmentHealth?
+        if request.changesTopology {
+            guard let current = try await provisioner.inspect(team: context.team, name: id) else {
+                throw Problem.notFound("no environment \(id)")
+            }
+            // Compared with the spec as the broker's release made it (a queue with priorities is
+            // classic before RabbitMQ 4, say).
+            let addition = try await provisioner.explicit(request.addition)
+            let merged = try Provisioner.merge(addition, into: current.environment.spec)
+            var invalid = merged.validate()
+            if invalid.isEmpty { invalid = provisioner.ceilings(for: current.environment).problems(in: merged, limitsAsked: addition.limits != nil) }
+            guard invalid.isEmpty else {
+                throw Problem.invalidFields(invalid.map { Problem.FieldError(field: $0.field, reason: $0.reason) })
+            }
+            health = try await provisioner.update(team: context.team, name: id, adding: addition)
+            guard health != nil else { throw Problem.notFound("no environment \(id)") }
         }
-        // Compared with the spec as the broker's release made it (a queue with priorities is
-        // classic before RabbitMQ 4, say).
-        let addition = try await provisioner.explicit(request)
-        let merged = try Provisioner.merge(addition, into: current.environment.spec)
-        var invalid = merged.validate()
-        if invalid.isEmpty { invalid = provisioner.ceilings(for: current.environment).problems(in: merged, limitsAsked: addition.limits != nil) }
-        guard invalid.isEmpty else {
-            throw Problem.invalidFields(invalid.map { Problem.FieldError(field: $0.field, reason: $0.reason) })
+        if let protected = request.protected {
+            health = try await provisioner.setProtection(team: context.team, name: id, protected: protected)
         }
-        guard let health = try await provisioner.update(team: context.team, name: id, adding: addition) else {
-            throw Problem.notFound("no environment \(id)")
-        }
-        return JSON.response(200, EnvironmentDetailBody(health, endpoint: endpoint, ceilings: provisioner.ceilings(for: health.environment)))
+        guard let health else { throw Problem.notFound("no environment \(id)") }
+        return JSON.response(200, try await detail(health, provisioner))
+    }
+
+    /// The answer that describes one environment, with what the broker's release says of its
+    /// protection (see `ProtectionNotes`).
+    func detail(_ health: EnvironmentHealth, _ provisioner: Provisioner) async throws -> EnvironmentDetailBody {
+        let release = try await ProtectionNotes.release(of: [health.environment], provisioner)
+        return EnvironmentDetailBody(health, endpoint: endpoint, ceilings: provisioner.ceilings(for: health.environment), release: release)
     }
 
     /// Restores what drifted away; answers like GET, plus credentials when it had to make a
     /// new user because none was left.
     func reconcile(_ context: RequestContext) async throws -> HTTPResponse {
         let id = try environmentID(context)
-        guard let result = try await provisioner.logging(to: context.logger).reconcile(team: context.team, name: id) else {
+        let provisioner = provisioner.logging(to: context.logger)
+        guard let result = try await provisioner.reconcile(team: context.team, name: id) else {
             throw Problem.notFound("no environment \(id)")
         }
-        var body = EnvironmentDetailBody(result.health, endpoint: endpoint, ceilings: provisioner.ceilings(for: result.health.environment))
+        var body = try await detail(result.health, provisioner)
         var headers: [(String, String)] = []
         if let credentials = result.credentials {
             body.credentials = CredentialsBody(credentials)

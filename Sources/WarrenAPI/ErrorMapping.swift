@@ -28,6 +28,9 @@ enum ErrorMapping {
             return Problem(status: 409, kind: .recordInvalid, title: "Environment record cannot be trusted", detail: error.detail)
         case .messagesPending:
             return Problem(status: 409, kind: .messagesPending, title: "Messages would be lost", detail: error.detail)
+        case .protected:
+            return Problem(
+                status: 409, kind: .protected, title: "Environment is protected from deletion", detail: error.detail)
         case .quotaExceeded:
             return Problem(status: 403, kind: .quotaExceeded, title: "Quota exceeded", detail: error.detail)
         case .rateLimited:

@@ -74,7 +74,7 @@ struct OSBError: Error, Sendable {
         case .unauthorized: "Unauthorized"
         case .notFound: "NotFound"
         case .methodNotAllowed: "MethodNotAllowed"
-        case .conflict, .recordInvalid, .messagesPending: "Conflict"
+        case .conflict, .recordInvalid, .messagesPending, .protected: "Conflict"
         case .quotaExceeded: "QuotaExceeded"
         case .rateLimited: "RateLimited"
         case .unsupportedMediaType: "UnsupportedMediaType"

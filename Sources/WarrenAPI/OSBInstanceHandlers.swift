@@ -162,6 +162,7 @@ struct OSBInstanceHandlers: Sendable {
             newPlan = nil
         }
         var addition = TopologyAddition()
+        if parameters["protected"] != nil { throw OSBError.badRequest(OSBProtection.refusal) }
         if !parameters.isEmpty {
             do {
                 addition = try TopologyAdditionRequest.decode((try? JSONValue.object(parameters).encodedBytes()) ?? [])
@@ -220,6 +221,13 @@ struct OSBInstanceHandlers: Sendable {
     /// DELETE: everything of the instance goes, messages included (a platform's deprovision
     /// is not refused for them). Nothing under the name that is not this instance is touched:
     /// to the platform it is gone (410).
+    ///
+    /// An instance its team protected through /v1 is refused, with nothing changed: 422, the
+    /// status OSB gives a request that "cannot currently be fulfilled due to the state of the
+    /// Service Instance" and the one a deprovision may be refused with. Not `ConcurrencyError`:
+    /// that tells the platform to wait for an operation to end, and none will; the platform
+    /// keeps the instance (any 4xx: "request rejected", no orphan mitigation) and shows the
+    /// description to its user, who asks the team to lift the protection.
     func deprovision(_ context: OSBContext) async throws -> HTTPResponse {
         let id = try Self.instanceID(context)
         try OSBQuery.requireServiceAndPlan(context.request.query)
@@ -230,9 +238,15 @@ struct OSBInstanceHandlers: Sendable {
         }
         // A deprovision repeated while one is under way (or after one that stopped half way)
         // runs the removal again: each step of it is idempotent, and so it finishes the job.
-        guard try await provisioner.delete(
-            team: context.team, name: environment.environment.name, force: true, finishInBackground: acceptsIncomplete)
-        else { return OSBResponse.empty(410) }
+        let deleted: Bool
+        do {
+            deleted = try await provisioner.delete(
+                team: context.team, name: environment.environment.name, force: true, finishInBackground: acceptsIncomplete)
+        } catch let error as ProvisioningError where error.code == .protected {
+            throw OSBError.unprocessable(
+                "instance \(id) is protected from deletion by its team (environment \(environment.environment.name)); the team lifts the protection through /v1 (PATCH /v1/environments/\(environment.environment.name) with {\"protected\": false}), then deprovision it again")
+        }
+        guard deleted else { return OSBResponse.empty(410) }
         return acceptsIncomplete ? OSBResponse.accepted(operation: "deprovision") : OSBResponse.empty(200)
     }
 

@@ -174,6 +174,7 @@ struct OSBProvisionRequest {
         for key in ["name", "blueprint", "roles"] where parameters[key] != nil {
             refused.append("parameters.\(key) is not taken here (\(key == "name" ? "the instance id names the environment" : key == "blueprint" ? "the plan chooses the blueprint" : "credentials come from bindings"))")
         }
+        if parameters["protected"] != nil { refused.append(OSBProtection.refusal) }
         var body = parameters
         body["name"] = .string(name)
         if case .blueprint(let blueprint) = plan.topology {

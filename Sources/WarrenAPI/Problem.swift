@@ -23,6 +23,7 @@ public struct Problem: Error, Sendable {
         case conflict
         case recordInvalid = "record-invalid"
         case messagesPending = "messages-pending"
+        case protected
         case quotaExceeded = "quota-exceeded"
         case rateLimited = "rate-limited"
         case unsupportedMediaType = "unsupported-media-type"

@@ -15,10 +15,12 @@ struct CreateCommand: AsyncParsableCommand {
 
             The answer holds the password, and it is the only one that does: Warren keeps no \
             copy. Creating a name that exists with the same spec issues a fresh, additional set \
-            of credentials; with another spec it is refused (exit status 4).
+            of credentials; with another spec it is refused (exit status 4). --protected is part \
+            of the spec: a repeated create must say it as the environment stands.
 
             Examples:
               warren-cli create orders
+              warren-cli create ledger --protected
               warren-cli create jobs --dead-letter --delivery-limit 5 --role consumer
               warren-cli create batch --file batch.json
               warren-cli create nightly --async --json > nightly.json
@@ -50,6 +52,9 @@ struct CreateCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("role"), help: "Also issue credentials of this role (repeatable).")
     var roles: [Components.Schemas.AdditionalRole] = []
+
+    @Flag(help: "Protect the environment from deletion: delete is refused until `warren-cli patch NAME --unprotect` (goes with --file and --blueprint too).")
+    var protected = false
 
     @OptionGroup(title: "Limits")
     var limits: LimitOptions
@@ -124,7 +129,9 @@ struct CreateCommand: AsyncParsableCommand {
 
     private func requestBody() throws -> Components.Schemas.CreateEnvironmentRequest {
         if let file {
-            return try BodyFile.decode(Components.Schemas.CreateEnvironmentRequest.self, from: file, name: name)
+            var body = try BodyFile.decode(Components.Schemas.CreateEnvironmentRequest.self, from: file, name: name)
+            if protected { body.protected = true }
+            return body
         }
         // validate() made sure of a name without --file.
         guard let name else { throw CLIFailure(.usage, "missing the environment's NAME") }
@@ -138,6 +145,7 @@ struct CreateCommand: AsyncParsableCommand {
             routing_key: routingKey,
             limits: limits.limits,
             blueprint: blueprint,
-            roles: roles.isEmpty ? nil : roles)
+            roles: roles.isEmpty ? nil : roles,
+            protected: protected ? true : nil)
     }
 }

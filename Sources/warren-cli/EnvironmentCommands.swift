@@ -89,7 +89,9 @@ struct DeleteCommand: AsyncParsableCommand {
         abstract: "Tear an environment down: its vhost, everything in it, and every user.",
         discussion: """
             An environment whose queues hold messages is not deleted (exit status 4, \
-            messages-pending) unless --force is given. With --async Warren answers once the \
+            messages-pending) unless --force is given. A protected environment is never \
+            deleted, --force or not (exit status 4, protected): `warren-cli patch NAME \
+            --unprotect` lifts the protection first. With --async Warren answers once the \
             deletion is under way; `warren-cli get NAME` shows status deleting until it exits \
             with status 3 (not found). Prints nothing with --json: the answer has no body.
 
@@ -111,9 +113,16 @@ struct DeleteCommand: AsyncParsableCommand {
 
     func run() async throws {
         let client = try global.client()
-        let output = try await client.deleteEnvironment(
-            path: .init(id: name), query: .init(force: force ? true : nil),
-            headers: .init(Prefer: respondAsync ? "respond-async" : nil))
+        let output: Operations.deleteEnvironment.Output
+        do {
+            output = try await client.deleteEnvironment(
+                path: .init(id: name), query: .init(force: force ? true : nil),
+                headers: .init(Prefer: respondAsync ? "respond-async" : nil))
+        } catch let error where WarrenProblem.in(error)?.code == "protected" {
+            // Warren's detail names the API call; say this tool's way out too.
+            let problem = CLIFailure.explaining(error)
+            throw CLIFailure(problem.status, problem.message + "\n  `warren-cli patch \(name) --unprotect` lifts the protection")
+        }
         let message: String
         switch output {
         case .noContent:

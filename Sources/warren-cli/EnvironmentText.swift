@@ -18,6 +18,7 @@ struct EnvironmentText {
     var notes: [String]
     var connection: Schemas.Connection
     var platform: Schemas.PlatformInstance?
+    var protected: Bool
     var missing: [Schemas.ResourceKind] = []
     var reason: String?
     /// (username, role) of every user, a GET's only.
@@ -38,6 +39,7 @@ struct EnvironmentText {
         notes = environment.notes ?? []
         connection = environment.connection
         platform = environment.platform
+        protected = environment.protected
         missing = environment.missing
         reason = environment.reason
         let roles = environment.user_roles?.additionalProperties ?? [:]
@@ -58,6 +60,7 @@ struct EnvironmentText {
         notes = created.notes ?? []
         connection = created.connection
         platform = created.platform
+        protected = created.protected
     }
 
     var lines: [String] {
@@ -72,6 +75,7 @@ struct EnvironmentText {
                           + " (warren-cli create with the same spec, or the reconcile call, repairs it)"))
         }
         pairs.append(("created", Output.timestamp(createdAt)))
+        pairs.append(("protected", protected ? "yes (delete is refused until `warren-cli patch \(name) --unprotect`)" : "no"))
         pairs.append(("vhost", vhost))
         pairs.append(("exchange", "\(exchange.name) (\(exchange._type.rawValue))"))
         if let limits { pairs.append(("limits", Self.describe(limits))) }

@@ -5,7 +5,7 @@ import WarrenClient
 struct PatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "patch",
-        abstract: "Add queues and bindings to an environment, or change its limits, in place.",
+        abstract: "Add queues and bindings to an environment, change its limits, or protect it from deletion.",
         discussion: """
             Queues and bindings that exist are kept; those given are added. A new queue is bound \
             only by the --bind options given for it: --bind QUEUE=KEY binds it with the routing \
@@ -16,8 +16,13 @@ struct PatchCommand: AsyncParsableCommand {
 
             A queue name ending in :quorum or :classic is read as NAME:TYPE.
 
+            --protect protects the environment from deletion (delete is then refused, exit \
+            status 4); --unprotect lifts the protection. Either goes alone or with the other \
+            options (or --file).
+
             Examples:
               warren-cli patch orders --queue audit:classic --bind audit=orders.#
+              warren-cli patch orders --protect
               warren-cli patch orders --max-connections 50
               warren-cli patch orders --file change.json
             """)
@@ -34,6 +39,12 @@ struct PatchCommand: AsyncParsableCommand {
     @OptionGroup(title: "Limits")
     var limits: LimitOptions
 
+    @Flag(help: "Protect the environment from deletion.")
+    var protect = false
+
+    @Flag(help: "Lift the environment's protection from deletion.")
+    var unprotect = false
+
     @Option(
         help: ArgumentHelp("A JSON file holding the whole change ('-': standard input); no --queue, --bind or limit goes with it.", valueName: "path"),
         completion: .file())
@@ -43,21 +54,30 @@ struct PatchCommand: AsyncParsableCommand {
 
     private var hasOptions: Bool { !queues.isEmpty || !bindings.isEmpty || !limits.isEmpty }
 
+    /// `protected` of the change: --protect, --unprotect, or neither.
+    private var protection: Bool? { protect ? true : unprotect ? false : nil }
+
     func validate() throws {
+        if protect, unprotect {
+            throw ValidationError("Give --protect or --unprotect, not both.")
+        }
         if file != nil, hasOptions {
             throw ValidationError("--file holds the whole change: give either --file or --queue, --bind and the limits, not both.")
         }
-        if file == nil, !hasOptions {
-            throw ValidationError("Nothing to change: give --queue, --bind, a limit, or --file.")
+        if file == nil, !hasOptions, protection == nil {
+            throw ValidationError("Nothing to change: give --queue, --bind, a limit, --protect, --unprotect, or --file.")
         }
     }
 
     func run() async throws {
         let change: Components.Schemas.EnvironmentChange
         if let file {
-            change = try BodyFile.decode(Components.Schemas.EnvironmentChange.self, from: file)
+            var fromFile = try BodyFile.decode(Components.Schemas.EnvironmentChange.self, from: file)
+            if let protection { fromFile.protected = protection }
+            change = fromFile
         } else {
             change = .init(
+                protected: protection,
                 queues: queues.isEmpty ? nil : queues.map(\.spec),
                 bindings: bindings.isEmpty ? nil : bindings.map(\.binding),
                 limits: limits.limits)

@@ -293,6 +293,8 @@ final class ScriptedBroker: BrokerAdmin, Sendable {
         try await base.putVhost(name, description: description, tags: tags, defaultQueueType: defaultQueueType)
     }
     func deleteVhost(_ name: String) async throws -> Bool { try await base.deleteVhost(name) }
+    func protectVhost(_ name: String) async throws { try await base.protectVhost(name) }
+    func unprotectVhost(_ name: String) async throws -> Bool { try await base.unprotectVhost(name) }
     func users() async throws -> [UserInfo] { try await base.users() }
     func putUser(_ name: String, passwordHash: String, tags: [String]) async throws { try await base.putUser(name, passwordHash: passwordHash, tags: tags) }
     func deleteUser(_ name: String) async throws -> Bool { try await base.deleteUser(name) }

@@ -73,6 +73,48 @@ struct IntegrationTests {
         #expect(try await client.vhost(name) == nil)
     }
 
+    /// From RabbitMQ 4.1 a protected vhost's DELETE is refused (412) until the protection is
+    /// lifted; both calls repeat without error, and a record write (PUT) keeps the protection.
+    /// Before 4.1 the path does not exist (405).
+    @Test func vhostDeletionProtection() async throws {
+        let name = uniqueName("vhost")
+        try await client.putVhost(name, description: "d", tags: [], defaultQueueType: nil)
+        do {
+            try await checkDeletionProtection(name)
+        } catch {
+            _ = try? await client.unprotectVhost(name)
+            _ = try? await client.deleteVhost(name)
+            throw error
+        }
+    }
+
+    /// The body of `vhostDeletionProtection`, which removes the vhost when this throws.
+    private func checkDeletionProtection(_ name: String) async throws {
+        let version = try await client.overview().rabbitmqVersion
+        let parts = version.split(separator: ".").compactMap { Int($0) }
+        guard parts.count >= 2, (parts[0], parts[1]) >= (4, 1) else {
+            await #expect(throws: ManagementError.self) { try await client.protectVhost(name) }
+            #expect(try await client.vhost(name)?.protectedFromDeletion == nil)
+            #expect(try await client.deleteVhost(name))
+            return
+        }
+        try await client.protectVhost(name)
+        try await client.protectVhost(name)
+        try await client.putVhost(name, description: "d2", tags: [], defaultQueueType: nil)
+        #expect(try await client.vhost(name)?.protectedFromDeletion == true)
+        do {
+            _ = try await client.deleteVhost(name)
+            Issue.record("a protected vhost was deleted")
+        } catch let error as ManagementError {
+            #expect(error.status == 412 && error.code == .conflict)
+        }
+        #expect(try await client.unprotectVhost(name))
+        #expect(try await client.unprotectVhost(name))
+        #expect(try await client.vhost(name)?.protectedFromDeletion == false)
+        #expect(try await client.deleteVhost(name))
+        #expect(try await client.unprotectVhost(name) == false)
+    }
+
     @Test func userLifecycleAndLoginWithHashedPassword() async throws {
         let name = uniqueName("user")
         let password = "pw-\(UInt64.random(in: .min ... .max))"

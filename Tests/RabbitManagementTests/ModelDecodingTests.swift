@@ -25,6 +25,18 @@ import WireFormat
         #expect(vhost.isRunning)
     }
 
+    /// RabbitMQ 4.1 and later say whether the vhost is protected from deletion (4.3.6's answer).
+    @Test func vhostDeletionProtectionFrom43() throws {
+        let vhost = try VhostInfo(json: json(#"""
+            {"name":"t1","description":"d1","tags":["warren"],"default_queue_type":"classic","protected_from_deletion":true,
+             "metadata":{"description":"d1","tags":["warren"],"default_queue_type":"classic","protected_from_deletion":true},
+             "tracing":false,"cluster_state":{"rabbit@a":"running"}}
+            """#))
+        #expect(vhost.protectedFromDeletion == true)
+        #expect(try VhostInfo(json: json(#"{"name":"t1","protected_from_deletion":false}"#)).protectedFromDeletion == false)
+        #expect(try VhostInfo(json: json(#"{"name":"t1"}"#)).protectedFromDeletion == nil)
+    }
+
     @Test func vhostUndefinedQueueTypeAndStoppedNode() throws {
         let vhost = try VhostInfo(json: json(#"{"name":"/","default_queue_type":"undefined","cluster_state":{"a":"running","b":"stopped"}}"#))
         #expect(vhost.defaultQueueType == nil)

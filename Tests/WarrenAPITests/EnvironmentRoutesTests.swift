@@ -27,10 +27,18 @@ import WireFormat
             endpoint: AMQPEndpoint(host: "mq.internal", port: 5672), logger: Logger(label: "test"))
     }
 
-    func send(_ method: String, _ path: String, token: String = "alpha", body: String = "") async -> HTTPResponse {
+    func send(_ method: String, _ target: String, token: String = "alpha", body: String = "") async -> HTTPResponse {
         var headers = HTTPHeaders([("Host", "localhost"), ("Authorization", "Bearer \(token)")])
         if !body.isEmpty { headers.add("Content-Type", "application/json") }
-        return await api.respond(to: HTTPRequest(method: method, path: path, headers: headers, body: Array(body.utf8)))
+        let parts = target.split(separator: "?", maxSplits: 1).map(String.init)
+        return await api.respond(to: HTTPRequest(
+            method: method, path: parts[0], query: parts.count > 1 ? parts[1] : nil, headers: headers, body: Array(body.utf8)))
+    }
+
+    /// The items of a JSON array (none when it is not one).
+    func items(_ value: JSONValue?) -> [JSONValue] {
+        if case .array(let items)? = value { return items }
+        return []
     }
 
     /// The body as JSON (null when it is none, which fails whatever is asked of it).
@@ -123,6 +131,41 @@ import WireFormat
         // The old user keeps working: both are on the broker, both with permissions.
         #expect(users(of: Self.vhost) == [first, second])
         #expect(broker.state.withLock { $0.permissions[Self.vhost] ?? [] }.isSuperset(of: [first, second]))
+    }
+
+    /// A protected environment: every DELETE is 409 `protected` (force too) and changes
+    /// nothing; every answer shows `protected`; a PATCH of `protected` alone sets and lifts it;
+    /// on 3.10 (the fake's release) a note says Warren alone enforces it.
+    @Test func aProtectedEnvironmentIsNotDeletedUntilAPatchLiftsIt() async throws {
+        let created = try await create()
+        #expect(created["protected"] == false)
+        let patched = await send("PATCH", "/v1/environments/fraud-scoring", body: #"{"protected":true}"#)
+        #expect(patched.status == 200)
+        #expect(json(patched)["protected"] == true)
+        let before = broker.state.withLock { ($0.vhosts, $0.users) }
+        for path in ["/v1/environments/fraud-scoring", "/v1/environments/fraud-scoring?force=true"] {
+            let refused = await send("DELETE", path)
+            #expect(refused.status == 409)
+            #expect(refused.headers["Content-Type"] == "application/problem+json")
+            #expect(json(refused)["type"] == "urn:warren:problem:protected")
+            #expect(json(refused)["detail"]?.stringValue?.contains(#"{"protected": false}"#) == true)
+        }
+        #expect(broker.state.withLock { ($0.vhosts, $0.users) } == before)
+        let shown = json(await send("GET", "/v1/environments/fraud-scoring"))
+        #expect(shown["protected"] == true)
+        #expect(items(shown["notes"]).contains { $0.stringValue?.hasPrefix("protected by Warren alone") == true })
+        #expect(items(json(await send("GET", "/v1/environments"))["items"]).first?["protected"] == true)
+        // A repeated create that differs only in protection is a conflict naming it.
+        let again = await send("POST", "/v1/environments", body: #"{"name":"fraud-scoring"}"#)
+        #expect(again.status == 409)
+        #expect(items(json(again)["errors"]).map { $0["field"] } == ["protected"])
+        #expect(await send("POST", "/v1/environments", body: #"{"name":"fraud-scoring","protected":true}"#).status == 200)
+
+        #expect(await send("PATCH", "/v1/environments/fraud-scoring", body: #"{"protected":"no"}"#).status == 400)
+        let lifted = await send("PATCH", "/v1/environments/fraud-scoring", body: #"{"protected":false}"#)
+        #expect(json(lifted)["protected"] == false)
+        #expect(json(lifted)["notes"] == nil)
+        #expect(await send("DELETE", "/v1/environments/fraud-scoring").status == 204)
     }
 
     @Test func deleteIs204AndLeavesNothingOnTheBroker() async throws {

@@ -133,6 +133,7 @@ import WarrenTestSupport
     @Test(arguments: [
         #"{"name": "other"}"#, #"{"roles": ["producer"]}"#, #"{"blueprint": "x"}"#, #"{"queue": {"type": "fancy"}}"#,
         #"{"unknown": 1}"#, #"{"exchange": {"type": "direct", "name": "amq.x"}}"#, #""not an object""#,
+        #"{"protected": true}"#,
     ])
     func badParametersAre400(parameters: String) {
         do {

@@ -36,6 +36,8 @@ public final class FakeBroker: BrokerAdmin, Sendable {
         /// When set, every call is recorded and then refused as if the management API could not
         /// be reached: a request that should be refused before the broker leaves `calls` empty.
         public var unreachable = false
+        /// Calls by name ("PUT vhost") whose next occurrence fails with the error given.
+        public var failNext: [String: ManagementError] = [:]
     }
 
     /// A broker holding nothing; `unreachable` refuses every call (see `State.unreachable`).
@@ -60,6 +62,11 @@ public final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
+    /// Makes the next call named `call` ("POST vhost protection") throw `error` (a 500 by default).
+    public func fail(next call: String, with error: ManagementError? = nil) {
+        state.withLock { $0.failNext[call] = error ?? ManagementError(code: .brokerFailure, status: 500, summary: "management API answered 500") }
+    }
+
     public var calls: [String] { state.withLock { $0.calls } }
 
     /// How many calls anyone made, refused or not. Counted under `state`'s PThreadMutex, which
@@ -80,6 +87,7 @@ public final class FakeBroker: BrokerAdmin, Sendable {
             state.calls.append(call)
             if state.unreachable { throw ManagementError(code: .unreachable, summary: "management API unreachable") }
             if state.failAt == state.calls.count { throw state.failure }
+            if let error = state.failNext.removeValue(forKey: call) { throw error }
         }
     }
 
@@ -113,14 +121,52 @@ public final class FakeBroker: BrokerAdmin, Sendable {
         try record("PUT vhost")
         return state.withLock {
             let created = $0.vhosts[name] == nil
-            $0.vhosts[name] = VhostInfo(name: name, description: description, tags: tags)
+            // As RabbitMQ 4.1+: a PUT keeps the vhost's deletion protection.
+            let protected = $0.vhosts[name]?.protectedFromDeletion ?? (releaseProtectsVhosts ? false : nil)
+            $0.vhosts[name] = VhostInfo(name: name, description: description, tags: tags, protectedFromDeletion: protected)
             return created
+        }
+    }
+
+    /// Whether the release the fake answers to as has vhost deletion protection (4.1 and later).
+    private var releaseProtectsVhosts: Bool {
+        BrokerVersion(parsing: version.withLock { $0 }) >= BrokerVersion(major: 4, minor: 1)
+    }
+
+    public func protectVhost(_ name: String) async throws {
+        try record("POST vhost protection")
+        try setProtection(name, true)
+    }
+
+    public func unprotectVhost(_ name: String) async throws -> Bool {
+        try record("DELETE vhost protection")
+        do {
+            try setProtection(name, false)
+            return true
+        } catch let error as ManagementError where error.code == .notFound {
+            return false
+        }
+    }
+
+    /// As the releases answer: 405 before 4.1 (no such path), 404 for an absent vhost.
+    private func setProtection(_ name: String, _ protected: Bool) throws {
+        guard releaseProtectsVhosts else {
+            throw ManagementError(code: .unexpectedStatus, status: 405, summary: "management API answered 405 for vhost deletion protection")
+        }
+        try state.withLock { state in
+            guard state.vhosts[name] != nil else {
+                throw ManagementError(code: .notFound, status: 404, summary: "management API answered 404 for vhost deletion protection")
+            }
+            state.vhosts[name]?.protectedFromDeletion = protected
         }
     }
 
     public func deleteVhost(_ name: String) async throws -> Bool {
         try record("DELETE vhost")
-        return state.withLock { state in
+        return try state.withLock { state in
+            if state.vhosts[name]?.protectedFromDeletion == true {
+                throw ManagementError(code: .conflict, status: 412, summary: "management API answered 412 for DELETE vhost")
+            }
             guard state.vhosts.removeValue(forKey: name) != nil else { return false }
             state.permissions[name] = nil
             state.exchanges = state.exchanges.filter { $0.value.vhost != name }

@@ -320,6 +320,32 @@ def test_delete_removes_the_vhost(cli, new_name, mgmt):
     assert mgmt.vhost(vhost_of("team-a", later)) is None
 
 
+def test_protected_create_patch_get_and_a_refused_delete(cli, new_name, mgmt):
+    """create --protected; get shows it; delete exits 4 with Warren's problem and this tool's way
+    out, --force or not, and the vhost stays; patch --unprotect, then delete works; patch
+    --protect protects it again."""
+    name = new_name("cliprotect")
+    vhost = vhost_of("team-a", name)
+    created = cli("create", name, "--protected").expect(0)
+    assert re.search(r"^protected:\s+yes", created.stdout, re.MULTILINE), created.stdout
+    assert cli("get", name, "--json").expect(0).json()["protected"] is True
+    assert re.search(r"^protected:\s+yes", cli("get", name).expect(0).stdout, re.MULTILINE)
+    for extra in ([], ["--force"], ["--force", "--async"]):
+        run = cli("delete", name, *extra).expect(4)
+        assert run.stderr.startswith("error: Environment is protected from deletion (409): "), run.stderr
+        assert f"warren-cli patch {name} --unprotect" in run.stderr, run.stderr
+        assert run.stdout == ""
+    assert mgmt.vhost(vhost) is not None
+    cli("patch", name, "--protect", "--unprotect").expect(2)
+    lifted = cli("patch", name, "--unprotect").expect(0)
+    assert re.search(r"^protected:\s+no$", lifted.stdout, re.MULTILINE), lifted.stdout
+    assert cli("patch", name, "--protect", "--json").expect(0).json()["protected"] is True
+    cli("delete", name).expect(4)
+    cli("patch", name, "--unprotect", "--json").expect(0)
+    cli("delete", name).expect(0)
+    assert mgmt.vhost(vhost) is None
+
+
 def test_blueprints(osb_cli, new_name, mgmt):
     run = osb_cli("blueprints").expect(0)
     assert re.search(r"^jobs\s+.*work, retry\s+A work queue and its retry queue$", run.stdout, re.MULTILINE), run.stdout

@@ -152,7 +152,7 @@ def test_live_problems_match_schemas(api_a, anon, spec, warren):
 
 def _created_body(spec, status: str) -> dict:
     return {"id": "fraud", "name": "fraud", "team": "team-a", "status": status, "created_at": "2026-11-29T10:00:00Z",
-            "vhost": "warren.team-a.fraud", "exchange": {"name": "fraud", "type": "direct", "durable": True},
+            "protected": False, "vhost": "warren.team-a.fraud", "exchange": {"name": "fraud", "type": "direct", "durable": True},
             "queue": {"name": "fraud", "type": "quorum", "durable": True}, "routing_key": "fraud",
             "credentials": {"username": "warren.team-a.fraud.5d1c09aa3f9a2c1e", "password": "p" * 32},
             "connection": {"host": "127.0.0.1", "port": 5672, "vhost": "warren.team-a.fraud",
@@ -196,7 +196,7 @@ def test_spec_status_values_and_failed_reason(spec):
     env = {"id": "fraud", "name": "fraud", "team": "team-a", "vhost": "warren.team-a.fraud",
            "exchange": {"name": "fraud", "type": "direct", "durable": True},
            "queue": {"name": "fraud", "type": "quorum", "durable": True}, "routing_key": "fraud",
-           "created_at": "2026-11-29T10:00:00Z", "users": [], "missing": [],
+           "created_at": "2026-11-29T10:00:00Z", "protected": False, "users": [], "missing": [],
            "resources": {"vhost": True, "exchange": True, "queue": True, "binding": True, "user": False},
            "connection": {"host": "127.0.0.1", "port": 5672, "vhost": "warren.team-a.fraud",
                           "uri": "amqp://127.0.0.1:5672/warren.team-a.fraud"}}
@@ -264,14 +264,19 @@ def test_live_prefer_respond_async_is_answered_as_the_spec_says(api_a, new_name,
 
 def test_spec_patch_body_is_the_update_parameters_not_empty(spec):
     """The PATCH body (`EnvironmentChange`) is a copy of `EnvironmentAddition` (an OSB update's
-    parameters, which may be empty) with `minProperties: 1`: a copy, not a `$ref` narrowed by a
-    keyword beside it, which schemathesis's generator misreads (docs/openapi-rules.md). The two
-    must not drift apart."""
+    parameters, which may be empty) with `minProperties: 1` and `protected` (a platform does not
+    protect instances: docs/osb.md): a copy, not a `$ref` narrowed by a keyword beside it, which
+    schemathesis's generator misreads (docs/openapi-rules.md). The two must not drift apart."""
     schemas = spec.doc["components"]["schemas"]
     change, addition = dict(schemas["EnvironmentChange"]), dict(schemas["EnvironmentAddition"])
     assert change.pop("minProperties") == 1 and "minProperties" not in addition
     change.pop("description"), addition.pop("description")
+    change["properties"] = dict(change["properties"])
+    assert change["properties"].pop("protected")["type"] == "boolean"
     assert change == addition
+    assert spec.is_valid("EnvironmentChange", {"protected": False})
+    for name in ("EnvironmentAddition", "OSBProvisionParameters"):
+        assert not spec.is_valid(name, {"protected": True}), f"{name} takes protected"
     patch = spec.doc["paths"]["/v1/environments/{id}"]["patch"]["requestBody"]["content"]["application/json"]["schema"]
     assert patch == {"$ref": "#/components/schemas/EnvironmentChange"}
     assert not spec.is_valid("EnvironmentChange", {}) and spec.is_valid("EnvironmentAddition", {})

@@ -70,8 +70,10 @@ def st_warren(settings, warren_env, workdir, st_team, mgmt):
         proc.stop_cleanly()
     finally:
         prefix = f"warren.{team}."
+        # Generated bodies protect some environments from deletion (on RabbitMQ 4.1+ on the
+        # broker too): purge_environment lifts that first.
         for vhost in sorted(v for v in mgmt.vhost_names() if v.startswith(prefix)):
-            mgmt.delete(f"vhosts/{seg(vhost)}")
+            mgmt.purge_environment(vhost)
         for user in mgmt.users_with_prefix(prefix):
             mgmt.delete(f"users/{seg(user)}")
 

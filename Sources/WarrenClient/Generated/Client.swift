@@ -44,6 +44,7 @@ import HTTPTypes
 /// | `conflict` | 409 | `errors[]` names each field whose value differs from the existing environment |
 /// | `messages-pending` | 409 | a DELETE without `force=true` would drop messages |
 /// | `record-invalid` | 409 | the environment's record cannot be trusted; nothing of it is changed |
+/// | `protected` | 409 | a DELETE of an environment protected from deletion (`"protected": true`); nothing is changed, `force=true` or not; a PATCH with `{"protected": false}` lifts it |
 /// | `unsupported-media-type` | 415 | the request body is not `application/json` |
 /// | `broker-error` | 502 | the broker answered, but not as expected |
 /// | `broker-unavailable` | 503 | the management API cannot be reached or answered too late, a create ran past its deadline, or another operation held the environment's record too long; with `Retry-After` |
@@ -1187,6 +1188,16 @@ public struct Client: APIProtocol {
     /// of a setting it holds that way is refused with 409 too (`errors` names the fields);
     /// its other settings change through the policy.
     ///
+    /// `protected: true` protects the environment from deletion (a DELETE answers 409
+    /// `protected` until it is lifted); `protected: false` lifts the protection. A body may
+    /// hold `protected` alone. Taken in any state but `deleting` (409): the owner of a `failed`
+    /// protected environment lifts the protection to delete it. The topology change, when the
+    /// body has one, comes first; a refusal of it (4xx) leaves the protection as it was. On
+    /// RabbitMQ 4.1 and later the broker's own deletion protection of the vhost is set or
+    /// lifted with it: protecting writes Warren's record first, then the broker; lifting
+    /// lifts the broker's first, then the record, so a failure between the two leaves the
+    /// environment protected (`reconcile` puts a missing broker half back).
+    ///
     /// The environment as it would be after the change is checked as a create body is, and a
     /// rule it breaks is answered 400 `invalid-field`: rules that depend on the environment
     /// cannot be stated by the request's schema. A binding names one of the environment's
@@ -1469,6 +1480,12 @@ public struct Client: APIProtocol {
     /// background. `GET /v1/environments/{id}` then shows
     /// `status: deleting` until it answers 404. A `failed` environment is deleted like any
     /// other (and by the janitor after its grace period).
+    ///
+    /// An environment protected from deletion (`protected: true`) is not deleted: 409
+    /// `protected`, whatever `force` says and with or without `Prefer: respond-async`, and
+    /// nothing changes. `PATCH` with `{"protected": false}` lifts the protection. On RabbitMQ
+    /// 4.1 and later the broker protects the vhost too (a delete made on the broker itself is
+    /// refused); before 4.1 Warren alone refuses, and the environment's `notes` say so.
     ///
     ///
     /// - Remark: HTTP `DELETE /v1/environments/{id}`.
@@ -3643,7 +3660,7 @@ public struct Client: APIProtocol {
             }
         )
     }
-    /// Deprovision (messages included); asynchronously with accepts_incomplete=true.
+    /// Deprovision (messages included); asynchronously with accepts_incomplete=true. Refused (422) while the team protects the instance.
     ///
     /// - Remark: HTTP `DELETE /v2/service_instances/{instance_id}`.
     /// - Remark: Generated from `#/paths//v2/service_instances/{instance_id}/delete(osbDeprovision)`.
@@ -3873,6 +3890,28 @@ public struct Client: APIProtocol {
                         preconditionFailure("bestContentType chose an invalid content type.")
                     }
                     return .preconditionFailed(.init(body: body))
+                case 422:
+                    let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
+                    let body: Operations.osbDeprovision.Output.UnprocessableContent.Body
+                    let chosenContentType = try converter.bestContentType(
+                        received: contentType,
+                        options: [
+                            "application/json"
+                        ]
+                    )
+                    switch chosenContentType {
+                    case "application/json":
+                        body = try await converter.getResponseBodyAsJSON(
+                            Components.Schemas.OSBError.self,
+                            from: responseBody,
+                            transforming: { value in
+                                .json(value)
+                            }
+                        )
+                    default:
+                        preconditionFailure("bestContentType chose an invalid content type.")
+                    }
+                    return .unprocessableContent(.init(body: body))
                 case 500:
                     let contentType = converter.extractContentTypeIfPresent(in: response.headerFields)
                     let body: Operations.osbDeprovision.Output.InternalServerError.Body

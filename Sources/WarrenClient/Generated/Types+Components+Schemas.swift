@@ -554,8 +554,9 @@ extension Components {
             }
         }
         /// Queues, bindings and limits to add to an environment: an update's `parameters`
-        /// (`OSBUpdateRequest`), which may be empty. A /v1 PATCH body is the same, not empty
-        /// (`EnvironmentChange`).
+        /// (`OSBUpdateRequest`), which may be empty. A /v1 PATCH body is the same plus
+        /// `protected`, not empty (`EnvironmentChange`). A platform cannot protect an instance
+        /// (it deletes instances when its users ask): its team does, through /v1.
         ///
         ///
         /// - Remark: Generated from `#/components/schemas/EnvironmentAddition`.
@@ -607,12 +608,20 @@ extension Components {
                 ])
             }
         }
-        /// A `PATCH /v1/environments/{id}` body: queues, bindings and limits to add, at least one
-        /// of them. As `EnvironmentAddition`, but not empty (test_openapi.py holds the two alike).
+        /// A `PATCH /v1/environments/{id}` body: queues, bindings and limits to add, and whether
+        /// the environment is protected from deletion, at least one of them. As
+        /// `EnvironmentAddition` plus `protected`, but not empty (test_openapi.py holds the two
+        /// alike).
         ///
         ///
         /// - Remark: Generated from `#/components/schemas/EnvironmentChange`.
         public struct EnvironmentChange: Codable, Hashable, Sendable {
+            /// `true` protects the environment from deletion, `false` lifts the protection; left
+            /// out, the protection stays as it is.
+            ///
+            ///
+            /// - Remark: Generated from `#/components/schemas/EnvironmentChange/protected`.
+            public var protected: Swift.Bool?
             /// - Remark: Generated from `#/components/schemas/EnvironmentChange/queues`.
             public var queues: [Components.Schemas.QueueSpec]?
             /// - Remark: Generated from `#/components/schemas/EnvironmentChange/bindings`.
@@ -622,25 +631,33 @@ extension Components {
             /// Creates a new `EnvironmentChange`.
             ///
             /// - Parameters:
+            ///   - protected: `true` protects the environment from deletion, `false` lifts the protection; left
             ///   - queues:
             ///   - bindings:
             ///   - limits:
             public init(
+                protected: Swift.Bool? = nil,
                 queues: [Components.Schemas.QueueSpec]? = nil,
                 bindings: [Components.Schemas.Binding]? = nil,
                 limits: Components.Schemas.Limits? = nil
             ) {
+                self.protected = protected
                 self.queues = queues
                 self.bindings = bindings
                 self.limits = limits
             }
             public enum CodingKeys: String, CodingKey {
+                case protected
                 case queues
                 case bindings
                 case limits
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.protected = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .protected
+                )
                 self.queues = try container.decodeIfPresent(
                     [Components.Schemas.QueueSpec].self,
                     forKey: .queues
@@ -654,6 +671,7 @@ extension Components {
                     forKey: .limits
                 )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "protected",
                     "queues",
                     "bindings",
                     "limits"
@@ -723,6 +741,16 @@ extension Components {
             ///
             /// - Remark: Generated from `#/components/schemas/CreateEnvironmentRequest/roles`.
             public var roles: [Components.Schemas.AdditionalRole]?
+            /// Protect the environment from deletion: a DELETE answers 409 `protected` (and changes
+            /// nothing) until a PATCH with `{"protected": false}` lifts it. On RabbitMQ 4.1 and later
+            /// the broker refuses to delete the vhost too. Goes with every form, a `blueprint`
+            /// included. Part of the spec: a repeated create that differs from the environment
+            /// only in `protected` is a 409 `conflict` naming `protected`, like any other
+            /// difference (PATCH changes it).
+            ///
+            ///
+            /// - Remark: Generated from `#/components/schemas/CreateEnvironmentRequest/protected`.
+            public var protected: Swift.Bool?
             /// Creates a new `CreateEnvironmentRequest`.
             ///
             /// - Parameters:
@@ -735,6 +763,7 @@ extension Components {
             ///   - limits:
             ///   - blueprint: A topology the operators defined (`GET /v1/blueprints`); not together with
             ///   - roles: Credentials to issue besides the full-access set, returned in `role_credentials`.
+            ///   - protected: Protect the environment from deletion: a DELETE answers 409 `protected` (and changes
             public init(
                 name: Components.Schemas.EnvironmentName,
                 exchange: Components.Schemas.ExchangeSpec? = nil,
@@ -744,7 +773,8 @@ extension Components {
                 bindings: [Components.Schemas.Binding]? = nil,
                 limits: Components.Schemas.Limits? = nil,
                 blueprint: Swift.String? = nil,
-                roles: [Components.Schemas.AdditionalRole]? = nil
+                roles: [Components.Schemas.AdditionalRole]? = nil,
+                protected: Swift.Bool? = nil
             ) {
                 self.name = name
                 self.exchange = exchange
@@ -755,6 +785,7 @@ extension Components {
                 self.limits = limits
                 self.blueprint = blueprint
                 self.roles = roles
+                self.protected = protected
             }
             public enum CodingKeys: String, CodingKey {
                 case name
@@ -766,6 +797,7 @@ extension Components {
                 case limits
                 case blueprint
                 case roles
+                case protected
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -805,6 +837,10 @@ extension Components {
                     [Components.Schemas.AdditionalRole].self,
                     forKey: .roles
                 )
+                self.protected = try container.decodeIfPresent(
+                    Swift.Bool.self,
+                    forKey: .protected
+                )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
                     "name",
                     "exchange",
@@ -814,7 +850,8 @@ extension Components {
                     "bindings",
                     "limits",
                     "blueprint",
-                    "roles"
+                    "roles",
+                    "protected"
                 ])
             }
         }
@@ -1284,6 +1321,14 @@ extension Components {
         }
         /// - Remark: Generated from `#/components/schemas/EnvironmentSummary`.
         public struct EnvironmentSummary: Codable, Hashable, Sendable {
+            /// Whether the environment is protected from deletion (a DELETE answers 409
+            /// `protected`); always present. Where the broker cannot protect the vhost itself
+            /// (RabbitMQ before 4.1), or a GET finds its protection on the broker missing, `notes`
+            /// say so.
+            ///
+            ///
+            /// - Remark: Generated from `#/components/schemas/EnvironmentSummary/protected`.
+            public var protected: Swift.Bool
             /// Equals `name`.
             ///
             /// - Remark: Generated from `#/components/schemas/EnvironmentSummary/id`.
@@ -1308,7 +1353,9 @@ extension Components {
             public var bindings: [Components.Schemas.Binding]?
             /// - Remark: Generated from `#/components/schemas/EnvironmentSummary/limits`.
             public var limits: Components.Schemas.LimitsInForce?
-            /// How the spec was applied where that may surprise (a priority queue made classic).
+            /// How the spec was applied where that may surprise (a priority queue made classic, a
+            /// protection the broker's release cannot enforce).
+            ///
             ///
             /// - Remark: Generated from `#/components/schemas/EnvironmentSummary/notes`.
             public var notes: [Swift.String]?
@@ -1329,6 +1376,7 @@ extension Components {
             /// Creates a new `EnvironmentSummary`.
             ///
             /// - Parameters:
+            ///   - protected: Whether the environment is protected from deletion (a DELETE answers 409
             ///   - id: Equals `name`.
             ///   - name:
             ///   - team:
@@ -1339,12 +1387,13 @@ extension Components {
             ///   - queues: Every queue of the environment (dead-letter queues are named in `dead_letter_queue`).
             ///   - bindings:
             ///   - limits:
-            ///   - notes: How the spec was applied where that may surprise (a priority queue made classic).
+            ///   - notes: How the spec was applied where that may surprise (a priority queue made classic, a
             ///   - created_at:
             ///   - platform:
             ///   - status: Left out of the list, which reads Warren's records and not the broker;
             ///   - reason: With `status` `failed` (why the create could not finish) or an untrusted record.
             public init(
+                protected: Swift.Bool,
                 id: Components.Schemas.EnvironmentName,
                 name: Components.Schemas.EnvironmentName,
                 team: Swift.String,
@@ -1361,6 +1410,7 @@ extension Components {
                 status: Components.Schemas.EnvironmentStatus? = nil,
                 reason: Swift.String? = nil
             ) {
+                self.protected = protected
                 self.id = id
                 self.name = name
                 self.team = team
@@ -1378,6 +1428,7 @@ extension Components {
                 self.reason = reason
             }
             public enum CodingKeys: String, CodingKey {
+                case protected
                 case id
                 case name
                 case team
@@ -1396,6 +1447,10 @@ extension Components {
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.protected = try container.decode(
+                    Swift.Bool.self,
+                    forKey: .protected
+                )
                 self.id = try container.decode(
                     Components.Schemas.EnvironmentName.self,
                     forKey: .id
@@ -1457,6 +1512,7 @@ extension Components {
                     forKey: .reason
                 )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "protected",
                     "id",
                     "name",
                     "team",
@@ -1506,6 +1562,14 @@ extension Components {
         ///
         /// - Remark: Generated from `#/components/schemas/Environment`.
         public struct Environment: Codable, Hashable, Sendable {
+            /// Whether the environment is protected from deletion (a DELETE answers 409
+            /// `protected`); always present. Where the broker cannot protect the vhost itself
+            /// (RabbitMQ before 4.1), or a GET finds its protection on the broker missing, `notes`
+            /// say so.
+            ///
+            ///
+            /// - Remark: Generated from `#/components/schemas/Environment/protected`.
+            public var protected: Swift.Bool
             /// - Remark: Generated from `#/components/schemas/Environment/id`.
             public var id: Components.Schemas.EnvironmentName
             /// - Remark: Generated from `#/components/schemas/Environment/name`.
@@ -1528,7 +1592,9 @@ extension Components {
             public var bindings: [Components.Schemas.Binding]?
             /// - Remark: Generated from `#/components/schemas/Environment/limits`.
             public var limits: Components.Schemas.LimitsInForce?
-            /// How the spec was applied where that may surprise (a priority queue made classic).
+            /// How the spec was applied where that may surprise (a priority queue made classic, a
+            /// protection the broker's release cannot enforce).
+            ///
             ///
             /// - Remark: Generated from `#/components/schemas/Environment/notes`.
             public var notes: [Swift.String]?
@@ -1614,6 +1680,7 @@ extension Components {
             /// Creates a new `Environment`.
             ///
             /// - Parameters:
+            ///   - protected: Whether the environment is protected from deletion (a DELETE answers 409
             ///   - id:
             ///   - name:
             ///   - team:
@@ -1624,7 +1691,7 @@ extension Components {
             ///   - queues: Every queue of the environment (dead-letter queues are named in `dead_letter_queue`).
             ///   - bindings:
             ///   - limits:
-            ///   - notes: How the spec was applied where that may surprise (a priority queue made classic).
+            ///   - notes: How the spec was applied where that may surprise (a priority queue made classic, a
             ///   - created_at:
             ///   - status:
             ///   - users: Every user Warren made for this environment.
@@ -1636,6 +1703,7 @@ extension Components {
             ///   - platform:
             ///   - reason: With `status` `failed`: why the asynchronous create could not finish.
             public init(
+                protected: Swift.Bool,
                 id: Components.Schemas.EnvironmentName,
                 name: Components.Schemas.EnvironmentName,
                 team: Swift.String,
@@ -1658,6 +1726,7 @@ extension Components {
                 platform: Components.Schemas.PlatformInstance? = nil,
                 reason: Swift.String? = nil
             ) {
+                self.protected = protected
                 self.id = id
                 self.name = name
                 self.team = team
@@ -1681,6 +1750,7 @@ extension Components {
                 self.reason = reason
             }
             public enum CodingKeys: String, CodingKey {
+                case protected
                 case id
                 case name
                 case team
@@ -1705,6 +1775,10 @@ extension Components {
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.protected = try container.decode(
+                    Swift.Bool.self,
+                    forKey: .protected
+                )
                 self.id = try container.decode(
                     Components.Schemas.EnvironmentName.self,
                     forKey: .id
@@ -1790,6 +1864,7 @@ extension Components {
                     forKey: .reason
                 )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "protected",
                     "id",
                     "name",
                     "team",
@@ -1821,6 +1896,14 @@ extension Components {
         ///
         /// - Remark: Generated from `#/components/schemas/EnvironmentReconciled`.
         public struct EnvironmentReconciled: Codable, Hashable, Sendable {
+            /// Whether the environment is protected from deletion (a DELETE answers 409
+            /// `protected`); always present. Where the broker cannot protect the vhost itself
+            /// (RabbitMQ before 4.1), or a GET finds its protection on the broker missing, `notes`
+            /// say so.
+            ///
+            ///
+            /// - Remark: Generated from `#/components/schemas/EnvironmentReconciled/protected`.
+            public var protected: Swift.Bool
             /// - Remark: Generated from `#/components/schemas/EnvironmentReconciled/id`.
             public var id: Components.Schemas.EnvironmentName
             /// - Remark: Generated from `#/components/schemas/EnvironmentReconciled/name`.
@@ -1843,7 +1926,9 @@ extension Components {
             public var bindings: [Components.Schemas.Binding]?
             /// - Remark: Generated from `#/components/schemas/EnvironmentReconciled/limits`.
             public var limits: Components.Schemas.LimitsInForce?
-            /// How the spec was applied where that may surprise (a priority queue made classic).
+            /// How the spec was applied where that may surprise (a priority queue made classic, a
+            /// protection the broker's release cannot enforce).
+            ///
             ///
             /// - Remark: Generated from `#/components/schemas/EnvironmentReconciled/notes`.
             public var notes: [Swift.String]?
@@ -1922,6 +2007,7 @@ extension Components {
             /// Creates a new `EnvironmentReconciled`.
             ///
             /// - Parameters:
+            ///   - protected: Whether the environment is protected from deletion (a DELETE answers 409
             ///   - id:
             ///   - name:
             ///   - team:
@@ -1932,7 +2018,7 @@ extension Components {
             ///   - queues: Every queue of the environment (dead-letter queues are named in `dead_letter_queue`).
             ///   - bindings:
             ///   - limits:
-            ///   - notes: How the spec was applied where that may surprise (a priority queue made classic).
+            ///   - notes: How the spec was applied where that may surprise (a priority queue made classic, a
             ///   - created_at:
             ///   - status:
             ///   - users: Every user Warren made for this environment.
@@ -1945,6 +2031,7 @@ extension Components {
             ///   - platform:
             ///   - reason: As in `Environment`.
             public init(
+                protected: Swift.Bool,
                 id: Components.Schemas.EnvironmentName,
                 name: Components.Schemas.EnvironmentName,
                 team: Swift.String,
@@ -1968,6 +2055,7 @@ extension Components {
                 platform: Components.Schemas.PlatformInstance? = nil,
                 reason: Swift.String? = nil
             ) {
+                self.protected = protected
                 self.id = id
                 self.name = name
                 self.team = team
@@ -1992,6 +2080,7 @@ extension Components {
                 self.reason = reason
             }
             public enum CodingKeys: String, CodingKey {
+                case protected
                 case id
                 case name
                 case team
@@ -2017,6 +2106,10 @@ extension Components {
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.protected = try container.decode(
+                    Swift.Bool.self,
+                    forKey: .protected
+                )
                 self.id = try container.decode(
                     Components.Schemas.EnvironmentName.self,
                     forKey: .id
@@ -2106,6 +2199,7 @@ extension Components {
                     forKey: .reason
                 )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "protected",
                     "id",
                     "name",
                     "team",
@@ -2135,6 +2229,14 @@ extension Components {
         ///
         /// - Remark: Generated from `#/components/schemas/EnvironmentCreated`.
         public struct EnvironmentCreated: Codable, Hashable, Sendable {
+            /// Whether the environment is protected from deletion (a DELETE answers 409
+            /// `protected`); always present. Where the broker cannot protect the vhost itself
+            /// (RabbitMQ before 4.1), or a GET finds its protection on the broker missing, `notes`
+            /// say so.
+            ///
+            ///
+            /// - Remark: Generated from `#/components/schemas/EnvironmentCreated/protected`.
+            public var protected: Swift.Bool
             /// - Remark: Generated from `#/components/schemas/EnvironmentCreated/id`.
             public var id: Components.Schemas.EnvironmentName
             /// - Remark: Generated from `#/components/schemas/EnvironmentCreated/name`.
@@ -2161,7 +2263,9 @@ extension Components {
             public var bindings: [Components.Schemas.Binding]?
             /// - Remark: Generated from `#/components/schemas/EnvironmentCreated/limits`.
             public var limits: Components.Schemas.LimitsInForce?
-            /// How the spec was applied where that may surprise (a priority queue made classic).
+            /// How the spec was applied where that may surprise (a priority queue made classic, a
+            /// protection the broker's release cannot enforce).
+            ///
             ///
             /// - Remark: Generated from `#/components/schemas/EnvironmentCreated/notes`.
             public var notes: [Swift.String]?
@@ -2198,6 +2302,7 @@ extension Components {
             /// Creates a new `EnvironmentCreated`.
             ///
             /// - Parameters:
+            ///   - protected: Whether the environment is protected from deletion (a DELETE answers 409
             ///   - id:
             ///   - name:
             ///   - team:
@@ -2210,12 +2315,13 @@ extension Components {
             ///   - queues: Every queue of the environment (dead-letter queues are named in `dead_letter_queue`).
             ///   - bindings:
             ///   - limits:
-            ///   - notes: How the spec was applied where that may surprise (a priority queue made classic).
+            ///   - notes: How the spec was applied where that may surprise (a priority queue made classic, a
             ///   - role_credentials: The extra credentials asked for with `roles`, by role.
             ///   - credentials:
             ///   - connection:
             ///   - platform:
             public init(
+                protected: Swift.Bool,
                 id: Components.Schemas.EnvironmentName,
                 name: Components.Schemas.EnvironmentName,
                 team: Swift.String,
@@ -2234,6 +2340,7 @@ extension Components {
                 connection: Components.Schemas.Connection,
                 platform: Components.Schemas.PlatformInstance? = nil
             ) {
+                self.protected = protected
                 self.id = id
                 self.name = name
                 self.team = team
@@ -2253,6 +2360,7 @@ extension Components {
                 self.platform = platform
             }
             public enum CodingKeys: String, CodingKey {
+                case protected
                 case id
                 case name
                 case team
@@ -2273,6 +2381,10 @@ extension Components {
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.protected = try container.decode(
+                    Swift.Bool.self,
+                    forKey: .protected
+                )
                 self.id = try container.decode(
                     Components.Schemas.EnvironmentName.self,
                     forKey: .id
@@ -2342,6 +2454,7 @@ extension Components {
                     forKey: .platform
                 )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "protected",
                     "id",
                     "name",
                     "team",

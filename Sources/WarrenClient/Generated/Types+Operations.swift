@@ -1587,6 +1587,16 @@ public enum Operations {
     /// of a setting it holds that way is refused with 409 too (`errors` names the fields);
     /// its other settings change through the policy.
     ///
+    /// `protected: true` protects the environment from deletion (a DELETE answers 409
+    /// `protected` until it is lifted); `protected: false` lifts the protection. A body may
+    /// hold `protected` alone. Taken in any state but `deleting` (409): the owner of a `failed`
+    /// protected environment lifts the protection to delete it. The topology change, when the
+    /// body has one, comes first; a refusal of it (4xx) leaves the protection as it was. On
+    /// RabbitMQ 4.1 and later the broker's own deletion protection of the vhost is set or
+    /// lifted with it: protecting writes Warren's record first, then the broker; lifting
+    /// lifts the broker's first, then the record, so a failure between the two leaves the
+    /// environment protected (`reconcile` puts a missing broker half back).
+    ///
     /// The environment as it would be after the change is checked as a create body is, and a
     /// rule it breaks is answered 400 `invalid-field`: rules that depend on the environment
     /// cannot be stated by the request's schema. A binding names one of the environment's
@@ -1949,6 +1959,12 @@ public enum Operations {
     /// `status: deleting` until it answers 404. A `failed` environment is deleted like any
     /// other (and by the janitor after its grace period).
     ///
+    /// An environment protected from deletion (`protected: true`) is not deleted: 409
+    /// `protected`, whatever `force` says and with or without `Prefer: respond-async`, and
+    /// nothing changes. `PATCH` with `{"protected": false}` lifts the protection. On RabbitMQ
+    /// 4.1 and later the broker protects the vhost too (a delete made on the broker itself is
+    /// refused); before 4.1 Warren alone refuses, and the environment's `notes` say so.
+    ///
     ///
     /// - Remark: HTTP `DELETE /v1/environments/{id}`.
     /// - Remark: Generated from `#/paths//v1/environments/{id}/delete(deleteEnvironment)`.
@@ -2209,7 +2225,13 @@ public enum Operations {
                     self.body = body
                 }
             }
-            /// `messages-pending`: the queues hold messages and `force=true` was not given; `record-invalid`: the record cannot be trusted and `force=true` was not given; `conflict`: the environment changed while it was being deleted.
+            /// `protected`: the environment is protected from deletion; nothing changed (`force=true`
+            /// does not override it); `PATCH` it with `{"protected": false}` first. Also when its
+            /// record cannot be trusted and the broker itself protects its vhost (an operator lifts
+            /// that on the broker). `messages-pending`: the queues hold messages and `force=true`
+            /// was not given; `record-invalid`: the record cannot be trusted and `force=true` was not
+            /// given; `conflict`: the environment changed while it was being deleted.
+            ///
             ///
             /// - Remark: Generated from `#/paths//v1/environments/{id}/delete(deleteEnvironment)/responses/409`.
             ///
@@ -5900,7 +5922,7 @@ public enum Operations {
             }
         }
     }
-    /// Deprovision (messages included); asynchronously with accepts_incomplete=true.
+    /// Deprovision (messages included); asynchronously with accepts_incomplete=true. Refused (422) while the team protects the instance.
     ///
     /// - Remark: HTTP `DELETE /v2/service_instances/{instance_id}`.
     /// - Remark: Generated from `#/paths//v2/service_instances/{instance_id}/delete(osbDeprovision)`.
@@ -6392,6 +6414,60 @@ public enum Operations {
                     default:
                         try throwUnexpectedResponseStatus(
                             expectedStatus: "preconditionFailed",
+                            response: self
+                        )
+                    }
+                }
+            }
+            public struct UnprocessableContent: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v2/service_instances/{instance_id}/DELETE/responses/422/content`.
+                @frozen public enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v2/service_instances/{instance_id}/DELETE/responses/422/content/application\/json`.
+                    case json(Components.Schemas.OSBError)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    public var json: Components.Schemas.OSBError {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                public var body: Operations.osbDeprovision.Output.UnprocessableContent.Body
+                /// Creates a new `UnprocessableContent`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                public init(body: Operations.osbDeprovision.Output.UnprocessableContent.Body) {
+                    self.body = body
+                }
+            }
+            /// `UnprocessableEntity`: the instance's team protected it from deletion through /v1
+            /// (`PATCH /v1/environments/{name}` with `{"protected": true}`); nothing changed. The
+            /// team lifts the protection, then the platform deprovisions again.
+            ///
+            ///
+            /// - Remark: Generated from `#/paths//v2/service_instances/{instance_id}/delete(osbDeprovision)/responses/422`.
+            ///
+            /// HTTP response code: `422 unprocessableContent`.
+            case unprocessableContent(Operations.osbDeprovision.Output.UnprocessableContent)
+            /// The associated value of the enum case if `self` is `.unprocessableContent`.
+            ///
+            /// - Throws: An error if `self` is not `.unprocessableContent`.
+            /// - SeeAlso: `.unprocessableContent`.
+            public var unprocessableContent: Operations.osbDeprovision.Output.UnprocessableContent {
+                get throws {
+                    switch self {
+                    case let .unprocessableContent(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "unprocessableContent",
                             response: self
                         )
                     }

@@ -126,6 +126,16 @@ public protocol APIProtocol: Sendable {
     /// of a setting it holds that way is refused with 409 too (`errors` names the fields);
     /// its other settings change through the policy.
     ///
+    /// `protected: true` protects the environment from deletion (a DELETE answers 409
+    /// `protected` until it is lifted); `protected: false` lifts the protection. A body may
+    /// hold `protected` alone. Taken in any state but `deleting` (409): the owner of a `failed`
+    /// protected environment lifts the protection to delete it. The topology change, when the
+    /// body has one, comes first; a refusal of it (4xx) leaves the protection as it was. On
+    /// RabbitMQ 4.1 and later the broker's own deletion protection of the vhost is set or
+    /// lifted with it: protecting writes Warren's record first, then the broker; lifting
+    /// lifts the broker's first, then the record, so a failure between the two leaves the
+    /// environment protected (`reconcile` puts a missing broker half back).
+    ///
     /// The environment as it would be after the change is checked as a create body is, and a
     /// rule it breaks is answered 400 `invalid-field`: rules that depend on the environment
     /// cannot be stated by the request's schema. A binding names one of the environment's
@@ -150,6 +160,12 @@ public protocol APIProtocol: Sendable {
     /// background. `GET /v1/environments/{id}` then shows
     /// `status: deleting` until it answers 404. A `failed` environment is deleted like any
     /// other (and by the janitor after its grace period).
+    ///
+    /// An environment protected from deletion (`protected: true`) is not deleted: 409
+    /// `protected`, whatever `force` says and with or without `Prefer: respond-async`, and
+    /// nothing changes. `PATCH` with `{"protected": false}` lifts the protection. On RabbitMQ
+    /// 4.1 and later the broker protects the vhost too (a delete made on the broker itself is
+    /// refused); before 4.1 Warren alone refuses, and the environment's `notes` say so.
     ///
     ///
     /// - Remark: HTTP `DELETE /v1/environments/{id}`.
@@ -218,7 +234,7 @@ public protocol APIProtocol: Sendable {
     /// - Remark: HTTP `PUT /v2/service_instances/{instance_id}`.
     /// - Remark: Generated from `#/paths//v2/service_instances/{instance_id}/put(osbProvision)`.
     func osbProvision(_ input: Operations.osbProvision.Input) async throws -> Operations.osbProvision.Output
-    /// Deprovision (messages included); asynchronously with accepts_incomplete=true.
+    /// Deprovision (messages included); asynchronously with accepts_incomplete=true. Refused (422) while the team protects the instance.
     ///
     /// - Remark: HTTP `DELETE /v2/service_instances/{instance_id}`.
     /// - Remark: Generated from `#/paths//v2/service_instances/{instance_id}/delete(osbDeprovision)`.
@@ -385,6 +401,16 @@ extension APIProtocol {
     /// of a setting it holds that way is refused with 409 too (`errors` names the fields);
     /// its other settings change through the policy.
     ///
+    /// `protected: true` protects the environment from deletion (a DELETE answers 409
+    /// `protected` until it is lifted); `protected: false` lifts the protection. A body may
+    /// hold `protected` alone. Taken in any state but `deleting` (409): the owner of a `failed`
+    /// protected environment lifts the protection to delete it. The topology change, when the
+    /// body has one, comes first; a refusal of it (4xx) leaves the protection as it was. On
+    /// RabbitMQ 4.1 and later the broker's own deletion protection of the vhost is set or
+    /// lifted with it: protecting writes Warren's record first, then the broker; lifting
+    /// lifts the broker's first, then the record, so a failure between the two leaves the
+    /// environment protected (`reconcile` puts a missing broker half back).
+    ///
     /// The environment as it would be after the change is checked as a create body is, and a
     /// rule it breaks is answered 400 `invalid-field`: rules that depend on the environment
     /// cannot be stated by the request's schema. A binding names one of the environment's
@@ -419,6 +445,12 @@ extension APIProtocol {
     /// background. `GET /v1/environments/{id}` then shows
     /// `status: deleting` until it answers 404. A `failed` environment is deleted like any
     /// other (and by the janitor after its grace period).
+    ///
+    /// An environment protected from deletion (`protected: true`) is not deleted: 409
+    /// `protected`, whatever `force` says and with or without `Prefer: respond-async`, and
+    /// nothing changes. `PATCH` with `{"protected": false}` lifts the protection. On RabbitMQ
+    /// 4.1 and later the broker protects the vhost too (a delete made on the broker itself is
+    /// refused); before 4.1 Warren alone refuses, and the environment's `notes` say so.
     ///
     ///
     /// - Remark: HTTP `DELETE /v1/environments/{id}`.
@@ -559,7 +591,7 @@ extension APIProtocol {
             body: body
         ))
     }
-    /// Deprovision (messages included); asynchronously with accepts_incomplete=true.
+    /// Deprovision (messages included); asynchronously with accepts_incomplete=true. Refused (422) while the team protects the instance.
     ///
     /// - Remark: HTTP `DELETE /v2/service_instances/{instance_id}`.
     /// - Remark: Generated from `#/paths//v2/service_instances/{instance_id}/delete(osbDeprovision)`.
