@@ -48,7 +48,8 @@ checks.positive_data_acceptance.enabled = false
 """
 # Operations on an existing environment that no link of the spec leads to: a second run gives
 # them one the test made, so they reach Warren's logic instead of a 404 for a generated id.
-ON_SEED = ["updateEnvironment", "reconcileEnvironment", "issueCredentials", "revokeCredentials"]
+ON_SEED = ["updateEnvironment", "reconcileEnvironment", "issueCredentials", "revokeCredentials", "getQueueDepths",
+           "getKedaManifests"]
 
 
 @pytest.fixture
@@ -109,6 +110,14 @@ parameters = {{ id = "st-seed" }}
 [[operations]]
 include-operation-id = "revokeCredentials"
 parameters = {{ id = "st-seed", username = "{username}" }}
+
+[[operations]]
+include-operation-id = "getQueueDepths"
+parameters = {{ id = "st-seed" }}
+
+[[operations]]
+include-operation-id = "getKedaManifests"
+parameters = {{ id = "st-seed", queue = "st-seed" }}
 """)
     seeded = _run("seeded", st_warren, token, tmp_path,
                   ["--phases", "examples,coverage,fuzzing",
