@@ -13,6 +13,11 @@
 # to 5,000 takes the better part of an hour). BENCH_SCALE_LEVELS overrides the levels for
 # every release, BENCH_SCALE_ARGS passes more arguments. BENCH_PARTS="http scale" (default)
 # picks the parts; tables go to .run/bench/result.md and .run/bench/scale-RELEASE.md.
+#
+# BENCH_PARTS="depth" (not a default part) runs bench/queue_depth.py against a fresh RabbitMQ 4.3
+# node: what GET /v1/environments/{id}/queues costs when 1,000 autoscalers poll it (latency,
+# the broker's CPU); BENCH_DEPTH_ARGS passes more arguments; the table goes to
+# .run/bench/queue-depth.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/rabbitmq-release.sh
@@ -69,5 +74,16 @@ if [[ $parts == *" scale "* ]]; then
     cleanup
     broker_dir=""
   done
+fi
+if [[ $parts == *" depth "* ]]; then
+  release_select 4.3
+  if ! release_ready; then release_ensure >&2; fi
+  broker_dir=$(mktemp -d /tmp/warren-bench-broker-depth.XXXXXX)
+  WARREN_BROKER_RELEASE=4.3 scripts/broker.sh start "$broker_dir" >&2
+  # shellcheck disable=SC2086
+  python3 bench/queue_depth.py --warren-bin "$warren_bin" --broker-env "$broker_dir/broker.env" \
+    --out .run/bench/queue-depth.md ${BENCH_DEPTH_ARGS:-}
+  cleanup
+  broker_dir=""
 fi
 echo "make bench: done in $(( $(date +%s) - started )) s" >&2

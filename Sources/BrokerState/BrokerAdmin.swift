@@ -72,6 +72,9 @@ package protocol BrokerAdmin: Sendable {
     func queueTotals() async throws -> [String: QueueTotals]
     /// Open connections per vhost.
     func connectionCounts() async throws -> [String: Int]
+    /// Every queue of the vhost with its counts and rates (the statistics, which lag); nil when
+    /// there is no such vhost.
+    func queueStatistics(vhost: String) async throws -> [QueueStatistics]?
     /// A global runtime parameter's value; nil when there is none.
     func globalParameter(_ name: String) async throws -> JSONValue?
     func putGlobalParameter(_ name: String, value: JSONValue) async throws

@@ -39,3 +39,21 @@ extension ManagementClient {
         return counts
     }
 }
+
+extension ManagementClient {
+    /// Every queue of one vhost with its counts and rates, from one listing of that vhost
+    /// (`GET /api/queues/{vhost}`), only the columns `QueueStatistics` reads, read element by
+    /// element and bounded like every answer (`maxResponseBytes`); the vhost's `max-queues`
+    /// limit bounds how many there are. Statistics are wanted, so `disable_stats` is not set.
+    /// Nil when there is no such vhost.
+    public func queueStatistics(vhost: String) async throws -> [QueueStatistics]? {
+        do {
+            return try await getList(
+                ["queues", vhost], query: [("columns", QueueStatistics.columns)], operation: "GET queues of a vhost",
+                what: "queue list"
+            ) { (item: JSONValue) throws(ManagementError) in try QueueStatistics(json: item) }
+        } catch let error as ManagementError where error.code == .notFound {
+            return nil
+        }
+    }
+}

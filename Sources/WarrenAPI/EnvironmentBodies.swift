@@ -101,10 +101,14 @@ public struct AMQPEndpoint: Sendable {
         if let credentials {
             userinfo = "\(PercentEncoding.encode(credentials.username)):\(PercentEncoding.encode(credentials.password))@"
         }
-        let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         return ConnectionBody(
             host: host, port: port, vhost: vhost,
             uri: "amqp://\(userinfo)\(authority)/\(PercentEncoding.encode(vhost))")
+    }
+
+    /// `host:port` as a URI has it (an IPv6 address in brackets).
+    var authority: String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }
 

@@ -133,18 +133,21 @@ extension Problem {
 
 /// JSON encoding shared by every response body.
 enum JSON {
-    static func encode(_ value: some Encodable) -> [UInt8] {
+    /// Property names become snake_case keys (`createdAt` -> `created_at`), unless `keysAsWritten`:
+    /// documents of another's format (Kubernetes manifests: `apiVersion`) spell every key in
+    /// their coding keys.
+    static func encode(_ value: some Encodable, keysAsWritten: Bool = false) -> [UInt8] {
         let encoder = JSONEncoder()
         // Sorted keys: the same resource always reads the same, which diffs and caches like.
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
+        if !keysAsWritten { encoder.keyEncodingStrategy = .convertToSnakeCase }
         // Our response types hold only strings, numbers, booleans and arrays of them.
         return Array((try? encoder.encode(value)) ?? Data("{}".utf8))
     }
 
-    static func response(_ status: Int, _ value: some Encodable, headers: [(String, String)] = []) -> HTTPResponse {
+    static func response(_ status: Int, _ value: some Encodable, headers: [(String, String)] = [], keysAsWritten: Bool = false) -> HTTPResponse {
         var all = HTTPHeaders(headers)
         all.replace("Content-Type", "application/json")
-        return HTTPResponse(status: status, headers: all, body: encode(value))
+        return HTTPResponse(status: status, headers: all, body: encode(value, keysAsWritten: keysAsWritten))
     }
 }

@@ -19,6 +19,7 @@ public struct WarrenAPI: HTTPResponder {
         let pipeline = RequestPipeline(tokens: tokens, logger: logger, accessLog: accessLog ?? LoggerAccessLog(logger: logger))
         let environments = EnvironmentHandlers(provisioner: provisioner, endpoint: endpoint, blueprints: blueprints)
         let credentials = CredentialHandlers(provisioner: provisioner, endpoint: endpoint, environments: environments)
+        let scaling = ScalingHandlers(provisioner: provisioner, endpoint: endpoint, environments: environments)
         var router = Router()
         // Routes that wait for nothing are answered on the event loop's thread (`immediate`):
         // no Task and no hop back per request.
@@ -42,6 +43,8 @@ public struct WarrenAPI: HTTPResponder {
         add("POST", "/v1/environments/{id}/reconcile", environments.reconcile)
         add("POST", "/v1/environments/{id}/credentials", credentials.issue)
         add("DELETE", "/v1/environments/{id}/credentials/{username}", credentials.revoke)
+        add("GET", "/v1/environments/{id}/queues", scaling.queues)
+        add("GET", "/v1/environments/{id}/keda", scaling.keda)
         router.add("GET", "/v1/blueprints", immediate: pipeline.immediateRoute("/v1/blueprints", BlueprintHandlers(blueprints: blueprints).list))
         // Open Service Broker API v2.17 (see OSBInstanceHandlers, OSBBindingHandlers): basic
         // authentication per platform; without a platforms file every /v2 request is a 401.

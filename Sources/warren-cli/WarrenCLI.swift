@@ -27,7 +27,7 @@ struct WarrenCLI: AsyncParsableCommand {
             """,
         subcommands: [
             CreateCommand.self, GetCommand.self, ListCommand.self, PatchCommand.self, DeleteCommand.self,
-            CredentialsCommand.self, BlueprintsCommand.self,
+            CredentialsCommand.self, QueuesCommand.self, KedaCommand.self, BlueprintsCommand.self,
         ])
 
     static var exitStatusTable: String {

@@ -336,6 +336,7 @@ final class ScriptedBroker: BrokerAdmin, Sendable {
     func nodes() async throws -> [NodeInfo] { try await base.nodes() }
     func queueTotals() async throws -> [String: QueueTotals] { try await base.queueTotals() }
     func connectionCounts() async throws -> [String: Int] { try await base.connectionCounts() }
+    func queueStatistics(vhost: String) async throws -> [QueueStatistics]? { try await base.queueStatistics(vhost: vhost) }
     func globalParameter(_ name: String) async throws -> JSONValue? { try await base.globalParameter(name) }
     func putGlobalParameter(_ name: String, value: JSONValue) async throws { try await base.putGlobalParameter(name, value: value) }
     func globalParameters(prefix: String) async throws -> [String: JSONValue] { try await base.globalParameters(prefix: prefix) }

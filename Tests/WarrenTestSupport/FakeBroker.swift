@@ -292,6 +292,16 @@ public final class FakeBroker: BrokerAdmin, Sendable {
         return [:]
     }
 
+    /// Like the broker: nil when the vhost is absent; each queue's `messages` as ready.
+    public func queueStatistics(vhost: String) async throws -> [QueueStatistics]? {
+        try record("GET queues of a vhost")
+        return state.withLock { state in
+            guard state.vhosts[vhost] != nil else { return nil }
+            return state.queues.values.filter { $0.vhost == vhost }
+                .map { QueueStatistics(name: $0.name, messagesReady: $0.messages ?? 0) }
+        }
+    }
+
     public func putPermissions(vhost: String, user: String, configure: String, write: String, read: String) async throws {
         try record("PUT permissions")
         state.withLock {

@@ -5,7 +5,8 @@ rules it cannot: they compare one value of the body with another, or with someth
 not in the body (the environment a PATCH changes, the operators' blueprints). A schema-valid
 body can break them, and Warren answers it 400 `invalid-field`, by design.
 
-So for the two operations with such rules, schemathesis's `positive_data_acceptance` is
+The same for the query parameters of `GET /v1/environments/{id}/keda`, where one is compared
+with another. So for the operations with such rules, schemathesis's `positive_data_acceptance` is
 replaced by `positive_data_acceptance_beyond_the_schema`: the same check (it calls the
 built-in), except that a 400 is taken when every error in it is one of the rules listed in
 BEYOND_SCHEMA for that operation, named by field and reason. Any other 400, or a 400 without
@@ -58,6 +59,12 @@ BEYOND_SCHEMA: dict[str, list[tuple[str, str, str]]] = {
         (r"queues", r"may have at most 32 queues", "the environment's queues count, not the body's only"),
         (r"bindings", r"may have at most 64 bindings", "the environment's bindings count, not the body's only"),
         _CEILING,
+    ],
+    # Query parameters, compared with each other.
+    "GET /v1/environments/{id}/keda": [
+        (r"max_replicas", r"must be at least min_replicas \(\d+\)",
+         "max_replicas is compared with min_replicas: a rule between two query parameters, which "
+         "their schemas cannot state"),
     ],
 }
 

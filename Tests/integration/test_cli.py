@@ -24,12 +24,12 @@ from pathlib import Path
 import pika
 import pytest
 
-from warren_support import (amqp_params, connection_refusal, free_port, record_response_secrets, record_secret,
-                            vhost_of, wait_for)
+from warren_support import (amqp_params, amqp_params_from_uri, connection_refusal, free_port, record_response_secrets,
+                            record_secret, vhost_of, wait_for)
 
 REPO = Path(__file__).resolve().parent.parent.parent
 COMMANDS = ["create", "get", "list", "patch", "delete", "credentials", "credentials rotate",
-            "credentials revoke", "blueprints"]
+            "credentials revoke", "queues", "keda", "blueprints"]
 PASSWORD_LINE = re.compile(r"^\s*password:\s+(\S+)\s*$", re.MULTILINE)
 USERNAME_LINE = re.compile(r"^\s*username:\s+(\S+)\s*$", re.MULTILINE)
 
@@ -357,6 +357,54 @@ def test_blueprints(osb_cli, new_name, mgmt):
         assert mgmt.queue(vhost_of("team-a", name), queue) is not None
     # A blueprint is a whole topology.
     osb_cli("create", name, "--blueprint", "jobs", "--queue-type", "classic").expect(2)
+
+
+def test_queues_and_keda(cli, new_name, settings):
+    """`queues` shows what was published (the broker's statistics lag: polled, bounded); `keda`
+    prints a Kubernetes List of the two manifests on standard output, and the Secret's command
+    on standard error, with no password in either."""
+    name = new_name("cliqueues")
+    created = cli("create", name, "--role", "consumer", "--json").expect(0).json()
+    conn = pika.BlockingConnection(amqp_params_from_uri(created["connection"]["uri"]))
+    try:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        for i in range(5):
+            ch.basic_publish(created["exchange"]["name"], name, f"job {i}".encode(), mandatory=True)
+    finally:
+        conn.close()
+
+    row = re.compile(rf"^{re.escape(name)}\s+5\s+0\s+0\s+\d+\.\d\d\s+\d+\.\d\d$", re.MULTILINE)
+    last = []
+    try:
+        wait_for(lambda: last.append(cli("queues", name).expect(0).stdout) or row.search(last[-1]), 60, interval=0.5,
+                 what="warren-cli queues to show the 5 ready messages")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; it last printed:\n{last[-1]}")
+    assert last[-1].splitlines()[0].split() == ["QUEUE", "READY", "UNACKED", "CONSUMERS", "PUBLISH/S", "DELIVER/S"]
+    assert "warren.claim" not in last[-1] and "lag" in last[-1]
+    queues = cli("queues", name, "--json").expect(0).json()["queues"]
+    assert [q["name"] for q in queues] == [name] and queues[0]["messages_ready"] == 5, queues
+
+    run = cli("keda", name, "--queue", name, "--deployment", "worker", "--target", "3", "--max-replicas", "4").expect(0)
+    listed = run.json()
+    assert (listed["apiVersion"], listed["kind"]) == ("v1", "List"), listed
+    scaled, auth = listed["items"]
+    assert scaled["kind"] == "ScaledObject" and auth["kind"] == "TriggerAuthentication"
+    trigger = scaled["spec"]["triggers"][0]
+    assert scaled["spec"]["scaleTargetRef"]["name"] == "worker" and scaled["spec"]["maxReplicaCount"] == 4
+    assert trigger["metadata"]["queueName"] == name and trigger["metadata"]["value"] == "3"
+    assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"] == f"{name}-rabbitmq"
+    assert f"kubectl create secret generic {name}-rabbitmq --from-literal=host='amqp://USERNAME:PASSWORD@" in run.stderr, run.stderr
+    for credentials in [created["credentials"], *created["role_credentials"].values()]:
+        assert credentials["password"] not in run.stdout + run.stderr
+    answer = cli("keda", name, "--queue", name, "--json").expect(0).json()
+    assert set(answer) == {"scaled_object", "trigger_authentication", "secret"}, answer
+
+    cli("keda", name, "--queue", "no-such-queue").expect(3)
+    cli("keda", name, "--queue", name, "--target", "0").expect(5)
+    cli("queues", new_name("clinoqueues")).expect(3)
+    cli("keda", name).expect(2)  # --queue is required
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ This module generates the client once, from the repository's current openapi.yam
 - drives a whole round trip with the generated functions and models only, bodies built with
   the models' constructors: create (name only, and the full form with queues, dead-lettering,
   bindings, roles and limits), get, list, PATCH, credential rotation (the new credentials
-  publish and consume with pika), the 409 and 404 problems, delete, blueprints, the health
+  publish and consume with pika), the 409 and 404 problems, delete, the queues' figures and the
+  KEDA manifests (with a 404 and a 400 problem), blueprints, the health
   endpoints, and an Open Service Broker conversation (catalog, provision, bind, pika with the
   binding's credentials, unbind, deprovision, the vhost gone from the broker);
 - asserts every answer is the generated model (isinstance, fields read as attributes, the
@@ -419,6 +420,47 @@ def test_problems_are_typed(wc, warren, tokens, new_name):
                             404, "not-found")
     assert isinstance(missing.detail, str)
     expect_no_body(wc.op("environments", "deleteEnvironment").sync_detailed(name, client=client), 204)
+
+
+def test_queue_depths_and_keda_manifests_are_typed(wc, warren, tokens, new_name):
+    """What autoscalers read: the queues' figures and the KEDA manifests, as the generated
+    models (the manifests' camelCase keys mapped to attributes); an unknown queue and a bad
+    parameter as the typed Problem."""
+    M = wc.models
+    envs = "environments"
+    client = wc.bearer(warren.url, tokens["team-a"])
+    name = new_name("gen-keda")
+    body = M.CreateEnvironmentRequest(name=name, queues=[M.QueueSpec(name="jobs", dead_letter=True)],
+                                      roles=[M.AdditionalRole.CONSUMER])
+    created = expect(wc.op(envs, "createEnvironment").sync_detailed(client=client, body=body), 201, M.EnvironmentCreated)
+
+    depths = expect(wc.op(envs, "getQueueDepths").sync_detailed(name, client=client), 200, M.QueueDepths)
+    assert all(isinstance(q, M.QueueDepth) for q in depths.queues)
+    assert [q.name for q in depths.queues] == ["jobs", "jobs.dlq"]
+    for q in depths.queues:
+        assert all(isinstance(v, int) for v in (q.messages, q.messages_ready, q.messages_unacknowledged, q.consumers))
+        assert isinstance(q.publish_rate, (int, float)) and isinstance(q.deliver_rate, (int, float))
+
+    keda = wc.op(envs, "getKedaManifests").sync_detailed
+    manifests = expect(keda(name, client=client, queue="jobs", deployment="worker", target=4, max_replicas=6),
+                       200, M.KedaManifests)
+    scaled = manifests.scaled_object
+    assert isinstance(scaled, M.KedaScaledObject) and scaled.kind == "ScaledObject"
+    assert isinstance(scaled.spec, M.KedaScaledObjectSpec) and scaled.spec.scale_target_ref.name == "worker"
+    assert (scaled.spec.min_replica_count, scaled.spec.max_replica_count) == (0, 6)
+    trigger = scaled.spec.triggers[0]
+    assert isinstance(trigger, M.KedaRabbitMQTrigger) and isinstance(trigger.metadata, M.KedaRabbitMQTriggerMetadata)
+    assert (trigger.metadata.protocol, trigger.metadata.queue_name, trigger.metadata.value) == ("amqp", "jobs", "4")
+    assert trigger.metadata.vhost_name == created.vhost
+    auth = manifests.trigger_authentication
+    assert isinstance(auth, M.KedaTriggerAuthentication) and auth.metadata.name == trigger.authentication_ref.name
+    assert isinstance(auth.spec.secret_target_ref[0], M.KedaSecretTargetRef)
+    assert isinstance(manifests.secret, M.KedaSecret) and manifests.secret.name == auth.metadata.name
+
+    check_problem(wc, keda(name, client=client, queue="no-such-queue"), 404, "not-found")
+    invalid = check_problem(wc, keda(name, client=client, queue="jobs", min_replicas=3, max_replicas=2), 400, "invalid-field")
+    assert {e.field for e in invalid.errors} == {"max_replicas"}, invalid.errors
+    expect_no_body(wc.op(envs, "deleteEnvironment").sync_detailed(name, client=client), 204)
 
 
 def test_blueprints_and_health_are_typed(wc, osb_warren, tokens, settings):

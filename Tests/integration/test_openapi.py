@@ -27,6 +27,8 @@ OPERATIONS = {
     ("get", "/v1/environments"): ("listEnvironments", {"200", "401", "502", "503"}),
     ("get", "/v1/environments/{id}"): ("getEnvironment", {"200", "401", "404", "502", "503"}),
     ("delete", "/v1/environments/{id}"): ("deleteEnvironment", {"202", "204", "401", "404", "502", "503"}),
+    ("get", "/v1/environments/{id}/queues"): ("getQueueDepths", {"200", "401", "404", "502", "503"}),
+    ("get", "/v1/environments/{id}/keda"): ("getKedaManifests", {"200", "400", "401", "404", "502", "503"}),
 }
 
 
@@ -62,8 +64,9 @@ def test_spec_create_has_location_and_links(spec):
     for status in ("200", "201"):
         links = {name: spec.deref(link) for name, link in responses[status]["links"].items()}
         targets = {link["operationId"]: link["parameters"] for link in links.values()}
-        assert targets == {op: {"id": "$response.body#/id"} for op in (
-            "getEnvironment", "deleteEnvironment", "updateEnvironment", "reconcileEnvironment", "issueCredentials")}
+        assert targets == {**{op: {"id": "$response.body#/id"} for op in (
+            "getEnvironment", "deleteEnvironment", "updateEnvironment", "reconcileEnvironment", "issueCredentials",
+            "getQueueDepths")}, "getKedaManifests": {"id": "$response.body#/id", "queue": "$response.body#/queue/name"}}
 
 
 def test_spec_components(spec):

@@ -31,6 +31,7 @@ from warren_support import (WarrenProcess, amqp_params_from_uri, assert_problem,
 # whose bodies have rules a JSON schema cannot state (a binding names one of the queues, no
 # queue name twice, max_queues counts the queues, a blueprint exists; PATCH: the same, judged
 # on the environment as it will be; before RabbitMQ 4, delivery_limit not with max_priority),
+# and the one whose query parameters do (the KEDA manifests: max_replicas not below min_replicas),
 # the built-in positive_data_acceptance is replaced by schemathesis_hooks.py's
 # positive_data_acceptance_beyond_the_schema: the built-in check, except that a 400 naming only
 # those rules (schemathesis_hooks.BEYOND_SCHEMA, each pinned by a test in test_validation.py)
@@ -42,12 +43,13 @@ CHECKS_CONFIG = """
 enabled = true
 
 [[operations]]
-include-operation-id = ["createEnvironment", "updateEnvironment"]
+include-operation-id = ["createEnvironment", "updateEnvironment", "getKedaManifests"]
 checks.positive_data_acceptance.enabled = false
 """
 # Operations on an existing environment that no link of the spec leads to: a second run gives
 # them one the test made, so they reach Warren's logic instead of a 404 for a generated id.
-ON_SEED = ["updateEnvironment", "reconcileEnvironment", "issueCredentials", "revokeCredentials"]
+ON_SEED = ["updateEnvironment", "reconcileEnvironment", "issueCredentials", "revokeCredentials", "getQueueDepths",
+           "getKedaManifests"]
 
 
 @pytest.fixture
@@ -110,6 +112,14 @@ parameters = {{ id = "st-seed" }}
 [[operations]]
 include-operation-id = "revokeCredentials"
 parameters = {{ id = "st-seed", username = "{username}" }}
+
+[[operations]]
+include-operation-id = "getQueueDepths"
+parameters = {{ id = "st-seed" }}
+
+[[operations]]
+include-operation-id = "getKedaManifests"
+parameters = {{ id = "st-seed", queue = "st-seed" }}
 """)
     seeded = _run("seeded", st_warren, token, tmp_path,
                   ["--phases", "examples,coverage,fuzzing",

@@ -305,6 +305,32 @@ def test_contract_beyond_the_schema_takes_no_other_400():
     assert not beyond_schema("POST /v1/environments/{id}/credentials", ok)
 
 
+KEDA = "GET /v1/environments/{id}/keda"
+
+
+def test_contract_rules_beyond_the_schema_keda(spec, api_a, new_name, broker_unchanged):
+    """The one rule between the KEDA manifests' query parameters (BEYOND_SCHEMA[KEDA][0]): each
+    value is valid for its own schema, and Warren refuses the pair, naming exactly that rule,
+    before it looks for the environment; equal values are no refusal."""
+    assert len(BEYOND_SCHEMA[KEDA]) == 1, "each rule of the KEDA query needs a case here"
+    parameters = {p["name"]: p for p in spec.doc["paths"]["/v1/environments/{id}/keda"]["get"]["parameters"]}
+    query = {"queue": "jobs", "min_replicas": 5, "max_replicas": 2}
+    for name, value in query.items():
+        assert spec.validator(parameters[name]["schema"]).is_valid(value), name
+    name = new_name("kedarule")
+    problem = assert_problem(
+        api_a.request("GET", f"/v1/environments/{name}/keda?queue=jobs&min_replicas=5&max_replicas=2"), 400, "invalid-field")
+    assert problem_fields(problem) == {"max_replicas"}, problem["errors"]
+    pattern_field, pattern_reason, _ = BEYOND_SCHEMA[KEDA][0]
+    for error in problem["errors"]:
+        assert re.fullmatch(pattern_field, error["field"]) and re.fullmatch(pattern_reason, error["reason"]), error
+    assert beyond_schema(KEDA, problem)
+    # Equal is fine: past the parameters, the environment is looked for (there is none).
+    assert_problem(api_a.request("GET", f"/v1/environments/{name}/keda?queue=jobs&min_replicas=5&max_replicas=5"),
+                   404, "not-found")
+    broker_unchanged("400 for the KEDA query")
+
+
 # ---- PATCH: the body's schema, and the rules that depend on the environment ----------------
 
 PATCH = "PATCH /v1/environments/{id}"

@@ -3397,6 +3397,690 @@ public enum Operations {
             }
         }
     }
+    /// Each queue's messages, consumers and rates, for autoscalers
+    ///
+    /// Every queue of the environment: Warren's queues, their dead-letter queues and the queues
+    /// the tenant declared itself (never Warren's own `warren.claim`), by name, with the
+    /// messages ready and unacknowledged, the consumers and the publish and delivery rates.
+    /// Tenants have no management access; this is what an autoscaler (KEDA's `metrics-api`
+    /// scaler, docs/keda.md) reads instead.
+    ///
+    /// The figures are the broker's statistics, which lag by its statistics interval (5 s by
+    /// default): a message published a moment ago may not be counted yet, and a queue declared
+    /// in the last seconds shows 0 everywhere until its first figures come (RabbitMQ 3.10 shows
+    /// a new quorum queue's counts after about 10 s). Rates are messages per second over the
+    /// last interval, 0 while the broker has none. Made to be polled every few seconds by many
+    /// scalers: one read of the environment's record and one listing of its queues, at once.
+    ///
+    ///
+    /// - Remark: HTTP `GET /v1/environments/{id}/queues`.
+    /// - Remark: Generated from `#/paths//v1/environments/{id}/queues/get(getQueueDepths)`.
+    public enum getQueueDepths {
+        public static let id: Swift.String = "getQueueDepths"
+        public struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/environments/{id}/queues/GET/path`.
+            public struct Path: Sendable, Hashable {
+                /// The environment's id, which equals its name.
+                ///
+                /// - Remark: Generated from `#/paths/v1/environments/{id}/queues/GET/path/id`.
+                public var id: Components.Parameters.EnvironmentId
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - id: The environment's id, which equals its name.
+                public init(id: Components.Parameters.EnvironmentId) {
+                    self.id = id
+                }
+            }
+            public var path: Operations.getQueueDepths.Input.Path
+            /// - Remark: Generated from `#/paths/v1/environments/{id}/queues/GET/header`.
+            public struct Headers: Sendable, Hashable {
+                public var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.getQueueDepths.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                public init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.getQueueDepths.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            public var headers: Operations.getQueueDepths.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - headers:
+            public init(
+                path: Operations.getQueueDepths.Input.Path,
+                headers: Operations.getQueueDepths.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.headers = headers
+            }
+        }
+        @frozen public enum Output: Sendable, Hashable {
+            public struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/environments/{id}/queues/GET/responses/200/content`.
+                @frozen public enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/environments/{id}/queues/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.QueueDepths)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    public var json: Components.Schemas.QueueDepths {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                public var body: Operations.getQueueDepths.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                public init(body: Operations.getQueueDepths.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The environment's queues, by name.
+            ///
+            /// - Remark: Generated from `#/paths//v1/environments/{id}/queues/get(getQueueDepths)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.getQueueDepths.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            public var ok: Operations.getQueueDepths.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// `malformed-json`: the body is not JSON or not a JSON object.
+            /// `invalid-field`: a field is unknown, has the wrong type, is null, or breaks its rule;
+            /// `errors[]` names each one. `duplicate-authorization`: more than one `Authorization`
+            /// header. Also `about:blank` for a malformed HTTP request.
+            ///
+            ///
+            /// - Remark: Generated from `#/paths//v1/environments/{id}/queues/get(getQueueDepths)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.BadRequest)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            public var badRequest: Components.Responses.BadRequest {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// The bearer token is missing or unknown.
+            ///
+            /// - Remark: Generated from `#/paths//v1/environments/{id}/queues/get(getQueueDepths)/responses/401`.
+            ///
+            /// HTTP response code: `401 unauthorized`.
+            case unauthorized(Components.Responses.Unauthorized)
+            /// The associated value of the enum case if `self` is `.unauthorized`.
+            ///
+            /// - Throws: An error if `self` is not `.unauthorized`.
+            /// - SeeAlso: `.unauthorized`.
+            public var unauthorized: Components.Responses.Unauthorized {
+                get throws {
+                    switch self {
+                    case let .unauthorized(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "unauthorized",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// No such environment for the caller's team (another team's environment included).
+            ///
+            /// - Remark: Generated from `#/paths//v1/environments/{id}/queues/get(getQueueDepths)/responses/404`.
+            ///
+            /// HTTP response code: `404 notFound`.
+            case notFound(Components.Responses.NotFound)
+            /// The associated value of the enum case if `self` is `.notFound`.
+            ///
+            /// - Throws: An error if `self` is not `.notFound`.
+            /// - SeeAlso: `.notFound`.
+            public var notFound: Components.Responses.NotFound {
+                get throws {
+                    switch self {
+                    case let .notFound(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "notFound",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// A bug in Warren. Nothing internal is leaked.
+            ///
+            /// - Remark: Generated from `#/paths//v1/environments/{id}/queues/get(getQueueDepths)/responses/500`.
+            ///
+            /// HTTP response code: `500 internalServerError`.
+            case internalServerError(Components.Responses.InternalError)
+            /// The associated value of the enum case if `self` is `.internalServerError`.
+            ///
+            /// - Throws: An error if `self` is not `.internalServerError`.
+            /// - SeeAlso: `.internalServerError`.
+            public var internalServerError: Components.Responses.InternalError {
+                get throws {
+                    switch self {
+                    case let .internalServerError(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "internalServerError",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// The management API answered, but not as expected.
+            ///
+            /// - Remark: Generated from `#/paths//v1/environments/{id}/queues/get(getQueueDepths)/responses/502`.
+            ///
+            /// HTTP response code: `502 badGateway`.
+            case badGateway(Components.Responses.BrokerError)
+            /// The associated value of the enum case if `self` is `.badGateway`.
+            ///
+            /// - Throws: An error if `self` is not `.badGateway`.
+            /// - SeeAlso: `.badGateway`.
+            public var badGateway: Components.Responses.BrokerError {
+                get throws {
+                    switch self {
+                    case let .badGateway(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badGateway",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// `broker-unavailable`: the management API cannot be reached or Warren's credential is not
+            /// accepted as an administrator. Also `about:blank` when the HTTP layer is at its connection
+            /// limit.
+            ///
+            ///
+            /// - Remark: Generated from `#/paths//v1/environments/{id}/queues/get(getQueueDepths)/responses/503`.
+            ///
+            /// HTTP response code: `503 serviceUnavailable`.
+            case serviceUnavailable(Components.Responses.ServiceUnavailable)
+            /// The associated value of the enum case if `self` is `.serviceUnavailable`.
+            ///
+            /// - Throws: An error if `self` is not `.serviceUnavailable`.
+            /// - SeeAlso: `.serviceUnavailable`.
+            public var serviceUnavailable: Components.Responses.ServiceUnavailable {
+                get throws {
+                    switch self {
+                    case let .serviceUnavailable(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "serviceUnavailable",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen public enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case application_problem_plus_json
+            case other(Swift.String)
+            public init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .application_problem_plus_json
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            public var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .application_problem_plus_json:
+                    return "application/problem+json"
+                }
+            }
+            public static var allCases: [Self] {
+                [
+                    .json,
+                    .application_problem_plus_json
+                ]
+            }
+        }
+    }
+    /// KEDA manifests that scale a Deployment on one queue
+    ///
+    /// A KEDA `ScaledObject` whose `rabbitmq` trigger reads the queue over AMQP
+    /// (`protocol: amqp`, `mode: QueueLength`: the ready messages, which a passive declaration
+    /// counts), and the `TriggerAuthentication` it names, which reads the AMQP URI from the key
+    /// `host` of a Kubernetes Secret. Each is a Kubernetes manifest as JSON, which
+    /// `kubectl apply -f -` takes (docs/keda.md).
+    ///
+    /// Warren puts no password here. The Secret is the team's to make, from the credentials of
+    /// the environment's `consumer` role (a create with `roles: ["consumer"]`, or a rotation
+    /// with `role: consumer`): `secret` gives its name, its key and the URI to put there, e.g.
+    /// `kubectl create secret generic scoring-rabbitmq --from-literal=host='amqp://USER:PASSWORD@HOST:PORT/VHOST'`.
+    /// The consumer role reaches Warren's queues and their dead-letter queues; for a queue the
+    /// tenant declared itself, use the full credentials.
+    ///
+    /// The parameters are checked before anything else (400 `invalid-field` naming each one);
+    /// a queue the environment does not have answers 404, naming it.
+    ///
+    ///
+    /// - Remark: HTTP `GET /v1/environments/{id}/keda`.
+    /// - Remark: Generated from `#/paths//v1/environments/{id}/keda/get(getKedaManifests)`.
+    public enum getKedaManifests {
+        public static let id: Swift.String = "getKedaManifests"
+        public struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/environments/{id}/keda/GET/path`.
+            public struct Path: Sendable, Hashable {
+                /// The environment's id, which equals its name.
+                ///
+                /// - Remark: Generated from `#/paths/v1/environments/{id}/keda/GET/path/id`.
+                public var id: Components.Parameters.EnvironmentId
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - id: The environment's id, which equals its name.
+                public init(id: Components.Parameters.EnvironmentId) {
+                    self.id = id
+                }
+            }
+            public var path: Operations.getKedaManifests.Input.Path
+            /// - Remark: Generated from `#/paths/v1/environments/{id}/keda/GET/query`.
+            public struct Query: Sendable, Hashable {
+                /// The queue to scale on, one of those `GET /v1/environments/{id}/queues` lists.
+                ///
+                /// - Remark: Generated from `#/paths/v1/environments/{id}/keda/GET/query/queue`.
+                public var queue: Swift.String
+                /// The Deployment to scale, also the ScaledObject's name. Default: the environment's
+                /// name (without a trailing `-`). At most 63 characters: KEDA labels the
+                /// HorizontalPodAutoscaler it makes with the ScaledObject's name.
+                ///
+                ///
+                /// - Remark: Generated from `#/paths/v1/environments/{id}/keda/GET/query/deployment`.
+                public var deployment: Components.Schemas.KubernetesDeploymentName?
+                /// The Secret holding the AMQP URI under the key `host`, also the
+                /// TriggerAuthentication's name. Default: `{deployment default}-rabbitmq`.
+                ///
+                ///
+                /// - Remark: Generated from `#/paths/v1/environments/{id}/keda/GET/query/secret`.
+                public var secret: Components.Schemas.KubernetesName?
+                /// Ready messages per replica (KEDA's `value`). Default 10.
+                ///
+                /// - Remark: Generated from `#/paths/v1/environments/{id}/keda/GET/query/target`.
+                public var target: Swift.Int?
+                /// The fewest replicas (`minReplicaCount`); 0 lets KEDA scale the Deployment to zero. Default 0.
+                ///
+                /// - Remark: Generated from `#/paths/v1/environments/{id}/keda/GET/query/min_replicas`.
+                public var min_replicas: Swift.Int?
+                /// The most replicas (`maxReplicaCount`); at least `min_replicas` (a 400 otherwise:
+                /// a rule between two parameters, which their schemas cannot state). Default 10, or
+                /// `min_replicas` when that is more.
+                ///
+                ///
+                /// - Remark: Generated from `#/paths/v1/environments/{id}/keda/GET/query/max_replicas`.
+                public var max_replicas: Swift.Int?
+                /// Creates a new `Query`.
+                ///
+                /// - Parameters:
+                ///   - queue: The queue to scale on, one of those `GET /v1/environments/{id}/queues` lists.
+                ///   - deployment: The Deployment to scale, also the ScaledObject's name. Default: the environment's
+                ///   - secret: The Secret holding the AMQP URI under the key `host`, also the
+                ///   - target: Ready messages per replica (KEDA's `value`). Default 10.
+                ///   - min_replicas: The fewest replicas (`minReplicaCount`); 0 lets KEDA scale the Deployment to zero. Default 0.
+                ///   - max_replicas: The most replicas (`maxReplicaCount`); at least `min_replicas` (a 400 otherwise:
+                public init(
+                    queue: Swift.String,
+                    deployment: Components.Schemas.KubernetesDeploymentName? = nil,
+                    secret: Components.Schemas.KubernetesName? = nil,
+                    target: Swift.Int? = nil,
+                    min_replicas: Swift.Int? = nil,
+                    max_replicas: Swift.Int? = nil
+                ) {
+                    self.queue = queue
+                    self.deployment = deployment
+                    self.secret = secret
+                    self.target = target
+                    self.min_replicas = min_replicas
+                    self.max_replicas = max_replicas
+                }
+            }
+            public var query: Operations.getKedaManifests.Input.Query
+            /// - Remark: Generated from `#/paths/v1/environments/{id}/keda/GET/header`.
+            public struct Headers: Sendable, Hashable {
+                public var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.getKedaManifests.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                public init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.getKedaManifests.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            public var headers: Operations.getKedaManifests.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - query:
+            ///   - headers:
+            public init(
+                path: Operations.getKedaManifests.Input.Path,
+                query: Operations.getKedaManifests.Input.Query,
+                headers: Operations.getKedaManifests.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.query = query
+                self.headers = headers
+            }
+        }
+        @frozen public enum Output: Sendable, Hashable {
+            public struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/environments/{id}/keda/GET/responses/200/content`.
+                @frozen public enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/environments/{id}/keda/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.KedaManifests)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    public var json: Components.Schemas.KedaManifests {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                public var body: Operations.getKedaManifests.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                public init(body: Operations.getKedaManifests.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The ScaledObject, the TriggerAuthentication, and the Secret they read.
+            ///
+            /// - Remark: Generated from `#/paths//v1/environments/{id}/keda/get(getKedaManifests)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.getKedaManifests.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            public var ok: Operations.getKedaManifests.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// `malformed-json`: the body is not JSON or not a JSON object.
+            /// `invalid-field`: a field is unknown, has the wrong type, is null, or breaks its rule;
+            /// `errors[]` names each one. `duplicate-authorization`: more than one `Authorization`
+            /// header. Also `about:blank` for a malformed HTTP request.
+            ///
+            ///
+            /// - Remark: Generated from `#/paths//v1/environments/{id}/keda/get(getKedaManifests)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.BadRequest)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            public var badRequest: Components.Responses.BadRequest {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// The bearer token is missing or unknown.
+            ///
+            /// - Remark: Generated from `#/paths//v1/environments/{id}/keda/get(getKedaManifests)/responses/401`.
+            ///
+            /// HTTP response code: `401 unauthorized`.
+            case unauthorized(Components.Responses.Unauthorized)
+            /// The associated value of the enum case if `self` is `.unauthorized`.
+            ///
+            /// - Throws: An error if `self` is not `.unauthorized`.
+            /// - SeeAlso: `.unauthorized`.
+            public var unauthorized: Components.Responses.Unauthorized {
+                get throws {
+                    switch self {
+                    case let .unauthorized(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "unauthorized",
+                            response: self
+                        )
+                    }
+                }
+            }
+            public struct NotFound: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/v1/environments/{id}/keda/GET/responses/404/content`.
+                @frozen public enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/v1/environments/{id}/keda/GET/responses/404/content/application\/problem+json`.
+                    case application_problem_plus_json(Components.Schemas.Problem)
+                    /// The associated value of the enum case if `self` is `.application_problem_plus_json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.application_problem_plus_json`.
+                    /// - SeeAlso: `.application_problem_plus_json`.
+                    public var application_problem_plus_json: Components.Schemas.Problem {
+                        get throws {
+                            switch self {
+                            case let .application_problem_plus_json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                public var body: Operations.getKedaManifests.Output.NotFound.Body
+                /// Creates a new `NotFound`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                public init(body: Operations.getKedaManifests.Output.NotFound.Body) {
+                    self.body = body
+                }
+            }
+            /// No such environment for the caller's team, or no such queue in it (`detail` names it).
+            ///
+            /// - Remark: Generated from `#/paths//v1/environments/{id}/keda/get(getKedaManifests)/responses/404`.
+            ///
+            /// HTTP response code: `404 notFound`.
+            case notFound(Operations.getKedaManifests.Output.NotFound)
+            /// The associated value of the enum case if `self` is `.notFound`.
+            ///
+            /// - Throws: An error if `self` is not `.notFound`.
+            /// - SeeAlso: `.notFound`.
+            public var notFound: Operations.getKedaManifests.Output.NotFound {
+                get throws {
+                    switch self {
+                    case let .notFound(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "notFound",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// A bug in Warren. Nothing internal is leaked.
+            ///
+            /// - Remark: Generated from `#/paths//v1/environments/{id}/keda/get(getKedaManifests)/responses/500`.
+            ///
+            /// HTTP response code: `500 internalServerError`.
+            case internalServerError(Components.Responses.InternalError)
+            /// The associated value of the enum case if `self` is `.internalServerError`.
+            ///
+            /// - Throws: An error if `self` is not `.internalServerError`.
+            /// - SeeAlso: `.internalServerError`.
+            public var internalServerError: Components.Responses.InternalError {
+                get throws {
+                    switch self {
+                    case let .internalServerError(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "internalServerError",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// The management API answered, but not as expected.
+            ///
+            /// - Remark: Generated from `#/paths//v1/environments/{id}/keda/get(getKedaManifests)/responses/502`.
+            ///
+            /// HTTP response code: `502 badGateway`.
+            case badGateway(Components.Responses.BrokerError)
+            /// The associated value of the enum case if `self` is `.badGateway`.
+            ///
+            /// - Throws: An error if `self` is not `.badGateway`.
+            /// - SeeAlso: `.badGateway`.
+            public var badGateway: Components.Responses.BrokerError {
+                get throws {
+                    switch self {
+                    case let .badGateway(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badGateway",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// `broker-unavailable`: the management API cannot be reached or Warren's credential is not
+            /// accepted as an administrator. Also `about:blank` when the HTTP layer is at its connection
+            /// limit.
+            ///
+            ///
+            /// - Remark: Generated from `#/paths//v1/environments/{id}/keda/get(getKedaManifests)/responses/503`.
+            ///
+            /// HTTP response code: `503 serviceUnavailable`.
+            case serviceUnavailable(Components.Responses.ServiceUnavailable)
+            /// The associated value of the enum case if `self` is `.serviceUnavailable`.
+            ///
+            /// - Throws: An error if `self` is not `.serviceUnavailable`.
+            /// - SeeAlso: `.serviceUnavailable`.
+            public var serviceUnavailable: Components.Responses.ServiceUnavailable {
+                get throws {
+                    switch self {
+                    case let .serviceUnavailable(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "serviceUnavailable",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        @frozen public enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case application_problem_plus_json
+            case other(Swift.String)
+            public init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                case "application/problem+json":
+                    self = .application_problem_plus_json
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            public var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                case .application_problem_plus_json:
+                    return "application/problem+json"
+                }
+            }
+            public static var allCases: [Self] {
+                [
+                    .json,
+                    .application_problem_plus_json
+                ]
+            }
+        }
+    }
     /// The topologies operators prepared
     ///
     /// Blueprints come from `WARREN_BLUEPRINTS_FILE`. Create one with

@@ -204,6 +204,47 @@ public protocol APIProtocol: Sendable {
     /// - Remark: HTTP `DELETE /v1/environments/{id}/credentials/{username}`.
     /// - Remark: Generated from `#/paths//v1/environments/{id}/credentials/{username}/delete(revokeCredentials)`.
     func revokeCredentials(_ input: Operations.revokeCredentials.Input) async throws -> Operations.revokeCredentials.Output
+    /// Each queue's messages, consumers and rates, for autoscalers
+    ///
+    /// Every queue of the environment: Warren's queues, their dead-letter queues and the queues
+    /// the tenant declared itself (never Warren's own `warren.claim`), by name, with the
+    /// messages ready and unacknowledged, the consumers and the publish and delivery rates.
+    /// Tenants have no management access; this is what an autoscaler (KEDA's `metrics-api`
+    /// scaler, docs/keda.md) reads instead.
+    ///
+    /// The figures are the broker's statistics, which lag by its statistics interval (5 s by
+    /// default): a message published a moment ago may not be counted yet, and a queue declared
+    /// in the last seconds shows 0 everywhere until its first figures come (RabbitMQ 3.10 shows
+    /// a new quorum queue's counts after about 10 s). Rates are messages per second over the
+    /// last interval, 0 while the broker has none. Made to be polled every few seconds by many
+    /// scalers: one read of the environment's record and one listing of its queues, at once.
+    ///
+    ///
+    /// - Remark: HTTP `GET /v1/environments/{id}/queues`.
+    /// - Remark: Generated from `#/paths//v1/environments/{id}/queues/get(getQueueDepths)`.
+    func getQueueDepths(_ input: Operations.getQueueDepths.Input) async throws -> Operations.getQueueDepths.Output
+    /// KEDA manifests that scale a Deployment on one queue
+    ///
+    /// A KEDA `ScaledObject` whose `rabbitmq` trigger reads the queue over AMQP
+    /// (`protocol: amqp`, `mode: QueueLength`: the ready messages, which a passive declaration
+    /// counts), and the `TriggerAuthentication` it names, which reads the AMQP URI from the key
+    /// `host` of a Kubernetes Secret. Each is a Kubernetes manifest as JSON, which
+    /// `kubectl apply -f -` takes (docs/keda.md).
+    ///
+    /// Warren puts no password here. The Secret is the team's to make, from the credentials of
+    /// the environment's `consumer` role (a create with `roles: ["consumer"]`, or a rotation
+    /// with `role: consumer`): `secret` gives its name, its key and the URI to put there, e.g.
+    /// `kubectl create secret generic scoring-rabbitmq --from-literal=host='amqp://USER:PASSWORD@HOST:PORT/VHOST'`.
+    /// The consumer role reaches Warren's queues and their dead-letter queues; for a queue the
+    /// tenant declared itself, use the full credentials.
+    ///
+    /// The parameters are checked before anything else (400 `invalid-field` naming each one);
+    /// a queue the environment does not have answers 404, naming it.
+    ///
+    ///
+    /// - Remark: HTTP `GET /v1/environments/{id}/keda`.
+    /// - Remark: Generated from `#/paths//v1/environments/{id}/keda/get(getKedaManifests)`.
+    func getKedaManifests(_ input: Operations.getKedaManifests.Input) async throws -> Operations.getKedaManifests.Output
     /// The topologies operators prepared
     ///
     /// Blueprints come from `WARREN_BLUEPRINTS_FILE`. Create one with
@@ -522,6 +563,65 @@ extension APIProtocol {
     ) async throws -> Operations.revokeCredentials.Output {
         try await revokeCredentials(Operations.revokeCredentials.Input(
             path: path,
+            headers: headers
+        ))
+    }
+    /// Each queue's messages, consumers and rates, for autoscalers
+    ///
+    /// Every queue of the environment: Warren's queues, their dead-letter queues and the queues
+    /// the tenant declared itself (never Warren's own `warren.claim`), by name, with the
+    /// messages ready and unacknowledged, the consumers and the publish and delivery rates.
+    /// Tenants have no management access; this is what an autoscaler (KEDA's `metrics-api`
+    /// scaler, docs/keda.md) reads instead.
+    ///
+    /// The figures are the broker's statistics, which lag by its statistics interval (5 s by
+    /// default): a message published a moment ago may not be counted yet, and a queue declared
+    /// in the last seconds shows 0 everywhere until its first figures come (RabbitMQ 3.10 shows
+    /// a new quorum queue's counts after about 10 s). Rates are messages per second over the
+    /// last interval, 0 while the broker has none. Made to be polled every few seconds by many
+    /// scalers: one read of the environment's record and one listing of its queues, at once.
+    ///
+    ///
+    /// - Remark: HTTP `GET /v1/environments/{id}/queues`.
+    /// - Remark: Generated from `#/paths//v1/environments/{id}/queues/get(getQueueDepths)`.
+    public func getQueueDepths(
+        path: Operations.getQueueDepths.Input.Path,
+        headers: Operations.getQueueDepths.Input.Headers = .init()
+    ) async throws -> Operations.getQueueDepths.Output {
+        try await getQueueDepths(Operations.getQueueDepths.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// KEDA manifests that scale a Deployment on one queue
+    ///
+    /// A KEDA `ScaledObject` whose `rabbitmq` trigger reads the queue over AMQP
+    /// (`protocol: amqp`, `mode: QueueLength`: the ready messages, which a passive declaration
+    /// counts), and the `TriggerAuthentication` it names, which reads the AMQP URI from the key
+    /// `host` of a Kubernetes Secret. Each is a Kubernetes manifest as JSON, which
+    /// `kubectl apply -f -` takes (docs/keda.md).
+    ///
+    /// Warren puts no password here. The Secret is the team's to make, from the credentials of
+    /// the environment's `consumer` role (a create with `roles: ["consumer"]`, or a rotation
+    /// with `role: consumer`): `secret` gives its name, its key and the URI to put there, e.g.
+    /// `kubectl create secret generic scoring-rabbitmq --from-literal=host='amqp://USER:PASSWORD@HOST:PORT/VHOST'`.
+    /// The consumer role reaches Warren's queues and their dead-letter queues; for a queue the
+    /// tenant declared itself, use the full credentials.
+    ///
+    /// The parameters are checked before anything else (400 `invalid-field` naming each one);
+    /// a queue the environment does not have answers 404, naming it.
+    ///
+    ///
+    /// - Remark: HTTP `GET /v1/environments/{id}/keda`.
+    /// - Remark: Generated from `#/paths//v1/environments/{id}/keda/get(getKedaManifests)`.
+    public func getKedaManifests(
+        path: Operations.getKedaManifests.Input.Path,
+        query: Operations.getKedaManifests.Input.Query,
+        headers: Operations.getKedaManifests.Input.Headers = .init()
+    ) async throws -> Operations.getKedaManifests.Output {
+        try await getKedaManifests(Operations.getKedaManifests.Input(
+            path: path,
+            query: query,
             headers: headers
         ))
     }
