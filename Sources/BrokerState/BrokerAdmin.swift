@@ -27,6 +27,7 @@ package protocol BrokerAdmin: Sendable {
     func passwordHash(ofUser name: String) async throws -> String?
     func putPermissions(vhost: String, user: String, configure: String, write: String, read: String) async throws
     func permissions(vhost: String) async throws -> [PermissionInfo]
+    func putTopicPermission(vhost: String, user: String, exchange: String, write: String, read: String) async throws
     /// Every user's permissions on every vhost.
     func permissions() async throws -> [PermissionInfo]
     /// True when the PUT made the exchange (201); a 204 does not mean it is equal (see `ManagementClient.putExchange`).

@@ -125,6 +125,8 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
     /// is a conflict like any other difference, and racing creates that differ in it are told
     /// apart by their claims.
     public var protected = false
+    /// Named roles of an agent system, each with credentials of its own (see `Agent`).
+    public var agents: [Agent] = []
 
     /// Defaults follow the original design: a durable direct exchange and a durable queue
     /// (quorum: it survives restarts and works in a cluster), bound with a routing key, all
@@ -158,6 +160,11 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
         }
     }
 
+    /// The queues a consumer may read: every queue and its dead-letter queue.
+    public var consumableQueues: [String] {
+        queues.flatMap { [$0.name] + ($0.deadLetterQueue.map { [$0] } ?? []) }
+    }
+
     /// The routing key of the primary queue's first binding ("" when it has none).
     public var routingKey: String {
         get { bindings.first { $0.queue == queues[0].name }?.routingKey ?? "" }
@@ -167,7 +174,7 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, exchange, queues, bindings, limits, protected
+        case name, exchange, queues, bindings, limits, protected, agents
     }
 
     public init(from decoder: any Decoder) throws {
@@ -179,10 +186,11 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
         limits = try container.decode(Limits.self, forKey: .limits)
         // Records written before protection existed have none: unprotected.
         protected = try container.decodeIfPresent(Bool.self, forKey: .protected) ?? false
+        agents = try container.decodeIfPresent([Agent].self, forKey: .agents) ?? []
     }
 
-    /// `protected` is written only when true, so an unprotected spec encodes as it did before
-    /// the field existed: its claim hash (`EnvironmentRecord.claimHash(of:)`) stays the same,
+    /// `protected` is written only when true (and `agents` only when there are some), so a spec
+    /// without them encodes as it did before the fields existed: its claim hash (`EnvironmentRecord.claimHash(of:)`) stays the same,
     /// and creates of one spec racing on Warrens of either release still claim alike.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
@@ -192,6 +200,7 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
         try container.encode(bindings, forKey: .bindings)
         try container.encode(limits, forKey: .limits)
         if protected { try container.encode(true, forKey: .protected) }
+        if !agents.isEmpty { try container.encode(agents, forKey: .agents) }
     }
 
     /// The fields whose values differ between two specs, named as in the API ("queues[jobs]").
@@ -226,6 +235,7 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
         }
         if limits != other.limits { fields.append("limits") }
         if protected != other.protected { fields.append("protected") }
+        if agents != other.agents { fields.append("agents") }
         return fields
     }
 }

@@ -105,6 +105,8 @@ extension EnvironmentSpec {
         if bindings.count > 64 { problems.append(("bindings", "may have at most 64 bindings")) }
         if Set(bindings).count != bindings.count { problems.append(("bindings", "lists a binding twice")) }
 
+        problems += agentProblems()
+
         if let maxQueues = limits.maxQueues {
             let needed = Topology(self).queueCount
             if maxQueues < needed || maxQueues > 10_000 {

@@ -30,6 +30,9 @@ public struct ProvisioningError: Error, Sendable, CustomStringConvertible {
         /// The broker's release does not take a setting the request asks for (see `fields`,
         /// `fieldReason`): the caller's to change, as an invalid field is.
         public static let unsupportedByRelease = Code("unsupported-by-release")
+        /// A request field names what the environment does not have (an agent it never
+        /// defined, say; see `fields`, `fieldReason`): a 400, as any invalid field.
+        public static let invalidField = Code("invalid-field")
         /// The environment is protected from deletion: a DELETE changes nothing until a PATCH
         /// lifts the protection.
         public static let protected = Code("protected")

@@ -1,4 +1,3 @@
-package import RabbitManagement
 import WireFormat
 
 /// The broker objects a spec turns into, beyond what the spec names itself: the queue
@@ -81,52 +80,5 @@ package struct Topology: Sendable {
             }
         }
         return arguments
-    }
-}
-
-/// What a user of an environment may do. `full` is the default; `producer` may only publish to
-/// the environment's exchange; `consumer` may only consume from its queues (dead-letter queues
-/// included). The narrowest permissions RabbitMQ can express: "^$" matches no resource name
-/// (the default exchange is checked as "amq.default", so it is refused too).
-public enum Role: String, Sendable, Hashable, Codable, CaseIterable {
-    case full, producer, consumer
-
-    package struct Permissions: Hashable {
-        package var configure: String
-        package var write: String
-        package var read: String
-    }
-
-    package func permissions(for spec: EnvironmentSpec) -> Permissions {
-        switch self {
-        case .full:
-            // Everything but Warren's own names ("warren.claim"): a tenant can neither delete
-            // nor redeclare nor bind nor read them. PCRE, anchored, with a negative lookahead.
-            let all = "^(?!\(Role.escaped(EnvironmentNaming.reservedResourcePrefix))).*"
-            return Permissions(configure: all, write: all, read: all)
-        case .producer:
-            return Permissions(configure: "^$", write: "^\(Role.escaped(spec.exchange.name))$", read: "^$")
-        case .consumer:
-            let names = spec.queues.flatMap { [$0.name] + ($0.deadLetterQueue.map { [$0] } ?? []) }
-            return Permissions(configure: "^$", write: "^$", read: "^(\(names.map(Role.escaped).joined(separator: "|")))$")
-        }
-    }
-
-    /// The role whose permissions these are (anything else with configure rights is `full`,
-    /// the `.*` of environments made before Warren's names were kept out of reach included).
-    package static func of(_ permission: PermissionInfo) -> Role {
-        if permission.configure != "^$" { return .full }
-        return permission.write != "^$" ? .producer : .consumer
-    }
-
-    /// A name as a literal in a regex: every character that is not a letter or digit gets a
-    /// backslash (PCRE allows that for any such character), so "jobs.v1" matches only itself.
-    package static func escaped(_ name: String) -> String {
-        var out = ""
-        for character in name {
-            if !(character.isLetter || character.isNumber) || !character.isASCII { out.append("\\") }
-            out.append(character)
-        }
-        return out
     }
 }

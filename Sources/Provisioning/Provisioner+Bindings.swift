@@ -78,7 +78,7 @@ extension Provisioner {
                     throw error
                 }
             }
-            logger.info("binding user made", metadata: ["vhost": "\(env.vhost)", "user": "\(credentials.username)", "role": "\(credentials.role.rawValue)"])
+            logger.info("binding user made", metadata: ["vhost": "\(env.vhost)", "user": "\(credentials.username)", "role": "\(credentials.role.name)"])
             return .created
         }
     }

@@ -27,6 +27,11 @@ extension Provisioner {
 
     private func issue(_ role: Role, in environment: Environment, record: EnvironmentRecord, revokeOthersAfter: Duration?) async throws -> RotationResult {
         let vhost = environment.vhost
+        if case .agent(let name) = role, !environment.spec.agents.contains(where: { $0.name == name }) {
+            throw ProvisioningError(
+                code: .invalidField, detail: "environment \(environment.name) has no agent \(name)", fields: ["role"],
+                fieldReason: "must be full, producer, consumer or one of the environment's agents (\(environment.spec.agents.map(\.name).joined(separator: ", ")))")
+        }
         func othersOfRole(_ permissions: [PermissionInfo]) -> [String] {
             guard revokeOthersAfter != nil else { return [] }
             return permissions.filter { EnvironmentNaming.isUser($0.user, of: vhost) && Role.of($0) == role }.map(\.user)
@@ -59,7 +64,7 @@ extension Provisioner {
                 }.revocations
             }
         }
-        logger.info("credentials issued", metadata: ["vhost": "\(vhost)", "user": "\(issued.username)", "role": "\(role.rawValue)"])
+        logger.info("credentials issued", metadata: ["vhost": "\(vhost)", "user": "\(issued.username)", "role": "\(role.name)"])
         return RotationResult(environment: environment, credentials: issued, revocations: revocations)
     }
 

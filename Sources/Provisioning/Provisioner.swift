@@ -73,12 +73,22 @@ public struct Provisioner: Sendable {
         ])
     }
 
+    /// The role's permissions, and an agent's routing keys. The topic permission comes after the
+    /// permissions in the same step of a create or rotation, before anyone has the password:
+    /// no client can publish with the user until both are in place.
     func grant(_ role: Role, to user: String, in environment: Environment) async throws {
         let permissions = role.permissions(for: environment.spec)
         try await step("grant user permissions") {
             try await admin.putPermissions(
                 vhost: environment.vhost, user: user,
                 configure: permissions.configure, write: permissions.write, read: permissions.read)
+        }
+        if let topic = permissions.topic {
+            // `read` governs binding from the exchange by key; an agent cannot bind at all
+            // (it has no configure and no read on the exchange), so it gets no key there.
+            try await step("grant topic permissions") {
+                try await admin.putTopicPermission(vhost: environment.vhost, user: user, exchange: topic.exchange, write: topic.write, read: "^$")
+            }
         }
     }
 

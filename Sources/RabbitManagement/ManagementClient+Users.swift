@@ -67,6 +67,14 @@ extension ManagementClient {
         _ = try await send("PUT", ["permissions", vhost, user], query: [], body: body, operation: "PUT permissions")
     }
 
+    /// Which routing keys the user may publish to (`write`) and bind from (`read`) on one topic
+    /// exchange, as regexes; the broker checks them on topic exchanges only. A user with none
+    /// on an exchange may use every key there.
+    public func putTopicPermission(vhost: String, user: String, exchange: String, write: String, read: String) async throws {
+        let body: JSONValue = ["exchange": .string(exchange), "write": .string(write), "read": .string(read)]
+        _ = try await send("PUT", ["topic-permissions", vhost, user], query: [], body: body, operation: "PUT topic permissions")
+    }
+
     public func permissions(vhost: String) async throws -> [PermissionInfo] {
         let json = try await get(["vhosts", vhost, "permissions"], operation: "GET vhost permissions")
         return try decodeList(json, what: "permission list") { (item: JSONValue) throws(ManagementError) in

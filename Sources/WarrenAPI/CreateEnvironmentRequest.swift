@@ -9,14 +9,14 @@ import WireFormat
 /// `bindings`, `limits`), and a `blueprint` named by the operators.
 struct CreateEnvironmentRequest {
     var spec: EnvironmentSpec
-    /// Credentials to issue besides the full-access set.
+    /// Credentials to issue besides the full-access set: the `roles` asked for, and one set per agent.
     var extraRoles: [Role]
     /// Whether the body was written in the single-queue form (fields are named as it names them).
     var singleQueueForm = false
     /// The blueprint whose ceilings (a tier) the environment gets, when it has its own.
     var tier: String?
 
-    static let keys: Set<String> = ["name", "blueprint", "exchange", "queue", "routing_key", "queues", "bindings", "limits", "roles", "protected"]
+    static let keys: Set<String> = ["name", "blueprint", "exchange", "queue", "routing_key", "queues", "bindings", "limits", "roles", "protected", "agents"]
     static let topologyKeys = ["exchange", "queue", "routing_key", "queues", "bindings", "limits"]
 
     /// `ceilings` are the global ones; a blueprint with a tier in `tiers` is checked against its own.
@@ -31,13 +31,14 @@ struct CreateEnvironmentRequest {
         var roles: [Role] = []
         if let items = fields.array("roles") {
             for (index, item) in items.enumerated() {
-                guard case .string(let raw) = item, let role = Role(rawValue: raw), role != .full else {
+                guard case .string(let raw) = item, let role = Role(builtIn: raw), role != .full else {
                     fields.fail("roles[\(index)]", "must be producer or consumer")
                     continue
                 }
                 if !roles.contains(role) { roles.append(role) }
             }
         }
+        let agentItems = fields.array("agents")
         fields.rejectUnknown(allowed: keys)
         var errors = fields.errors
         let envName = name ?? ""
@@ -59,16 +60,20 @@ struct CreateEnvironmentRequest {
             (spec, singleQueueForm) = topology(object, name: envName, errors: &errors)
         }
 
-        // Not topology: it goes with every form, a blueprint's too.
+        // Not topology: they go with every form, a blueprint's too.
         spec.protected = protected
+        if let agentItems { spec.agents = AgentFields.agents(agentItems, errors: &errors) }
 
         // Check the values too, even when some fields already failed, so one answer names
         // every problem; a field with a type error is not reported twice.
         let typed = Set(errors.map(\.field))
         let tier = blueprintName.flatMap { tiers[$0] == nil ? nil : $0 }
         let ceilings = tier.flatMap { tiers[$0] } ?? global
-        if 1 + roles.count > ceilings.users {
-            errors.append(.init(field: "roles", reason: "would make \(1 + roles.count) users, more than the operator's ceiling of \(ceilings.users) per environment"))
+        let users = 1 + roles.count + spec.agents.count
+        if users > ceilings.users {
+            errors.append(.init(
+                field: spec.agents.isEmpty ? "roles" : "agents",
+                reason: "would make \(users) users (the full set, \(roles.count) roles, \(spec.agents.count) agents), more than the operator's ceiling of \(ceilings.users) per environment"))
         }
         // Ceilings only once the values are valid at all (one problem per field is enough).
         let invalid = spec.validate()
@@ -81,7 +86,8 @@ struct CreateEnvironmentRequest {
             }
         }
         guard errors.isEmpty else { throw Problem.invalidFields(errors) }
-        return CreateEnvironmentRequest(spec: spec, extraRoles: roles, singleQueueForm: singleQueueForm, tier: tier)
+        return CreateEnvironmentRequest(
+            spec: spec, extraRoles: roles + spec.agents.map { Role.agent($0.name) }, singleQueueForm: singleQueueForm, tier: tier)
     }
 
     /// Checks the queues as this broker's release makes them (`Provisioner.explicit`): before

@@ -18,7 +18,16 @@ struct CredentialHandlers: Sendable {
         if !context.request.body.isEmpty {
             try environments.requireJSON(context.request)
             var fields = JSONFields(try JSONBody.object(context.request.body))
-            role = fields.choice("role", Role.self) ?? .full
+            if let name = fields.string("role") {
+                // Which agents exist is the environment's to say: the provisioner checks it.
+                if let builtIn = Role(builtIn: name) {
+                    role = builtIn
+                } else if EnvironmentSpec.Agent.checkName(name) == nil {
+                    role = .agent(name)
+                } else {
+                    fields.fail("role", "must be full, producer, consumer or the name of one of the environment's agents")
+                }
+            }
             if let seconds = fields.integer("revoke_others_after_seconds") {
                 if (0...604_800).contains(seconds) {
                     revokeAfter = .seconds(seconds)

@@ -75,8 +75,14 @@ struct CredentialsBody: Encodable {
     init(_ credentials: IssuedCredentials) {
         username = credentials.username
         password = credentials.password
-        role = credentials.role.rawValue
+        role = credentials.role.name
     }
+}
+
+struct AgentBody: Encodable {
+    var name: String
+    var publish: [String]
+    var consume: [String]
 }
 
 struct ConnectionBody: Encodable {
@@ -146,6 +152,8 @@ struct EnvironmentSummaryBody: Encodable {
     var platform: PlatformBody?
     /// Whether the environment is protected from deletion; always shown.
     var protected: Bool
+    /// The agents' roles, when it has some.
+    var agents: [AgentBody]?
 
     func encode(to encoder: any Encoder) throws {
         try topology.encode(to: encoder)
@@ -160,9 +168,10 @@ struct EnvironmentSummaryBody: Encodable {
         try container.encodeIfPresent(notes, forKey: .notes)
         try container.encode(createdAt, forKey: .createdAt)
         try container.encodeIfPresent(platform, forKey: .platform)
+        try container.encodeIfPresent(agents, forKey: .agents)
     }
 
-    enum Keys: String, CodingKey { case id, name, team, vhost, queue, routingKey, notes, createdAt, platform, protected }
+    enum Keys: String, CodingKey { case id, name, team, vhost, queue, routingKey, notes, createdAt, platform, protected, agents }
 
     /// `release`: the broker's, when the environment is protected (see `ProtectionNotes`).
     init(_ environment: Environment, ceilings: Ceilings, release: BrokerVersion?) {
@@ -192,6 +201,7 @@ struct EnvironmentSummaryBody: Encodable {
         createdAt = environment.createdAt
         platform = environment.platform.map { PlatformBody(instanceId: $0.instanceID, platform: $0.platform, planId: $0.planID) }
         protected = spec.protected
+        agents = spec.agents.isEmpty ? nil : spec.agents.map { AgentBody(name: $0.name, publish: $0.publish, consume: $0.consume) }
     }
 
     /// Adds notes after the summary's own.
@@ -218,7 +228,7 @@ struct CreatedEnvironmentBody: Encodable {
     var status = "ready"
     var credentials: CredentialsBody
     var connection: ConnectionBody
-    /// Extra credentials asked for with `roles`, by role.
+    /// Extra credentials asked for with `roles`, and each agent's, by role.
     var roleCredentials: [String: CredentialsBody]?
 
     init(_ result: CreateResult, endpoint: AMQPEndpoint, ceilings: Ceilings, release: BrokerVersion?) {
@@ -228,7 +238,7 @@ struct CreatedEnvironmentBody: Encodable {
         credentials = CredentialsBody(full)
         connection = endpoint.connection(vhost: summary.vhost, credentials: full)
         let others = result.credentials.filter { $0.role != .full }
-        roleCredentials = others.isEmpty ? nil : Dictionary(others.map { ($0.role.rawValue, CredentialsBody($0)) }, uniquingKeysWith: { a, _ in a })
+        roleCredentials = others.isEmpty ? nil : Dictionary(others.map { ($0.role.name, CredentialsBody($0)) }, uniquingKeysWith: { a, _ in a })
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -273,7 +283,7 @@ struct EnvironmentDetailBody: Encodable {
         case .creating, .ready: health.isComplete ? "ready" : "degraded"
         }
         users = health.users.map(\.name)
-        userRoles = Dictionary(health.users.map { ($0.name, $0.role.rawValue) }, uniquingKeysWith: { a, _ in a })
+        userRoles = Dictionary(health.users.map { ($0.name, $0.role.name) }, uniquingKeysWith: { a, _ in a })
         revocations = health.revocations.isEmpty ? nil : health.revocations
         let r = health.resources
         resources = Resources(vhost: r.vhost, exchange: r.exchange, queue: r.queue, binding: r.binding, user: r.user)

@@ -22,7 +22,7 @@ enum ErrorMapping {
             return .conflict(error.detail, fields: error.fields, reason: error.fieldReason)
         case .notFound:
             return .notFound(error.detail)
-        case .unsupportedByRelease:
+        case .unsupportedByRelease, .invalidField:
             return .invalidFields(error.fields.map { Problem.FieldError(field: $0, reason: error.fieldReason ?? error.detail) })
         case .invalidRecord:
             return Problem(status: 409, kind: .recordInvalid, title: "Environment record cannot be trusted", detail: error.detail)

@@ -26,8 +26,8 @@ struct OSBBindRequest {
         for key in parameters.keys.sorted() where key != "role" { problems.append("parameters.\(key) is not a known parameter (only role)") }
         switch parameters["role"] {
         case nil: break
-        case .string(let raw)? where Role(rawValue: raw) != nil: made.role = Role(rawValue: raw)
-        default: problems.append("parameters.role must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+        case .string(let raw)? where Role(builtIn: raw) != nil: made.role = Role(builtIn: raw)
+        default: problems.append("parameters.role must be one of \(Role.builtIn.map(\.name).joined(separator: ", "))")
         }
         if let predecessor {
             if !OSBNaming.isValidID(predecessor) {

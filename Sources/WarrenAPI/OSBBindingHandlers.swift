@@ -31,7 +31,7 @@ struct OSBBindingHandlers: Sendable {
                 throw OSBError.unprocessable("predecessor binding \(predecessor) does not exist in instance \(id)")
             }
             if let role, role != predecessorRole {
-                throw OSBError.badRequest("parameters.role must be the predecessor's (\(predecessorRole.rawValue)): a rotation keeps the binding's parameters")
+                throw OSBError.badRequest("parameters.role must be the predecessor's (\(predecessorRole.name)): a rotation keeps the binding's parameters")
             }
             role = predecessorRole
         }
@@ -51,7 +51,7 @@ struct OSBBindingHandlers: Sendable {
             let issued = try await asMade(provisioner, context, environment, bindingID: bindingID, role: credentials.role)
             return JSON.response(200, BindingBody(credentials: issued, environment: environment, endpoint: endpoint), headers: [("Cache-Control", "no-store")])
         case .otherRole(let existing):
-            throw OSBError.conflict("binding \(bindingID) exists with role \(existing.rawValue)")
+            throw OSBError.conflict("binding \(bindingID) exists with role \(existing.name)")
         }
     }
 
@@ -68,7 +68,7 @@ struct OSBBindingHandlers: Sendable {
         }
         let credentials = try await asMade(provisioner, context, environment, bindingID: bindingID, role: role)
         var body = BindingBody(credentials: credentials, environment: environment, endpoint: endpoint)
-        body.parameters = ["role": role.rawValue]
+        body.parameters = ["role": role.name]
         return JSON.response(200, body, headers: [("Cache-Control", "no-store")])
     }
 
@@ -161,7 +161,7 @@ struct OSBBindingHandlers: Sendable {
             let connection = endpoint.connection(vhost: environment.environment.vhost, credentials: issued)
             credentials = Credentials(
                 uri: connection.uri, host: connection.host, port: connection.port, vhost: connection.vhost,
-                username: issued.username, password: issued.password, role: issued.role.rawValue,
+                username: issued.username, password: issued.password, role: issued.role.name,
                 exchange: spec.exchange.name, queues: spec.queues.map(\.name), routingKey: spec.routingKey)
         }
     }

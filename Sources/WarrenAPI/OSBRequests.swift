@@ -171,8 +171,12 @@ struct OSBProvisionRequest {
         tiers: [String: Ceilings] = [:]
     ) throws(OSBError) -> EnvironmentSpec {
         var refused: [String] = []
-        for key in ["name", "blueprint", "roles"] where parameters[key] != nil {
-            refused.append("parameters.\(key) is not taken here (\(key == "name" ? "the instance id names the environment" : key == "blueprint" ? "the plan chooses the blueprint" : "credentials come from bindings"))")
+        let notTaken = [
+            "name": "the instance id names the environment", "blueprint": "the plan chooses the blueprint",
+            "roles": "credentials come from bindings", "agents": "credentials come from bindings",
+        ]
+        for (key, why) in notTaken.sorted(by: { $0.key < $1.key }) where parameters[key] != nil {
+            refused.append("parameters.\(key) is not taken here (\(why))")
         }
         if parameters["protected"] != nil { refused.append(OSBProtection.refusal) }
         var body = parameters

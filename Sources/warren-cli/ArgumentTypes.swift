@@ -6,7 +6,6 @@ import WarrenClient
 extension Components.Schemas.ExchangeType: ExpressibleByArgument {}
 extension Components.Schemas.QueueType: ExpressibleByArgument {}
 extension Components.Schemas.AdditionalRole: ExpressibleByArgument {}
-extension Components.Schemas.Role: ExpressibleByArgument {}
 
 /// `--queue NAME[:TYPE]`. Queue names may hold `:` themselves, so only a last part that is a
 /// queue type (`quorum`, `classic`) is read as the type; otherwise the whole is the name.

@@ -118,7 +118,7 @@ struct CreateCommand: AsyncParsableCommand {
         }
         var lines = [headline, ""] + EnvironmentText(created).lines
         lines.append("")
-        lines += EnvironmentText.credentialLines("credentials (\(created.credentials.role?.rawValue ?? "full"))", created.credentials)
+        lines += EnvironmentText.credentialLines("credentials (\(created.credentials.role ?? "full"))", created.credentials)
         for (role, credentials) in (created.role_credentials?.additionalProperties ?? [:]).sorted(by: { $0.key < $1.key }) {
             lines += EnvironmentText.credentialLines("credentials (\(role))", credentials)
         }

@@ -36,7 +36,7 @@ struct RotateCommand: AsyncParsableCommand {
     @Argument(help: "The environment's name.")
     var name: String
 
-    @Option(help: "The new user's role (default full).")
+    @Option(help: "The new user's role: full (the default), producer, consumer, or one of the environment's agents by name.")
     var role: Components.Schemas.Role?
 
     @Option(
@@ -62,7 +62,7 @@ struct RotateCommand: AsyncParsableCommand {
             }
             var lines = ["Issued new credentials for environment \(name).", ""]
             lines += EnvironmentText.credentialLines(
-                "credentials (\(issued.credentials.role?.rawValue ?? role?.rawValue ?? "full"))", issued.credentials)
+                "credentials (\(issued.credentials.role ?? role ?? "full"))", issued.credentials)
             let revocations = issued.revocations.additionalProperties.sorted { $0.key < $1.key }
             if !revocations.isEmpty {
                 lines.append("")

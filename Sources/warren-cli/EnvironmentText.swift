@@ -104,7 +104,7 @@ struct EnvironmentText {
             lines += Output.table(
                 ["USERNAME", "ROLE", "REVOKED AT"],
                 users.map { user, role in
-                    [user, role?.rawValue ?? "-", revocations[user].map(Output.timestamp) ?? "-"]
+                    [user, role ?? "-", revocations[user].map(Output.timestamp) ?? "-"]
                 },
                 indent: "  ")
         }

@@ -154,7 +154,7 @@ struct ClientRoundTrip {
         steps += 1
 
         // rotation: a new set of credentials, the old one kept
-        let rotated = try await team.issueCredentials(path: .init(id: full), body: .json(.init(role: .full)))
+        let rotated = try await team.issueCredentials(path: .init(id: full), body: .json(.init(role: "full")))
         guard case .created(let rotatedCreated) = rotated else { throw fail("rotate", rotated) }
         let issued = try rotatedCreated.body.json
         try expect(issued.credentials.username != fullBody.credentials.username

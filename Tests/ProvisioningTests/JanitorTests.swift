@@ -303,6 +303,9 @@ final class ScriptedBroker: BrokerAdmin, Sendable {
         try await base.putPermissions(vhost: vhost, user: user, configure: configure, write: write, read: read)
     }
     func permissions(vhost: String) async throws -> [PermissionInfo] { try await base.permissions(vhost: vhost) }
+    func putTopicPermission(vhost: String, user: String, exchange: String, write: String, read: String) async throws {
+        try await base.putTopicPermission(vhost: vhost, user: user, exchange: exchange, write: write, read: read)
+    }
     func putExchange(vhost: String, name: String, type: String, durable: Bool, autoDelete: Bool, arguments: [String: JSONValue]) async throws -> Bool {
         try await base.putExchange(vhost: vhost, name: name, type: type, durable: durable, autoDelete: autoDelete, arguments: arguments)
     }

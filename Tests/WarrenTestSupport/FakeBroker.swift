@@ -20,6 +20,7 @@ public final class FakeBroker: BrokerAdmin, Sendable {
         public var users: [String: String] = [:]  // name -> password hash
         public var permissions: [String: Set<String>] = [:]  // vhost -> users
         public var grants: [String: PermissionInfo] = [:]  // "vhost/user" -> the regexes granted
+        public var topicGrants: [String: String] = [:]  // "vhost/user/exchange" -> the write regex
         public var exchanges: [String: ExchangeInfo] = [:]  // "vhost/name"
         public var queues: [String: QueueInfo] = [:]
         public var bindings: [String: BindingInfo] = [:]  // "vhost/exchange/queue/key"
@@ -194,6 +195,7 @@ public final class FakeBroker: BrokerAdmin, Sendable {
         return state.withLock { state in
             guard state.users.removeValue(forKey: name) != nil else { return false }
             for vhost in state.permissions.keys { state.permissions[vhost]?.remove(name) }
+            state.topicGrants = state.topicGrants.filter { $0.key.split(separator: "/").dropFirst().first.map(String.init) != name }
             state.userLimits[name] = nil
             return true
         }
@@ -307,6 +309,17 @@ public final class FakeBroker: BrokerAdmin, Sendable {
         state.withLock {
             $0.permissions[vhost, default: []].insert(user)
             $0.grants["\(vhost)/\(user)"] = PermissionInfo(user: user, vhost: vhost, configure: configure, write: write, read: read)
+        }
+    }
+
+    /// Like the broker: an absent vhost or user is refused.
+    public func putTopicPermission(vhost: String, user: String, exchange: String, write: String, read: String) async throws {
+        try record("PUT topic permissions")
+        try state.withLock { state in
+            guard state.vhosts[vhost] != nil, state.users[user] != nil else {
+                throw ManagementError(code: .badRequest, status: 400, summary: "vhost_or_user_not_found")
+            }
+            state.topicGrants["\(vhost)/\(user)/\(exchange)"] = write
         }
     }
 

@@ -219,7 +219,7 @@ def check_credentials(wc: Generated, creds, vhost: str, role=None):
     assert isinstance(creds.username, str) and creds.username.startswith(vhost + "."), creds.username
     assert isinstance(creds.password, str) and len(creds.password) >= 32
     if role is not None:
-        assert creds.role == role and isinstance(creds.role, M.Role), creds.role
+        assert creds.role == role and isinstance(creds.role, str), creds.role
 
 
 def check_connection(wc: Generated, connection, vhost: str, settings):
@@ -320,6 +320,7 @@ def test_environment_round_trip_with_the_typed_client(wc, warren, tokens, new_na
                 M.QueueSpec(name="audit")],
         bindings=asked_bindings,
         roles=[M.AdditionalRole.PRODUCER, M.AdditionalRole.CONSUMER],
+        agents=[M.Agent(name="planner", publish=["jobs.*"], consume=["results"])],
         limits=M.Limits(max_queues=10, max_connections=5),
     )
     full = expect(create(client=client, body=body), 201, M.EnvironmentCreated)
@@ -336,12 +337,14 @@ def test_environment_round_trip_with_the_typed_client(wc, warren, tokens, new_na
     assert binding_keys(full.bindings) == binding_keys(asked_bindings)
     assert isinstance(full.role_credentials, M.EnvironmentCreatedRoleCredentials)
     roles = full.role_credentials.additional_properties
-    assert set(roles) == {"producer", "consumer"}, roles
-    check_credentials(wc, roles["producer"], full.vhost, M.Role.PRODUCER)
-    check_credentials(wc, roles["consumer"], full.vhost, M.Role.CONSUMER)
+    assert set(roles) == {"producer", "consumer", "planner"}, roles
+    check_credentials(wc, roles["producer"], full.vhost, "producer")
+    check_credentials(wc, roles["consumer"], full.vhost, "consumer")
+    check_credentials(wc, roles["planner"], full.vhost, "planner")
+    assert [(a.name, a.publish, a.consume) for a in full.agents] == [("planner", ["jobs.*"], ["results"])]
     check_credentials(wc, full.credentials, full.vhost)
-    usernames = {full.credentials.username, roles["producer"].username, roles["consumer"].username}
-    assert len(usernames) == 3, usernames
+    usernames = {full.credentials.username, roles["producer"].username, roles["consumer"].username, roles["planner"].username}
+    assert len(usernames) == 4, usernames
     check_connection(wc, full.connection, full.vhost, settings)
     assert isinstance(full.limits, M.LimitsInForce)
     assert (full.limits.max_queues, full.limits.max_connections) == (10, 5), full.limits
@@ -354,9 +357,9 @@ def test_environment_round_trip_with_the_typed_client(wc, warren, tokens, new_na
     assert set(got.users) == usernames
     assert isinstance(got.user_roles, M.EnvironmentUserRoles)
     assert dict(got.user_roles.additional_properties) == {
-        full.credentials.username: M.Role.FULL, roles["producer"].username: M.Role.PRODUCER,
-        roles["consumer"].username: M.Role.CONSUMER}
-    assert all(isinstance(r, M.Role) for r in got.user_roles.additional_properties.values())
+        full.credentials.username: "full", roles["producer"].username: "producer",
+        roles["consumer"].username: "consumer", roles["planner"].username: "planner"}
+    assert all(isinstance(r, str) for r in got.user_roles.additional_properties.values())
     assert queue_names(got.queues) == ["jobs", "results", "audit"]
     assert binding_keys(got.bindings) == binding_keys(asked_bindings)
     assert isinstance(got.connection, M.Connection) and "@" not in got.connection.uri, "GET shows no password"
@@ -379,9 +382,9 @@ def test_environment_round_trip_with_the_typed_client(wc, warren, tokens, new_na
 
     # 5. Rotation: a new set of credentials, which publishes and consumes.
     issue = wc.op(envs, "issueCredentials").sync_detailed
-    rotated = expect(issue(full_name, client=client, body=M.CredentialsRequest(role=M.Role.FULL)),
+    rotated = expect(issue(full_name, client=client, body=M.CredentialsRequest(role="full")),
                      201, M.CredentialsIssued)
-    check_credentials(wc, rotated.credentials, full.vhost, M.Role.FULL)
+    check_credentials(wc, rotated.credentials, full.vhost, "full")
     assert rotated.credentials.password != full.credentials.password
     assert rotated.credentials.username not in usernames
     assert isinstance(rotated.revocations, M.CredentialsIssuedRevocations)
@@ -545,7 +548,7 @@ def test_open_service_broker_conversation_with_the_typed_client(wc, osb_warren, 
     creds = binding.credentials
     assert isinstance(creds, M.OSBBindingCredentials)
     assert creds.vhost == vhost and creds.username.startswith(vhost + ".")
-    assert creds.role == M.Role.FULL and creds.routing_key == "orders"
+    assert creds.role == "full" and creds.routing_key == "orders"
     assert isinstance(creds.port, int) and isinstance(creds.queues, list) and creds.queues
     conn = pika.BlockingConnection(amqp_params_from_uri(creds.uri))
     try:

@@ -293,11 +293,12 @@ def test_without_a_platforms_file_v2_answers_401(client, warren, osb_credentials
     ({"queue": {"type": "fancy"}}, "parameters.queue.type"),
     ({"name": "mine"}, "parameters.name"),
     ({"roles": ["producer"]}, "parameters.roles"),
+    ({"agents": [{"name": "planner", "consume": ["q"]}]}, "parameters.agents"),
     ({"blueprint": "jobs"}, "parameters.blueprint"),
     ({"limits": {"max_queues": 0}}, "parameters.limits.max_queues"),
     ({"exchange": {"type": "direct", "name": "amq.mine"}}, "parameters.exchange.name"),
     ({"surprise": True}, "parameters.surprise"),
-], ids=["queue-type", "name", "roles", "blueprint", "limits", "exchange-name", "unknown"])
+], ids=["queue-type", "name", "roles", "agents", "blueprint", "limits", "exchange-name", "unknown"])
 def test_bad_parameters_are_400_and_make_nothing(osb, instances, broker_unchanged, parameters, mentions):
     body = assert_osb_error(osb("cf-a").provision(instances(), parameters, accepts_incomplete=True), 400, "BadRequest")
     assert mentions in body["description"], body

@@ -678,16 +678,86 @@ extension Components {
                 ])
             }
         }
-        /// `full`: everything inside the environment's vhost. `producer`: may only publish to the
-        /// environment's exchange. `consumer`: may only consume from its queues (dead-letter queues
-        /// included).
+        /// A built-in role, or one of the environment's `agents` by name. `full`: everything
+        /// inside the environment's vhost. `producer`: may only publish to the environment's
+        /// exchange. `consumer`: may only consume from its queues (dead-letter queues included).
+        /// An agent: may publish only the routing keys its `publish` patterns match, and consume
+        /// only the queues its `consume` names.
         ///
         ///
         /// - Remark: Generated from `#/components/schemas/Role`.
-        @frozen public enum Role: String, Codable, Hashable, Sendable, CaseIterable {
-            case full = "full"
-            case producer = "producer"
-            case consumer = "consumer"
+        public typealias Role = Swift.String
+        /// A named role of an agent system, with credentials of its own (a create issues them in
+        /// `role_credentials`, under the agent's name; a rotation takes the name as `role`). The
+        /// broker enforces it: RabbitMQ's topic permissions for the routing keys it may publish,
+        /// and permissions for the queues it may read. It cannot declare, delete or bind anything.
+        ///
+        /// Rules a schema cannot state, answered 400 `invalid-field`: `publish` needs a `topic`
+        /// exchange (RabbitMQ checks routing keys on topic exchanges only); each of `consume`
+        /// names one of the environment's queues or dead-letter queues; an agent publishes or
+        /// consumes something; agents have distinct names; a pattern has at most two `#` words;
+        /// the full set, the `roles` and the agents together are at most the operator's ceiling of
+        /// users per environment.
+        ///
+        ///
+        /// - Remark: Generated from `#/components/schemas/Agent`.
+        public struct Agent: Codable, Hashable, Sendable {
+            /// Not a built-in role's name (`full`, `producer`, `consumer`).
+            ///
+            /// - Remark: Generated from `#/components/schemas/Agent/name`.
+            public var name: Swift.String
+            /// AMQP topic patterns of the routing keys the agent may publish to the environment's
+            /// exchange: words separated by `.`, `*` for exactly one word, `#` for zero or more
+            /// (at most two `#` words, runs counting as one: the broker checks every publish
+            /// against them). Empty or left out: it publishes nothing.
+            ///
+            ///
+            /// - Remark: Generated from `#/components/schemas/Agent/publish`.
+            public var publish: [Swift.String]?
+            /// The queues (or dead-letter queues) the agent may consume from. Empty or left out, none.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Agent/consume`.
+            public var consume: [Components.Schemas.ResourceName]?
+            /// Creates a new `Agent`.
+            ///
+            /// - Parameters:
+            ///   - name: Not a built-in role's name (`full`, `producer`, `consumer`).
+            ///   - publish: AMQP topic patterns of the routing keys the agent may publish to the environment's
+            ///   - consume: The queues (or dead-letter queues) the agent may consume from. Empty or left out, none.
+            public init(
+                name: Swift.String,
+                publish: [Swift.String]? = nil,
+                consume: [Components.Schemas.ResourceName]? = nil
+            ) {
+                self.name = name
+                self.publish = publish
+                self.consume = consume
+            }
+            public enum CodingKeys: String, CodingKey {
+                case name
+                case publish
+                case consume
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.name = try container.decode(
+                    Swift.String.self,
+                    forKey: .name
+                )
+                self.publish = try container.decodeIfPresent(
+                    [Swift.String].self,
+                    forKey: .publish
+                )
+                self.consume = try container.decodeIfPresent(
+                    [Components.Schemas.ResourceName].self,
+                    forKey: .consume
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "name",
+                    "publish",
+                    "consume"
+                ])
+            }
         }
         /// Three forms, which do not mix: the single-queue form (`queue`, `routing_key`), the full
         /// form (`queues`, `bindings`), or a `blueprint` alone. `exchange` and `limits` go with
@@ -741,6 +811,14 @@ extension Components {
             ///
             /// - Remark: Generated from `#/components/schemas/CreateEnvironmentRequest/roles`.
             public var roles: [Components.Schemas.AdditionalRole]?
+            /// Named roles for the actors of an agent system, each with credentials of its own,
+            /// returned in `role_credentials` under its name. Goes with every form, a `blueprint`
+            /// included; fixed after the create (a repeated create that differs in `agents` is a
+            /// 409 `conflict`). Not in an Open Service Broker instance's parameters.
+            ///
+            ///
+            /// - Remark: Generated from `#/components/schemas/CreateEnvironmentRequest/agents`.
+            public var agents: [Components.Schemas.Agent]?
             /// Protect the environment from deletion: a DELETE answers 409 `protected` (and changes
             /// nothing) until a PATCH with `{"protected": false}` lifts it. On RabbitMQ 4.1 and later
             /// the broker refuses to delete the vhost too. Goes with every form, a `blueprint`
@@ -763,6 +841,7 @@ extension Components {
             ///   - limits:
             ///   - blueprint: A topology the operators defined (`GET /v1/blueprints`); not together with
             ///   - roles: Credentials to issue besides the full-access set, returned in `role_credentials`.
+            ///   - agents: Named roles for the actors of an agent system, each with credentials of its own,
             ///   - protected: Protect the environment from deletion: a DELETE answers 409 `protected` (and changes
             public init(
                 name: Components.Schemas.EnvironmentName,
@@ -774,6 +853,7 @@ extension Components {
                 limits: Components.Schemas.Limits? = nil,
                 blueprint: Swift.String? = nil,
                 roles: [Components.Schemas.AdditionalRole]? = nil,
+                agents: [Components.Schemas.Agent]? = nil,
                 protected: Swift.Bool? = nil
             ) {
                 self.name = name
@@ -785,6 +865,7 @@ extension Components {
                 self.limits = limits
                 self.blueprint = blueprint
                 self.roles = roles
+                self.agents = agents
                 self.protected = protected
             }
             public enum CodingKeys: String, CodingKey {
@@ -797,6 +878,7 @@ extension Components {
                 case limits
                 case blueprint
                 case roles
+                case agents
                 case protected
             }
             public init(from decoder: any Swift.Decoder) throws {
@@ -837,6 +919,10 @@ extension Components {
                     [Components.Schemas.AdditionalRole].self,
                     forKey: .roles
                 )
+                self.agents = try container.decodeIfPresent(
+                    [Components.Schemas.Agent].self,
+                    forKey: .agents
+                )
                 self.protected = try container.decodeIfPresent(
                     Swift.Bool.self,
                     forKey: .protected
@@ -851,6 +937,7 @@ extension Components {
                     "limits",
                     "blueprint",
                     "roles",
+                    "agents",
                     "protected"
                 ])
             }
@@ -1361,6 +1448,10 @@ extension Components {
             public var notes: [Swift.String]?
             /// - Remark: Generated from `#/components/schemas/EnvironmentSummary/created_at`.
             public var created_at: Foundation.Date
+            /// The environment's agents (`Agent`), when it has some.
+            ///
+            /// - Remark: Generated from `#/components/schemas/EnvironmentSummary/agents`.
+            public var agents: [Components.Schemas.Agent]?
             /// - Remark: Generated from `#/components/schemas/EnvironmentSummary/platform`.
             public var platform: Components.Schemas.PlatformInstance?
             /// Left out of the list, which reads Warren's records and not the broker;
@@ -1389,6 +1480,7 @@ extension Components {
             ///   - limits:
             ///   - notes: How the spec was applied where that may surprise (a priority queue made classic, a
             ///   - created_at:
+            ///   - agents: The environment's agents (`Agent`), when it has some.
             ///   - platform:
             ///   - status: Left out of the list, which reads Warren's records and not the broker;
             ///   - reason: With `status` `failed` (why the create could not finish) or an untrusted record.
@@ -1406,6 +1498,7 @@ extension Components {
                 limits: Components.Schemas.LimitsInForce? = nil,
                 notes: [Swift.String]? = nil,
                 created_at: Foundation.Date,
+                agents: [Components.Schemas.Agent]? = nil,
                 platform: Components.Schemas.PlatformInstance? = nil,
                 status: Components.Schemas.EnvironmentStatus? = nil,
                 reason: Swift.String? = nil
@@ -1423,6 +1516,7 @@ extension Components {
                 self.limits = limits
                 self.notes = notes
                 self.created_at = created_at
+                self.agents = agents
                 self.platform = platform
                 self.status = status
                 self.reason = reason
@@ -1441,6 +1535,7 @@ extension Components {
                 case limits
                 case notes
                 case created_at
+                case agents
                 case platform
                 case status
                 case reason
@@ -1499,6 +1594,10 @@ extension Components {
                     Foundation.Date.self,
                     forKey: .created_at
                 )
+                self.agents = try container.decodeIfPresent(
+                    [Components.Schemas.Agent].self,
+                    forKey: .agents
+                )
                 self.platform = try container.decodeIfPresent(
                     Components.Schemas.PlatformInstance.self,
                     forKey: .platform
@@ -1525,6 +1624,7 @@ extension Components {
                     "limits",
                     "notes",
                     "created_at",
+                    "agents",
                     "platform",
                     "status",
                     "reason"
@@ -1662,6 +1762,10 @@ extension Components {
             public var missing: [Components.Schemas.ResourceKind]
             /// - Remark: Generated from `#/components/schemas/Environment/connection`.
             public var connection: Components.Schemas.Connection
+            /// The environment's agents (`Agent`), when it has some.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Environment/agents`.
+            public var agents: [Components.Schemas.Agent]?
             /// - Remark: Generated from `#/components/schemas/Environment/platform`.
             public var platform: Components.Schemas.PlatformInstance?
             /// With `status` `failed`: why the asynchronous create could not finish.
@@ -1700,6 +1804,7 @@ extension Components {
             ///   - resources:
             ///   - missing: The names of the resources that are `false` in `resources`.
             ///   - connection:
+            ///   - agents: The environment's agents (`Agent`), when it has some.
             ///   - platform:
             ///   - reason: With `status` `failed`: why the asynchronous create could not finish.
             public init(
@@ -1723,6 +1828,7 @@ extension Components {
                 resources: Components.Schemas.Resources,
                 missing: [Components.Schemas.ResourceKind],
                 connection: Components.Schemas.Connection,
+                agents: [Components.Schemas.Agent]? = nil,
                 platform: Components.Schemas.PlatformInstance? = nil,
                 reason: Swift.String? = nil
             ) {
@@ -1746,6 +1852,7 @@ extension Components {
                 self.resources = resources
                 self.missing = missing
                 self.connection = connection
+                self.agents = agents
                 self.platform = platform
                 self.reason = reason
             }
@@ -1770,6 +1877,7 @@ extension Components {
                 case resources
                 case missing
                 case connection
+                case agents
                 case platform
                 case reason
             }
@@ -1855,6 +1963,10 @@ extension Components {
                     Components.Schemas.Connection.self,
                     forKey: .connection
                 )
+                self.agents = try container.decodeIfPresent(
+                    [Components.Schemas.Agent].self,
+                    forKey: .agents
+                )
                 self.platform = try container.decodeIfPresent(
                     Components.Schemas.PlatformInstance.self,
                     forKey: .platform
@@ -1884,6 +1996,7 @@ extension Components {
                     "resources",
                     "missing",
                     "connection",
+                    "agents",
                     "platform",
                     "reason"
                 ])
@@ -1998,6 +2111,10 @@ extension Components {
             public var connection: Components.Schemas.Connection
             /// - Remark: Generated from `#/components/schemas/EnvironmentReconciled/credentials`.
             public var credentials: Components.Schemas.Credentials?
+            /// The environment's agents (`Agent`), when it has some.
+            ///
+            /// - Remark: Generated from `#/components/schemas/EnvironmentReconciled/agents`.
+            public var agents: [Components.Schemas.Agent]?
             /// - Remark: Generated from `#/components/schemas/EnvironmentReconciled/platform`.
             public var platform: Components.Schemas.PlatformInstance?
             /// As in `Environment`.
@@ -2028,6 +2145,7 @@ extension Components {
             ///   - missing: The names of the resources that are `false` in `resources`.
             ///   - connection:
             ///   - credentials:
+            ///   - agents: The environment's agents (`Agent`), when it has some.
             ///   - platform:
             ///   - reason: As in `Environment`.
             public init(
@@ -2052,6 +2170,7 @@ extension Components {
                 missing: [Components.Schemas.ResourceKind],
                 connection: Components.Schemas.Connection,
                 credentials: Components.Schemas.Credentials? = nil,
+                agents: [Components.Schemas.Agent]? = nil,
                 platform: Components.Schemas.PlatformInstance? = nil,
                 reason: Swift.String? = nil
             ) {
@@ -2076,6 +2195,7 @@ extension Components {
                 self.missing = missing
                 self.connection = connection
                 self.credentials = credentials
+                self.agents = agents
                 self.platform = platform
                 self.reason = reason
             }
@@ -2101,6 +2221,7 @@ extension Components {
                 case missing
                 case connection
                 case credentials
+                case agents
                 case platform
                 case reason
             }
@@ -2190,6 +2311,10 @@ extension Components {
                     Components.Schemas.Credentials.self,
                     forKey: .credentials
                 )
+                self.agents = try container.decodeIfPresent(
+                    [Components.Schemas.Agent].self,
+                    forKey: .agents
+                )
                 self.platform = try container.decodeIfPresent(
                     Components.Schemas.PlatformInstance.self,
                     forKey: .platform
@@ -2220,6 +2345,7 @@ extension Components {
                     "missing",
                     "connection",
                     "credentials",
+                    "agents",
                     "platform",
                     "reason"
                 ])
@@ -2269,7 +2395,7 @@ extension Components {
             ///
             /// - Remark: Generated from `#/components/schemas/EnvironmentCreated/notes`.
             public var notes: [Swift.String]?
-            /// The extra credentials asked for with `roles`, by role.
+            /// The extra credentials asked for with `roles`, and each agent's under its name, by role.
             ///
             /// - Remark: Generated from `#/components/schemas/EnvironmentCreated/role_credentials`.
             public struct role_credentialsPayload: Codable, Hashable, Sendable {
@@ -2289,7 +2415,7 @@ extension Components {
                     try encoder.encodeAdditionalProperties(additionalProperties)
                 }
             }
-            /// The extra credentials asked for with `roles`, by role.
+            /// The extra credentials asked for with `roles`, and each agent's under its name, by role.
             ///
             /// - Remark: Generated from `#/components/schemas/EnvironmentCreated/role_credentials`.
             public var role_credentials: Components.Schemas.EnvironmentCreated.role_credentialsPayload?
@@ -2297,6 +2423,10 @@ extension Components {
             public var credentials: Components.Schemas.Credentials
             /// - Remark: Generated from `#/components/schemas/EnvironmentCreated/connection`.
             public var connection: Components.Schemas.Connection
+            /// The environment's agents (`Agent`), when it has some.
+            ///
+            /// - Remark: Generated from `#/components/schemas/EnvironmentCreated/agents`.
+            public var agents: [Components.Schemas.Agent]?
             /// - Remark: Generated from `#/components/schemas/EnvironmentCreated/platform`.
             public var platform: Components.Schemas.PlatformInstance?
             /// Creates a new `EnvironmentCreated`.
@@ -2316,9 +2446,10 @@ extension Components {
             ///   - bindings:
             ///   - limits:
             ///   - notes: How the spec was applied where that may surprise (a priority queue made classic, a
-            ///   - role_credentials: The extra credentials asked for with `roles`, by role.
+            ///   - role_credentials: The extra credentials asked for with `roles`, and each agent's under its name, by role.
             ///   - credentials:
             ///   - connection:
+            ///   - agents: The environment's agents (`Agent`), when it has some.
             ///   - platform:
             public init(
                 protected: Swift.Bool,
@@ -2338,6 +2469,7 @@ extension Components {
                 role_credentials: Components.Schemas.EnvironmentCreated.role_credentialsPayload? = nil,
                 credentials: Components.Schemas.Credentials,
                 connection: Components.Schemas.Connection,
+                agents: [Components.Schemas.Agent]? = nil,
                 platform: Components.Schemas.PlatformInstance? = nil
             ) {
                 self.protected = protected
@@ -2357,6 +2489,7 @@ extension Components {
                 self.role_credentials = role_credentials
                 self.credentials = credentials
                 self.connection = connection
+                self.agents = agents
                 self.platform = platform
             }
             public enum CodingKeys: String, CodingKey {
@@ -2377,6 +2510,7 @@ extension Components {
                 case role_credentials
                 case credentials
                 case connection
+                case agents
                 case platform
             }
             public init(from decoder: any Swift.Decoder) throws {
@@ -2449,6 +2583,10 @@ extension Components {
                     Components.Schemas.Connection.self,
                     forKey: .connection
                 )
+                self.agents = try container.decodeIfPresent(
+                    [Components.Schemas.Agent].self,
+                    forKey: .agents
+                )
                 self.platform = try container.decodeIfPresent(
                     Components.Schemas.PlatformInstance.self,
                     forKey: .platform
@@ -2471,6 +2609,7 @@ extension Components {
                     "role_credentials",
                     "credentials",
                     "connection",
+                    "agents",
                     "platform"
                 ])
             }
@@ -2691,6 +2830,11 @@ extension Components {
         ///
         /// - Remark: Generated from `#/components/schemas/CredentialsRequest`.
         public struct CredentialsRequest: Codable, Hashable, Sendable {
+            /// Whose credentials: `full` (the default), `producer`, `consumer`, or one of the
+            /// environment's agents by name (another name is a 400 naming `role`). Revocations
+            /// asked for here touch that role's users only.
+            ///
+            ///
             /// - Remark: Generated from `#/components/schemas/CredentialsRequest/role`.
             public var role: Components.Schemas.Role?
             /// - Remark: Generated from `#/components/schemas/CredentialsRequest/revoke_others_after_seconds`.
@@ -2698,7 +2842,7 @@ extension Components {
             /// Creates a new `CredentialsRequest`.
             ///
             /// - Parameters:
-            ///   - role:
+            ///   - role: Whose credentials: `full` (the default), `producer`, `consumer`, or one of the
             ///   - revoke_others_after_seconds:
             public init(
                 role: Components.Schemas.Role? = nil,
