@@ -299,3 +299,23 @@ def test_reconcile_restores_missing_parts(api_a, mgmt, new_name):
 
     assert api_a.request("POST", f"/v1/environments/{new_name('absent')}/reconcile").status_code == 404
     assert api_a.delete(name).status_code == 204
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_crew_whose_topic_permission_fails_leaves_nothing(mode, proxy, proxied, mgmt, new_name, spec, tally):
+    """An agent's routing keys are one more call of a create (the topic permission, after its
+    permissions): failed, the create is undone like any other, and no agent is left able to
+    publish every key."""
+    name = new_name(f"crew{mode[:2]}")
+    body = {"name": name, "exchange": {"type": "topic"},
+            "agents": [{"name": "planner", "publish": ["plans.*"], "consume": [name]}]}
+    kind = "PUT /api/topic-permissions/{vhost}/{user}"
+    proxy.arm(1, mode, lambda m, p: template(m, p, name) == kind)
+    resp = proxied.create(body, check_spec=False)
+    fired = proxy.disarm()
+    assert fired is not None and template(*fired, name) == kind, fired
+    tally.cases += 1
+    tally.kinds.setdefault("create", set()).add(kind)
+    assert not failure_problems(resp, mode, spec), resp.text
+    trace = env_trace(mgmt, vhost_of("team-a", name))
+    assert not trace, f"left on the broker: {trace}"
