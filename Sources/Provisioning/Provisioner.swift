@@ -73,22 +73,25 @@ public struct Provisioner: Sendable {
         ])
     }
 
-    /// The role's permissions, and an agent's routing keys. The topic permission comes after the
-    /// permissions in the same step of a create or rotation, before anyone has the password:
-    /// no client can publish with the user until both are in place.
+    /// The role's permissions, and before them an agent's routing keys. In that order because a
+    /// user with no permissions on the vhost cannot log in at all, while one with permissions
+    /// and no topic permission could publish every key: a crash between the two calls must
+    /// leave the first (an asynchronous create hands out the password before its users exist,
+    /// and the janitor would finish such a create as complete). A user left without
+    /// permissions is an orphan the janitor removes.
     func grant(_ role: Role, to user: String, in environment: Environment) async throws {
         let permissions = role.permissions(for: environment.spec)
-        try await step("grant user permissions") {
-            try await admin.putPermissions(
-                vhost: environment.vhost, user: user,
-                configure: permissions.configure, write: permissions.write, read: permissions.read)
-        }
         if let topic = permissions.topic {
             // `read` governs binding from the exchange by key; an agent cannot bind at all
             // (it has no configure and no read on the exchange), so it gets no key there.
             try await step("grant topic permissions") {
                 try await admin.putTopicPermission(vhost: environment.vhost, user: user, exchange: topic.exchange, write: topic.write, read: "^$")
             }
+        }
+        try await step("grant user permissions") {
+            try await admin.putPermissions(
+                vhost: environment.vhost, user: user,
+                configure: permissions.configure, write: permissions.write, read: permissions.read)
         }
     }
 

@@ -152,8 +152,15 @@ import WarrenTestSupport
             #expect(state.topicGrants.keys.filter { $0.hasPrefix("\(vhost)/") }.count == 2, "the auditor publishes nothing")
         }
 
+        let before = broker.calls.count
         let rotated = try #require(
             try await provisioner.issueCredentials(team: "team-a", name: "crew", role: .agent("planner"), revokeOthersAfter: .zero))
+        // The routing keys before the permissions: a user stopped between the two cannot log
+        // in, rather than publish every key.
+        let made = Array(broker.calls[before...])
+        let topic = try #require(made.firstIndex(of: "PUT topic permissions"))
+        let granted = try #require(made.firstIndex(of: "PUT permissions"))
+        #expect(topic < granted, "\(made)")
         #expect(rotated.credentials.role == .agent("planner"))
         let users = try await broker.permissions(vhost: vhost)
         #expect(!users.contains { $0.user == planner.username }, "the planner's old user is revoked")

@@ -303,7 +303,7 @@ def test_reconcile_restores_missing_parts(api_a, mgmt, new_name):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_crew_whose_topic_permission_fails_leaves_nothing(mode, proxy, proxied, mgmt, new_name, spec, tally):
-    """An agent's routing keys are one more call of a create (the topic permission, after its
+    """An agent's routing keys are one more call of a create (the topic permission, before its
     permissions): failed, the create is undone like any other, and no agent is left able to
     publish every key."""
     name = new_name(f"crew{mode[:2]}")
