@@ -95,8 +95,9 @@ declare -A pids=()
 for release in $brokers; do
   skip=()
   case " $cluster_releases " in *" $release "*) ;; *) skip=(--ignore Tests/integration/test_cluster.py) ;; esac
+  # --durations: the slowest tests of each release, to see where make test's time goes.
   WARREN_BROKER_RELEASE=$release WARREN_TEST_BROKER_ENV="${matrix_dirs[$release]}/broker.env" \
-    python3 -m pytest Tests/integration -q -p no:cacheprovider "${skip[@]}" \
+    python3 -m pytest Tests/integration -q -p no:cacheprovider --durations=15 "${skip[@]}" \
     > "${matrix_dirs[$release]}/pytest.log" 2>&1 &
   pids[$release]=$!
 done

@@ -21,10 +21,16 @@ public struct Ceilings: Sendable, Hashable {
     public var users: Int
     /// Credentials a team may issue per minute, across its environments (per Warren instance).
     public var rotationsPerMinute: Int
+    /// Requests that read the broker a team may make per minute, across its environments (per
+    /// Warren instance): GETs of environments, their queue depths and KEDA manifests. Each
+    /// costs management API calls, which every team shares; 6,000 (100 a second) serves 500
+    /// autoscalers polling every 5 s.
+    public var readsPerMinute: Int
 
     public init(
         connections: Int = 100, queues: Int = 64, environmentBytes: Int = 1 << 30, queueLength: Int = 100_000,
-        userConnections: Int = 100, userChannels: Int = 128, users: Int = 16, rotationsPerMinute: Int = 60
+        userConnections: Int = 100, userChannels: Int = 128, users: Int = 16, rotationsPerMinute: Int = 60,
+        readsPerMinute: Int = 6_000
     ) {
         self.connections = connections
         self.queues = queues
@@ -34,6 +40,7 @@ public struct Ceilings: Sendable, Hashable {
         self.userChannels = userChannels
         self.users = users
         self.rotationsPerMinute = rotationsPerMinute
+        self.readsPerMinute = readsPerMinute
     }
 }
 
@@ -59,6 +66,7 @@ extension Ceilings {
         // An environment's create makes up to three users (full, producer, consumer).
         Setting(name: "users", key: \.users, range: 3...100_000),
         Setting(name: "rotations_per_minute", key: \.rotationsPerMinute, range: 1...100_000, perTeam: true),
+        Setting(name: "reads_per_minute", key: \.readsPerMinute, range: 1...10_000_000, perTeam: true),
     ]
 }
 

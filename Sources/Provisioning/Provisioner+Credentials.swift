@@ -68,15 +68,16 @@ extension Provisioner {
         return RotationResult(environment: environment, credentials: issued, revocations: revocations)
     }
 
-    /// One issue of credentials from the team's budget (see `RotationBudget`), or `rateLimited`.
+    /// One issue of credentials from the team's budget (see `TeamBudget`), or `rateLimited`.
     func takeRotation(team: String) throws {
-        guard let wait = rotations.take(team: team) else { return }
-        let seconds = max(1, Int(wait.components.seconds) + (wait.components.attoseconds > 0 ? 1 : 0))
-        var error = ProvisioningError(
-            code: .rateLimited,
-            detail: "team \(team) issues credentials faster than the operator's ceiling of \(ceilings.rotationsPerMinute) per minute; try again in \(seconds) s")
-        error.retryAfterSeconds = seconds
-        throw error
+        try rotations.take(team: team, doing: "issues credentials")
+    }
+
+    /// One request that reads the broker (a GET of environments, queue depths, a KEDA
+    /// manifest) from the team's budget, or `rateLimited`: a team polling in a tight loop
+    /// spends its own budget, not the management API's capacity that every team shares.
+    public func takeRead(team: String) throws {
+        try reads.take(team: team, doing: "reads its environments")
     }
 
     /// Deletes one of the environment's users now. False when it is not one of them.

@@ -43,7 +43,7 @@ extension Provisioner {
     /// The environment and its valid record, to change it: nil when there is no such
     /// environment; `.invalidRecord` when its record fails validation; a conflict when a
     /// DELETE of it has begun.
-    func loadForChange(team: String, name: String) async throws -> (Environment, EnvironmentRecord)? {
+    func loadForChange(team: String, name: String, allowingFailed: Bool = false) async throws -> (Environment, EnvironmentRecord)? {
         let vhost = EnvironmentNaming.vhost(team: team, name: name)
         switch try await records.read(vhost) {
         case .absent, .foreign:
@@ -53,7 +53,7 @@ extension Provisioner {
             throw ProvisioningError.invalidRecord(name, reason)
         case .valid(let record):
             guard record.state != .deleting else { throw ProvisioningError.beingDeleted(name) }
-            guard record.state != .failed else { throw ProvisioningError.failed(name, record.failureReason) }
+            guard allowingFailed || record.state != .failed else { throw ProvisioningError.failed(name, record.failureReason) }
             return (Environment(record: record, vhost: vhost), record)
         }
     }

@@ -13,20 +13,10 @@ extension Provisioner {
     /// protection and delete it (nothing else deletes it: not the janitor either).
     public func setProtection(team: String, name: String, protected: Bool) async throws -> EnvironmentHealth? {
         try await measured("protect") {
-            let vhost = EnvironmentNaming.vhost(team: team, name: name)
-            let record: EnvironmentRecord
-            switch try await records.read(vhost) {
-            case .absent, .foreign:
-                return nil
-            case .invalid(let reason):
-                logger.error("environment record fails validation", metadata: ["vhost": "\(vhost)", "reason": "\(reason)"])
-                throw ProvisioningError.invalidRecord(name, reason)
-            case .valid(let found):
-                guard found.state != .deleting else { throw ProvisioningError.beingDeleted(name) }
-                record = found
-            }
+            guard let (environment, record) = try await loadForChange(team: team, name: name, allowingFailed: true) else { return nil }
+            let vhost = environment.vhost
             let brokerEnforces = try await brokerProtectsVhosts()
-            try await whileItExists(Environment(record: record, vhost: vhost), incarnation: record.incarnation) {
+            try await whileItExists(environment, incarnation: record.incarnation) {
                 _ = try await records.setProtection(vhost, incarnation: record.incarnation, protected: protected, brokerEnforces: brokerEnforces)
             }
             logger.info(protected ? "environment protected" : "environment protection lifted", metadata: [

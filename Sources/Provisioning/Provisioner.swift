@@ -26,8 +26,10 @@ public struct Provisioner: Sendable {
     let release: BrokerRelease
     /// Asynchronous operations still going on after their answer; shared by every copy.
     public let background: BackgroundWork
-    /// Each team's credentials per minute (see `RotationBudget`); shared by every copy.
-    let rotations: RotationBudget
+    /// Each team's credentials per minute (see `TeamBudget`); shared by every copy.
+    let rotations: TeamBudget
+    /// Each team's requests that read the broker, per minute; shared by every copy.
+    let reads: TeamBudget
 
     /// `longestCall`: the longest one broker call can take (the management timeout, once per
     /// node tried); the lease of record locks and the longest create are derived from it.
@@ -45,7 +47,8 @@ public struct Provisioner: Sendable {
         self.tiers = tiers
         self.release = BrokerRelease()
         self.background = BackgroundWork()
-        self.rotations = RotationBudget(perMinute: ceilings.rotationsPerMinute)
+        self.rotations = TeamBudget(perMinute: ceilings.rotationsPerMinute)
+        self.reads = TeamBudget(perMinute: ceilings.readsPerMinute)
     }
 
     /// How long a record lock outlives a holder that died (see `BrokerSession`).

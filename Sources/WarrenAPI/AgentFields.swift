@@ -24,6 +24,9 @@ enum AgentFields {
 
     private static func strings(_ fields: inout JSONFields, _ key: String) -> [String] {
         guard let items = fields.array(key) else { return [] }
+        // Left out means none; an empty list says nothing either, and is refused so that the
+        // schema can say "publishes or consumes something" (two properties at least).
+        if items.isEmpty { fields.fail(key, "must not be empty (leave it out for none)") }
         var strings: [String] = []
         for (index, item) in items.enumerated() {
             guard case .string(let value) = item else {

@@ -81,7 +81,8 @@ struct CreateEnvironmentRequest {
             let field = singleQueueForm ? singleQueueName(problem.field) : problem.field
             guard !typed.contains(field) else { continue }
             // A default derived from a bad name is not a field of its own the caller sent.
-            if field == "name" || wasSent(field, object) || !singleQueueForm {
+            // Agents are never derived from a default: their problems are always the caller's.
+            if field == "name" || field.hasPrefix("agents") || wasSent(field, object) || !singleQueueForm {
                 errors.append(.init(field: field, reason: problem.reason))
             }
         }

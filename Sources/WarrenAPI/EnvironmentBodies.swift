@@ -79,10 +79,17 @@ struct CredentialsBody: Encodable {
     }
 }
 
+/// An agent as the create named it: `publish` and `consume` left out when empty.
 struct AgentBody: Encodable {
     var name: String
-    var publish: [String]
-    var consume: [String]
+    var publish: [String]?
+    var consume: [String]?
+
+    init(_ agent: EnvironmentSpec.Agent) {
+        name = agent.name
+        publish = agent.publish.isEmpty ? nil : agent.publish
+        consume = agent.consume.isEmpty ? nil : agent.consume
+    }
 }
 
 struct ConnectionBody: Encodable {
@@ -201,7 +208,7 @@ struct EnvironmentSummaryBody: Encodable {
         createdAt = environment.createdAt
         platform = environment.platform.map { PlatformBody(instanceId: $0.instanceID, platform: $0.platform, planId: $0.planID) }
         protected = spec.protected
-        agents = spec.agents.isEmpty ? nil : spec.agents.map { AgentBody(name: $0.name, publish: $0.publish, consume: $0.consume) }
+        agents = spec.agents.isEmpty ? nil : spec.agents.map(AgentBody.init)
     }
 
     /// Adds notes after the summary's own.

@@ -33,6 +33,7 @@ struct EnvironmentHandlers: Sendable {
 
     func list(_ context: RequestContext) async throws -> HTTPResponse {
         let provisioner = provisioner.logging(to: context.logger)
+        try provisioner.takeRead(team: context.team)
         let environments = try await provisioner.list(team: context.team)
         let release = try await ProtectionNotes.release(of: environments, provisioner)
         return JSON.response(200, EnvironmentListBody(items: environments.map {
@@ -43,6 +44,7 @@ struct EnvironmentHandlers: Sendable {
     func get(_ context: RequestContext) async throws -> HTTPResponse {
         let id = try environmentID(context)
         let provisioner = provisioner.logging(to: context.logger)
+        try provisioner.takeRead(team: context.team)
         guard let health = try await provisioner.inspect(team: context.team, name: id) else {
             throw Problem.notFound("no environment \(id)")
         }

@@ -13,6 +13,7 @@ struct ScalingHandlers: Sendable {
     /// interval (5 s by default); see `Provisioner.queueDepths` for what it costs.
     func queues(_ context: RequestContext) async throws -> HTTPResponse {
         let id = try environments.environmentID(context)
+        try provisioner.takeRead(team: context.team)
         guard let depths = try await provisioner.logging(to: context.logger).queueDepths(team: context.team, name: id) else {
             throw Problem.notFound("no environment \(id)")
         }
@@ -25,6 +26,7 @@ struct ScalingHandlers: Sendable {
     func keda(_ context: RequestContext) async throws -> HTTPResponse {
         let id = try environments.environmentID(context)
         let request = try KedaRequest(query: context.request.query, environment: id)
+        try provisioner.takeRead(team: context.team)
         guard let depths = try await provisioner.logging(to: context.logger).queueDepths(team: context.team, name: id) else {
             throw Problem.notFound("no environment \(id)")
         }

@@ -99,8 +99,8 @@ import WireFormat
         #expect(broker.state.withLock { state in state.users.keys.filter { EnvironmentNaming.isUser($0, of: vhost) }.count } == 1)
     }
 
-    @Test func aTeamsRotationsPerMinuteAreCapped() throws {
-        let budget = RotationBudget(perMinute: 3)
+    @Test func aTeamsBudgetPerMinuteIsCapped() throws {
+        let budget = TeamBudget(perMinute: 3)
         let start = ContinuousClock.now
         for _ in 0..<3 { #expect(budget.take(team: "a", now: start) == nil) }
         let wait = try #require(budget.take(team: "a", now: start))

@@ -36,9 +36,9 @@ _MAX_QUEUES = (r"limits\.max_queues", r"must be from \d+ \(the queues Warren mak
                "the floor is the number of queues Warren makes (queues, their dead-letter queues, "
                "one claim queue): a count over the body's items, which JSON Schema cannot compare with a value")
 
-_CEILING = (r"(?:limits\.max_queues|limits\.max_connections|limits\.max_bytes|(?:queues\[\d+\]|queue)\.max_length|queues|roles)",
+_CEILING = (r"(?:limits\.max_queues|limits\.max_connections|limits\.max_bytes|(?:queues\[\d+\]|queue)\.max_length|queues|roles|agents)",
             r"(must be at most \d+, the operator's ceiling of .+|need \d+ queues .+ more than the operator's ceiling of \d+ per environment"
-            r"|would make \d+ users, more than the operator's ceiling of \d+ per environment)",
+            r"|would make \d+ users \(the full set, \d+ roles, \d+ agents\), more than the operator's ceiling of \d+ per environment)",
             "the operator's ceilings are configuration (WARREN_CEILING_*), not part of the contract: the "
             "schema states the absolute bounds, and GET shows the limits in force")
 
@@ -48,6 +48,21 @@ BEYOND_SCHEMA: dict[str, list[tuple[str, str, str]]] = {
          "blueprints are the operators' configuration (WARREN_BLUEPRINTS_FILE), not part of the "
          "contract; the schema states their names' form only"),
         _REFERENCE, _TWICE, _MAX_QUEUES, _CEILING,
+        (r"agents\[\d+\]\.name", r".+ is named twice",
+         "agents' names are unique: uniqueItems compares whole items, not one property of them"),
+        (r"agents\[\d+\]\.publish", r"needs a topic exchange: .+",
+         "publish patterns need the exchange to be a topic one: a rule between two fields, and the "
+         "exchange's type has a default the schema cannot compare"),
+        (r"agents\[\d+\]\.consume\[\d+\]", r"must name one of the environment's queues or dead-letter queues, not .+",
+         "a reference to a queue the body names (or derives: {queue}.dlq), which JSON Schema cannot compare"),
+        (r"agents\[\d+\]\.publish\[\d+\]", r"may have at most 2 '#' words",
+         "two '#' words at most, a run of them counting as one: a count the pattern cannot keep"),
+    ],
+    # Which agents exist is the environment's to say.
+    "POST /v1/environments/{id}/credentials": [
+        (r"role", r"must be full, producer, consumer or one of the environment's agents \(.*\)",
+         "a role is a built-in one or one of the environment's agents: the agents are the "
+         "environment's, not in the request"),
     ],
     # A PATCH is checked as the environment will be after it: these depend on the environment.
     "PATCH /v1/environments/{id}": [

@@ -18,6 +18,7 @@ import pika
 import pika.exceptions
 import pytest
 
+from schemathesis_hooks import beyond_schema
 from warren_support import (amqp_params, assert_problem, connection_refusal, problem_fields, seg,
                             vhost_of)
 
@@ -193,6 +194,8 @@ def test_rotation_and_revocation_are_per_agent(client, new_name):
         resp = api.request("POST", f"/v1/environments/{name}/credentials", json_body={"role": role})
         problem = assert_problem(resp, 400, "invalid-field")
         assert problem_fields(problem) == {"role"}, problem
+        # A name of a role's form is schema-valid: which agents exist is beyond the schema.
+        assert beyond_schema("POST /v1/environments/{id}/credentials", problem) is (role == "stranger"), problem
     assert set(api.get_ok(name)["users"]) == set(shown["users"]) - {auditor["username"]}
 
 
@@ -219,6 +222,7 @@ def test_a_repeated_create_is_the_same_crew_and_another_crew_is_a_conflict(clien
     (lambda b: b["agents"][0].update(publish=["plans*"]), "agents[0].publish[0]"),
     (lambda b: b["agents"][0].update(name="producer"), "agents[0].name"),
     (lambda b: b["agents"].append({"name": "idle"}), "agents[3]"),
+    (lambda b: b["agents"][2].update(publish=[]), "agents[2].publish"),
     (lambda b: b["agents"].append(dict(b["agents"][0])), "agents[3].name"),
     (lambda b: b.update(roles=["producer", "consumer"], agents=[{"name": f"a{i}", "consume": ["plans"]} for i in range(14)]),
      "agents"),
@@ -232,3 +236,19 @@ def test_a_crew_it_cannot_make_is_a_400_that_changes_nothing(client, new_name, m
     assert field in problem_fields(problem), problem
     assert mgmt.vhost(vhost_of("team-a", name)) is None
     broker_unchanged("a refused crew")
+
+
+def test_the_single_queue_form_checks_its_agents_too(client, new_name, mgmt, broker_unchanged):
+    """Problems of fields the single-queue form derives are left unsaid; an agent is never
+    derived, so its problems are said (and nothing is recorded that a later read would find
+    invalid)."""
+    api = client("team-a")
+    name = new_name("solo")
+    for agents, field in [([{"name": "reader", "consume": ["nowhere"]}], "agents[0].consume[0]"),
+                          ([{"name": "x", "consume": [name]}, {"name": "x", "consume": [name]}], "agents[1].name")]:
+        problem = assert_problem(api.create({"name": name, "agents": agents}), 400, "invalid-field")
+        assert field in problem_fields(problem), problem
+    assert mgmt.vhost(vhost_of("team-a", name)) is None
+    broker_unchanged("refused single-queue crews")
+    reader = api.create_ok({"name": name, "agents": [{"name": "reader", "consume": [name]}]})
+    assert set(reader["role_credentials"]) == {"reader"}

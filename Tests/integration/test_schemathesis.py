@@ -43,7 +43,7 @@ CHECKS_CONFIG = """
 enabled = true
 
 [[operations]]
-include-operation-id = ["createEnvironment", "updateEnvironment", "getKedaManifests"]
+include-operation-id = ["createEnvironment", "updateEnvironment", "getKedaManifests", "issueCredentials"]
 checks.positive_data_acceptance.enabled = false
 """
 # Operations on an existing environment that no link of the spec leads to: a second run gives

@@ -234,6 +234,17 @@ BEYOND_CREATE = [
                                     "limits": {"max_queues": 2}}, "limits.max_queues", 3),
     # The default ceiling of connections per environment (WARREN_CEILING_CONNECTIONS) is 100.
     ("above-the-operators-ceiling", {"name": OK, "limits": {"max_connections": 101}}, "limits.max_connections", 4),
+    # The default ceiling of users per environment (WARREN_CEILING_USERS) is 16.
+    ("agents-above-the-users-ceiling", {"name": OK, "roles": ["producer", "consumer"],
+                                        "agents": [{"name": f"a{i}", "consume": [OK]} for i in range(14)]}, "agents", 4),
+    ("agent-named-twice", {"name": OK, "agents": [{"name": "a", "consume": [OK]}, {"name": "a", "consume": [OK]}]},
+     "agents[1].name", 5),
+    ("agent-publishing-on-a-direct-exchange", {"name": OK, "agents": [{"name": "a", "publish": ["x"]}]},
+     "agents[0].publish", 6),
+    ("agent-reading-no-queue", {"name": OK, "agents": [{"name": "a", "consume": ["nowhere"]}]},
+     "agents[0].consume[0]", 7),
+    ("agent-pattern-with-three-hashes", {"name": OK, "exchange": {"type": "topic"},
+                                         "agents": [{"name": "a", "publish": ["#.a.#.b.#"]}]}, "agents[0].publish[0]", 8),
 ]
 
 

@@ -694,8 +694,7 @@ extension Components {
         ///
         /// Rules a schema cannot state, answered 400 `invalid-field`: `publish` needs a `topic`
         /// exchange (RabbitMQ checks routing keys on topic exchanges only); each of `consume`
-        /// names one of the environment's queues or dead-letter queues; an agent publishes or
-        /// consumes something; agents have distinct names; a pattern has at most two `#` words;
+        /// names one of the environment's queues or dead-letter queues; agents have distinct names; a pattern has at most two `#` words;
         /// the full set, the `roles` and the agents together are at most the operator's ceiling of
         /// users per environment.
         ///
@@ -709,12 +708,12 @@ extension Components {
             /// AMQP topic patterns of the routing keys the agent may publish to the environment's
             /// exchange: words separated by `.`, `*` for exactly one word, `#` for zero or more
             /// (at most two `#` words, runs counting as one: the broker checks every publish
-            /// against them). Empty or left out: it publishes nothing.
+            /// against them). Left out: it publishes nothing.
             ///
             ///
             /// - Remark: Generated from `#/components/schemas/Agent/publish`.
             public var publish: [Swift.String]?
-            /// The queues (or dead-letter queues) the agent may consume from. Empty or left out, none.
+            /// The queues (or dead-letter queues) the agent may consume from. Left out, none.
             ///
             /// - Remark: Generated from `#/components/schemas/Agent/consume`.
             public var consume: [Components.Schemas.ResourceName]?
@@ -723,7 +722,7 @@ extension Components {
             /// - Parameters:
             ///   - name: Not a built-in role's name (`full`, `producer`, `consumer`).
             ///   - publish: AMQP topic patterns of the routing keys the agent may publish to the environment's
-            ///   - consume: The queues (or dead-letter queues) the agent may consume from. Empty or left out, none.
+            ///   - consume: The queues (or dead-letter queues) the agent may consume from. Left out, none.
             public init(
                 name: Swift.String,
                 publish: [Swift.String]? = nil,

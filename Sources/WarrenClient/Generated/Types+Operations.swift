@@ -573,6 +573,34 @@ public enum Operations {
                     }
                 }
             }
+            /// `rate-limited`: the team went past one of the operator's ceilings per minute: it issued
+            /// credentials (rotations, and repeats of a create of an existing environment, which issue
+            /// fresh ones) too often, or it read the broker too often (GETs of environments, queue
+            /// depths and KEDA manifests, `WARREN_CEILING_READS_PER_MINUTE`). Other teams are not
+            /// slowed. `Retry-After` says when the next is allowed.
+            ///
+            ///
+            /// - Remark: Generated from `#/paths//v1/environments/get(listEnvironments)/responses/429`.
+            ///
+            /// HTTP response code: `429 tooManyRequests`.
+            case tooManyRequests(Components.Responses.TooManyRequests)
+            /// The associated value of the enum case if `self` is `.tooManyRequests`.
+            ///
+            /// - Throws: An error if `self` is not `.tooManyRequests`.
+            /// - SeeAlso: `.tooManyRequests`.
+            public var tooManyRequests: Components.Responses.TooManyRequests {
+                get throws {
+                    switch self {
+                    case let .tooManyRequests(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "tooManyRequests",
+                            response: self
+                        )
+                    }
+                }
+            }
             /// A bug in Warren. Nothing internal is leaked.
             ///
             /// - Remark: Generated from `#/paths//v1/environments/get(listEnvironments)/responses/500`.
@@ -1016,9 +1044,11 @@ public enum Operations {
                     }
                 }
             }
-            /// `rate-limited`: the team issued credentials (rotations, and repeats of a create of an
-            /// existing environment, which issue fresh ones) faster than the operator's ceiling per
-            /// minute. `Retry-After` says when the next is allowed.
+            /// `rate-limited`: the team went past one of the operator's ceilings per minute: it issued
+            /// credentials (rotations, and repeats of a create of an existing environment, which issue
+            /// fresh ones) too often, or it read the broker too often (GETs of environments, queue
+            /// depths and KEDA manifests, `WARREN_CEILING_READS_PER_MINUTE`). Other teams are not
+            /// slowed. `Retry-After` says when the next is allowed.
             ///
             ///
             /// - Remark: Generated from `#/paths//v1/environments/post(createEnvironment)/responses/429`.
@@ -1431,6 +1461,34 @@ public enum Operations {
                     default:
                         try throwUnexpectedResponseStatus(
                             expectedStatus: "unauthorized",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// `rate-limited`: the team went past one of the operator's ceilings per minute: it issued
+            /// credentials (rotations, and repeats of a create of an existing environment, which issue
+            /// fresh ones) too often, or it read the broker too often (GETs of environments, queue
+            /// depths and KEDA manifests, `WARREN_CEILING_READS_PER_MINUTE`). Other teams are not
+            /// slowed. `Retry-After` says when the next is allowed.
+            ///
+            ///
+            /// - Remark: Generated from `#/paths//v1/environments/{id}/get(getEnvironment)/responses/429`.
+            ///
+            /// HTTP response code: `429 tooManyRequests`.
+            case tooManyRequests(Components.Responses.TooManyRequests)
+            /// The associated value of the enum case if `self` is `.tooManyRequests`.
+            ///
+            /// - Throws: An error if `self` is not `.tooManyRequests`.
+            /// - SeeAlso: `.tooManyRequests`.
+            public var tooManyRequests: Components.Responses.TooManyRequests {
+                get throws {
+                    switch self {
+                    case let .tooManyRequests(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "tooManyRequests",
                             response: self
                         )
                     }
@@ -2913,9 +2971,11 @@ public enum Operations {
                     }
                 }
             }
-            /// `rate-limited`: the team issued credentials (rotations, and repeats of a create of an
-            /// existing environment, which issue fresh ones) faster than the operator's ceiling per
-            /// minute. `Retry-After` says when the next is allowed.
+            /// `rate-limited`: the team went past one of the operator's ceilings per minute: it issued
+            /// credentials (rotations, and repeats of a create of an existing environment, which issue
+            /// fresh ones) too often, or it read the broker too often (GETs of environments, queue
+            /// depths and KEDA manifests, `WARREN_CEILING_READS_PER_MINUTE`). Other teams are not
+            /// slowed. `Retry-After` says when the next is allowed.
             ///
             ///
             /// - Remark: Generated from `#/paths//v1/environments/{id}/credentials/post(issueCredentials)/responses/429`.
@@ -3560,6 +3620,34 @@ public enum Operations {
                     }
                 }
             }
+            /// `rate-limited`: the team went past one of the operator's ceilings per minute: it issued
+            /// credentials (rotations, and repeats of a create of an existing environment, which issue
+            /// fresh ones) too often, or it read the broker too often (GETs of environments, queue
+            /// depths and KEDA manifests, `WARREN_CEILING_READS_PER_MINUTE`). Other teams are not
+            /// slowed. `Retry-After` says when the next is allowed.
+            ///
+            ///
+            /// - Remark: Generated from `#/paths//v1/environments/{id}/queues/get(getQueueDepths)/responses/429`.
+            ///
+            /// HTTP response code: `429 tooManyRequests`.
+            case tooManyRequests(Components.Responses.TooManyRequests)
+            /// The associated value of the enum case if `self` is `.tooManyRequests`.
+            ///
+            /// - Throws: An error if `self` is not `.tooManyRequests`.
+            /// - SeeAlso: `.tooManyRequests`.
+            public var tooManyRequests: Components.Responses.TooManyRequests {
+                get throws {
+                    switch self {
+                    case let .tooManyRequests(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "tooManyRequests",
+                            response: self
+                        )
+                    }
+                }
+            }
             /// No such environment for the caller's team (another team's environment included).
             ///
             /// - Remark: Generated from `#/paths//v1/environments/{id}/queues/get(getQueueDepths)/responses/404`.
@@ -3916,6 +4004,34 @@ public enum Operations {
                     default:
                         try throwUnexpectedResponseStatus(
                             expectedStatus: "unauthorized",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// `rate-limited`: the team went past one of the operator's ceilings per minute: it issued
+            /// credentials (rotations, and repeats of a create of an existing environment, which issue
+            /// fresh ones) too often, or it read the broker too often (GETs of environments, queue
+            /// depths and KEDA manifests, `WARREN_CEILING_READS_PER_MINUTE`). Other teams are not
+            /// slowed. `Retry-After` says when the next is allowed.
+            ///
+            ///
+            /// - Remark: Generated from `#/paths//v1/environments/{id}/keda/get(getKedaManifests)/responses/429`.
+            ///
+            /// HTTP response code: `429 tooManyRequests`.
+            case tooManyRequests(Components.Responses.TooManyRequests)
+            /// The associated value of the enum case if `self` is `.tooManyRequests`.
+            ///
+            /// - Throws: An error if `self` is not `.tooManyRequests`.
+            /// - SeeAlso: `.tooManyRequests`.
+            public var tooManyRequests: Components.Responses.TooManyRequests {
+                get throws {
+                    switch self {
+                    case let .tooManyRequests(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "tooManyRequests",
                             response: self
                         )
                     }

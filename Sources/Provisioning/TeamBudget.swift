@@ -2,12 +2,13 @@ import BrokerState
 import EnvironmentModel
 import Locking
 
-/// How many credentials each team may issue per minute (`Ceilings.rotationsPerMinute`),
-/// across its environments: a token bucket per team, as full as the ceiling, refilled evenly
-/// over the minute. Held in this process: with several Warren instances a team gets the
-/// budget once per instance. Teams that stay under it leave nothing behind worth keeping: a
-/// full bucket is forgotten.
-final class RotationBudget: Sendable {
+/// How much of something each team may do per minute, across its environments: a token bucket
+/// per team, as full as the ceiling, refilled evenly over the minute. Two use it: credentials
+/// issued (`Ceilings.rotationsPerMinute`) and requests that read the broker
+/// (`Ceilings.readsPerMinute`). Held in this process: with several Warren instances a team gets
+/// the budget once per instance. Teams that stay under it leave nothing behind worth keeping:
+/// a full bucket is forgotten.
+final class TeamBudget: Sendable {
     private struct Bucket {
         var tokens: Double
         var at: ContinuousClock.Instant
@@ -20,8 +21,7 @@ final class RotationBudget: Sendable {
         self.perMinute = perMinute
     }
 
-    /// Takes one issue from the team's budget; nil when there was one, else how long until
-    /// there is.
+    /// Takes one from the team's budget; nil when there was one, else how long until there is.
     func take(team: String, now: ContinuousClock.Instant = .now) -> Duration? {
         let capacity = Double(perMinute)
         let perSecond = capacity / 60
@@ -43,5 +43,17 @@ final class RotationBudget: Sendable {
             }
             return nil
         }
+    }
+
+    /// One from the team's budget, or a `rateLimited` error saying `what` the team does too
+    /// often, the ceiling, and when to try again (whole seconds, at least one).
+    func take(team: String, doing what: String) throws {
+        guard let wait = take(team: team) else { return }
+        let seconds = max(1, Int(wait.components.seconds) + (wait.components.attoseconds > 0 ? 1 : 0))
+        var error = ProvisioningError(
+            code: .rateLimited,
+            detail: "team \(team) \(what) faster than the operator's ceiling of \(perMinute) per minute; try again in \(seconds) s")
+        error.retryAfterSeconds = seconds
+        throw error
     }
 }
