@@ -38,6 +38,9 @@ public final class Janitor: Sendable {
         /// `creating` one missing a part, a `failed` one) but left because they are protected:
         /// the janitor never deletes a protected environment. Each is logged once.
         public var protectedLeft = 0
+        /// Protected environments whose vhost had lost the broker's protection (lifted behind
+        /// Warren's back, or by a definitions import, which drops the flag), protected again.
+        public var reprotected = 0
         /// The phases that failed this sweep (each logged at warning level); the others ran.
         public var failedPhases: Set<String> = []
 
@@ -126,6 +129,11 @@ public final class Janitor: Sendable {
             // Three listings whatever the broker holds, then work only where the ceilings on
             // the broker are not today's.
             report.ceilinged = await phase("ceilings", &report) { try await self.provisioner.reconcileCeilings(records) } ?? 0
+            if !listing.brokerUnprotected.isEmpty {
+                report.reprotected = await phase("restore protection", &report) {
+                    try await self.restoreProtection(listing.brokerUnprotected, records)
+                } ?? 0
+            }
         }
         // After the deletes just finished: a user whose permissions never arrived (a crash
         // between the two calls that make it) is found by no delete, only here, once its vhost
@@ -153,7 +161,7 @@ public final class Janitor: Sendable {
             provisioner.logger.notice("janitor finished interrupted work", metadata: [
                 "completed": "\(report.completed)", "removed": "\(report.removed)", "orphan_users": "\(report.orphanUsers)",
                 "revoked": "\(report.revoked)", "regranted": "\(report.regranted)", "invalid": "\(report.invalid)",
-                "indexed": "\(report.indexed)", "ceilinged": "\(report.ceilinged)",
+                "indexed": "\(report.indexed)", "ceilinged": "\(report.ceilinged)", "reprotected": "\(report.reprotected)",
             ])
         }
         return report
@@ -179,6 +187,9 @@ public final class Janitor: Sendable {
         var existing = Set<String>()
         /// Records that fail validation (logged at error level), left alone.
         var invalid = 0
+        /// Ready protected environments whose vhost the broker says is not protected (only a
+        /// release that protects vhosts says so: before 4.1 the listing has no such field).
+        var brokerUnprotected: [String] = []
     }
 
     private func listEnvironments() async throws -> Listing {
@@ -188,7 +199,11 @@ public final class Janitor: Sendable {
         for info in vhosts where EnvironmentNaming.parse(vhost: info.name) != nil {
             listing.existing.insert(info.name)
             switch EnvironmentRecordStore.reading(info) {
-            case .valid(let record): listing.records[info.name] = record
+            case .valid(let record):
+                listing.records[info.name] = record
+                if record.spec.protected, record.state == .ready, info.protectedFromDeletion == false {
+                    listing.brokerUnprotected.append(info.name)
+                }
             case .invalid(let reason):
                 listing.invalid += 1
                 provisioner.logger.error("environment record fails validation; left alone", metadata: ["vhost": "\(info.name)", "reason": "\(reason)"])
@@ -432,6 +447,23 @@ public final class Janitor: Sendable {
             }
         }
         return changed
+    }
+
+    /// Puts the broker's protection back on protected environments that lost it, under each
+    /// record's lock (a protection lifted meanwhile through Warren is not put back), a few at
+    /// a time. What the vhost listing shows costs nothing more; each repair is one call.
+    private func restoreProtection(_ vhosts: [String], _ records: [String: EnvironmentRecord]) async throws -> Int {
+        let provisioner = provisioner
+        guard try await provisioner.brokerProtectsVhosts() else { return 0 }
+        let restored = PThreadMutex(0)
+        try await eachConcurrently(vhosts, limit: Self.environmentsInFlight) { vhost in
+            guard let record = records[vhost] else { return }
+            if try await provisioner.records.applyBrokerProtection(vhost, incarnation: record.incarnation, brokerEnforces: true) {
+                restored.withLock { $0 += 1 }
+                provisioner.logger.notice("janitor protected a vhost the broker no longer protected", metadata: ["vhost": "\(vhost)"])
+            }
+        }
+        return restored.withLock { $0 }
     }
 
     /// Full users whose permissions still reach Warren's own names (made before they were kept

@@ -114,6 +114,22 @@ import WarrenTestSupport
         #expect(brokerProtected() == true)
     }
 
+    /// The broker's half lifted behind Warren's back (an administrator, a definitions import):
+    /// the janitor's sweep puts it back, from what its vhost listing shows, and leaves alone an
+    /// environment whose protection was lifted through Warren.
+    @Test func theJanitorPutsBackABrokerProtectionLiftedBehindWarrensBack() async throws {
+        broker.version.withLock { $0 = "4.3.6" }
+        _ = try await provisioner.create(team: "team-a", spec: protectedSpec)
+        _ = try await provisioner.create(team: "team-a", spec: EnvironmentSpec(name: "scratch"))
+        broker.state.withLock { $0.vhosts[vhost]?.protectedFromDeletion = false }
+        let janitor = Janitor(provisioner: provisioner, uncheckedGrace: .seconds(60))
+        let report = try await janitor.sweep()
+        #expect(report.reprotected == 1)
+        #expect(brokerProtected() == true)
+        #expect(broker.state.withLock { $0.vhosts["warren.team-a.scratch"]?.protectedFromDeletion } != true)
+        #expect(try await janitor.sweep().reprotected == 0, "nothing more to do")
+    }
+
     /// Broker's half lifted, record write failed: the broker's half goes back, the record still
     /// says protected; the caller, told of a failure, finds it as protected as before.
     @Test func anUnprotectWhoseRecordWriteFailsPutsTheBrokersHalfBack() async throws {
