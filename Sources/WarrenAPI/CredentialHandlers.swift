@@ -13,6 +13,7 @@ struct CredentialHandlers: Sendable {
 
     func issue(_ context: RequestContext) async throws -> HTTPResponse {
         let id = try environments.environmentID(context)
+        let secrets = try SecretRequest.parse(query: context.request.query)
         var role = Role.full
         var revokeAfter: Duration?
         if !context.request.body.isEmpty {
@@ -44,7 +45,10 @@ struct CredentialHandlers: Sendable {
         let body = IssuedBody(
             credentials: CredentialsBody(result.credentials),
             connection: endpoint.connection(vhost: result.environment.vhost, credentials: result.credentials),
-            revocations: result.revocations)
+            revocations: result.revocations,
+            kubernetesSecrets: secrets?.render([
+                KubernetesSecret.Source(environment: id, vhost: result.environment.vhost, credentials: result.credentials, endpoint: endpoint),
+            ]))
         return JSON.response(201, body, headers: [("Cache-Control", "no-store")])
     }
 
@@ -62,6 +66,8 @@ struct CredentialHandlers: Sendable {
         var credentials: CredentialsBody
         var connection: ConnectionBody
         var revocations: [String: String]
+        /// Absent unless `?secret=kubernetes` asked for it.
+        var kubernetesSecrets: [KubernetesSecret]?
     }
 }
 

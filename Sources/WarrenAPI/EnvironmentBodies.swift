@@ -237,8 +237,10 @@ struct CreatedEnvironmentBody: Encodable {
     var connection: ConnectionBody
     /// Extra credentials asked for with `roles`, and each agent's, by role.
     var roleCredentials: [String: CredentialsBody]?
+    /// One Secret per set issued, when `?secret=kubernetes` asked for them; absent otherwise.
+    var kubernetesSecrets: [KubernetesSecret]?
 
-    init(_ result: CreateResult, endpoint: AMQPEndpoint, ceilings: Ceilings, release: BrokerVersion?) {
+    init(_ result: CreateResult, endpoint: AMQPEndpoint, ceilings: Ceilings, release: BrokerVersion?, secrets: SecretRequest? = nil) {
         summary = EnvironmentSummaryBody(result.environment, ceilings: ceilings, release: release)
         status = result.pending ? "creating" : "ready"
         let full = result.credentials.first { $0.role == .full } ?? result.credentials[0]
@@ -246,6 +248,10 @@ struct CreatedEnvironmentBody: Encodable {
         connection = endpoint.connection(vhost: summary.vhost, credentials: full)
         let others = result.credentials.filter { $0.role != .full }
         roleCredentials = others.isEmpty ? nil : Dictionary(others.map { ($0.role.name, CredentialsBody($0)) }, uniquingKeysWith: { a, _ in a })
+        // Every set issued, whatever its role, in the order the answer issued them.
+        kubernetesSecrets = secrets?.render(result.credentials.map {
+            KubernetesSecret.Source(environment: result.environment.name, vhost: summary.vhost, credentials: $0, endpoint: endpoint)
+        })
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -255,9 +261,10 @@ struct CreatedEnvironmentBody: Encodable {
         try container.encode(credentials, forKey: .credentials)
         try container.encode(connection, forKey: .connection)
         try container.encodeIfPresent(roleCredentials, forKey: .roleCredentials)
+        try container.encodeIfPresent(kubernetesSecrets, forKey: .kubernetesSecrets)
     }
 
-    enum Keys: String, CodingKey { case status, credentials, connection, roleCredentials }
+    enum Keys: String, CodingKey { case status, credentials, connection, roleCredentials, kubernetesSecrets }
 }
 
 /// The answer to GET of one environment: what exists on the broker now. Never a password

@@ -16,6 +16,7 @@ struct EnvironmentHandlers: Sendable {
     /// `status: creating`; the environment's GET says when it is `ready` (or `failed`, why).
     func create(_ context: RequestContext) async throws -> HTTPResponse {
         try requireJSON(context.request)
+        let secrets = try SecretRequest.parse(query: context.request.query)
         let request = try CreateEnvironmentRequest.decode(
             context.request.body, blueprints: blueprints, ceilings: provisioner.ceilings, tiers: provisioner.tiers)
         let async = Prefer.respondAsync(context.request)
@@ -24,7 +25,8 @@ struct EnvironmentHandlers: Sendable {
         let result = try await provisioner
             .create(team: context.team, spec: request.spec, roles: [.full] + request.extraRoles, tier: request.tier, finishInBackground: async)
         let release = try await ProtectionNotes.release(of: [result.environment], provisioner)
-        let body = CreatedEnvironmentBody(result, endpoint: endpoint, ceilings: provisioner.ceilings(for: result.environment), release: release)
+        let body = CreatedEnvironmentBody(
+            result, endpoint: endpoint, ceilings: provisioner.ceilings(for: result.environment), release: release, secrets: secrets)
         // The body holds a password: tell every cache to keep it nowhere.
         var headers = [("Location", "/v1/environments/\(PercentEncoding.encode(body.summary.id))"), ("Cache-Control", "no-store")]
         if async { headers.append(Prefer.applied) }

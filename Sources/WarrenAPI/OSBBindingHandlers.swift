@@ -46,10 +46,14 @@ struct OSBBindingHandlers: Sendable {
         }
         switch try await provisioner.bind(environment, credentials: credentials) {
         case .created:
-            return JSON.response(201, BindingBody(credentials: credentials, environment: environment, endpoint: endpoint), headers: [("Cache-Control", "no-store")])
+            var body = BindingBody(credentials: credentials, environment: environment, endpoint: endpoint)
+            body.addSecret(request.secret, credentials: credentials, environment: environment, bindingID: bindingID, endpoint: endpoint)
+            return JSON.response(201, body, headers: [("Cache-Control", "no-store")])
         case .existing:
             let issued = try await asMade(provisioner, context, environment, bindingID: bindingID, role: credentials.role)
-            return JSON.response(200, BindingBody(credentials: issued, environment: environment, endpoint: endpoint), headers: [("Cache-Control", "no-store")])
+            var body = BindingBody(credentials: issued, environment: environment, endpoint: endpoint)
+            body.addSecret(request.secret, credentials: issued, environment: environment, bindingID: bindingID, endpoint: endpoint)
+            return JSON.response(200, body, headers: [("Cache-Control", "no-store")])
         case .otherRole(let existing):
             throw OSBError.conflict("binding \(bindingID) exists with role \(existing.name)")
         }
@@ -151,6 +155,10 @@ struct OSBBindingHandlers: Sendable {
             var exchange: String
             var queues: [String]
             var routingKey: String
+            /// The same credentials as one Kubernetes Secret, when the bind's parameters asked
+            /// (`secret: kubernetes`). Inside `credentials`, which OSB leaves free-form, rather
+            /// than beside it, where v2.17 defines the fields a platform reads.
+            var kubernetesSecrets: [KubernetesSecret]?
         }
 
         var credentials: Credentials
@@ -163,6 +171,20 @@ struct OSBBindingHandlers: Sendable {
                 uri: connection.uri, host: connection.host, port: connection.port, vhost: connection.vhost,
                 username: issued.username, password: issued.password, role: issued.role.name,
                 exchange: spec.exchange.name, queues: spec.queues.map(\.name), routingKey: spec.routingKey)
+        }
+
+        /// The Secret is named after the environment and the binding: bindings of one role are
+        /// distinct sets, each a Secret of its own.
+        mutating func addSecret(
+            _ request: SecretRequest?, credentials issued: IssuedCredentials, environment: PlatformEnvironment, bindingID: String,
+            endpoint: AMQPEndpoint
+        ) {
+            guard let request else { return }
+            credentials.kubernetesSecrets = request.render([
+                KubernetesSecret.Source(
+                    environment: environment.environment.name, vhost: environment.environment.vhost, credentials: issued,
+                    endpoint: endpoint, setName: bindingID),
+            ])
         }
     }
 }

@@ -24,6 +24,7 @@ struct CreateCommand: AsyncParsableCommand {
               warren-cli create jobs --dead-letter --delivery-limit 5 --role consumer
               warren-cli create batch --file batch.json
               warren-cli create nightly --async --json > nightly.json
+              warren-cli create orders --role consumer --kubernetes-secret --namespace shop | kubectl apply -f -
             """)
 
     @Argument(help: "The environment's name: lowercase letters, digits and hyphens, 1-63 characters (optional with --file when the file names it).")
@@ -67,6 +68,8 @@ struct CreateCommand: AsyncParsableCommand {
     @Flag(name: .customLong("async"), help: "Answer as soon as the request is accepted (Prefer: respond-async); the environment is made in the background and `warren-cli get NAME` shows when it is ready.")
     var respondAsync = false
 
+    @OptionGroup(title: "Kubernetes") var kubernetes: KubernetesSecretOptions
+
     @OptionGroup(title: "Connection and output") var global: GlobalOptions
 
     private var hasQueueOptions: Bool {
@@ -94,6 +97,7 @@ struct CreateCommand: AsyncParsableCommand {
         let body = try requestBody()
         let client = try global.client()
         let output = try await client.createEnvironment(
+            query: .init(secret: kubernetes.secret, secret_namespace: kubernetes.secretNamespace),
             headers: .init(Prefer: respondAsync ? "respond-async" : nil), body: .json(body))
         let created: Components.Schemas.EnvironmentCreated
         let headline: String
@@ -111,6 +115,10 @@ struct CreateCommand: AsyncParsableCommand {
             throw CLIFailure.undocumented(status, payload)
         default:
             throw CLIFailure(.unexpected, "Warren refused the create with an answer this command cannot read")
+        }
+        if kubernetes.asked, !global.json {
+            try KubernetesSecretOptions.print(created.kubernetes_secrets)
+            return
         }
         if global.json {
             try Output.json(created)

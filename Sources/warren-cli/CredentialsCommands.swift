@@ -31,6 +31,7 @@ struct RotateCommand: AsyncParsableCommand {
             Examples:
               warren-cli credentials rotate orders
               warren-cli credentials rotate orders --role consumer --revoke-others-after 0
+              warren-cli credentials rotate orders --kubernetes-secret | kubectl apply -f -
             """)
 
     @Argument(help: "The environment's name.")
@@ -44,6 +45,8 @@ struct RotateCommand: AsyncParsableCommand {
         help: ArgumentHelp("Revoke the role's other users this many seconds later (0-604800; 0: now).", valueName: "seconds"))
     var revokeOthersAfter: Int?
 
+    @OptionGroup(title: "Kubernetes") var kubernetes: KubernetesSecretOptions
+
     @OptionGroup(title: "Connection and output") var global: GlobalOptions
 
     func run() async throws {
@@ -52,10 +55,16 @@ struct RotateCommand: AsyncParsableCommand {
         let request: Components.Schemas.CredentialsRequest? = role == nil && revokeOthersAfter == nil
             ? nil
             : .init(role: role, revoke_others_after_seconds: revokeOthersAfter)
-        let output = try await client.issueCredentials(path: .init(id: name), body: request.map { .json($0) })
+        let output = try await client.issueCredentials(
+            path: .init(id: name), query: .init(secret: kubernetes.secret, secret_namespace: kubernetes.secretNamespace),
+            body: request.map { .json($0) })
         switch output {
         case .created(let answer):
             let issued = try answer.body.json
+            if kubernetes.asked, !global.json {
+                try KubernetesSecretOptions.print(issued.kubernetes_secrets)
+                return
+            }
             if global.json {
                 try Output.json(issued)
                 return

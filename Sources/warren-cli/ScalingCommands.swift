@@ -129,11 +129,13 @@ struct KubernetesList: Encodable {
     enum Item: Encodable {
         case scaledObject(Components.Schemas.KedaScaledObject)
         case triggerAuthentication(Components.Schemas.KedaTriggerAuthentication)
+        case secret(Components.Schemas.KubernetesSecret)
 
         func encode(to encoder: any Encoder) throws {
             switch self {
             case .scaledObject(let manifest): try manifest.encode(to: encoder)
             case .triggerAuthentication(let manifest): try manifest.encode(to: encoder)
+            case .secret(let manifest): try manifest.encode(to: encoder)
             }
         }
     }

@@ -301,6 +301,27 @@ def test_credentials_rotate_gives_a_working_password_and_revoke_ends_the_old(cli
     logs_in(settings, vhost, issued["credentials"]["username"], issued["credentials"]["password"])
 
 
+def test_kubernetes_secret_prints_a_list_for_kubectl(cli, new_name, settings):
+    from test_kubernetes_secret import validate_secret
+    name = new_name("clik8s")
+    vhost = vhost_of("team-a", name)
+    listed = cli("create", name, "--role", "consumer", "--kubernetes-secret", "--namespace", "shop").expect(0).json()
+    assert (listed["apiVersion"], listed["kind"]) == ("v1", "List")
+    assert [s["metadata"]["labels"]["warren/role"] for s in listed["items"]] == ["full", "consumer"]
+    for secret in listed["items"]:
+        data = validate_secret(secret, namespace="shop")
+        logs_in(settings, vhost, data["username"], data["password"])
+    rotated = cli("credentials", "rotate", name, "--role", "consumer", "--kubernetes-secret").expect(0).json()
+    [secret] = rotated["items"]
+    data = validate_secret(secret)
+    assert secret["metadata"]["name"] == listed["items"][1]["metadata"]["name"]
+    logs_in(settings, vhost, data["username"], data["password"])
+    # --namespace alone is a usage error: it says where the Secrets go.
+    cli("credentials", "rotate", name, "--namespace", "shop").expect(2)
+    # A namespace Kubernetes would refuse is Warren's 400: exit 5, nothing issued.
+    cli("credentials", "rotate", name, "--kubernetes-secret", "--namespace", "Shop").expect(5)
+
+
 def test_delete_removes_the_vhost(cli, new_name, mgmt):
     name = new_name("clidelete")
     vhost = vhost_of("team-a", name)

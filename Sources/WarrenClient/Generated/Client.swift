@@ -596,7 +596,8 @@ public struct Client: APIProtocol {
     ///   `creating`, then `ready`, or `failed` with a `reason` when the create could not finish.
     ///   When the name exists with the same spec the answer is 200, as without the header.
     ///
-    /// The password appears only in the answer to this call.
+    /// The password appears only in the answer to this call. With `secret=kubernetes`, the answer
+    /// also carries each credential set it issues as a Kubernetes Secret (`kubernetes_secrets`).
     ///
     ///
     /// - Remark: HTTP `POST /v1/environments`.
@@ -619,6 +620,20 @@ public struct Client: APIProtocol {
                     in: &request.headerFields,
                     name: "Prefer",
                     value: input.headers.Prefer
+                )
+                try converter.setQueryItemAsURI(
+                    in: &request,
+                    style: .form,
+                    explode: true,
+                    name: "secret",
+                    value: input.query.secret
+                )
+                try converter.setQueryItemAsURI(
+                    in: &request,
+                    style: .form,
+                    explode: true,
+                    name: "secret_namespace",
+                    value: input.query.secret_namespace
                 )
                 converter.setAcceptHeader(
                     in: &request.headerFields,
@@ -2031,7 +2046,8 @@ public struct Client: APIProtocol {
     /// by whichever Warren's janitor comes first; otherwise revoke them with DELETE when the
     /// clients have moved over. Of two such rotations at once, neither revokes the other's new
     /// user, unless one began after the other had made it (then, as one after the other, the
-    /// later revokes it): at least one new set always works.
+    /// later revokes it): at least one new set always works. With `secret=kubernetes`, the answer
+    /// also carries the new set as a Kubernetes Secret (`kubernetes_secrets`).
     ///
     ///
     /// - Remark: HTTP `POST /v1/environments/{id}/credentials`.
@@ -2052,6 +2068,20 @@ public struct Client: APIProtocol {
                     method: .post
                 )
                 suppressMutabilityWarning(&request)
+                try converter.setQueryItemAsURI(
+                    in: &request,
+                    style: .form,
+                    explode: true,
+                    name: "secret",
+                    value: input.query.secret
+                )
+                try converter.setQueryItemAsURI(
+                    in: &request,
+                    style: .form,
+                    explode: true,
+                    name: "secret_namespace",
+                    value: input.query.secret_namespace
+                )
                 converter.setAcceptHeader(
                     in: &request.headerFields,
                     contentTypes: input.headers.accept

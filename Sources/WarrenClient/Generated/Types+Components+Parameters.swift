@@ -26,6 +26,19 @@ extension Components {
         ///
         /// - Remark: Generated from `#/components/parameters/Prefer`.
         public typealias Prefer = Swift.String
+        /// `kubernetes`: the answer also carries `kubernetes_secrets`, one Kubernetes Secret manifest
+        /// in the servicebinding.io layout per credential set it issues (the password in it too, and
+        /// nowhere afterwards). Without it the answer is as ever.
+        ///
+        ///
+        /// - Remark: Generated from `#/components/parameters/Secret`.
+        public typealias Secret = Components.Schemas.SecretKind
+        /// The namespace written into each Secret's metadata (without it, `kubectl apply -n` decides).
+        /// Given alone, it asks for the Secrets as `secret=kubernetes` does.
+        ///
+        ///
+        /// - Remark: Generated from `#/components/parameters/SecretNamespace`.
+        public typealias SecretNamespace = Components.Schemas.KubernetesNamespace
         /// The environment's id, which equals its name.
         ///
         /// - Remark: Generated from `#/components/parameters/EnvironmentId`.

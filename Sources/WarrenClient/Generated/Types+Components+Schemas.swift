@@ -2418,6 +2418,8 @@ extension Components {
             ///
             /// - Remark: Generated from `#/components/schemas/EnvironmentCreated/role_credentials`.
             public var role_credentials: Components.Schemas.EnvironmentCreated.role_credentialsPayload?
+            /// - Remark: Generated from `#/components/schemas/EnvironmentCreated/kubernetes_secrets`.
+            public var kubernetes_secrets: Components.Schemas.KubernetesSecrets?
             /// - Remark: Generated from `#/components/schemas/EnvironmentCreated/credentials`.
             public var credentials: Components.Schemas.Credentials
             /// - Remark: Generated from `#/components/schemas/EnvironmentCreated/connection`.
@@ -2446,6 +2448,7 @@ extension Components {
             ///   - limits:
             ///   - notes: How the spec was applied where that may surprise (a priority queue made classic, a
             ///   - role_credentials: The extra credentials asked for with `roles`, and each agent's under its name, by role.
+            ///   - kubernetes_secrets:
             ///   - credentials:
             ///   - connection:
             ///   - agents: The environment's agents (`Agent`), when it has some.
@@ -2466,6 +2469,7 @@ extension Components {
                 limits: Components.Schemas.LimitsInForce? = nil,
                 notes: [Swift.String]? = nil,
                 role_credentials: Components.Schemas.EnvironmentCreated.role_credentialsPayload? = nil,
+                kubernetes_secrets: Components.Schemas.KubernetesSecrets? = nil,
                 credentials: Components.Schemas.Credentials,
                 connection: Components.Schemas.Connection,
                 agents: [Components.Schemas.Agent]? = nil,
@@ -2486,6 +2490,7 @@ extension Components {
                 self.limits = limits
                 self.notes = notes
                 self.role_credentials = role_credentials
+                self.kubernetes_secrets = kubernetes_secrets
                 self.credentials = credentials
                 self.connection = connection
                 self.agents = agents
@@ -2507,6 +2512,7 @@ extension Components {
                 case limits
                 case notes
                 case role_credentials
+                case kubernetes_secrets
                 case credentials
                 case connection
                 case agents
@@ -2574,6 +2580,10 @@ extension Components {
                     Components.Schemas.EnvironmentCreated.role_credentialsPayload.self,
                     forKey: .role_credentials
                 )
+                self.kubernetes_secrets = try container.decodeIfPresent(
+                    Components.Schemas.KubernetesSecrets.self,
+                    forKey: .kubernetes_secrets
+                )
                 self.credentials = try container.decode(
                     Components.Schemas.Credentials.self,
                     forKey: .credentials
@@ -2606,6 +2616,7 @@ extension Components {
                     "limits",
                     "notes",
                     "role_credentials",
+                    "kubernetes_secrets",
                     "credentials",
                     "connection",
                     "agents",
@@ -2898,25 +2909,31 @@ extension Components {
             }
             /// - Remark: Generated from `#/components/schemas/CredentialsIssued/revocations`.
             public var revocations: Components.Schemas.CredentialsIssued.revocationsPayload
+            /// - Remark: Generated from `#/components/schemas/CredentialsIssued/kubernetes_secrets`.
+            public var kubernetes_secrets: Components.Schemas.KubernetesSecrets?
             /// Creates a new `CredentialsIssued`.
             ///
             /// - Parameters:
             ///   - credentials:
             ///   - connection:
             ///   - revocations:
+            ///   - kubernetes_secrets:
             public init(
                 credentials: Components.Schemas.Credentials,
                 connection: Components.Schemas.Connection,
-                revocations: Components.Schemas.CredentialsIssued.revocationsPayload
+                revocations: Components.Schemas.CredentialsIssued.revocationsPayload,
+                kubernetes_secrets: Components.Schemas.KubernetesSecrets? = nil
             ) {
                 self.credentials = credentials
                 self.connection = connection
                 self.revocations = revocations
+                self.kubernetes_secrets = kubernetes_secrets
             }
             public enum CodingKeys: String, CodingKey {
                 case credentials
                 case connection
                 case revocations
+                case kubernetes_secrets
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -2932,10 +2949,311 @@ extension Components {
                     Components.Schemas.CredentialsIssued.revocationsPayload.self,
                     forKey: .revocations
                 )
+                self.kubernetes_secrets = try container.decodeIfPresent(
+                    Components.Schemas.KubernetesSecrets.self,
+                    forKey: .kubernetes_secrets
+                )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
                     "credentials",
                     "connection",
-                    "revocations"
+                    "revocations",
+                    "kubernetes_secrets"
+                ])
+            }
+        }
+        /// The kind of Secret manifest to render the credentials into.
+        ///
+        /// - Remark: Generated from `#/components/schemas/SecretKind`.
+        @frozen public enum SecretKind: String, Codable, Hashable, Sendable, CaseIterable {
+            case kubernetes = "kubernetes"
+        }
+        /// A Kubernetes namespace's name (an RFC 1123 label).
+        ///
+        /// - Remark: Generated from `#/components/schemas/KubernetesNamespace`.
+        public typealias KubernetesNamespace = Swift.String
+        /// Only with `secret=kubernetes`: one Secret per credential set the answer issues (a create
+        /// with `roles` issues several, the full set first), each ready for `kubectl apply -f`.
+        ///
+        ///
+        /// - Remark: Generated from `#/components/schemas/KubernetesSecrets`.
+        public typealias KubernetesSecrets = [Components.Schemas.KubernetesSecret]
+        /// A Kubernetes Secret in the servicebinding.io layout (https://servicebinding.io/spec/core/1.0.0/),
+        /// which workloads read as a mounted binding. Its name is the same for every set of one role
+        /// of one environment, so applying a rotated set replaces the Secret in place.
+        ///
+        ///
+        /// - Remark: Generated from `#/components/schemas/KubernetesSecret`.
+        public struct KubernetesSecret: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecret/apiVersion`.
+            @frozen public enum apiVersionPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case v1 = "v1"
+            }
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecret/apiVersion`.
+            public var apiVersion: Components.Schemas.KubernetesSecret.apiVersionPayload
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecret/kind`.
+            @frozen public enum kindPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case Secret = "Secret"
+            }
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecret/kind`.
+            public var kind: Components.Schemas.KubernetesSecret.kindPayload
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecret/metadata`.
+            public var metadata: Components.Schemas.KubernetesSecretMetadata
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecret/type`.
+            @frozen public enum _typePayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case servicebinding_period_io_sol_rabbitmq = "servicebinding.io/rabbitmq"
+            }
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecret/type`.
+            public var _type: Components.Schemas.KubernetesSecret._typePayload
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecret/stringData`.
+            public var stringData: Components.Schemas.KubernetesSecretData
+            /// Creates a new `KubernetesSecret`.
+            ///
+            /// - Parameters:
+            ///   - apiVersion:
+            ///   - kind:
+            ///   - metadata:
+            ///   - _type:
+            ///   - stringData:
+            public init(
+                apiVersion: Components.Schemas.KubernetesSecret.apiVersionPayload,
+                kind: Components.Schemas.KubernetesSecret.kindPayload,
+                metadata: Components.Schemas.KubernetesSecretMetadata,
+                _type: Components.Schemas.KubernetesSecret._typePayload,
+                stringData: Components.Schemas.KubernetesSecretData
+            ) {
+                self.apiVersion = apiVersion
+                self.kind = kind
+                self.metadata = metadata
+                self._type = _type
+                self.stringData = stringData
+            }
+            public enum CodingKeys: String, CodingKey {
+                case apiVersion
+                case kind
+                case metadata
+                case _type = "type"
+                case stringData
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.apiVersion = try container.decode(
+                    Components.Schemas.KubernetesSecret.apiVersionPayload.self,
+                    forKey: .apiVersion
+                )
+                self.kind = try container.decode(
+                    Components.Schemas.KubernetesSecret.kindPayload.self,
+                    forKey: .kind
+                )
+                self.metadata = try container.decode(
+                    Components.Schemas.KubernetesSecretMetadata.self,
+                    forKey: .metadata
+                )
+                self._type = try container.decode(
+                    Components.Schemas.KubernetesSecret._typePayload.self,
+                    forKey: ._type
+                )
+                self.stringData = try container.decode(
+                    Components.Schemas.KubernetesSecretData.self,
+                    forKey: .stringData
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "apiVersion",
+                    "kind",
+                    "metadata",
+                    "type",
+                    "stringData"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/KubernetesSecretMetadata`.
+        public struct KubernetesSecretMetadata: Codable, Hashable, Sendable {
+            /// `{environment}-{role}` (an OSB binding: `{environment}-{binding id}`) as a DNS-1123
+            /// subdomain; a name that had to be changed to be one (upper-case letters, other
+            /// characters, over 253 characters) ends with 10 hex digits of its hash.
+            ///
+            ///
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecretMetadata/name`.
+            public var name: Swift.String
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecretMetadata/namespace`.
+            public var namespace: Components.Schemas.KubernetesNamespace?
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecretMetadata/labels`.
+            public var labels: Components.Schemas.KubernetesSecretLabels
+            /// Creates a new `KubernetesSecretMetadata`.
+            ///
+            /// - Parameters:
+            ///   - name: `{environment}-{role}` (an OSB binding: `{environment}-{binding id}`) as a DNS-1123
+            ///   - namespace:
+            ///   - labels:
+            public init(
+                name: Swift.String,
+                namespace: Components.Schemas.KubernetesNamespace? = nil,
+                labels: Components.Schemas.KubernetesSecretLabels
+            ) {
+                self.name = name
+                self.namespace = namespace
+                self.labels = labels
+            }
+            public enum CodingKeys: String, CodingKey {
+                case name
+                case namespace
+                case labels
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.name = try container.decode(
+                    Swift.String.self,
+                    forKey: .name
+                )
+                self.namespace = try container.decodeIfPresent(
+                    Components.Schemas.KubernetesNamespace.self,
+                    forKey: .namespace
+                )
+                self.labels = try container.decode(
+                    Components.Schemas.KubernetesSecretLabels.self,
+                    forKey: .labels
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "name",
+                    "namespace",
+                    "labels"
+                ])
+            }
+        }
+        /// `app.kubernetes.io/managed-by: warren`, `warren/environment` and `warren/role`.
+        ///
+        /// - Remark: Generated from `#/components/schemas/KubernetesSecretLabels`.
+        public struct KubernetesSecretLabels: Codable, Hashable, Sendable {
+            /// A container of undocumented properties.
+            public var additionalProperties: [String: Swift.String]
+            /// Creates a new `KubernetesSecretLabels`.
+            ///
+            /// - Parameters:
+            ///   - additionalProperties: A container of undocumented properties.
+            public init(additionalProperties: [String: Swift.String] = .init()) {
+                self.additionalProperties = additionalProperties
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                additionalProperties = try decoder.decodeAdditionalProperties(knownKeys: [])
+            }
+            public func encode(to encoder: any Swift.Encoder) throws {
+                try encoder.encodeAdditionalProperties(additionalProperties)
+            }
+        }
+        /// servicebinding.io's well-known entries, all strings as a Secret holds them.
+        /// The password appears only in the answer that issued it.
+        ///
+        ///
+        /// - Remark: Generated from `#/components/schemas/KubernetesSecretData`.
+        public struct KubernetesSecretData: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecretData/type`.
+            @frozen public enum _typePayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case rabbitmq = "rabbitmq"
+            }
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecretData/type`.
+            public var _type: Components.Schemas.KubernetesSecretData._typePayload
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecretData/provider`.
+            @frozen public enum providerPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case warren = "warren"
+            }
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecretData/provider`.
+            public var provider: Components.Schemas.KubernetesSecretData.providerPayload
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecretData/host`.
+            public var host: Swift.String
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecretData/port`.
+            public var port: Swift.String
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecretData/username`.
+            public var username: Swift.String
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecretData/password`.
+            public var password: Swift.String
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecretData/vhost`.
+            public var vhost: Swift.String
+            /// The AMQP URI with the credentials, as `connection.uri` has it.
+            ///
+            /// - Remark: Generated from `#/components/schemas/KubernetesSecretData/uri`.
+            public var uri: Swift.String
+            /// Creates a new `KubernetesSecretData`.
+            ///
+            /// - Parameters:
+            ///   - _type:
+            ///   - provider:
+            ///   - host:
+            ///   - port:
+            ///   - username:
+            ///   - password:
+            ///   - vhost:
+            ///   - uri: The AMQP URI with the credentials, as `connection.uri` has it.
+            public init(
+                _type: Components.Schemas.KubernetesSecretData._typePayload,
+                provider: Components.Schemas.KubernetesSecretData.providerPayload,
+                host: Swift.String,
+                port: Swift.String,
+                username: Swift.String,
+                password: Swift.String,
+                vhost: Swift.String,
+                uri: Swift.String
+            ) {
+                self._type = _type
+                self.provider = provider
+                self.host = host
+                self.port = port
+                self.username = username
+                self.password = password
+                self.vhost = vhost
+                self.uri = uri
+            }
+            public enum CodingKeys: String, CodingKey {
+                case _type = "type"
+                case provider
+                case host
+                case port
+                case username
+                case password
+                case vhost
+                case uri
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self._type = try container.decode(
+                    Components.Schemas.KubernetesSecretData._typePayload.self,
+                    forKey: ._type
+                )
+                self.provider = try container.decode(
+                    Components.Schemas.KubernetesSecretData.providerPayload.self,
+                    forKey: .provider
+                )
+                self.host = try container.decode(
+                    Swift.String.self,
+                    forKey: .host
+                )
+                self.port = try container.decode(
+                    Swift.String.self,
+                    forKey: .port
+                )
+                self.username = try container.decode(
+                    Swift.String.self,
+                    forKey: .username
+                )
+                self.password = try container.decode(
+                    Swift.String.self,
+                    forKey: .password
+                )
+                self.vhost = try container.decode(
+                    Swift.String.self,
+                    forKey: .vhost
+                )
+                self.uri = try container.decode(
+                    Swift.String.self,
+                    forKey: .uri
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "type",
+                    "provider",
+                    "host",
+                    "port",
+                    "username",
+                    "password",
+                    "vhost",
+                    "uri"
                 ])
             }
         }
@@ -4308,32 +4626,7 @@ extension Components {
             /// - Remark: Generated from `#/components/schemas/OSBBindRequest/bind_resource`.
             public var bind_resource: OpenAPIRuntime.OpenAPIObjectContainer?
             /// - Remark: Generated from `#/components/schemas/OSBBindRequest/parameters`.
-            public struct parametersPayload: Codable, Hashable, Sendable {
-                /// - Remark: Generated from `#/components/schemas/OSBBindRequest/parameters/role`.
-                public var role: Components.Schemas.Role?
-                /// Creates a new `parametersPayload`.
-                ///
-                /// - Parameters:
-                ///   - role:
-                public init(role: Components.Schemas.Role? = nil) {
-                    self.role = role
-                }
-                public enum CodingKeys: String, CodingKey {
-                    case role
-                }
-                public init(from decoder: any Swift.Decoder) throws {
-                    let container = try decoder.container(keyedBy: CodingKeys.self)
-                    self.role = try container.decodeIfPresent(
-                        Components.Schemas.Role.self,
-                        forKey: .role
-                    )
-                    try decoder.ensureNoAdditionalProperties(knownKeys: [
-                        "role"
-                    ])
-                }
-            }
-            /// - Remark: Generated from `#/components/schemas/OSBBindRequest/parameters`.
-            public var parameters: Components.Schemas.OSBBindRequest.parametersPayload?
+            public var parameters: Components.Schemas.OSBBindParameters?
             /// Creates a new `OSBBindRequest`.
             ///
             /// - Parameters:
@@ -4349,7 +4642,7 @@ extension Components {
                 predecessor_binding_id: Swift.String? = nil,
                 context: OpenAPIRuntime.OpenAPIObjectContainer? = nil,
                 bind_resource: OpenAPIRuntime.OpenAPIObjectContainer? = nil,
-                parameters: Components.Schemas.OSBBindRequest.parametersPayload? = nil
+                parameters: Components.Schemas.OSBBindParameters? = nil
             ) {
                 self.service_id = service_id
                 self.plan_id = plan_id
@@ -4365,6 +4658,59 @@ extension Components {
                 case context
                 case bind_resource
                 case parameters
+            }
+        }
+        /// `role`; `secret: kubernetes` (and `secret_namespace`, which alone asks for it too) adds the
+        /// credentials as a Kubernetes Secret, in `credentials.kubernetes_secrets`.
+        ///
+        ///
+        /// - Remark: Generated from `#/components/schemas/OSBBindParameters`.
+        public struct OSBBindParameters: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/OSBBindParameters/role`.
+            public var role: Components.Schemas.Role?
+            /// - Remark: Generated from `#/components/schemas/OSBBindParameters/secret`.
+            public var secret: Components.Schemas.SecretKind?
+            /// - Remark: Generated from `#/components/schemas/OSBBindParameters/secret_namespace`.
+            public var secret_namespace: Components.Schemas.KubernetesNamespace?
+            /// Creates a new `OSBBindParameters`.
+            ///
+            /// - Parameters:
+            ///   - role:
+            ///   - secret:
+            ///   - secret_namespace:
+            public init(
+                role: Components.Schemas.Role? = nil,
+                secret: Components.Schemas.SecretKind? = nil,
+                secret_namespace: Components.Schemas.KubernetesNamespace? = nil
+            ) {
+                self.role = role
+                self.secret = secret
+                self.secret_namespace = secret_namespace
+            }
+            public enum CodingKeys: String, CodingKey {
+                case role
+                case secret
+                case secret_namespace
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.role = try container.decodeIfPresent(
+                    Components.Schemas.Role.self,
+                    forKey: .role
+                )
+                self.secret = try container.decodeIfPresent(
+                    Components.Schemas.SecretKind.self,
+                    forKey: .secret
+                )
+                self.secret_namespace = try container.decodeIfPresent(
+                    Components.Schemas.KubernetesNamespace.self,
+                    forKey: .secret_namespace
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "role",
+                    "secret",
+                    "secret_namespace"
+                ])
             }
         }
         /// - Remark: Generated from `#/components/schemas/OSBInstance`.
@@ -4442,6 +4788,8 @@ extension Components {
                 public var queues: [Swift.String]
                 /// - Remark: Generated from `#/components/schemas/OSBBinding/credentials/routing_key`.
                 public var routing_key: Swift.String
+                /// - Remark: Generated from `#/components/schemas/OSBBinding/credentials/kubernetes_secrets`.
+                public var kubernetes_secrets: Components.Schemas.KubernetesSecrets?
                 /// Creates a new `credentialsPayload`.
                 ///
                 /// - Parameters:
@@ -4455,6 +4803,7 @@ extension Components {
                 ///   - exchange:
                 ///   - queues:
                 ///   - routing_key:
+                ///   - kubernetes_secrets:
                 public init(
                     uri: Swift.String,
                     host: Swift.String,
@@ -4465,7 +4814,8 @@ extension Components {
                     role: Components.Schemas.Role,
                     exchange: Swift.String,
                     queues: [Swift.String],
-                    routing_key: Swift.String
+                    routing_key: Swift.String,
+                    kubernetes_secrets: Components.Schemas.KubernetesSecrets? = nil
                 ) {
                     self.uri = uri
                     self.host = host
@@ -4477,6 +4827,7 @@ extension Components {
                     self.exchange = exchange
                     self.queues = queues
                     self.routing_key = routing_key
+                    self.kubernetes_secrets = kubernetes_secrets
                 }
                 public enum CodingKeys: String, CodingKey {
                     case uri
@@ -4489,6 +4840,7 @@ extension Components {
                     case exchange
                     case queues
                     case routing_key
+                    case kubernetes_secrets
                 }
                 public init(from decoder: any Swift.Decoder) throws {
                     let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -4532,6 +4884,10 @@ extension Components {
                         Swift.String.self,
                         forKey: .routing_key
                     )
+                    self.kubernetes_secrets = try container.decodeIfPresent(
+                        Components.Schemas.KubernetesSecrets.self,
+                        forKey: .kubernetes_secrets
+                    )
                     try decoder.ensureNoAdditionalProperties(knownKeys: [
                         "uri",
                         "host",
@@ -4542,7 +4898,8 @@ extension Components {
                         "role",
                         "exchange",
                         "queues",
-                        "routing_key"
+                        "routing_key",
+                        "kubernetes_secrets"
                     ])
                 }
             }

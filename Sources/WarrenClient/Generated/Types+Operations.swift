@@ -729,7 +729,8 @@ public enum Operations {
     ///   `creating`, then `ready`, or `failed` with a `reason` when the create could not finish.
     ///   When the name exists with the same spec the answer is 200, as without the header.
     ///
-    /// The password appears only in the answer to this call.
+    /// The password appears only in the answer to this call. With `secret=kubernetes`, the answer
+    /// also carries each credential set it issues as a Kubernetes Secret (`kubernetes_secrets`).
     ///
     ///
     /// - Remark: HTTP `POST /v1/environments`.
@@ -737,6 +738,35 @@ public enum Operations {
     public enum createEnvironment {
         public static let id: Swift.String = "createEnvironment"
         public struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/v1/environments/POST/query`.
+            public struct Query: Sendable, Hashable {
+                /// `kubernetes`: the answer also carries `kubernetes_secrets`, one Kubernetes Secret manifest
+                /// in the servicebinding.io layout per credential set it issues (the password in it too, and
+                /// nowhere afterwards). Without it the answer is as ever.
+                ///
+                ///
+                /// - Remark: Generated from `#/paths/v1/environments/POST/query/secret`.
+                public var secret: Components.Parameters.Secret?
+                /// The namespace written into each Secret's metadata (without it, `kubectl apply -n` decides).
+                /// Given alone, it asks for the Secrets as `secret=kubernetes` does.
+                ///
+                ///
+                /// - Remark: Generated from `#/paths/v1/environments/POST/query/secret_namespace`.
+                public var secret_namespace: Components.Parameters.SecretNamespace?
+                /// Creates a new `Query`.
+                ///
+                /// - Parameters:
+                ///   - secret: `kubernetes`: the answer also carries `kubernetes_secrets`, one Kubernetes Secret manifest
+                ///   - secret_namespace: The namespace written into each Secret's metadata (without it, `kubectl apply -n` decides).
+                public init(
+                    secret: Components.Parameters.Secret? = nil,
+                    secret_namespace: Components.Parameters.SecretNamespace? = nil
+                ) {
+                    self.secret = secret
+                    self.secret_namespace = secret_namespace
+                }
+            }
+            public var query: Operations.createEnvironment.Input.Query
             /// - Remark: Generated from `#/paths/v1/environments/POST/header`.
             public struct Headers: Sendable, Hashable {
                 /// RFC 7240 preferences. `respond-async`: answer 202 Accepted as soon as the request is
@@ -771,12 +801,15 @@ public enum Operations {
             /// Creates a new `Input`.
             ///
             /// - Parameters:
+            ///   - query:
             ///   - headers:
             ///   - body:
             public init(
+                query: Operations.createEnvironment.Input.Query = .init(),
                 headers: Operations.createEnvironment.Input.Headers = .init(),
                 body: Operations.createEnvironment.Input.Body
             ) {
+                self.query = query
                 self.headers = headers
                 self.body = body
             }
@@ -2763,7 +2796,8 @@ public enum Operations {
     /// by whichever Warren's janitor comes first; otherwise revoke them with DELETE when the
     /// clients have moved over. Of two such rotations at once, neither revokes the other's new
     /// user, unless one began after the other had made it (then, as one after the other, the
-    /// later revokes it): at least one new set always works.
+    /// later revokes it): at least one new set always works. With `secret=kubernetes`, the answer
+    /// also carries the new set as a Kubernetes Secret (`kubernetes_secrets`).
     ///
     ///
     /// - Remark: HTTP `POST /v1/environments/{id}/credentials`.
@@ -2786,6 +2820,35 @@ public enum Operations {
                 }
             }
             public var path: Operations.issueCredentials.Input.Path
+            /// - Remark: Generated from `#/paths/v1/environments/{id}/credentials/POST/query`.
+            public struct Query: Sendable, Hashable {
+                /// `kubernetes`: the answer also carries `kubernetes_secrets`, one Kubernetes Secret manifest
+                /// in the servicebinding.io layout per credential set it issues (the password in it too, and
+                /// nowhere afterwards). Without it the answer is as ever.
+                ///
+                ///
+                /// - Remark: Generated from `#/paths/v1/environments/{id}/credentials/POST/query/secret`.
+                public var secret: Components.Parameters.Secret?
+                /// The namespace written into each Secret's metadata (without it, `kubectl apply -n` decides).
+                /// Given alone, it asks for the Secrets as `secret=kubernetes` does.
+                ///
+                ///
+                /// - Remark: Generated from `#/paths/v1/environments/{id}/credentials/POST/query/secret_namespace`.
+                public var secret_namespace: Components.Parameters.SecretNamespace?
+                /// Creates a new `Query`.
+                ///
+                /// - Parameters:
+                ///   - secret: `kubernetes`: the answer also carries `kubernetes_secrets`, one Kubernetes Secret manifest
+                ///   - secret_namespace: The namespace written into each Secret's metadata (without it, `kubectl apply -n` decides).
+                public init(
+                    secret: Components.Parameters.Secret? = nil,
+                    secret_namespace: Components.Parameters.SecretNamespace? = nil
+                ) {
+                    self.secret = secret
+                    self.secret_namespace = secret_namespace
+                }
+            }
+            public var query: Operations.issueCredentials.Input.Query
             /// - Remark: Generated from `#/paths/v1/environments/{id}/credentials/POST/header`.
             public struct Headers: Sendable, Hashable {
                 public var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.issueCredentials.AcceptableContentType>]
@@ -2808,14 +2871,17 @@ public enum Operations {
             ///
             /// - Parameters:
             ///   - path:
+            ///   - query:
             ///   - headers:
             ///   - body:
             public init(
                 path: Operations.issueCredentials.Input.Path,
+                query: Operations.issueCredentials.Input.Query = .init(),
                 headers: Operations.issueCredentials.Input.Headers = .init(),
                 body: Operations.issueCredentials.Input.Body? = nil
             ) {
                 self.path = path
+                self.query = query
                 self.headers = headers
                 self.body = body
             }

@@ -89,7 +89,8 @@ public protocol APIProtocol: Sendable {
     ///   `creating`, then `ready`, or `failed` with a `reason` when the create could not finish.
     ///   When the name exists with the same spec the answer is 200, as without the header.
     ///
-    /// The password appears only in the answer to this call.
+    /// The password appears only in the answer to this call. With `secret=kubernetes`, the answer
+    /// also carries each credential set it issues as a Kubernetes Secret (`kubernetes_secrets`).
     ///
     ///
     /// - Remark: HTTP `POST /v1/environments`.
@@ -191,7 +192,8 @@ public protocol APIProtocol: Sendable {
     /// by whichever Warren's janitor comes first; otherwise revoke them with DELETE when the
     /// clients have moved over. Of two such rotations at once, neither revokes the other's new
     /// user, unless one began after the other had made it (then, as one after the other, the
-    /// later revokes it): at least one new set always works.
+    /// later revokes it): at least one new set always works. With `secret=kubernetes`, the answer
+    /// also carries the new set as a Kubernetes Secret (`kubernetes_secrets`).
     ///
     ///
     /// - Remark: HTTP `POST /v1/environments/{id}/credentials`.
@@ -389,16 +391,19 @@ extension APIProtocol {
     ///   `creating`, then `ready`, or `failed` with a `reason` when the create could not finish.
     ///   When the name exists with the same spec the answer is 200, as without the header.
     ///
-    /// The password appears only in the answer to this call.
+    /// The password appears only in the answer to this call. With `secret=kubernetes`, the answer
+    /// also carries each credential set it issues as a Kubernetes Secret (`kubernetes_secrets`).
     ///
     ///
     /// - Remark: HTTP `POST /v1/environments`.
     /// - Remark: Generated from `#/paths//v1/environments/post(createEnvironment)`.
     public func createEnvironment(
+        query: Operations.createEnvironment.Input.Query = .init(),
         headers: Operations.createEnvironment.Input.Headers = .init(),
         body: Operations.createEnvironment.Input.Body
     ) async throws -> Operations.createEnvironment.Output {
         try await createEnvironment(Operations.createEnvironment.Input(
+            query: query,
             headers: headers,
             body: body
         ))
@@ -535,18 +540,21 @@ extension APIProtocol {
     /// by whichever Warren's janitor comes first; otherwise revoke them with DELETE when the
     /// clients have moved over. Of two such rotations at once, neither revokes the other's new
     /// user, unless one began after the other had made it (then, as one after the other, the
-    /// later revokes it): at least one new set always works.
+    /// later revokes it): at least one new set always works. With `secret=kubernetes`, the answer
+    /// also carries the new set as a Kubernetes Secret (`kubernetes_secrets`).
     ///
     ///
     /// - Remark: HTTP `POST /v1/environments/{id}/credentials`.
     /// - Remark: Generated from `#/paths//v1/environments/{id}/credentials/post(issueCredentials)`.
     public func issueCredentials(
         path: Operations.issueCredentials.Input.Path,
+        query: Operations.issueCredentials.Input.Query = .init(),
         headers: Operations.issueCredentials.Input.Headers = .init(),
         body: Operations.issueCredentials.Input.Body? = nil
     ) async throws -> Operations.issueCredentials.Output {
         try await issueCredentials(Operations.issueCredentials.Input(
             path: path,
+            query: query,
             headers: headers,
             body: body
         ))
