@@ -19,6 +19,7 @@ import re
 import urllib.parse
 
 import pika
+import pika.exceptions
 import pytest
 from kubernetes.client import ApiClient
 
@@ -163,6 +164,25 @@ def test_create_with_roles_renders_one_secret_per_set_and_each_uri_works(api_a, 
     assert "kubernetes_secrets" not in got.json()
     for d in data.values():
         assert d["password"] not in got.text
+
+
+def test_each_agent_gets_a_secret_of_its_own_and_its_uri_is_held_to_its_keys(api_a, new_name):
+    """Agents' sets are rendered like any other: one Secret each, named after the agent, whose
+    uri connects and is held by the broker to the agent's routing keys."""
+    name = new_name("k8s-crew")
+    body = {"name": name, "exchange": {"name": "crew", "type": "topic"}, "queues": [{"name": "plans"}],
+            "bindings": [{"queue": "plans", "routing_key": "plans.#"}],
+            "agents": [{"name": "planner", "publish": ["plans.*"]}, {"name": "worker", "consume": ["plans"]}]}
+    resp = api_a.request("POST", "/v1/environments" + k8s_query(), json_body=body)
+    assert resp.status_code == 201, resp.text[:1000]
+    secrets = resp.json()["kubernetes_secrets"]
+    assert [s["metadata"]["labels"]["warren/role"] for s in secrets] == ["full", "planner", "worker"]
+    data = {s["metadata"]["labels"]["warren/role"]: validate_secret(s) for s in secrets}
+    assert [s["metadata"]["name"] for s in secrets][1:] == [f"{name}-planner", f"{name}-worker"]
+    publish(data["planner"]["uri"], "crew", "plans.one", b"a plan")
+    assert consume(data["worker"]["uri"], "plans") == b"a plan"
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker):
+        publish(data["planner"]["uri"], "crew", "results.one", b"not the planner's key")
 
 
 def test_rotation_renders_the_new_set_under_the_same_name(api_a, new_name, mgmt):
