@@ -190,7 +190,8 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
     }
 
     /// `protected` is written only when true (and `agents` only when there are some), so a spec
-    /// without them encodes as it did before the fields existed: its claim hash (`EnvironmentRecord.claimHash(of:)`) stays the same,
+    /// without them encodes as it did before the fields existed: its claim hash
+    /// (`EnvironmentRecord.claimHash(of:)`) stays the same,
     /// and creates of one spec racing on Warrens of either release still claim alike.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)

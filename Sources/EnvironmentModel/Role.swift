@@ -19,17 +19,6 @@ public enum Role: Sendable, Hashable {
         self = role
     }
 
-    /// A role by its name in an environment that defines `agents`: a built-in role, or an agent.
-    public init?(named name: String, in spec: EnvironmentSpec) {
-        if let role = Role(builtIn: name) {
-            self = role
-        } else if spec.agents.contains(where: { $0.name == name }) {
-            self = .agent(name)
-        } else {
-            return nil
-        }
-    }
-
     /// How the API names the role: "full", "producer", "consumer", or the agent's name.
     public var name: String {
         switch self {
