@@ -8,6 +8,7 @@ these tests make the check explicit for each kind of answer.)
 import time
 
 import pytest
+import yaml
 from openapi_spec_validator import validate
 
 import cases
@@ -80,6 +81,56 @@ def test_spec_components(spec):
     for name in ("Environment", "EnvironmentSummary"):
         assert "credentials" not in schemas[name]["properties"]
         assert schemas[name]["additionalProperties"] is False
+
+
+def _reachable(doc: dict, roots) -> set[str]:
+    """The component schemas reachable by $ref from `roots`."""
+    seen: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/components/"):
+                target = doc
+                for part in ref[2:].split("/"):
+                    target = target[part]
+                if ref.startswith("#/components/schemas/") and ref.count("/") == 3:
+                    if ref in seen:
+                        return
+                    seen.add(ref)
+                walk(target)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+    walk(roots)
+    return {ref.split("/")[-1] for ref in seen}
+
+
+def test_spec_answers_are_open_to_new_fields_and_requests_are_closed(spec):
+    """A client generated from an earlier openapi.yaml must read a later Warren's answers: no
+    schema reached from answers alone says `additionalProperties: false` (the Swift generator
+    refuses unknown keys where one does); those that list every field Warren sends say
+    `x-warren-closed` instead, which the tests read as closed. Every object schema a /v1 request reaches stays closed (an unknown field: 400)."""
+    doc = yaml.safe_load(spec.path.read_text())  # as published, not as the tests close it
+    operations = [op for item in doc["paths"].values() for key, op in item.items() if key != "parameters"]
+    asked = _reachable(doc, [[op.get("requestBody", {}), op.get("parameters", [])] for op in operations]
+                       + [item.get("parameters", []) for item in doc["paths"].values()])
+    answered = _reachable(doc, [op.get("responses", {}) for op in operations])
+    schemas = doc["components"]["schemas"]
+    for name in sorted(answered - asked):
+        assert schemas[name].get("additionalProperties") is not False, f"{name}: an answer's schema is closed to new fields"
+    marked = {name for name, schema in schemas.items() if schema.get("x-warren-closed")}
+    assert marked and marked <= answered - asked, f"x-warren-closed on a request's schema: {sorted(marked - (answered - asked))}"
+    assert {"Environment", "EnvironmentCreated", "EnvironmentSummary", "Connection", "Credentials", "CredentialsIssued",
+            "Queue", "KubernetesSecret"} <= marked
+    # /v1's requests; the Open Service Broker's are open by its specification (platforms add fields).
+    v1 = [op for path, item in doc["paths"].items() if path.startswith("/v1/") for key, op in item.items() if key != "parameters"]
+    for name in sorted(_reachable(doc, [[op.get("requestBody", {}), op.get("parameters", [])] for op in v1])):
+        schema = schemas[name]
+        if "properties" in schema:
+            assert schema.get("additionalProperties") is False, f"{name}: a request's schema takes unknown fields"
 
 
 @pytest.mark.parametrize("case_id,body,field", cases.INVALID, ids=[c[0] for c in cases.INVALID])

@@ -56,6 +56,13 @@ import HTTPTypes
 ///
 /// A request that is answered with a 4xx changes nothing on the broker.
 ///
+/// ## Answers may gain fields
+/// Request bodies are closed: a field Warren does not know is a 400. Answers are open: a later
+/// Warren may add fields to them, and a client must ignore fields it does not know (generated
+/// clients do, since no answer's schema says `additionalProperties: false`). Each answer's
+/// schema that lists every field this release sends is marked `x-warren-closed: true`, which
+/// Warren's own tests read as `additionalProperties: false`.
+///
 /// A method that a path does not support is answered with 405 `method-not-allowed` and an `Allow`
 /// header (for example `Allow: GET, POST` on `/v1/environments`); OpenAPI cannot attach a response
 /// to an operation that does not exist, so these answers are described by the reusable

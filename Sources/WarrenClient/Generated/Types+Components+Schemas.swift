@@ -507,51 +507,6 @@ extension Components {
                 case max_user_connections
                 case max_user_channels
             }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.max_queues = try container.decode(
-                    Swift.Int.self,
-                    forKey: .max_queues
-                )
-                self.max_connections = try container.decode(
-                    Swift.Int.self,
-                    forKey: .max_connections
-                )
-                self.max_bytes = try container.decode(
-                    Swift.Int64.self,
-                    forKey: .max_bytes
-                )
-                self.max_queue_bytes = try container.decode(
-                    Swift.Int64.self,
-                    forKey: .max_queue_bytes
-                )
-                self.max_queue_length = try container.decode(
-                    Swift.Int.self,
-                    forKey: .max_queue_length
-                )
-                self.max_users = try container.decode(
-                    Swift.Int.self,
-                    forKey: .max_users
-                )
-                self.max_user_connections = try container.decode(
-                    Swift.Int.self,
-                    forKey: .max_user_connections
-                )
-                self.max_user_channels = try container.decode(
-                    Swift.Int.self,
-                    forKey: .max_user_channels
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "max_queues",
-                    "max_connections",
-                    "max_bytes",
-                    "max_queue_bytes",
-                    "max_queue_length",
-                    "max_users",
-                    "max_user_connections",
-                    "max_user_channels"
-                ])
-            }
         }
         /// Queues, bindings and limits to add to an environment: an update's `parameters`
         /// (`OSBUpdateRequest`), which may be empty. A /v1 PATCH body is the same plus
@@ -687,6 +642,16 @@ extension Components {
         ///
         /// - Remark: Generated from `#/components/schemas/Role`.
         public typealias Role = Swift.String
+        /// The roles every environment has (see `Role`); an Open Service Broker binding takes one of
+        /// these (an instance has no agents).
+        ///
+        ///
+        /// - Remark: Generated from `#/components/schemas/BuiltInRole`.
+        @frozen public enum BuiltInRole: String, Codable, Hashable, Sendable, CaseIterable {
+            case full = "full"
+            case producer = "producer"
+            case consumer = "consumer"
+        }
         /// A named role of an agent system, with credentials of its own (a create issues them in
         /// `role_credentials`, under the agent's name; a rotation takes the name as `role`). The
         /// broker enforces it: RabbitMQ's topic permissions for the routing keys it may publish,
@@ -969,26 +934,6 @@ extension Components {
                 case _type = "type"
                 case durable
             }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.name = try container.decode(
-                    Components.Schemas.ResourceName.self,
-                    forKey: .name
-                )
-                self._type = try container.decode(
-                    Components.Schemas.ExchangeType.self,
-                    forKey: ._type
-                )
-                self.durable = try container.decode(
-                    Swift.Bool.self,
-                    forKey: .durable
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "name",
-                    "type",
-                    "durable"
-                ])
-            }
         }
         /// - Remark: Generated from `#/components/schemas/Queue`.
         public struct Queue: Codable, Hashable, Sendable {
@@ -1066,66 +1011,6 @@ extension Components {
                 case max_priority
                 case consumer_timeout_ms
             }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.name = try container.decode(
-                    Components.Schemas.ResourceName.self,
-                    forKey: .name
-                )
-                self._type = try container.decode(
-                    Components.Schemas.QueueType.self,
-                    forKey: ._type
-                )
-                self.durable = try container.decode(
-                    Swift.Bool.self,
-                    forKey: .durable
-                )
-                self.delivery_limit = try container.decodeIfPresent(
-                    Swift.Int.self,
-                    forKey: .delivery_limit
-                )
-                self.dead_letter_queue = try container.decodeIfPresent(
-                    Components.Schemas.ResourceName.self,
-                    forKey: .dead_letter_queue
-                )
-                self.message_ttl_ms = try container.decodeIfPresent(
-                    Swift.Int.self,
-                    forKey: .message_ttl_ms
-                )
-                self.max_length = try container.decodeIfPresent(
-                    Swift.Int.self,
-                    forKey: .max_length
-                )
-                self.overflow = try container.decodeIfPresent(
-                    Swift.String.self,
-                    forKey: .overflow
-                )
-                self.single_active_consumer = try container.decodeIfPresent(
-                    Swift.Bool.self,
-                    forKey: .single_active_consumer
-                )
-                self.max_priority = try container.decodeIfPresent(
-                    Swift.Int.self,
-                    forKey: .max_priority
-                )
-                self.consumer_timeout_ms = try container.decodeIfPresent(
-                    Swift.Int.self,
-                    forKey: .consumer_timeout_ms
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "name",
-                    "type",
-                    "durable",
-                    "delivery_limit",
-                    "dead_letter_queue",
-                    "message_ttl_ms",
-                    "max_length",
-                    "overflow",
-                    "single_active_consumer",
-                    "max_priority",
-                    "consumer_timeout_ms"
-                ])
-            }
         }
         /// `warren.{team}.{name}`
         ///
@@ -1164,26 +1049,6 @@ extension Components {
                 case username
                 case password
                 case role
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.username = try container.decode(
-                    Components.Schemas.Username.self,
-                    forKey: .username
-                )
-                self.password = try container.decode(
-                    Swift.String.self,
-                    forKey: .password
-                )
-                self.role = try container.decodeIfPresent(
-                    Components.Schemas.Role.self,
-                    forKey: .role
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "username",
-                    "password",
-                    "role"
-                ])
             }
         }
         /// - Remark: Generated from `#/components/schemas/Connection`.
@@ -1225,31 +1090,6 @@ extension Components {
                 case port
                 case vhost
                 case uri
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.host = try container.decode(
-                    Swift.String.self,
-                    forKey: .host
-                )
-                self.port = try container.decode(
-                    Swift.Int.self,
-                    forKey: .port
-                )
-                self.vhost = try container.decode(
-                    Components.Schemas.Vhost.self,
-                    forKey: .vhost
-                )
-                self.uri = try container.decode(
-                    Swift.String.self,
-                    forKey: .uri
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "host",
-                    "port",
-                    "vhost",
-                    "uri"
-                ])
             }
         }
         /// `creating`: an asynchronous create (`Prefer: respond-async`) is under way. `ready`:
@@ -1300,26 +1140,6 @@ extension Components {
                 case instance_id
                 case platform
                 case plan_id
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.instance_id = try container.decode(
-                    Swift.String.self,
-                    forKey: .instance_id
-                )
-                self.platform = try container.decode(
-                    Swift.String.self,
-                    forKey: .platform
-                )
-                self.plan_id = try container.decode(
-                    Swift.String.self,
-                    forKey: .plan_id
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "instance_id",
-                    "platform",
-                    "plan_id"
-                ])
             }
         }
         /// - Remark: Generated from `#/components/schemas/ResourceKind`.
@@ -1373,36 +1193,6 @@ extension Components {
                 case queue
                 case binding
                 case user
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.vhost = try container.decode(
-                    Swift.Bool.self,
-                    forKey: .vhost
-                )
-                self.exchange = try container.decode(
-                    Swift.Bool.self,
-                    forKey: .exchange
-                )
-                self.queue = try container.decode(
-                    Swift.Bool.self,
-                    forKey: .queue
-                )
-                self.binding = try container.decode(
-                    Swift.Bool.self,
-                    forKey: .binding
-                )
-                self.user = try container.decode(
-                    Swift.Bool.self,
-                    forKey: .user
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "vhost",
-                    "exchange",
-                    "queue",
-                    "binding",
-                    "user"
-                ])
             }
         }
         /// - Remark: Generated from `#/components/schemas/EnvironmentSummary`.
@@ -1539,96 +1329,6 @@ extension Components {
                 case status
                 case reason
             }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.protected = try container.decode(
-                    Swift.Bool.self,
-                    forKey: .protected
-                )
-                self.id = try container.decode(
-                    Components.Schemas.EnvironmentName.self,
-                    forKey: .id
-                )
-                self.name = try container.decode(
-                    Components.Schemas.EnvironmentName.self,
-                    forKey: .name
-                )
-                self.team = try container.decode(
-                    Swift.String.self,
-                    forKey: .team
-                )
-                self.vhost = try container.decode(
-                    Components.Schemas.Vhost.self,
-                    forKey: .vhost
-                )
-                self.exchange = try container.decode(
-                    Components.Schemas.Exchange.self,
-                    forKey: .exchange
-                )
-                self.queue = try container.decode(
-                    Components.Schemas.Queue.self,
-                    forKey: .queue
-                )
-                self.routing_key = try container.decode(
-                    Components.Schemas.RoutingKey.self,
-                    forKey: .routing_key
-                )
-                self.queues = try container.decodeIfPresent(
-                    [Components.Schemas.Queue].self,
-                    forKey: .queues
-                )
-                self.bindings = try container.decodeIfPresent(
-                    [Components.Schemas.Binding].self,
-                    forKey: .bindings
-                )
-                self.limits = try container.decodeIfPresent(
-                    Components.Schemas.LimitsInForce.self,
-                    forKey: .limits
-                )
-                self.notes = try container.decodeIfPresent(
-                    [Swift.String].self,
-                    forKey: .notes
-                )
-                self.created_at = try container.decode(
-                    Foundation.Date.self,
-                    forKey: .created_at
-                )
-                self.agents = try container.decodeIfPresent(
-                    [Components.Schemas.Agent].self,
-                    forKey: .agents
-                )
-                self.platform = try container.decodeIfPresent(
-                    Components.Schemas.PlatformInstance.self,
-                    forKey: .platform
-                )
-                self.status = try container.decodeIfPresent(
-                    Components.Schemas.EnvironmentStatus.self,
-                    forKey: .status
-                )
-                self.reason = try container.decodeIfPresent(
-                    Swift.String.self,
-                    forKey: .reason
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "protected",
-                    "id",
-                    "name",
-                    "team",
-                    "vhost",
-                    "exchange",
-                    "queue",
-                    "routing_key",
-                    "queues",
-                    "bindings",
-                    "limits",
-                    "notes",
-                    "created_at",
-                    "agents",
-                    "platform",
-                    "status",
-                    "reason"
-                ])
-            }
         }
         /// - Remark: Generated from `#/components/schemas/EnvironmentList`.
         public struct EnvironmentList: Codable, Hashable, Sendable {
@@ -1645,16 +1345,6 @@ extension Components {
             }
             public enum CodingKeys: String, CodingKey {
                 case items
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.items = try container.decode(
-                    [Components.Schemas.EnvironmentSummary].self,
-                    forKey: .items
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "items"
-                ])
             }
         }
         /// An environment as it stands on the broker now. Never contains a password.
@@ -1880,126 +1570,6 @@ extension Components {
                 case platform
                 case reason
             }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.protected = try container.decode(
-                    Swift.Bool.self,
-                    forKey: .protected
-                )
-                self.id = try container.decode(
-                    Components.Schemas.EnvironmentName.self,
-                    forKey: .id
-                )
-                self.name = try container.decode(
-                    Components.Schemas.EnvironmentName.self,
-                    forKey: .name
-                )
-                self.team = try container.decode(
-                    Swift.String.self,
-                    forKey: .team
-                )
-                self.vhost = try container.decode(
-                    Components.Schemas.Vhost.self,
-                    forKey: .vhost
-                )
-                self.exchange = try container.decode(
-                    Components.Schemas.Exchange.self,
-                    forKey: .exchange
-                )
-                self.queue = try container.decode(
-                    Components.Schemas.Queue.self,
-                    forKey: .queue
-                )
-                self.routing_key = try container.decode(
-                    Components.Schemas.RoutingKey.self,
-                    forKey: .routing_key
-                )
-                self.queues = try container.decodeIfPresent(
-                    [Components.Schemas.Queue].self,
-                    forKey: .queues
-                )
-                self.bindings = try container.decodeIfPresent(
-                    [Components.Schemas.Binding].self,
-                    forKey: .bindings
-                )
-                self.limits = try container.decodeIfPresent(
-                    Components.Schemas.LimitsInForce.self,
-                    forKey: .limits
-                )
-                self.notes = try container.decodeIfPresent(
-                    [Swift.String].self,
-                    forKey: .notes
-                )
-                self.created_at = try container.decode(
-                    Foundation.Date.self,
-                    forKey: .created_at
-                )
-                self.status = try container.decode(
-                    Components.Schemas.EnvironmentStatus.self,
-                    forKey: .status
-                )
-                self.users = try container.decode(
-                    [Components.Schemas.Username].self,
-                    forKey: .users
-                )
-                self.user_roles = try container.decodeIfPresent(
-                    Components.Schemas.Environment.user_rolesPayload.self,
-                    forKey: .user_roles
-                )
-                self.revocations = try container.decodeIfPresent(
-                    Components.Schemas.Environment.revocationsPayload.self,
-                    forKey: .revocations
-                )
-                self.resources = try container.decode(
-                    Components.Schemas.Resources.self,
-                    forKey: .resources
-                )
-                self.missing = try container.decode(
-                    [Components.Schemas.ResourceKind].self,
-                    forKey: .missing
-                )
-                self.connection = try container.decode(
-                    Components.Schemas.Connection.self,
-                    forKey: .connection
-                )
-                self.agents = try container.decodeIfPresent(
-                    [Components.Schemas.Agent].self,
-                    forKey: .agents
-                )
-                self.platform = try container.decodeIfPresent(
-                    Components.Schemas.PlatformInstance.self,
-                    forKey: .platform
-                )
-                self.reason = try container.decodeIfPresent(
-                    Swift.String.self,
-                    forKey: .reason
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "protected",
-                    "id",
-                    "name",
-                    "team",
-                    "vhost",
-                    "exchange",
-                    "queue",
-                    "routing_key",
-                    "queues",
-                    "bindings",
-                    "limits",
-                    "notes",
-                    "created_at",
-                    "status",
-                    "users",
-                    "user_roles",
-                    "revocations",
-                    "resources",
-                    "missing",
-                    "connection",
-                    "agents",
-                    "platform",
-                    "reason"
-                ])
-            }
         }
         /// The answer to a reconcile: the environment as it stands after the repair, plus
         /// `credentials` (and a `connection.uri` that carries them) only when the repair had to make
@@ -2224,131 +1794,6 @@ extension Components {
                 case platform
                 case reason
             }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.protected = try container.decode(
-                    Swift.Bool.self,
-                    forKey: .protected
-                )
-                self.id = try container.decode(
-                    Components.Schemas.EnvironmentName.self,
-                    forKey: .id
-                )
-                self.name = try container.decode(
-                    Components.Schemas.EnvironmentName.self,
-                    forKey: .name
-                )
-                self.team = try container.decode(
-                    Swift.String.self,
-                    forKey: .team
-                )
-                self.vhost = try container.decode(
-                    Components.Schemas.Vhost.self,
-                    forKey: .vhost
-                )
-                self.exchange = try container.decode(
-                    Components.Schemas.Exchange.self,
-                    forKey: .exchange
-                )
-                self.queue = try container.decode(
-                    Components.Schemas.Queue.self,
-                    forKey: .queue
-                )
-                self.routing_key = try container.decode(
-                    Components.Schemas.RoutingKey.self,
-                    forKey: .routing_key
-                )
-                self.queues = try container.decodeIfPresent(
-                    [Components.Schemas.Queue].self,
-                    forKey: .queues
-                )
-                self.bindings = try container.decodeIfPresent(
-                    [Components.Schemas.Binding].self,
-                    forKey: .bindings
-                )
-                self.limits = try container.decodeIfPresent(
-                    Components.Schemas.LimitsInForce.self,
-                    forKey: .limits
-                )
-                self.notes = try container.decodeIfPresent(
-                    [Swift.String].self,
-                    forKey: .notes
-                )
-                self.created_at = try container.decode(
-                    Foundation.Date.self,
-                    forKey: .created_at
-                )
-                self.status = try container.decode(
-                    Components.Schemas.EnvironmentStatus.self,
-                    forKey: .status
-                )
-                self.users = try container.decode(
-                    [Components.Schemas.Username].self,
-                    forKey: .users
-                )
-                self.user_roles = try container.decodeIfPresent(
-                    Components.Schemas.EnvironmentReconciled.user_rolesPayload.self,
-                    forKey: .user_roles
-                )
-                self.revocations = try container.decodeIfPresent(
-                    Components.Schemas.EnvironmentReconciled.revocationsPayload.self,
-                    forKey: .revocations
-                )
-                self.resources = try container.decode(
-                    Components.Schemas.Resources.self,
-                    forKey: .resources
-                )
-                self.missing = try container.decode(
-                    [Components.Schemas.ResourceKind].self,
-                    forKey: .missing
-                )
-                self.connection = try container.decode(
-                    Components.Schemas.Connection.self,
-                    forKey: .connection
-                )
-                self.credentials = try container.decodeIfPresent(
-                    Components.Schemas.Credentials.self,
-                    forKey: .credentials
-                )
-                self.agents = try container.decodeIfPresent(
-                    [Components.Schemas.Agent].self,
-                    forKey: .agents
-                )
-                self.platform = try container.decodeIfPresent(
-                    Components.Schemas.PlatformInstance.self,
-                    forKey: .platform
-                )
-                self.reason = try container.decodeIfPresent(
-                    Swift.String.self,
-                    forKey: .reason
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "protected",
-                    "id",
-                    "name",
-                    "team",
-                    "vhost",
-                    "exchange",
-                    "queue",
-                    "routing_key",
-                    "queues",
-                    "bindings",
-                    "limits",
-                    "notes",
-                    "created_at",
-                    "status",
-                    "users",
-                    "user_roles",
-                    "revocations",
-                    "resources",
-                    "missing",
-                    "connection",
-                    "credentials",
-                    "agents",
-                    "platform",
-                    "reason"
-                ])
-            }
         }
         /// The answer to a create call; the only place a password appears.
         ///
@@ -2518,111 +1963,6 @@ extension Components {
                 case agents
                 case platform
             }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.protected = try container.decode(
-                    Swift.Bool.self,
-                    forKey: .protected
-                )
-                self.id = try container.decode(
-                    Components.Schemas.EnvironmentName.self,
-                    forKey: .id
-                )
-                self.name = try container.decode(
-                    Components.Schemas.EnvironmentName.self,
-                    forKey: .name
-                )
-                self.team = try container.decode(
-                    Swift.String.self,
-                    forKey: .team
-                )
-                self.status = try container.decode(
-                    Components.Schemas.EnvironmentStatus.self,
-                    forKey: .status
-                )
-                self.created_at = try container.decode(
-                    Foundation.Date.self,
-                    forKey: .created_at
-                )
-                self.vhost = try container.decode(
-                    Components.Schemas.Vhost.self,
-                    forKey: .vhost
-                )
-                self.exchange = try container.decode(
-                    Components.Schemas.Exchange.self,
-                    forKey: .exchange
-                )
-                self.queue = try container.decode(
-                    Components.Schemas.Queue.self,
-                    forKey: .queue
-                )
-                self.routing_key = try container.decode(
-                    Components.Schemas.RoutingKey.self,
-                    forKey: .routing_key
-                )
-                self.queues = try container.decodeIfPresent(
-                    [Components.Schemas.Queue].self,
-                    forKey: .queues
-                )
-                self.bindings = try container.decodeIfPresent(
-                    [Components.Schemas.Binding].self,
-                    forKey: .bindings
-                )
-                self.limits = try container.decodeIfPresent(
-                    Components.Schemas.LimitsInForce.self,
-                    forKey: .limits
-                )
-                self.notes = try container.decodeIfPresent(
-                    [Swift.String].self,
-                    forKey: .notes
-                )
-                self.role_credentials = try container.decodeIfPresent(
-                    Components.Schemas.EnvironmentCreated.role_credentialsPayload.self,
-                    forKey: .role_credentials
-                )
-                self.kubernetes_secrets = try container.decodeIfPresent(
-                    Components.Schemas.KubernetesSecrets.self,
-                    forKey: .kubernetes_secrets
-                )
-                self.credentials = try container.decode(
-                    Components.Schemas.Credentials.self,
-                    forKey: .credentials
-                )
-                self.connection = try container.decode(
-                    Components.Schemas.Connection.self,
-                    forKey: .connection
-                )
-                self.agents = try container.decodeIfPresent(
-                    [Components.Schemas.Agent].self,
-                    forKey: .agents
-                )
-                self.platform = try container.decodeIfPresent(
-                    Components.Schemas.PlatformInstance.self,
-                    forKey: .platform
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "protected",
-                    "id",
-                    "name",
-                    "team",
-                    "status",
-                    "created_at",
-                    "vhost",
-                    "exchange",
-                    "queue",
-                    "routing_key",
-                    "queues",
-                    "bindings",
-                    "limits",
-                    "notes",
-                    "role_credentials",
-                    "kubernetes_secrets",
-                    "credentials",
-                    "connection",
-                    "agents",
-                    "platform"
-                ])
-            }
         }
         /// - Remark: Generated from `#/components/schemas/Health`.
         public struct Health: Codable, Hashable, Sendable {
@@ -2641,16 +1981,6 @@ extension Components {
             }
             public enum CodingKeys: String, CodingKey {
                 case status
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.status = try container.decode(
-                    Components.Schemas.Health.statusPayload.self,
-                    forKey: .status
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "status"
-                ])
             }
         }
         /// - Remark: Generated from `#/components/schemas/Readiness`.
@@ -2710,26 +2040,6 @@ extension Components {
                 case alarms
                 case broker
             }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.status = try container.decode(
-                    Components.Schemas.Readiness.statusPayload.self,
-                    forKey: .status
-                )
-                self.alarms = try container.decode(
-                    [Swift.String].self,
-                    forKey: .alarms
-                )
-                self.broker = try container.decode(
-                    Components.Schemas.Readiness.brokerPayload.self,
-                    forKey: .broker
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "status",
-                    "alarms",
-                    "broker"
-                ])
-            }
         }
         /// - Remark: Generated from `#/components/schemas/ValidationError`.
         public struct ValidationError: Codable, Hashable, Sendable {
@@ -2754,21 +2064,6 @@ extension Components {
             public enum CodingKeys: String, CodingKey {
                 case field
                 case reason
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.field = try container.decode(
-                    Swift.String.self,
-                    forKey: .field
-                )
-                self.reason = try container.decode(
-                    Swift.String.self,
-                    forKey: .reason
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "field",
-                    "reason"
-                ])
             }
         }
         /// RFC 9457 problem details. Extension members may appear.
@@ -2935,31 +2230,6 @@ extension Components {
                 case revocations
                 case kubernetes_secrets
             }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.credentials = try container.decode(
-                    Components.Schemas.Credentials.self,
-                    forKey: .credentials
-                )
-                self.connection = try container.decode(
-                    Components.Schemas.Connection.self,
-                    forKey: .connection
-                )
-                self.revocations = try container.decode(
-                    Components.Schemas.CredentialsIssued.revocationsPayload.self,
-                    forKey: .revocations
-                )
-                self.kubernetes_secrets = try container.decodeIfPresent(
-                    Components.Schemas.KubernetesSecrets.self,
-                    forKey: .kubernetes_secrets
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "credentials",
-                    "connection",
-                    "revocations",
-                    "kubernetes_secrets"
-                ])
-            }
         }
         /// The kind of Secret manifest to render the credentials into.
         ///
@@ -3034,36 +2304,6 @@ extension Components {
                 case _type = "type"
                 case stringData
             }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.apiVersion = try container.decode(
-                    Components.Schemas.KubernetesSecret.apiVersionPayload.self,
-                    forKey: .apiVersion
-                )
-                self.kind = try container.decode(
-                    Components.Schemas.KubernetesSecret.kindPayload.self,
-                    forKey: .kind
-                )
-                self.metadata = try container.decode(
-                    Components.Schemas.KubernetesSecretMetadata.self,
-                    forKey: .metadata
-                )
-                self._type = try container.decode(
-                    Components.Schemas.KubernetesSecret._typePayload.self,
-                    forKey: ._type
-                )
-                self.stringData = try container.decode(
-                    Components.Schemas.KubernetesSecretData.self,
-                    forKey: .stringData
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "apiVersion",
-                    "kind",
-                    "metadata",
-                    "type",
-                    "stringData"
-                ])
-            }
         }
         /// - Remark: Generated from `#/components/schemas/KubernetesSecretMetadata`.
         public struct KubernetesSecretMetadata: Codable, Hashable, Sendable {
@@ -3097,26 +2337,6 @@ extension Components {
                 case name
                 case namespace
                 case labels
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.name = try container.decode(
-                    Swift.String.self,
-                    forKey: .name
-                )
-                self.namespace = try container.decodeIfPresent(
-                    Components.Schemas.KubernetesNamespace.self,
-                    forKey: .namespace
-                )
-                self.labels = try container.decode(
-                    Components.Schemas.KubernetesSecretLabels.self,
-                    forKey: .labels
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "name",
-                    "namespace",
-                    "labels"
-                ])
             }
         }
         /// `app.kubernetes.io/managed-by: warren`, `warren/environment` and `warren/role`.
@@ -3211,51 +2431,6 @@ extension Components {
                 case vhost
                 case uri
             }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self._type = try container.decode(
-                    Components.Schemas.KubernetesSecretData._typePayload.self,
-                    forKey: ._type
-                )
-                self.provider = try container.decode(
-                    Components.Schemas.KubernetesSecretData.providerPayload.self,
-                    forKey: .provider
-                )
-                self.host = try container.decode(
-                    Swift.String.self,
-                    forKey: .host
-                )
-                self.port = try container.decode(
-                    Swift.String.self,
-                    forKey: .port
-                )
-                self.username = try container.decode(
-                    Swift.String.self,
-                    forKey: .username
-                )
-                self.password = try container.decode(
-                    Swift.String.self,
-                    forKey: .password
-                )
-                self.vhost = try container.decode(
-                    Swift.String.self,
-                    forKey: .vhost
-                )
-                self.uri = try container.decode(
-                    Swift.String.self,
-                    forKey: .uri
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "type",
-                    "provider",
-                    "host",
-                    "port",
-                    "username",
-                    "password",
-                    "vhost",
-                    "uri"
-                ])
-            }
         }
         /// An environment's queues with their figures, by name (`GET /v1/environments/{id}/queues`).
         /// The broker's statistics: they lag by its statistics interval (5 s by default).
@@ -3274,16 +2449,6 @@ extension Components {
             }
             public enum CodingKeys: String, CodingKey {
                 case queues
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.queues = try container.decode(
-                    [Components.Schemas.QueueDepth].self,
-                    forKey: .queues
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "queues"
-                ])
             }
         }
         /// One queue's figures. A queue declared in the last seconds shows 0 until the broker has
@@ -3354,46 +2519,6 @@ extension Components {
                 case publish_rate
                 case deliver_rate
             }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.name = try container.decode(
-                    Swift.String.self,
-                    forKey: .name
-                )
-                self.messages = try container.decode(
-                    Swift.Int.self,
-                    forKey: .messages
-                )
-                self.messages_ready = try container.decode(
-                    Swift.Int.self,
-                    forKey: .messages_ready
-                )
-                self.messages_unacknowledged = try container.decode(
-                    Swift.Int.self,
-                    forKey: .messages_unacknowledged
-                )
-                self.consumers = try container.decode(
-                    Swift.Int.self,
-                    forKey: .consumers
-                )
-                self.publish_rate = try container.decode(
-                    Swift.Double.self,
-                    forKey: .publish_rate
-                )
-                self.deliver_rate = try container.decode(
-                    Swift.Double.self,
-                    forKey: .deliver_rate
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "name",
-                    "messages",
-                    "messages_ready",
-                    "messages_unacknowledged",
-                    "consumers",
-                    "publish_rate",
-                    "deliver_rate"
-                ])
-            }
         }
         /// A Kubernetes object's name (a DNS-1123 subdomain): dot-separated labels of lowercase
         /// letters, digits and `-`, each starting and ending with a letter or digit; at most 253
@@ -3421,16 +2546,6 @@ extension Components {
             }
             public enum CodingKeys: String, CodingKey {
                 case name
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.name = try container.decode(
-                    Components.Schemas.KubernetesName.self,
-                    forKey: .name
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "name"
-                ])
             }
         }
         /// What KEDA needs to scale a Deployment on one queue (`GET /v1/environments/{id}/keda`):
@@ -3466,26 +2581,6 @@ extension Components {
                 case scaled_object
                 case trigger_authentication
                 case secret
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.scaled_object = try container.decode(
-                    Components.Schemas.KedaScaledObject.self,
-                    forKey: .scaled_object
-                )
-                self.trigger_authentication = try container.decode(
-                    Components.Schemas.KedaTriggerAuthentication.self,
-                    forKey: .trigger_authentication
-                )
-                self.secret = try container.decode(
-                    Components.Schemas.KedaSecret.self,
-                    forKey: .secret
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "scaled_object",
-                    "trigger_authentication",
-                    "secret"
-                ])
             }
         }
         /// A KEDA ScaledObject (keda.sh/v1alpha1).
@@ -3532,31 +2627,6 @@ extension Components {
                 case metadata
                 case spec
             }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.apiVersion = try container.decode(
-                    Components.Schemas.KedaScaledObject.apiVersionPayload.self,
-                    forKey: .apiVersion
-                )
-                self.kind = try container.decode(
-                    Components.Schemas.KedaScaledObject.kindPayload.self,
-                    forKey: .kind
-                )
-                self.metadata = try container.decode(
-                    Components.Schemas.KubernetesObjectName.self,
-                    forKey: .metadata
-                )
-                self.spec = try container.decode(
-                    Components.Schemas.KedaScaledObjectSpec.self,
-                    forKey: .spec
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "apiVersion",
-                    "kind",
-                    "metadata",
-                    "spec"
-                ])
-            }
         }
         /// - Remark: Generated from `#/components/schemas/KedaScaledObjectSpec`.
         public struct KedaScaledObjectSpec: Codable, Hashable, Sendable {
@@ -3592,31 +2662,6 @@ extension Components {
                 case maxReplicaCount
                 case triggers
             }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.scaleTargetRef = try container.decode(
-                    Components.Schemas.KubernetesObjectName.self,
-                    forKey: .scaleTargetRef
-                )
-                self.minReplicaCount = try container.decode(
-                    Swift.Int.self,
-                    forKey: .minReplicaCount
-                )
-                self.maxReplicaCount = try container.decode(
-                    Swift.Int.self,
-                    forKey: .maxReplicaCount
-                )
-                self.triggers = try container.decode(
-                    [Components.Schemas.KedaRabbitMQTrigger].self,
-                    forKey: .triggers
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "scaleTargetRef",
-                    "minReplicaCount",
-                    "maxReplicaCount",
-                    "triggers"
-                ])
-            }
         }
         /// KEDA's `rabbitmq` scaler, reading the queue over AMQP.
         ///
@@ -3651,26 +2696,6 @@ extension Components {
                 case _type = "type"
                 case metadata
                 case authenticationRef
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self._type = try container.decode(
-                    Components.Schemas.KedaRabbitMQTrigger._typePayload.self,
-                    forKey: ._type
-                )
-                self.metadata = try container.decode(
-                    Components.Schemas.KedaRabbitMQTriggerMetadata.self,
-                    forKey: .metadata
-                )
-                self.authenticationRef = try container.decode(
-                    Components.Schemas.KubernetesObjectName.self,
-                    forKey: .authenticationRef
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "type",
-                    "metadata",
-                    "authenticationRef"
-                ])
             }
         }
         /// KEDA trigger metadata, all strings. In AMQP mode KEDA declares the queue passively;
@@ -3727,36 +2752,6 @@ extension Components {
                 case queueName
                 case vhostName
             }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self._protocol = try container.decode(
-                    Components.Schemas.KedaRabbitMQTriggerMetadata._protocolPayload.self,
-                    forKey: ._protocol
-                )
-                self.mode = try container.decode(
-                    Components.Schemas.KedaRabbitMQTriggerMetadata.modePayload.self,
-                    forKey: .mode
-                )
-                self.value = try container.decode(
-                    Swift.String.self,
-                    forKey: .value
-                )
-                self.queueName = try container.decode(
-                    Swift.String.self,
-                    forKey: .queueName
-                )
-                self.vhostName = try container.decode(
-                    Components.Schemas.Vhost.self,
-                    forKey: .vhostName
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "protocol",
-                    "mode",
-                    "value",
-                    "queueName",
-                    "vhostName"
-                ])
-            }
         }
         /// A KEDA TriggerAuthentication (keda.sh/v1alpha1) that reads the trigger's `host` from a Secret.
         ///
@@ -3802,31 +2797,6 @@ extension Components {
                 case metadata
                 case spec
             }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.apiVersion = try container.decode(
-                    Components.Schemas.KedaTriggerAuthentication.apiVersionPayload.self,
-                    forKey: .apiVersion
-                )
-                self.kind = try container.decode(
-                    Components.Schemas.KedaTriggerAuthentication.kindPayload.self,
-                    forKey: .kind
-                )
-                self.metadata = try container.decode(
-                    Components.Schemas.KubernetesObjectName.self,
-                    forKey: .metadata
-                )
-                self.spec = try container.decode(
-                    Components.Schemas.KedaTriggerAuthenticationSpec.self,
-                    forKey: .spec
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "apiVersion",
-                    "kind",
-                    "metadata",
-                    "spec"
-                ])
-            }
         }
         /// - Remark: Generated from `#/components/schemas/KedaTriggerAuthenticationSpec`.
         public struct KedaTriggerAuthenticationSpec: Codable, Hashable, Sendable {
@@ -3841,16 +2811,6 @@ extension Components {
             }
             public enum CodingKeys: String, CodingKey {
                 case secretTargetRef
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.secretTargetRef = try container.decode(
-                    [Components.Schemas.KedaSecretTargetRef].self,
-                    forKey: .secretTargetRef
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "secretTargetRef"
-                ])
             }
         }
         /// The trigger parameter `host` is the Secret `name`'s key `key`.
@@ -3890,26 +2850,6 @@ extension Components {
                 case parameter
                 case name
                 case key
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.parameter = try container.decode(
-                    Components.Schemas.KedaSecretTargetRef.parameterPayload.self,
-                    forKey: .parameter
-                )
-                self.name = try container.decode(
-                    Components.Schemas.KubernetesName.self,
-                    forKey: .name
-                )
-                self.key = try container.decode(
-                    Components.Schemas.KedaSecretTargetRef.keyPayload.self,
-                    forKey: .key
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "parameter",
-                    "name",
-                    "key"
-                ])
             }
         }
         /// The Kubernetes Secret the TriggerAuthentication reads, which the team makes itself
@@ -3953,26 +2893,6 @@ extension Components {
                 case key
                 case uri_template
             }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.name = try container.decode(
-                    Components.Schemas.KubernetesName.self,
-                    forKey: .name
-                )
-                self.key = try container.decode(
-                    Components.Schemas.KedaSecret.keyPayload.self,
-                    forKey: .key
-                )
-                self.uri_template = try container.decode(
-                    Swift.String.self,
-                    forKey: .uri_template
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "name",
-                    "key",
-                    "uri_template"
-                ])
-            }
         }
         /// - Remark: Generated from `#/components/schemas/BlueprintList`.
         public struct BlueprintList: Codable, Hashable, Sendable {
@@ -3987,16 +2907,6 @@ extension Components {
             }
             public enum CodingKeys: String, CodingKey {
                 case items
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.items = try container.decode(
-                    [Components.Schemas.Blueprint].self,
-                    forKey: .items
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "items"
-                ])
             }
         }
         /// A topology the operators prepared (`WARREN_BLUEPRINTS_FILE`).
@@ -4047,41 +2957,6 @@ extension Components {
                 case bindings
                 case limits
             }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.name = try container.decode(
-                    Swift.String.self,
-                    forKey: .name
-                )
-                self.description = try container.decode(
-                    Swift.String.self,
-                    forKey: .description
-                )
-                self.exchange = try container.decode(
-                    Components.Schemas.BlueprintExchange.self,
-                    forKey: .exchange
-                )
-                self.queues = try container.decode(
-                    [Components.Schemas.Queue].self,
-                    forKey: .queues
-                )
-                self.bindings = try container.decode(
-                    [Components.Schemas.Binding].self,
-                    forKey: .bindings
-                )
-                self.limits = try container.decodeIfPresent(
-                    Components.Schemas.Limits.self,
-                    forKey: .limits
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "name",
-                    "description",
-                    "exchange",
-                    "queues",
-                    "bindings",
-                    "limits"
-                ])
-            }
         }
         /// A blueprint's exchange; `{name}` in its name stands for the environment's name.
         ///
@@ -4112,26 +2987,6 @@ extension Components {
                 case name
                 case _type = "type"
                 case durable
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.name = try container.decode(
-                    Swift.String.self,
-                    forKey: .name
-                )
-                self._type = try container.decode(
-                    Components.Schemas.ExchangeType.self,
-                    forKey: ._type
-                )
-                self.durable = try container.decode(
-                    Swift.Bool.self,
-                    forKey: .durable
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "name",
-                    "type",
-                    "durable"
-                ])
             }
         }
         /// A role whose credentials a create issues besides the full-access set.
@@ -4272,13 +3127,7 @@ extension Components {
             }
         }
         /// - Remark: Generated from `#/components/schemas/OSBEmpty`.
-        public struct OSBEmpty: Codable, Hashable, Sendable {
-            /// Creates a new `OSBEmpty`.
-            public init() {}
-            public init(from decoder: any Swift.Decoder) throws {
-                try decoder.ensureNoAdditionalProperties(knownKeys: [])
-            }
-        }
+        public typealias OSBEmpty = OpenAPIRuntime.OpenAPIObjectContainer
         /// - Remark: Generated from `#/components/schemas/OSBOperation`.
         public struct OSBOperation: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/OSBOperation/operation`.
@@ -4297,16 +3146,6 @@ extension Components {
             }
             public enum CodingKeys: String, CodingKey {
                 case operation
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.operation = try container.decode(
-                    Components.Schemas.OSBOperation.operationPayload.self,
-                    forKey: .operation
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "operation"
-                ])
             }
         }
         /// - Remark: Generated from `#/components/schemas/OSBLastOperation`.
@@ -4336,21 +3175,6 @@ extension Components {
             public enum CodingKeys: String, CodingKey {
                 case state
                 case description
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.state = try container.decode(
-                    Components.Schemas.OSBLastOperation.statePayload.self,
-                    forKey: .state
-                )
-                self.description = try container.decodeIfPresent(
-                    Swift.String.self,
-                    forKey: .description
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "state",
-                    "description"
-                ])
             }
         }
         /// - Remark: Generated from `#/components/schemas/OSBCatalog`.
@@ -4667,7 +3491,7 @@ extension Components {
         /// - Remark: Generated from `#/components/schemas/OSBBindParameters`.
         public struct OSBBindParameters: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/OSBBindParameters/role`.
-            public var role: Components.Schemas.Role?
+            public var role: Components.Schemas.BuiltInRole?
             /// - Remark: Generated from `#/components/schemas/OSBBindParameters/secret`.
             public var secret: Components.Schemas.SecretKind?
             /// - Remark: Generated from `#/components/schemas/OSBBindParameters/secret_namespace`.
@@ -4679,7 +3503,7 @@ extension Components {
             ///   - secret:
             ///   - secret_namespace:
             public init(
-                role: Components.Schemas.Role? = nil,
+                role: Components.Schemas.BuiltInRole? = nil,
                 secret: Components.Schemas.SecretKind? = nil,
                 secret_namespace: Components.Schemas.KubernetesNamespace? = nil
             ) {
@@ -4695,7 +3519,7 @@ extension Components {
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
                 self.role = try container.decodeIfPresent(
-                    Components.Schemas.Role.self,
+                    Components.Schemas.BuiltInRole.self,
                     forKey: .role
                 )
                 self.secret = try container.decodeIfPresent(
@@ -4742,26 +3566,6 @@ extension Components {
                 case service_id
                 case plan_id
                 case parameters
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.service_id = try container.decode(
-                    Components.Schemas.OSBServiceId.self,
-                    forKey: .service_id
-                )
-                self.plan_id = try container.decode(
-                    Swift.String.self,
-                    forKey: .plan_id
-                )
-                self.parameters = try container.decode(
-                    OpenAPIRuntime.OpenAPIObjectContainer.self,
-                    forKey: .parameters
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "service_id",
-                    "plan_id",
-                    "parameters"
-                ])
             }
         }
         /// - Remark: Generated from `#/components/schemas/OSBBinding`.
@@ -4937,21 +3741,6 @@ extension Components {
             public enum CodingKeys: String, CodingKey {
                 case credentials
                 case parameters
-            }
-            public init(from decoder: any Swift.Decoder) throws {
-                let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.credentials = try container.decode(
-                    Components.Schemas.OSBBinding.credentialsPayload.self,
-                    forKey: .credentials
-                )
-                self.parameters = try container.decodeIfPresent(
-                    Components.Schemas.OSBBinding.parametersPayload.self,
-                    forKey: .parameters
-                )
-                try decoder.ensureNoAdditionalProperties(knownKeys: [
-                    "credentials",
-                    "parameters"
-                ])
             }
         }
     }
