@@ -163,9 +163,17 @@ extension Provisioner {
     /// went. Until `ready` a failure rolls back as for any create: the caller, told of the
     /// failure, was never told of a protected environment (see `rollBack`).
     private func makeParts(of environment: Environment, record: EnvironmentRecord, users: [IssuedCredentials]) async throws {
+        // An agent's topic permission names the exchange, which RabbitMQ 4 requires to exist
+        // (3.10 does not): agents' users come after the topology, everyone else's beside it.
+        let spec = environment.spec
+        let agents = users.filter { $0.role.permissions(for: spec).topic != nil }
+        let others = users.filter { $0.role.permissions(for: spec).topic == nil }
         try await concurrently(
-            users.map { credentials in { @Sendable in try await makeUser(credentials, for: environment) } }
-                + [{ @Sendable in try await declareTopology(environment) }])
+            others.map { credentials in { @Sendable in try await makeUser(credentials, for: environment) } }
+                + [{ @Sendable in
+                    try await declareTopology(environment)
+                    try await concurrently(agents.map { credentials in { @Sendable in try await makeUser(credentials, for: environment) } })
+                }])
         if record.spec.protected {
             try await records.applyBrokerProtection(
                 environment.vhost, incarnation: record.incarnation, brokerEnforces: try await brokerProtectsVhosts())

@@ -312,12 +312,16 @@ public final class FakeBroker: BrokerAdmin, Sendable {
         }
     }
 
-    /// Like the broker: an absent vhost or user is refused.
+    /// Like the broker: an absent vhost or user is refused, and (as RabbitMQ 4 does; 3.10 takes
+    /// it) an exchange that does not exist yet.
     public func putTopicPermission(vhost: String, user: String, exchange: String, write: String, read: String) async throws {
         try record("PUT topic permissions")
         try state.withLock { state in
             guard state.vhosts[vhost] != nil, state.users[user] != nil else {
                 throw ManagementError(code: .badRequest, status: 400, summary: "vhost_or_user_not_found")
+            }
+            guard state.exchanges["\(vhost)/\(exchange)"] != nil else {
+                throw ManagementError(code: .badRequest, status: 400, summary: "no_such_exchange")
             }
             state.topicGrants["\(vhost)/\(user)/\(exchange)"] = write
         }
