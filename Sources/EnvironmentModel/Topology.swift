@@ -8,6 +8,8 @@ package struct Topology: Sendable {
     package struct ExchangePlan: Sendable, Hashable {
         package var name: String
         package var type: String
+        /// Only a super stream's exchange has one (`x-super-stream`).
+        package var arguments: [String: JSONValue] = [:]
     }
 
     package struct QueuePlan: Sendable, Hashable {
@@ -58,6 +60,7 @@ package struct Topology: Sendable {
                 bindings.append(BindingPlan(exchange: deadLetterExchange, queue: deadLetterQueue, routingKey: queue.name, arguments: [:]))
             }
         }
+        addSuperStreams(of: spec)
     }
 
     /// Every queue Warren declares for this spec, the claim queue included: what a vhost's
@@ -105,9 +108,9 @@ public enum Role: String, Sendable, Hashable, Codable, CaseIterable {
             let all = "^(?!\(Role.escaped(EnvironmentNaming.reservedResourcePrefix))).*"
             return Permissions(configure: all, write: all, read: all)
         case .producer:
-            return Permissions(configure: "^$", write: "^\(Role.escaped(spec.exchange.name))$", read: "^$")
+            return Permissions(configure: "^$", write: Role.producerWrite(for: spec), read: "^$")
         case .consumer:
-            let names = spec.queues.flatMap { [$0.name] + ($0.deadLetterQueue.map { [$0] } ?? []) }
+            let names = spec.queues.flatMap { [$0.name] + ($0.deadLetterQueue.map { [$0] } ?? []) } + spec.superStreamReads
             return Permissions(configure: "^$", write: "^$", read: "^(\(names.map(Role.escaped).joined(separator: "|")))$")
         }
     }

@@ -16,8 +16,8 @@ struct CreateEnvironmentRequest {
     /// The blueprint whose ceilings (a tier) the environment gets, when it has its own.
     var tier: String?
 
-    static let keys: Set<String> = ["name", "blueprint", "exchange", "queue", "routing_key", "queues", "bindings", "limits", "roles", "protected"]
-    static let topologyKeys = ["exchange", "queue", "routing_key", "queues", "bindings", "limits"]
+    static let keys: Set<String> = ["name", "blueprint", "exchange", "queue", "routing_key", "queues", "bindings", "limits", "roles", "protected", "super_streams"]
+    static let topologyKeys = ["exchange", "queue", "routing_key", "queues", "bindings", "limits", "super_streams"]
 
     /// `ceilings` are the global ones; a blueprint with a tier in `tiers` is checked against its own.
     static func decode(
@@ -57,6 +57,9 @@ struct CreateEnvironmentRequest {
             singleQueueForm = false
         } else {
             (spec, singleQueueForm) = topology(object, name: envName, errors: &errors)
+            if let items = object["super_streams"] {
+                spec.superStreams = TopologyFields.superStreams(items, errors: &errors)
+            }
         }
 
         // Not topology: it goes with every form, a blueprint's too.
@@ -76,7 +79,8 @@ struct CreateEnvironmentRequest {
             let field = singleQueueForm ? singleQueueName(problem.field) : problem.field
             guard !typed.contains(field) else { continue }
             // A default derived from a bad name is not a field of its own the caller sent.
-            if field == "name" || wasSent(field, object) || !singleQueueForm {
+            // `super_streams` go with either form and are always named as sent.
+            if field == "name" || wasSent(field, object) || !singleQueueForm || field.hasPrefix("super_streams") {
                 errors.append(.init(field: field, reason: problem.reason))
             }
         }

@@ -40,10 +40,20 @@ extension Components {
             case fanout = "fanout"
             case headers = "headers"
         }
+        /// `stream`: an append-only log (RabbitMQ 3.9 and later). Consumers read from an offset
+        /// (over AMQP with `basic.qos` and the consumer argument `x-stream-offset`, or over the
+        /// stream protocol); nothing is removed by consuming, only by retention
+        /// (`max_age_seconds`, `max_length_bytes`, and the operator's byte ceiling). A stream
+        /// takes none of `dead_letter`, `delivery_limit`, `message_ttl_ms`, `max_length`,
+        /// `overflow`, `max_priority`, `single_active_consumer`, `consumer_timeout_ms` (400 naming
+        /// the field).
+        ///
+        ///
         /// - Remark: Generated from `#/components/schemas/QueueType`.
         @frozen public enum QueueType: String, Codable, Hashable, Sendable, CaseIterable {
             case quorum = "quorum"
             case classic = "classic"
+            case stream = "stream"
         }
         /// - Remark: Generated from `#/components/schemas/ExchangeSpec`.
         public struct ExchangeSpec: Codable, Hashable, Sendable {
@@ -155,6 +165,29 @@ extension Components {
             ///
             /// - Remark: Generated from `#/components/schemas/QueueSpec/consumer_timeout_ms`.
             public var consumer_timeout_ms: Swift.Int?
+            /// Streams only. Retention by age, in seconds (RabbitMQ's `max-age`, sent as `{n}s`):
+            /// segments whose messages are all older are removed. Held by the stream's policy, so
+            /// it can change in place (PATCH).
+            ///
+            ///
+            /// - Remark: Generated from `#/components/schemas/QueueSpec/max_age_seconds`.
+            public var max_age_seconds: Swift.Int?
+            /// Streams only. Retention by size, in bytes (a policy's `max-length-bytes`): the
+            /// oldest segments are removed past it. At most `limits.max_queue_bytes`, each
+            /// queue's share of the environment's bytes, which is the retention when it is left
+            /// out. Can change in place (PATCH).
+            ///
+            ///
+            /// - Remark: Generated from `#/components/schemas/QueueSpec/max_length_bytes`.
+            public var max_length_bytes: Swift.Int?
+            /// Streams only. The size of one segment file (a queue argument, fixed after
+            /// creation). Retention removes whole segments, so Warren declares a stream with
+            /// segments of at most a quarter of `limits.max_queue_bytes` whatever is asked: the
+            /// stream then holds at most about its retention plus one segment.
+            ///
+            ///
+            /// - Remark: Generated from `#/components/schemas/QueueSpec/stream_max_segment_size_bytes`.
+            public var stream_max_segment_size_bytes: Swift.Int?
             /// Creates a new `QueueSpec`.
             ///
             /// - Parameters:
@@ -168,6 +201,9 @@ extension Components {
             ///   - single_active_consumer:
             ///   - max_priority: Priorities. A classic queue takes them as `x-max-priority` (0 to this). A quorum
             ///   - consumer_timeout_ms: Quorum queues only. How long a delivery may stay unacknowledged, in milliseconds
+            ///   - max_age_seconds: Streams only. Retention by age, in seconds (RabbitMQ's `max-age`, sent as `{n}s`):
+            ///   - max_length_bytes: Streams only. Retention by size, in bytes (a policy's `max-length-bytes`): the
+            ///   - stream_max_segment_size_bytes: Streams only. The size of one segment file (a queue argument, fixed after
             public init(
                 name: Components.Schemas.ResourceName? = nil,
                 _type: Components.Schemas.QueueType? = nil,
@@ -178,7 +214,10 @@ extension Components {
                 overflow: Components.Schemas.QueueSpec.overflowPayload? = nil,
                 single_active_consumer: Swift.Bool? = nil,
                 max_priority: Swift.Int? = nil,
-                consumer_timeout_ms: Swift.Int? = nil
+                consumer_timeout_ms: Swift.Int? = nil,
+                max_age_seconds: Swift.Int? = nil,
+                max_length_bytes: Swift.Int? = nil,
+                stream_max_segment_size_bytes: Swift.Int? = nil
             ) {
                 self.name = name
                 self._type = _type
@@ -190,6 +229,9 @@ extension Components {
                 self.single_active_consumer = single_active_consumer
                 self.max_priority = max_priority
                 self.consumer_timeout_ms = consumer_timeout_ms
+                self.max_age_seconds = max_age_seconds
+                self.max_length_bytes = max_length_bytes
+                self.stream_max_segment_size_bytes = stream_max_segment_size_bytes
             }
             public enum CodingKeys: String, CodingKey {
                 case name
@@ -202,6 +244,9 @@ extension Components {
                 case single_active_consumer
                 case max_priority
                 case consumer_timeout_ms
+                case max_age_seconds
+                case max_length_bytes
+                case stream_max_segment_size_bytes
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -245,6 +290,18 @@ extension Components {
                     Swift.Int.self,
                     forKey: .consumer_timeout_ms
                 )
+                self.max_age_seconds = try container.decodeIfPresent(
+                    Swift.Int.self,
+                    forKey: .max_age_seconds
+                )
+                self.max_length_bytes = try container.decodeIfPresent(
+                    Swift.Int.self,
+                    forKey: .max_length_bytes
+                )
+                self.stream_max_segment_size_bytes = try container.decodeIfPresent(
+                    Swift.Int.self,
+                    forKey: .stream_max_segment_size_bytes
+                )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
                     "name",
                     "type",
@@ -255,7 +312,101 @@ extension Components {
                     "overflow",
                     "single_active_consumer",
                     "max_priority",
-                    "consumer_timeout_ms"
+                    "consumer_timeout_ms",
+                    "max_age_seconds",
+                    "max_length_bytes",
+                    "stream_max_segment_size_bytes"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/SuperStreamSpec`.
+        public struct SuperStreamSpec: Codable, Hashable, Sendable {
+            /// A resource name of at most 252 characters (its partitions are `{name}-{n}`).
+            ///
+            /// - Remark: Generated from `#/components/schemas/SuperStreamSpec/name`.
+            public var name: Swift.String
+            /// - Remark: Generated from `#/components/schemas/SuperStreamSpec/partitions`.
+            public var partitions: Swift.Int
+            /// Creates a new `SuperStreamSpec`.
+            ///
+            /// - Parameters:
+            ///   - name: A resource name of at most 252 characters (its partitions are `{name}-{n}`).
+            ///   - partitions:
+            public init(
+                name: Swift.String,
+                partitions: Swift.Int
+            ) {
+                self.name = name
+                self.partitions = partitions
+            }
+            public enum CodingKeys: String, CodingKey {
+                case name
+                case partitions
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.name = try container.decode(
+                    Swift.String.self,
+                    forKey: .name
+                )
+                self.partitions = try container.decode(
+                    Swift.Int.self,
+                    forKey: .partitions
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "name",
+                    "partitions"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/SuperStream`.
+        public struct SuperStream: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/SuperStream/name`.
+            public var name: Components.Schemas.ResourceName
+            /// - Remark: Generated from `#/components/schemas/SuperStream/partitions`.
+            public var partitions: Swift.Int
+            /// The partition streams, in order.
+            ///
+            /// - Remark: Generated from `#/components/schemas/SuperStream/streams`.
+            public var streams: [Components.Schemas.ResourceName]
+            /// Creates a new `SuperStream`.
+            ///
+            /// - Parameters:
+            ///   - name:
+            ///   - partitions:
+            ///   - streams: The partition streams, in order.
+            public init(
+                name: Components.Schemas.ResourceName,
+                partitions: Swift.Int,
+                streams: [Components.Schemas.ResourceName]
+            ) {
+                self.name = name
+                self.partitions = partitions
+                self.streams = streams
+            }
+            public enum CodingKeys: String, CodingKey {
+                case name
+                case partitions
+                case streams
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.name = try container.decode(
+                    Components.Schemas.ResourceName.self,
+                    forKey: .name
+                )
+                self.partitions = try container.decode(
+                    Swift.Int.self,
+                    forKey: .partitions
+                )
+                self.streams = try container.decode(
+                    [Components.Schemas.ResourceName].self,
+                    forKey: .streams
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "name",
+                    "partitions",
+                    "streams"
                 ])
             }
         }
@@ -741,6 +892,18 @@ extension Components {
             ///
             /// - Remark: Generated from `#/components/schemas/CreateEnvironmentRequest/roles`.
             public var roles: [Components.Schemas.AdditionalRole]?
+            /// Super streams to make (RabbitMQ 3.11 and later; on an older broker the create is a 400
+            /// `invalid-field` naming `super_streams` and the release): for each, an exchange `name` (direct,
+            /// `x-super-stream: true`) and `partitions` streams `{name}-0` .. `{name}-{partitions-1}`,
+            /// each bound with its index as routing key and `x-stream-partition-order`, as
+            /// `rabbitmq-streams add_super_stream` makes them. The producer role may publish to the
+            /// exchange and the partitions, the consumer role read the partitions. Fixed at
+            /// creation (a PATCH takes none). Each name differs from the environment's exchanges,
+            /// and no partition is named like a queue.
+            ///
+            ///
+            /// - Remark: Generated from `#/components/schemas/CreateEnvironmentRequest/super_streams`.
+            public var super_streams: [Components.Schemas.SuperStreamSpec]?
             /// Protect the environment from deletion: a DELETE answers 409 `protected` (and changes
             /// nothing) until a PATCH with `{"protected": false}` lifts it. On RabbitMQ 4.1 and later
             /// the broker refuses to delete the vhost too. Goes with every form, a `blueprint`
@@ -763,6 +926,7 @@ extension Components {
             ///   - limits:
             ///   - blueprint: A topology the operators defined (`GET /v1/blueprints`); not together with
             ///   - roles: Credentials to issue besides the full-access set, returned in `role_credentials`.
+            ///   - super_streams: Super streams to make (RabbitMQ 3.11 and later; on an older broker the create is a 400
             ///   - protected: Protect the environment from deletion: a DELETE answers 409 `protected` (and changes
             public init(
                 name: Components.Schemas.EnvironmentName,
@@ -774,6 +938,7 @@ extension Components {
                 limits: Components.Schemas.Limits? = nil,
                 blueprint: Swift.String? = nil,
                 roles: [Components.Schemas.AdditionalRole]? = nil,
+                super_streams: [Components.Schemas.SuperStreamSpec]? = nil,
                 protected: Swift.Bool? = nil
             ) {
                 self.name = name
@@ -785,6 +950,7 @@ extension Components {
                 self.limits = limits
                 self.blueprint = blueprint
                 self.roles = roles
+                self.super_streams = super_streams
                 self.protected = protected
             }
             public enum CodingKeys: String, CodingKey {
@@ -797,6 +963,7 @@ extension Components {
                 case limits
                 case blueprint
                 case roles
+                case super_streams
                 case protected
             }
             public init(from decoder: any Swift.Decoder) throws {
@@ -837,6 +1004,10 @@ extension Components {
                     [Components.Schemas.AdditionalRole].self,
                     forKey: .roles
                 )
+                self.super_streams = try container.decodeIfPresent(
+                    [Components.Schemas.SuperStreamSpec].self,
+                    forKey: .super_streams
+                )
                 self.protected = try container.decodeIfPresent(
                     Swift.Bool.self,
                     forKey: .protected
@@ -851,6 +1022,7 @@ extension Components {
                     "limits",
                     "blueprint",
                     "roles",
+                    "super_streams",
                     "protected"
                 ])
             }
@@ -928,6 +1100,12 @@ extension Components {
             public var max_priority: Swift.Int?
             /// - Remark: Generated from `#/components/schemas/Queue/consumer_timeout_ms`.
             public var consumer_timeout_ms: Swift.Int?
+            /// - Remark: Generated from `#/components/schemas/Queue/max_age_seconds`.
+            public var max_age_seconds: Swift.Int?
+            /// - Remark: Generated from `#/components/schemas/Queue/max_length_bytes`.
+            public var max_length_bytes: Swift.Int?
+            /// - Remark: Generated from `#/components/schemas/Queue/stream_max_segment_size_bytes`.
+            public var stream_max_segment_size_bytes: Swift.Int?
             /// Creates a new `Queue`.
             ///
             /// - Parameters:
@@ -942,6 +1120,9 @@ extension Components {
             ///   - single_active_consumer:
             ///   - max_priority:
             ///   - consumer_timeout_ms:
+            ///   - max_age_seconds:
+            ///   - max_length_bytes:
+            ///   - stream_max_segment_size_bytes:
             public init(
                 name: Components.Schemas.ResourceName,
                 _type: Components.Schemas.QueueType,
@@ -953,7 +1134,10 @@ extension Components {
                 overflow: Swift.String? = nil,
                 single_active_consumer: Swift.Bool? = nil,
                 max_priority: Swift.Int? = nil,
-                consumer_timeout_ms: Swift.Int? = nil
+                consumer_timeout_ms: Swift.Int? = nil,
+                max_age_seconds: Swift.Int? = nil,
+                max_length_bytes: Swift.Int? = nil,
+                stream_max_segment_size_bytes: Swift.Int? = nil
             ) {
                 self.name = name
                 self._type = _type
@@ -966,6 +1150,9 @@ extension Components {
                 self.single_active_consumer = single_active_consumer
                 self.max_priority = max_priority
                 self.consumer_timeout_ms = consumer_timeout_ms
+                self.max_age_seconds = max_age_seconds
+                self.max_length_bytes = max_length_bytes
+                self.stream_max_segment_size_bytes = stream_max_segment_size_bytes
             }
             public enum CodingKeys: String, CodingKey {
                 case name
@@ -979,6 +1166,9 @@ extension Components {
                 case single_active_consumer
                 case max_priority
                 case consumer_timeout_ms
+                case max_age_seconds
+                case max_length_bytes
+                case stream_max_segment_size_bytes
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -1026,6 +1216,18 @@ extension Components {
                     Swift.Int.self,
                     forKey: .consumer_timeout_ms
                 )
+                self.max_age_seconds = try container.decodeIfPresent(
+                    Swift.Int.self,
+                    forKey: .max_age_seconds
+                )
+                self.max_length_bytes = try container.decodeIfPresent(
+                    Swift.Int.self,
+                    forKey: .max_length_bytes
+                )
+                self.stream_max_segment_size_bytes = try container.decodeIfPresent(
+                    Swift.Int.self,
+                    forKey: .stream_max_segment_size_bytes
+                )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
                     "name",
                     "type",
@@ -1037,7 +1239,10 @@ extension Components {
                     "overflow",
                     "single_active_consumer",
                     "max_priority",
-                    "consumer_timeout_ms"
+                    "consumer_timeout_ms",
+                    "max_age_seconds",
+                    "max_length_bytes",
+                    "stream_max_segment_size_bytes"
                 ])
             }
         }
@@ -1116,6 +1321,8 @@ extension Components {
             ///
             /// - Remark: Generated from `#/components/schemas/Connection/uri`.
             public var uri: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Connection/stream`.
+            public var stream: Components.Schemas.StreamConnection?
             /// Creates a new `Connection`.
             ///
             /// - Parameters:
@@ -1123,22 +1330,26 @@ extension Components {
             ///   - port:
             ///   - vhost:
             ///   - uri: An AMQP URI. In the answers that issue credentials (a create, a rotation, a
+            ///   - stream:
             public init(
                 host: Swift.String,
                 port: Swift.Int,
                 vhost: Components.Schemas.Vhost,
-                uri: Swift.String
+                uri: Swift.String,
+                stream: Components.Schemas.StreamConnection? = nil
             ) {
                 self.host = host
                 self.port = port
                 self.vhost = vhost
                 self.uri = uri
+                self.stream = stream
             }
             public enum CodingKeys: String, CodingKey {
                 case host
                 case port
                 case vhost
                 case uri
+                case stream
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -1158,10 +1369,72 @@ extension Components {
                     Swift.String.self,
                     forKey: .uri
                 )
+                self.stream = try container.decodeIfPresent(
+                    Components.Schemas.StreamConnection.self,
+                    forKey: .stream
+                )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
                     "host",
                     "port",
                     "vhost",
+                    "uri",
+                    "stream"
+                ])
+            }
+        }
+        /// Where a stream protocol client connects: present when the environment has a stream and
+        /// the broker has the stream plugin (`rabbitmq_stream`; Warren learns its port from the
+        /// management API's listeners). Without it, read a stream over AMQP (a prefetch, and the
+        /// consumer argument `x-stream-offset`); the answer's `notes` say so.
+        ///
+        ///
+        /// - Remark: Generated from `#/components/schemas/StreamConnection`.
+        public struct StreamConnection: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/StreamConnection/host`.
+            public var host: Swift.String
+            /// - Remark: Generated from `#/components/schemas/StreamConnection/port`.
+            public var port: Swift.Int
+            /// `rabbitmq-stream://[{user}:{password}@]{host}:{port}/{vhost}`, with the credentials where the answer issues them.
+            ///
+            /// - Remark: Generated from `#/components/schemas/StreamConnection/uri`.
+            public var uri: Swift.String
+            /// Creates a new `StreamConnection`.
+            ///
+            /// - Parameters:
+            ///   - host:
+            ///   - port:
+            ///   - uri: `rabbitmq-stream://[{user}:{password}@]{host}:{port}/{vhost}`, with the credentials where the answer issues them.
+            public init(
+                host: Swift.String,
+                port: Swift.Int,
+                uri: Swift.String
+            ) {
+                self.host = host
+                self.port = port
+                self.uri = uri
+            }
+            public enum CodingKeys: String, CodingKey {
+                case host
+                case port
+                case uri
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.host = try container.decode(
+                    Swift.String.self,
+                    forKey: .host
+                )
+                self.port = try container.decode(
+                    Swift.Int.self,
+                    forKey: .port
+                )
+                self.uri = try container.decode(
+                    Swift.String.self,
+                    forKey: .uri
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "host",
+                    "port",
                     "uri"
                 ])
             }
@@ -1321,6 +1594,10 @@ extension Components {
         }
         /// - Remark: Generated from `#/components/schemas/EnvironmentSummary`.
         public struct EnvironmentSummary: Codable, Hashable, Sendable {
+            /// The environment's super streams, when it has some.
+            ///
+            /// - Remark: Generated from `#/components/schemas/EnvironmentSummary/super_streams`.
+            public var super_streams: [Components.Schemas.SuperStream]?
             /// Whether the environment is protected from deletion (a DELETE answers 409
             /// `protected`); always present. Where the broker cannot protect the vhost itself
             /// (RabbitMQ before 4.1), or a GET finds its protection on the broker missing, `notes`
@@ -1376,6 +1653,7 @@ extension Components {
             /// Creates a new `EnvironmentSummary`.
             ///
             /// - Parameters:
+            ///   - super_streams: The environment's super streams, when it has some.
             ///   - protected: Whether the environment is protected from deletion (a DELETE answers 409
             ///   - id: Equals `name`.
             ///   - name:
@@ -1393,6 +1671,7 @@ extension Components {
             ///   - status: Left out of the list, which reads Warren's records and not the broker;
             ///   - reason: With `status` `failed` (why the create could not finish) or an untrusted record.
             public init(
+                super_streams: [Components.Schemas.SuperStream]? = nil,
                 protected: Swift.Bool,
                 id: Components.Schemas.EnvironmentName,
                 name: Components.Schemas.EnvironmentName,
@@ -1410,6 +1689,7 @@ extension Components {
                 status: Components.Schemas.EnvironmentStatus? = nil,
                 reason: Swift.String? = nil
             ) {
+                self.super_streams = super_streams
                 self.protected = protected
                 self.id = id
                 self.name = name
@@ -1428,6 +1708,7 @@ extension Components {
                 self.reason = reason
             }
             public enum CodingKeys: String, CodingKey {
+                case super_streams
                 case protected
                 case id
                 case name
@@ -1447,6 +1728,10 @@ extension Components {
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.super_streams = try container.decodeIfPresent(
+                    [Components.Schemas.SuperStream].self,
+                    forKey: .super_streams
+                )
                 self.protected = try container.decode(
                     Swift.Bool.self,
                     forKey: .protected
@@ -1512,6 +1797,7 @@ extension Components {
                     forKey: .reason
                 )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "super_streams",
                     "protected",
                     "id",
                     "name",
@@ -1562,6 +1848,10 @@ extension Components {
         ///
         /// - Remark: Generated from `#/components/schemas/Environment`.
         public struct Environment: Codable, Hashable, Sendable {
+            /// The environment's super streams, when it has some.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Environment/super_streams`.
+            public var super_streams: [Components.Schemas.SuperStream]?
             /// Whether the environment is protected from deletion (a DELETE answers 409
             /// `protected`); always present. Where the broker cannot protect the vhost itself
             /// (RabbitMQ before 4.1), or a GET finds its protection on the broker missing, `notes`
@@ -1680,6 +1970,7 @@ extension Components {
             /// Creates a new `Environment`.
             ///
             /// - Parameters:
+            ///   - super_streams: The environment's super streams, when it has some.
             ///   - protected: Whether the environment is protected from deletion (a DELETE answers 409
             ///   - id:
             ///   - name:
@@ -1703,6 +1994,7 @@ extension Components {
             ///   - platform:
             ///   - reason: With `status` `failed`: why the asynchronous create could not finish.
             public init(
+                super_streams: [Components.Schemas.SuperStream]? = nil,
                 protected: Swift.Bool,
                 id: Components.Schemas.EnvironmentName,
                 name: Components.Schemas.EnvironmentName,
@@ -1726,6 +2018,7 @@ extension Components {
                 platform: Components.Schemas.PlatformInstance? = nil,
                 reason: Swift.String? = nil
             ) {
+                self.super_streams = super_streams
                 self.protected = protected
                 self.id = id
                 self.name = name
@@ -1750,6 +2043,7 @@ extension Components {
                 self.reason = reason
             }
             public enum CodingKeys: String, CodingKey {
+                case super_streams
                 case protected
                 case id
                 case name
@@ -1775,6 +2069,10 @@ extension Components {
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.super_streams = try container.decodeIfPresent(
+                    [Components.Schemas.SuperStream].self,
+                    forKey: .super_streams
+                )
                 self.protected = try container.decode(
                     Swift.Bool.self,
                     forKey: .protected
@@ -1864,6 +2162,7 @@ extension Components {
                     forKey: .reason
                 )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "super_streams",
                     "protected",
                     "id",
                     "name",
@@ -1896,6 +2195,10 @@ extension Components {
         ///
         /// - Remark: Generated from `#/components/schemas/EnvironmentReconciled`.
         public struct EnvironmentReconciled: Codable, Hashable, Sendable {
+            /// The environment's super streams, when it has some.
+            ///
+            /// - Remark: Generated from `#/components/schemas/EnvironmentReconciled/super_streams`.
+            public var super_streams: [Components.Schemas.SuperStream]?
             /// Whether the environment is protected from deletion (a DELETE answers 409
             /// `protected`); always present. Where the broker cannot protect the vhost itself
             /// (RabbitMQ before 4.1), or a GET finds its protection on the broker missing, `notes`
@@ -2007,6 +2310,7 @@ extension Components {
             /// Creates a new `EnvironmentReconciled`.
             ///
             /// - Parameters:
+            ///   - super_streams: The environment's super streams, when it has some.
             ///   - protected: Whether the environment is protected from deletion (a DELETE answers 409
             ///   - id:
             ///   - name:
@@ -2031,6 +2335,7 @@ extension Components {
             ///   - platform:
             ///   - reason: As in `Environment`.
             public init(
+                super_streams: [Components.Schemas.SuperStream]? = nil,
                 protected: Swift.Bool,
                 id: Components.Schemas.EnvironmentName,
                 name: Components.Schemas.EnvironmentName,
@@ -2055,6 +2360,7 @@ extension Components {
                 platform: Components.Schemas.PlatformInstance? = nil,
                 reason: Swift.String? = nil
             ) {
+                self.super_streams = super_streams
                 self.protected = protected
                 self.id = id
                 self.name = name
@@ -2080,6 +2386,7 @@ extension Components {
                 self.reason = reason
             }
             public enum CodingKeys: String, CodingKey {
+                case super_streams
                 case protected
                 case id
                 case name
@@ -2106,6 +2413,10 @@ extension Components {
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.super_streams = try container.decodeIfPresent(
+                    [Components.Schemas.SuperStream].self,
+                    forKey: .super_streams
+                )
                 self.protected = try container.decode(
                     Swift.Bool.self,
                     forKey: .protected
@@ -2199,6 +2510,7 @@ extension Components {
                     forKey: .reason
                 )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "super_streams",
                     "protected",
                     "id",
                     "name",
@@ -2229,6 +2541,10 @@ extension Components {
         ///
         /// - Remark: Generated from `#/components/schemas/EnvironmentCreated`.
         public struct EnvironmentCreated: Codable, Hashable, Sendable {
+            /// The environment's super streams, when it has some.
+            ///
+            /// - Remark: Generated from `#/components/schemas/EnvironmentCreated/super_streams`.
+            public var super_streams: [Components.Schemas.SuperStream]?
             /// Whether the environment is protected from deletion (a DELETE answers 409
             /// `protected`); always present. Where the broker cannot protect the vhost itself
             /// (RabbitMQ before 4.1), or a GET finds its protection on the broker missing, `notes`
@@ -2302,6 +2618,7 @@ extension Components {
             /// Creates a new `EnvironmentCreated`.
             ///
             /// - Parameters:
+            ///   - super_streams: The environment's super streams, when it has some.
             ///   - protected: Whether the environment is protected from deletion (a DELETE answers 409
             ///   - id:
             ///   - name:
@@ -2321,6 +2638,7 @@ extension Components {
             ///   - connection:
             ///   - platform:
             public init(
+                super_streams: [Components.Schemas.SuperStream]? = nil,
                 protected: Swift.Bool,
                 id: Components.Schemas.EnvironmentName,
                 name: Components.Schemas.EnvironmentName,
@@ -2340,6 +2658,7 @@ extension Components {
                 connection: Components.Schemas.Connection,
                 platform: Components.Schemas.PlatformInstance? = nil
             ) {
+                self.super_streams = super_streams
                 self.protected = protected
                 self.id = id
                 self.name = name
@@ -2360,6 +2679,7 @@ extension Components {
                 self.platform = platform
             }
             public enum CodingKeys: String, CodingKey {
+                case super_streams
                 case protected
                 case id
                 case name
@@ -2381,6 +2701,10 @@ extension Components {
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.super_streams = try container.decodeIfPresent(
+                    [Components.Schemas.SuperStream].self,
+                    forKey: .super_streams
+                )
                 self.protected = try container.decode(
                     Swift.Bool.self,
                     forKey: .protected
@@ -2454,6 +2778,7 @@ extension Components {
                     forKey: .platform
                 )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "super_streams",
                     "protected",
                     "id",
                     "name",
