@@ -111,6 +111,15 @@ import WireFormat
         #expect(try spec.explicit(for: BrokerVersion(major: 3, minor: 11)).superStreams.count == 1)
     }
 
+    @Test func aStreamAddedByPatchIsWrittenByTheProducers() async throws {
+        let spec = EnvironmentSpec(name: "grow", exchange: .init(name: "grow", type: .direct), queues: [EnvironmentSpec.Queue(name: "jobs")], bindings: [])
+        let result = try await provisioner.create(team: "team-a", spec: spec, roles: [.full, .producer])
+        let producer = try #require(result.credentials.first { $0.role == .producer }).username
+        let vhost = result.environment.vhost
+        _ = try await provisioner.update(team: "team-a", name: "grow", adding: TopologyAddition(queues: [stream([:])]))
+        #expect(broker.state.withLock { $0.grants["\(vhost)/\(producer)"]?.write } == "^(grow|events)$")
+    }
+
     @Test func theJanitorGivesOlderEnvironmentsTheStreamCeilings() async throws {
         let spec = EnvironmentSpec(name: "old", exchange: .init(name: "old", type: .direct), queues: [EnvironmentSpec.Queue(name: "jobs")], bindings: [])
         let result = try await provisioner.create(team: "team-a", spec: spec)
