@@ -63,7 +63,8 @@ start() {
   [ -n "$mgmt" ] || mgmt=$(free_port)
   local dist stream
   dist=$(free_port)
-  stream=$(free_port)
+  # BROKER_STREAM_LISTEN_PORT asks for a port (make run asks for the usual 5552 when it is free).
+  stream=${BROKER_STREAM_LISTEN_PORT:-$(free_port)}
   local node="warren${amqp}@localhost"
   echo "[rabbitmq_management,rabbitmq_stream]." > "$dir/enabled_plugins"
   local erl_args="-rabbitmq_management tcp_config [{ip,\"127.0.0.1\"},{port,$mgmt}]"
