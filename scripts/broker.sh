@@ -10,6 +10,8 @@
 # After `start`, DIR/broker.env holds shell assignments for the node:
 # BROKER_AMQP_PORT, BROKER_MGMT_PORT, BROKER_DIST_PORT, BROKER_NODENAME, BROKER_PID, BROKER_DIR,
 # BROKER_RELEASE (3.10, 4.0, 4.3), BROKER_VERSION (the node's own rabbitmq_version),
+# BROKER_STREAM_PORT (the stream protocol's listener: the rabbitmq_stream plugin, on 127.0.0.1,
+# advertised as 127.0.0.1 so a stream client is never sent to the node's host name),
 # WARREN_MANAGEMENT_URL.
 #
 # With BROKER_MGMT_TLS_DIR set (a directory holding ca.pem, cert.pem and key.pem, the server
@@ -59,11 +61,18 @@ start() {
   ndir=$(release_path node "$dir")
   [ -n "$amqp" ] || amqp=$(free_port)
   [ -n "$mgmt" ] || mgmt=$(free_port)
-  local dist
+  local dist stream
   dist=$(free_port)
+  # BROKER_STREAM_LISTEN_PORT asks for a port (make run asks for the usual 5552 when it is free).
+  stream=${BROKER_STREAM_LISTEN_PORT:-$(free_port)}
   local node="warren${amqp}@localhost"
-  echo "[rabbitmq_management]." > "$dir/enabled_plugins"
+  echo "[rabbitmq_management,rabbitmq_stream]." > "$dir/enabled_plugins"
   local erl_args="-rabbitmq_management tcp_config [{ip,\"127.0.0.1\"},{port,$mgmt}]"
+  # The stream plugin tells a client which host and port to connect to for a stream's leader or
+  # replica (its metadata command); unset, it names the node's host ("localhost", which may
+  # resolve to ::1 where nothing listens), so both are set to the listener itself.
+  erl_args="$erl_args -rabbitmq_stream tcp_listeners [{\"127.0.0.1\",$stream}]"
+  erl_args="$erl_args -rabbitmq_stream advertised_host <<\"127.0.0.1\">> -rabbitmq_stream advertised_port $stream"
   # The values are Erlang terms without spaces: the server script splits the variable on spaces.
   [ -z "${BROKER_MEMORY_WATERMARK:-}" ] || erl_args="$erl_args -rabbit vm_memory_high_watermark {absolute,$BROKER_MEMORY_WATERMARK}"
   [ -z "${BROKER_DISK_LIMIT:-}" ] || erl_args="$erl_args -rabbit disk_free_limit {absolute,$BROKER_DISK_LIMIT}"
@@ -95,6 +104,7 @@ start() {
 BROKER_AMQP_PORT=$amqp
 BROKER_MGMT_PORT=$mgmt
 BROKER_DIST_PORT=$dist
+BROKER_STREAM_PORT=$stream
 BROKER_NODENAME=$node
 BROKER_PID=$pid
 BROKER_DIR=$dir

@@ -28,6 +28,8 @@ if [ -z "${WARREN_MANAGEMENT_URL:-}" ]; then
   export BROKER_MAX_MESSAGE_SIZE=${BROKER_MAX_MESSAGE_SIZE:-16777216}
   # The usual ports when they are free, so AMQP clients find the broker where they expect it.
   if port_free 5672 && port_free 15672; then
+    # The stream protocol's usual port too, for stream clients' defaults.
+    if port_free 5552; then export BROKER_STREAM_LISTEN_PORT=5552; fi
     scripts/broker.sh start "$broker_dir" 5672 15672
   else
     scripts/broker.sh start "$broker_dir"

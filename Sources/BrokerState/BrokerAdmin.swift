@@ -7,6 +7,8 @@ import WireFormat
 /// use a fake to check ordering and rollback without a broker.
 package protocol BrokerAdmin: Sendable {
     func overview() async throws -> Overview
+    /// The stream protocol's port, nil when the broker has no stream listener.
+    func streamPort() async throws -> Int?
     func whoami() async throws -> WhoAmI
     func vhost(_ name: String) async throws -> VhostInfo?
     func vhosts() async throws -> [VhostInfo]

@@ -32,7 +32,18 @@ public struct BrokerVersion: Sendable, Hashable, Comparable, CustomStringConvert
 package final class BrokerRelease: Sendable {
     private let known = PThreadMutex<BrokerVersion?>(nil)
 
+    private let stream = PThreadMutex<Int??>(nil)
+
     package init() {}
+
+    /// The stream protocol's port (nil: no stream plugin), read the first time only, like the
+    /// release: enabling the plugin on a running broker is seen after Warren restarts.
+    package func streamPort(reading: () async throws -> Int?) async throws -> Int? {
+        if let known = stream.withLock({ $0 }) { return known }
+        let value = try await reading()
+        stream.withLock { $0 = .some(value) }
+        return value
+    }
 
     /// The release ("4.3.6" -> 4.3); `reading` asks the broker for its version, the first time only.
     package func version(reading: () async throws -> String) async throws -> BrokerVersion {
@@ -64,6 +75,10 @@ package final class BrokerRelease: Sendable {
     package static func protectsVhosts(_ version: BrokerVersion) -> Bool {
         version >= BrokerVersion(major: 4, minor: 1)
     }
+
+    /// Super streams (an exchange routing to partition streams, which stream clients look up
+    /// through the stream protocol's `partitions` and `route` commands) came in RabbitMQ 3.11.
+    static let superStreams = BrokerVersion(major: 3, minor: 11)
 }
 
 extension EnvironmentSpec.Queue {
@@ -105,6 +120,10 @@ extension EnvironmentSpec {
     /// the record, the answer and its notes say what the broker will do.
     package func explicit(for version: BrokerVersion) throws -> EnvironmentSpec {
         var spec = self
+        if !superStreams.isEmpty, version < BrokerRelease.superStreams {
+            let needs = "needs RabbitMQ \(BrokerRelease.superStreams) or later; this broker runs RabbitMQ \(version)"
+            throw ProvisioningError(code: .unsupportedByRelease, detail: "super_streams \(needs)", fields: ["super_streams"], fieldReason: needs)
+        }
         spec.queues = try queues.explicit(for: version)
         return spec
     }

@@ -121,6 +121,10 @@ extension Ceilings {
             if let asked = queue.maxLength, asked > queueLength {
                 problems.append(("queues[\(index)].max_length", "must be at most \(queueLength), the operator's ceiling of messages per queue"))
             }
+            let share = inForce(limits).maxQueueBytes
+            if let asked = queue.maxLengthBytes, asked > share {
+                problems.append(("queues[\(index)].max_length_bytes", "must be at most \(share), each queue's share of the environment's bytes (limits.max_queue_bytes)"))
+            }
         }
         return problems
     }

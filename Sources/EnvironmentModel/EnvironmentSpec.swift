@@ -6,7 +6,9 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
     }
 
     public enum QueueType: String, Sendable, Codable, CaseIterable {
-        case quorum, classic
+        /// An append-only log (RabbitMQ 3.9 and later): consumers read from an offset, and
+        /// messages stay until retention (`max_age_seconds`, `max_length_bytes`) removes them.
+        case quorum, classic, stream
     }
 
     /// What a full queue does with one more message (RabbitMQ's `x-overflow`).
@@ -45,6 +47,11 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
         public var maxPriority: Int?
         /// How long a delivery may stay unacknowledged before the broker closes the channel.
         public var consumerTimeoutMilliseconds: Int?
+        /// Streams only: retention by age (a policy's `max-age`) and by size (`max-length-bytes`),
+        /// and the size of one segment file (fixed at declaration: see StreamSettings.swift).
+        public var maxAgeSeconds: Int?
+        public var maxLengthBytes: Int?
+        public var streamMaxSegmentSizeBytes: Int?
 
         public init(
             name: String, type: QueueType = .quorum, deliveryLimit: Int? = nil, deadLetter: Bool = false,
@@ -65,6 +72,17 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
 
         /// The queue dead letters go to, when it has one.
         public var deadLetterQueue: String? { deadLetter ? "\(name).dlq" : nil }
+    }
+
+    /// A super stream (see SuperStreams.swift): an exchange and `partitions` streams.
+    public struct SuperStream: Sendable, Hashable, Codable {
+        public var name: String
+        public var partitions: Int
+
+        public init(name: String, partitions: Int) {
+            self.name = name
+            self.partitions = partitions
+        }
     }
 
     public struct Binding: Sendable, Hashable, Codable {
@@ -127,6 +145,8 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
     public var protected = false
     /// Named roles of an agent system, each with credentials of its own (see `Agent`).
     public var agents: [Agent] = []
+    /// Super streams, made at creation; none in records written before they existed.
+    public var superStreams: [SuperStream] = []
 
     /// Defaults follow the original design: a durable direct exchange and a durable queue
     /// (quorum: it survives restarts and works in a cluster), bound with a routing key, all
@@ -175,6 +195,7 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case name, exchange, queues, bindings, limits, protected, agents
+        case superStreams = "super_streams"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -187,6 +208,7 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
         // Records written before protection existed have none: unprotected.
         protected = try container.decodeIfPresent(Bool.self, forKey: .protected) ?? false
         agents = try container.decodeIfPresent([Agent].self, forKey: .agents) ?? []
+        superStreams = try container.decodeIfPresent([SuperStream].self, forKey: .superStreams) ?? []
     }
 
     /// `protected` is written only when true (and `agents` only when there are some), so a spec
@@ -202,6 +224,8 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
         try container.encode(limits, forKey: .limits)
         if protected { try container.encode(true, forKey: .protected) }
         if !agents.isEmpty { try container.encode(agents, forKey: .agents) }
+        // Likewise written only when there are some: the claim hash of every other spec stays.
+        if !superStreams.isEmpty { try container.encode(superStreams, forKey: .superStreams) }
     }
 
     /// The fields whose values differ between two specs, named as in the API ("queues[jobs]").
@@ -237,6 +261,7 @@ public struct EnvironmentSpec: Sendable, Hashable, Codable {
         if limits != other.limits { fields.append("limits") }
         if protected != other.protected { fields.append("protected") }
         if agents != other.agents { fields.append("agents") }
+        if superStreams != other.superStreams { fields.append("super_streams") }
         return fields
     }
 }

@@ -103,6 +103,7 @@ extension EnvironmentSpec {
             }
         }
         if bindings.count > 64 { problems.append(("bindings", "may have at most 64 bindings")) }
+        problems += superStreamProblems()
         if Set(bindings).count != bindings.count { problems.append(("bindings", "lists a binding twice")) }
 
         problems += agentProblems()

@@ -124,6 +124,7 @@ extension QueueSetting {
         QueueSetting(
             field: "dead_letter", kind: .boolean,
             read: { .bool($0.deadLetter) }, write: { $0.deadLetter = $1?.boolValue ?? false },
+            rules: { $0.type == .stream ? [QueueSetting.notForStreams("nothing is dead-lettered from a stream: messages stay until retention removes them")] : [] },
             answerField: "dead_letter_queue", answerType: "string", answer: { $0.deadLetterQueue.map(JSONValue.string) },
             broker: [
                 .policy("dead-letter-exchange") { queue, exchange in queue.deadLetter ? .string(exchange) : nil },
@@ -133,11 +134,13 @@ extension QueueSetting {
 
         .integer(
             "message_ttl_ms", 0...(1 << 32), \.messageTTLMilliseconds,
-            broker: [.policy("message-ttl") { queue, _ in queue.messageTTLMilliseconds.map(JSONValue.int) }]),
+            broker: [.policy("message-ttl") { queue, _ in queue.messageTTLMilliseconds.map(JSONValue.int) }],
+            rules: { $0.type == .stream ? [QueueSetting.notForStreams("use max_age_seconds")] : [] }),
 
         .integer(
             "max_length", 0...(1 << 40), \.maxLength,
-            broker: [.policy("max-length") { queue, _ in queue.maxLength.map(JSONValue.int) }]),
+            broker: [.policy("max-length") { queue, _ in queue.maxLength.map(JSONValue.int) }],
+            rules: { $0.type == .stream ? [QueueSetting.notForStreams("use max_length_bytes")] : [] }),
 
         QueueSetting(
             field: "overflow", kind: .choice(EnvironmentSpec.Overflow.allCases.map(\.rawValue)),
@@ -145,6 +148,7 @@ extension QueueSetting {
             write: { $0.overflow = $1?.stringValue.flatMap(EnvironmentSpec.Overflow.init) },
             rules: { queue in
                 var reasons: [String] = []
+                if queue.type == .stream { return [QueueSetting.notForStreams("a stream discards its oldest segments at its retention")] }
                 if queue.overflow == .rejectPublishDLX, queue.type == .quorum { reasons.append("reject-publish-dlx needs a classic queue") }
                 if queue.overflow != nil, queue.maxLength == nil { reasons.append("needs max_length") }
                 return reasons
@@ -161,11 +165,13 @@ extension QueueSetting {
             // Before 4.0 only a classic queue has priorities: such a queue is made classic.
             release: .adjusts { queue, version in
                 if queue.maxPriority != nil, queue.type == .quorum, !BrokerRelease.quorumPriorities(major: version.major) { queue.type = .classic }
-            }),
+            },
+            rules: { $0.type == .stream ? [QueueSetting.notForStreams("a stream keeps the order messages came in")] : [] }),
 
         QueueSetting(
             field: "single_active_consumer", kind: .boolean,
             read: { .bool($0.singleActiveConsumer) }, write: { $0.singleActiveConsumer = $1?.boolValue ?? false },
+            rules: { $0.type == .stream ? [QueueSetting.notForStreams("a stream client asks for a single active consumer when it subscribes (stream protocol)")] : [] },
             answerField: "single_active_consumer", answerType: "boolean", answer: { $0.singleActiveConsumer ? .bool(true) : nil },
             broker: [.argument("x-single-active-consumer") { $0.singleActiveConsumer ? .bool(true) : nil }],
             fixedAfterCreation: true, release: .every),
@@ -182,7 +188,7 @@ extension QueueSetting {
             broker: [.policy("consumer-timeout") { queue, _ in queue.consumerTimeoutMilliseconds.map(JSONValue.int) }],
             release: .since(BrokerVersion(major: 3, minor: 12)),
             rules: { $0.type != .quorum ? [QueueSetting.needsQuorum] : [] }),
-    ]
+    ] + QueueSetting.streamSettings
 }
 
 extension EnvironmentSpec.Queue {

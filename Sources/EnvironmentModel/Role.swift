@@ -51,9 +51,9 @@ public enum Role: Sendable, Hashable {
             let all = "^(?!\(Role.escaped(EnvironmentNaming.reservedResourcePrefix))).*"
             return Permissions(configure: all, write: all, read: all)
         case .producer:
-            return Permissions(configure: "^$", write: "^\(Role.escaped(spec.exchange.name))$", read: "^$")
+            return Permissions(configure: "^$", write: Role.producerWrite(for: spec), read: "^$")
         case .consumer:
-            return Permissions(configure: "^$", write: "^$", read: Role.anyOf(spec.consumableQueues))
+            return Permissions(configure: "^$", write: "^$", read: Role.anyOf(spec.consumableQueues + spec.superStreamReads))
         case .agent(let name):
             // An agent unknown to the spec (removed from it) gets nothing but its mark.
             let agent = spec.agents.first { $0.name == name } ?? EnvironmentSpec.Agent(name: name)

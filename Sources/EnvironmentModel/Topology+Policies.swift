@@ -21,7 +21,7 @@ extension Topology {
     /// The fixed prefix keeps these names apart from anything else Warren may name, and from
     /// each other: the queue name follows it whole. Tenants never make policies (they get no
     /// management tags), so these are the only ones in the vhost.
-    static func policyName(of queue: String) -> String {
+    package static func policyName(of queue: String) -> String {
         "\(EnvironmentNaming.reservedResourcePrefix)queue.\(queue)"
     }
 
@@ -36,7 +36,8 @@ extension Topology {
         for setting in policySettings {
             if let value = setting.value(queue, deadLetterExchange) { definition[setting.key] = value }
         }
-        if !definition.isEmpty, definition["overflow"] == nil {
+        // Not for a stream: a stream ignores a policy with any key it does not take.
+        if !definition.isEmpty, definition["overflow"] == nil, queue.type != .stream {
             definition["overflow"] = .string(EnvironmentSpec.Overflow.rejectPublish.rawValue)
         }
         return definition

@@ -7,6 +7,8 @@ package struct Topology: Sendable {
     package struct ExchangePlan: Sendable, Hashable {
         package var name: String
         package var type: String
+        /// Only a super stream's exchange has one (`x-super-stream`).
+        package var arguments: [String: JSONValue] = [:]
     }
 
     package struct QueuePlan: Sendable, Hashable {
@@ -57,6 +59,7 @@ package struct Topology: Sendable {
                 bindings.append(BindingPlan(exchange: deadLetterExchange, queue: deadLetterQueue, routingKey: queue.name, arguments: [:]))
             }
         }
+        addSuperStreams(of: spec)
     }
 
     /// Every queue Warren declares for this spec, the claim queue included: what a vhost's

@@ -4,7 +4,7 @@ internal import RabbitManagement
 import WireFormat
 
 /// The operator's ceilings on the broker (see `Ceilings`). Per environment: the vhost limits,
-/// two operator policies and one policy; per user: two user limits. The broker enforces them
+/// three operator policies and two policies (one pair for streams); per user: two user limits. The broker enforces them
 /// all; a tenant, who has no management access, can change none of them.
 ///
 /// Queue ceilings are an operator policy over the whole vhost, so they reach the queues a
@@ -31,6 +31,24 @@ enum CeilingPolicies {
     static let ownQueuesDefinition: [String: JSONValue] = ["max-length": 0, "max-length-bytes": 0]
     static let ownQueuesPattern = "^\(Role.escaped(EnvironmentNaming.reservedResourcePrefix))"
     static let overflowDefinition: [String: JSONValue] = ["overflow": .string(EnvironmentSpec.Overflow.rejectPublish.rawValue)]
+
+    /// Streams ignore a policy that holds any key a stream does not take (measured on 3.10, 4.0
+    /// and 4.3: `max-length` in the ceiling, `overflow` in the overflow policy), and fall to the
+    /// next policy of lower priority that applies. So they have two of their own, below the
+    /// others: an operator policy with the byte share alone, their retention, and a policy that
+    /// caps their segments (the broker takes the lower of it and a stream's own argument). A
+    /// stream applies byte retention only when a segment fills (RabbitMQ's default segment is
+    /// 500 MB), so without the second a tenant's own stream would keep 500 MB whatever the ceiling.
+    static let streams = "\(EnvironmentNaming.reservedResourcePrefix)ceiling.streams"
+    static let streamSegments = "\(EnvironmentNaming.reservedResourcePrefix)streams"
+
+    static func streamCeiling(_ limits: LimitsInForce) -> [String: JSONValue] {
+        ["max-length-bytes": .int(limits.maxQueueBytes)]
+    }
+
+    static func streamSegmentsDefinition(_ limits: LimitsInForce) -> [String: JSONValue] {
+        ["stream-max-segment-size-bytes": .int(Topology.streamSegmentCap(queueBytes: limits.maxQueueBytes))]
+    }
 }
 
 extension Provisioner {
@@ -60,12 +78,24 @@ extension Provisioner {
                 vhost: vhost, name: CeilingPolicies.overflow, pattern: ".*", definition: CeilingPolicies.overflowDefinition,
                 priority: CeilingPolicies.overflowPriority, applyTo: "queues")
         }
+        try await step("apply stream segment policy") {
+            try await admin.putPolicy(
+                vhost: vhost, name: CeilingPolicies.streamSegments, pattern: ".*", definition: CeilingPolicies.streamSegmentsDefinition(limits),
+                priority: CeilingPolicies.overflowPriority - 1, applyTo: "queues")
+        }
         try await concurrently([
             { @Sendable in
                 try await step("apply queue ceiling") {
                     try await admin.putOperatorPolicy(
                         vhost: vhost, name: CeilingPolicies.queues, pattern: ".*", definition: CeilingPolicies.queueCeiling(limits),
                         priority: 0, applyTo: "queues")
+                }
+            },
+            { @Sendable in
+                try await step("apply queue ceiling") {
+                    try await admin.putOperatorPolicy(
+                        vhost: vhost, name: CeilingPolicies.streams, pattern: ".*", definition: CeilingPolicies.streamCeiling(limits),
+                        priority: -1, applyTo: "queues")
                 }
             },
             { @Sendable in
@@ -131,8 +161,10 @@ extension Provisioner {
         async let userLimits = step("list user limits") { try await admin.userLimits() }
         var queueCeilings: [String: [String: JSONValue]] = [:]
         var ownCeilings = Set<String>()
+        var streamCeilings: [String: [String: JSONValue]] = [:]
         for policy in try await policies {
             if policy.name == CeilingPolicies.queues, policy.pattern == ".*" { queueCeilings[policy.vhost] = policy.definition }
+            if policy.name == CeilingPolicies.streams, policy.pattern == ".*" { streamCeilings[policy.vhost] = policy.definition }
             if policy.name == CeilingPolicies.ownQueues, policy.definition == CeilingPolicies.ownQueuesDefinition { ownCeilings.insert(policy.vhost) }
         }
         var usersOff = Set<String>()
@@ -147,6 +179,8 @@ extension Provisioner {
             let inForce = ceilings(forTier: record.tier).inForce(record.spec.limits)
             guard limits[vhost] != ["max-queues": inForce.maxQueues, "max-connections": inForce.maxConnections]
                 || queueCeilings[vhost] != CeilingPolicies.queueCeiling(inForce) || !ownCeilings.contains(vhost) || usersOff.contains(vhost)
+                // Environments made before streams had ceilings of their own get them here.
+                || streamCeilings[vhost] != CeilingPolicies.streamCeiling(inForce)
             else { continue }
             // One environment the broker fails on holds up no other.
             do {

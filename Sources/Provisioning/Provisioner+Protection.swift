@@ -32,6 +32,11 @@ extension Provisioner {
         BrokerRelease.protectsVhosts(try await brokerVersion())
     }
 
+    /// The broker's stream protocol port (read once, then kept), for answers about streams.
+    public func streamPort() async throws -> Int? {
+        try await step("read listeners") { try await release.streamPort { try await admin.streamPort() } }
+    }
+
     /// The broker's release (read once, then kept), for answers that say what it enforces.
     public func brokerRelease() async throws -> BrokerVersion {
         try await brokerVersion()

@@ -175,7 +175,9 @@ extension Provisioner {
             try await queues.asyncFirst { queue in
                 do {
                     return try await holdsMessages(vhost: vhost, queue: queue.name)
-                } catch let error as ManagementError where error.code == .badRequest && queue.isSingleActiveConsumerQuorum {
+                } catch let error as ManagementError where error.code == .badRequest && (queue.isSingleActiveConsumerQuorum || queue.isStream) {
+                    // A stream refuses basic.get on every release ("not supported by stream
+                    // queues"): the statistics above answer for it too.
                     // RabbitMQ 4 refuses basic.get on such a queue (RESOURCE_LOCKED), and nothing
                     // else counts its messages without the lag: the statistics above answer for it.
                     return false
@@ -209,6 +211,10 @@ extension Provisioner {
 }
 
 extension Topology.QueuePlan {
+    fileprivate var isStream: Bool {
+        arguments["x-queue-type"] == .string("stream")
+    }
+
     fileprivate var isSingleActiveConsumerQuorum: Bool {
         arguments["x-queue-type"] == .string("quorum") && arguments["x-single-active-consumer"] == .bool(true)
     }

@@ -42,7 +42,7 @@ extension Provisioner {
 
     /// Adds queues and bindings (and sets limits) on an existing environment. Validation of the
     /// merged spec is the caller's (it names the request's fields). Consumer users are granted
-    /// the new queues. The record takes the addition merged into the record as it is at the
+    /// the new queues, producer users the new streams. The record takes the addition merged into the record as it is at the
     /// moment of the write, so a change made meanwhile (another PATCH, a scheduled revocation)
     /// survives. Nil when the environment does not exist.
     public func update(team: String, name: String, adding addition: TopologyAddition) async throws -> EnvironmentHealth? {
@@ -67,9 +67,10 @@ extension Provisioner {
         }
         try await declareTopology(grown)
         try await removeEmptiedPolicies(from: record.spec, to: merged, in: grown.vhost)
-        let consumers = try await step("read permissions") { try await admin.permissions(vhost: grown.vhost) }
-            .filter { EnvironmentNaming.isUser($0.user, of: grown.vhost) && Role.of($0) == .consumer }
-        for consumer in consumers { try await grant(.consumer, to: consumer.user, in: grown) }
+        // Consumers read the new queues; producers write the new streams (the stream protocol).
+        let narrowed = try await step("read permissions") { try await admin.permissions(vhost: grown.vhost) }
+            .filter { EnvironmentNaming.isUser($0.user, of: grown.vhost) && Role.of($0) != .full }
+        for user in narrowed { try await grant(Role.of(user), to: user.user, in: grown) }
         try await records.change(grown.vhost, incarnation: record.incarnation, step: "record update") {
             $0.spec = try Self.merge(addition, into: $0.spec)
         }

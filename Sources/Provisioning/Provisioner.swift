@@ -104,7 +104,9 @@ public struct Provisioner: Sendable {
     /// policies and the ceilings (see Provisioner+Ceilings.swift). Each declaration is idempotent, so this also repairs drift.
     func declareTopology(_ environment: Environment) async throws {
         let vhost = environment.vhost
-        let topology = Topology(environment.spec)
+        // Streams get segments small enough for their byte ceiling to hold (StreamSettings.swift).
+        let share = ceilings(for: environment).inForce(environment.spec.limits).maxQueueBytes
+        let topology = Topology(environment.spec).cappingStreamSegments(queueBytes: share)
         try await concurrently(
             topology.exchanges.map { exchange in
                 { @Sendable in
@@ -153,7 +155,7 @@ public struct Provisioner: Sendable {
             let refusal: ProvisioningError?
             do {
                 let created = try await step("declare exchange") {
-                    try await admin.putExchange(vhost: vhost, name: exchange.name, type: exchange.type, durable: true, autoDelete: false, arguments: [:])
+                    try await admin.putExchange(vhost: vhost, name: exchange.name, type: exchange.type, durable: true, autoDelete: false, arguments: exchange.arguments)
                 }
                 if created { return }
                 refusal = nil

@@ -59,9 +59,9 @@ extension Topology {
         ] where found != wanted {
             differences.append(Difference(found: "\(property) \(found)", wanted: "\(property) \(wanted)"))
         }
-        // Warren declares exchanges without arguments.
-        for key in info.arguments.keys.sorted() {
-            differences.append(Difference(found: describe(key, info.arguments[key]), wanted: describe(key, nil)))
+        // Warren declares exchanges without arguments, but for a super stream's.
+        for key in Set(info.arguments.keys).union(plan.arguments.keys).sorted() where info.arguments[key] != plan.arguments[key] {
+            differences.append(Difference(found: describe(key, info.arguments[key]), wanted: describe(key, plan.arguments[key])))
         }
         return differences
     }

@@ -6,6 +6,17 @@ extension ManagementClient {
         try Overview(json: try await get(["overview"], query: [("disable_stats", "true")], operation: "GET overview"))
     }
 
+    /// The port of the node's stream protocol listener (the `rabbitmq_stream` plugin), nil
+    /// when it has none. Only the listeners column: the whole overview computes statistics.
+    public func streamPort() async throws -> Int? {
+        let json = try await get(["overview"], query: [("columns", "listeners")], operation: "GET overview listeners")
+        guard case .object(let fields) = json, case .array(let listeners)? = fields["listeners"] else { return nil }
+        for case .object(let listener) in listeners where listener["protocol"] == .string("stream") {
+            if let port = listener["port"]?.intValue { return port }
+        }
+        return nil
+    }
+
     /// Checks the credential and returns its tags.
     public func whoami() async throws -> WhoAmI {
         try WhoAmI(json: try await get(["whoami"], operation: "GET whoami"))

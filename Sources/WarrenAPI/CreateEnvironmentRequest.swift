@@ -16,8 +16,10 @@ struct CreateEnvironmentRequest {
     /// The blueprint whose ceilings (a tier) the environment gets, when it has its own.
     var tier: String?
 
-    static let keys: Set<String> = ["name", "blueprint", "exchange", "queue", "routing_key", "queues", "bindings", "limits", "roles", "protected", "agents"]
-    static let topologyKeys = ["exchange", "queue", "routing_key", "queues", "bindings", "limits"]
+    static let keys: Set<String> = [
+        "name", "blueprint", "exchange", "queue", "routing_key", "queues", "bindings", "limits", "roles", "protected", "agents", "super_streams",
+    ]
+    static let topologyKeys = ["exchange", "queue", "routing_key", "queues", "bindings", "limits", "super_streams"]
 
     /// `ceilings` are the global ones; a blueprint with a tier in `tiers` is checked against its own.
     static func decode(
@@ -58,6 +60,9 @@ struct CreateEnvironmentRequest {
             singleQueueForm = false
         } else {
             (spec, singleQueueForm) = topology(object, name: envName, errors: &errors)
+            if let items = object["super_streams"] {
+                spec.superStreams = TopologyFields.superStreams(items, errors: &errors)
+            }
         }
 
         // Not topology: they go with every form, a blueprint's too.
@@ -81,8 +86,9 @@ struct CreateEnvironmentRequest {
             let field = singleQueueForm ? singleQueueName(problem.field) : problem.field
             guard !typed.contains(field) else { continue }
             // A default derived from a bad name is not a field of its own the caller sent.
-            // Agents are never derived from a default: their problems are always the caller's.
-            if field == "name" || field.hasPrefix("agents") || wasSent(field, object) || !singleQueueForm {
+            // Agents and `super_streams` go with either form and are always named as sent: their
+            // problems are never those of a default.
+            if field == "name" || field.hasPrefix("agents") || field.hasPrefix("super_streams") || wasSent(field, object) || !singleQueueForm {
                 errors.append(.init(field: field, reason: problem.reason))
             }
         }

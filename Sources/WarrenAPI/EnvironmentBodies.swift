@@ -97,6 +97,14 @@ struct ConnectionBody: Encodable {
     var port: Int
     var vhost: String
     var uri: String
+    /// Where a stream protocol client connects (see `StreamConnections`).
+    var stream: StreamConnectionBody?
+}
+
+struct StreamConnectionBody: Encodable {
+    var host: String
+    var port: Int
+    var uri: String
 }
 
 /// Where clients connect: what Warren tells them, not where Warren reaches the broker.
@@ -119,6 +127,16 @@ public struct AMQPEndpoint: Sendable {
             uri: "amqp://\(userinfo)\(authority)/\(PercentEncoding.encode(vhost))")
     }
 
+    /// The stream protocol's address on the same host as AMQP, at the broker's stream port.
+    func stream(port: Int, vhost: String, credentials: IssuedCredentials? = nil) -> StreamConnectionBody {
+        var userinfo = ""
+        if let credentials {
+            userinfo = "\(PercentEncoding.encode(credentials.username)):\(PercentEncoding.encode(credentials.password))@"
+        }
+        let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        return StreamConnectionBody(host: host, port: port, uri: "rabbitmq-stream://\(userinfo)\(authority)/\(PercentEncoding.encode(vhost))")
+    }
+
     /// `host:port` as a URI has it (an IPv6 address in brackets).
     var authority: String {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
@@ -132,6 +150,7 @@ struct TopologyBody: Encodable {
     var queues: [QueueBody]
     var bindings: [BindingBody]
     var limits: LimitsBody?
+    var superStreams: [SuperStreamBody]?
 
     /// `limits`: in force for an environment; nil shows the spec's own (a blueprint's).
     init(_ spec: EnvironmentSpec, limits: LimitsBody? = nil) {
@@ -139,7 +158,17 @@ struct TopologyBody: Encodable {
         queues = spec.queues.map(QueueBody.init)
         bindings = spec.bindings.map(BindingBody.init)
         self.limits = limits ?? LimitsBody.of(spec.limits)
+        superStreams = spec.superStreams.isEmpty ? nil : spec.superStreams.map {
+            SuperStreamBody(name: $0.name, partitions: $0.partitions, streams: $0.partitionNames)
+        }
     }
+}
+
+/// A super stream: its exchange's name, and its partition streams in order.
+struct SuperStreamBody: Encodable {
+    var name: String
+    var partitions: Int
+    var streams: [String]
 }
 
 /// What every view of an environment shows: its spec and where it lives.

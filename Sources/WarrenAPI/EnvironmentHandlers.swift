@@ -25,8 +25,12 @@ struct EnvironmentHandlers: Sendable {
         let result = try await provisioner
             .create(team: context.team, spec: request.spec, roles: [.full] + request.extraRoles, tier: request.tier, finishInBackground: async)
         let release = try await ProtectionNotes.release(of: [result.environment], provisioner)
-        let body = CreatedEnvironmentBody(
+        var body = CreatedEnvironmentBody(
             result, endpoint: endpoint, ceilings: provisioner.ceilings(for: result.environment), release: release, secrets: secrets)
+        StreamConnections.describe(
+            result.environment, port: await StreamConnections.port(for: result.environment, provisioner), endpoint: endpoint,
+            credentials: result.credentials.first { $0.role == .full } ?? result.credentials.first,
+            connection: &body.connection, summary: &body.summary)
         // The body holds a password: tell every cache to keep it nowhere.
         var headers = [("Location", "/v1/environments/\(PercentEncoding.encode(body.summary.id))"), ("Cache-Control", "no-store")]
         if async { headers.append(Prefer.applied) }
@@ -94,7 +98,11 @@ struct EnvironmentHandlers: Sendable {
     /// protection (see `ProtectionNotes`).
     func detail(_ health: EnvironmentHealth, _ provisioner: Provisioner) async throws -> EnvironmentDetailBody {
         let release = try await ProtectionNotes.release(of: [health.environment], provisioner)
-        return EnvironmentDetailBody(health, endpoint: endpoint, ceilings: provisioner.ceilings(for: health.environment), release: release)
+        var body = EnvironmentDetailBody(health, endpoint: endpoint, ceilings: provisioner.ceilings(for: health.environment), release: release)
+        StreamConnections.describe(
+            health.environment, port: await StreamConnections.port(for: health.environment, provisioner), endpoint: endpoint,
+            credentials: nil, connection: &body.connection, summary: &body.summary)
+        return body
     }
 
     /// Restores what drifted away; answers like GET, plus credentials when it had to make a
@@ -109,7 +117,9 @@ struct EnvironmentHandlers: Sendable {
         var headers: [(String, String)] = []
         if let credentials = result.credentials {
             body.credentials = CredentialsBody(credentials)
+            let stream = body.connection.stream.map { endpoint.stream(port: $0.port, vhost: body.summary.vhost, credentials: credentials) }
             body.connection = endpoint.connection(vhost: body.summary.vhost, credentials: credentials)
+            body.connection.stream = stream
             headers.append(("Cache-Control", "no-store"))
         }
         return JSON.response(200, body, headers: headers)

@@ -113,4 +113,27 @@ enum TopologyFields {
         var seen = Set<String>()
         return queues.filter { seen.insert($0.name).inserted }.map { EnvironmentSpec.Binding(queue: $0.name, routingKey: $0.name) }
     }
+
+    /// `super_streams`: a list of `{name, partitions}`.
+    static func superStreams(_ value: JSONValue, errors: inout [Problem.FieldError]) -> [EnvironmentSpec.SuperStream] {
+        guard case .array(let items) = value else {
+            errors.append(.init(field: "super_streams", reason: "must be a list"))
+            return []
+        }
+        var superStreams: [EnvironmentSpec.SuperStream] = []
+        for (index, item) in items.enumerated() {
+            guard case .object(let object) = item else {
+                errors.append(.init(field: "super_streams[\(index)]", reason: "must be an object"))
+                continue
+            }
+            var fields = JSONFields(object, path: "super_streams[\(index)].")
+            let name = fields.string("name", required: true)
+            let partitions = fields.integer("partitions")
+            if partitions == nil, object["partitions"] == nil { fields.fail("partitions", "is required") }
+            fields.rejectUnknown(allowed: ["name", "partitions"])
+            errors += fields.errors
+            if let name, let partitions { superStreams.append(.init(name: name, partitions: partitions)) }
+        }
+        return superStreams
+    }
 }

@@ -8,7 +8,7 @@ extension Components.Schemas.QueueType: ExpressibleByArgument {}
 extension Components.Schemas.AdditionalRole: ExpressibleByArgument {}
 
 /// `--queue NAME[:TYPE]`. Queue names may hold `:` themselves, so only a last part that is a
-/// queue type (`quorum`, `classic`) is read as the type; otherwise the whole is the name.
+/// queue type (`quorum`, `classic`, `stream`) is read as the type; otherwise the whole is the name.
 struct QueueArgument: ExpressibleByArgument {
     var name: String
     var type: Components.Schemas.QueueType?

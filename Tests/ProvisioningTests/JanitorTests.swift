@@ -287,6 +287,7 @@ final class ScriptedBroker: BrokerAdmin, Sendable {
 
     // Everything else as the fake does it.
     func overview() async throws -> Overview { try await base.overview() }
+    func streamPort() async throws -> Int? { try await base.streamPort() }
     func whoami() async throws -> WhoAmI { try await base.whoami() }
     func vhost(_ name: String) async throws -> VhostInfo? { try await base.vhost(name) }
     func putVhost(_ name: String, description: String, tags: [String], defaultQueueType: String?) async throws -> Bool {

@@ -39,10 +39,12 @@ import WarrenTestSupport
         // binding; the ceilings, the overflow policy first; then the record marked ready under
         // its lock: a read under the lock, so a DELETE that began meanwhile keeps its mark.
         #expect(calls[22..<28].sorted() == ["PUT exchange", "PUT permissions", "PUT queue", "PUT user", "PUT user limit", "PUT user limit"])
-        #expect(Array(calls[28..<30]) == ["POST binding", "PUT policy"])
-        #expect(calls[30..<34].sorted() == ["PUT operator policy", "PUT operator policy", "PUT vhost limit", "PUT vhost limit"])
+        // The overflow policy, then the streams' segment policy; the ceilings (the streams' own
+        // operator policy among them) at once.
+        #expect(Array(calls[28..<31]) == ["POST binding", "PUT policy", "PUT policy"])
+        #expect(calls[31..<36].sorted() == ["PUT operator policy", "PUT operator policy", "PUT operator policy", "PUT vhost limit", "PUT vhost limit"])
         #expect(Array(calls.suffix(4)) == ["PUT queue", "GET vhost", "PUT vhost", "DELETE queue"])
-        #expect(calls.count == 38)
+        #expect(calls.count == 40)
         #expect(broker.indexed(team: "team-a") == ["fraud-scoring"])
 
         broker.state.withLock { state in
@@ -171,7 +173,7 @@ import WarrenTestSupport
 
     /// The number of broker calls a create of a new environment makes, less the last (the
     /// release of the record's lock, whose failure costs nothing: the lock expires).
-    static let createCalls = 37
+    static let createCalls = 39
     /// Which of them release a record lock: a failed release is tried once more, and the
     /// create goes on.
     static let unlockCalls: Set<Int> = [15, 17]

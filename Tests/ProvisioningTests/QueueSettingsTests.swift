@@ -58,8 +58,8 @@ import WireFormat
         let fields = QueueSetting.all.map(\.field)
         #expect(Set(fields).count == fields.count)
         #expect(Set(QueueSetting.all.map(\.answerField)).count == fields.count)
-        #expect(QueueSetting.all.filter(\.fixedAfterCreation).map(\.field) == ["type", "max_priority", "single_active_consumer"])
-        #expect(Provisioner.fixedSettings == "type, max_priority or single_active_consumer")
+        #expect(QueueSetting.all.filter(\.fixedAfterCreation).map(\.field) == ["type", "max_priority", "single_active_consumer", "stream_max_segment_size_bytes"])
+        #expect(Provisioner.fixedSettings == "type, max_priority, single_active_consumer or stream_max_segment_size_bytes")
     }
 
     @Test(arguments: [(999, false), (1000, true), (604_800_000, true), (604_800_001, false)])

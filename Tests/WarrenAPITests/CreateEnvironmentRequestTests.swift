@@ -45,7 +45,7 @@ import WireFormat
         (#"{"name":"a","exchange":{"type":"x"}}"#, "exchange.type"),
         (#"{"name":"a","exchange":{"name":"amq.topic"}}"#, "exchange.name"),
         (#"{"name":"a","exchange":{"nme":"x"}}"#, "exchange.nme"),
-        (#"{"name":"a","queue":{"type":"stream"}}"#, "queue.type"),
+        (#"{"name":"a","queue":{"type":"lazy"}}"#, "queue.type"),
         (#"{"name":"a","queue":{"name":""}}"#, "queue.name"),
         (#"{"name":"a","queue":null}"#, "queue"),
         (#"{"name":"a","routing_key":["x"]}"#, "routing_key"),

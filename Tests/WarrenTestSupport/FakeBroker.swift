@@ -97,6 +97,14 @@ public final class FakeBroker: BrokerAdmin, Sendable {
         return Overview(rabbitmqVersion: version.withLock { $0 })
     }
 
+    /// The fake's stream listener (nil: no stream plugin).
+    public let streamListener = PThreadMutex<Int?>(5552)
+
+    public func streamPort() async throws -> Int? {
+        try record("overview listeners")
+        return streamListener.withLock { $0 }
+    }
+
     public func whoami() async throws -> WhoAmI {
         try record("whoami")
         return WhoAmI(name: "guest", tags: ["administrator"])

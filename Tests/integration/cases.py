@@ -37,7 +37,12 @@ INVALID = [
     ("exchange-unknown-field", {"name": OK, "exchange": {"durable": False}}, "exchange.durable"),
     # queue
     ("queue-type-x", {"name": OK, "queue": {"type": "x"}}, "queue.type"),
-    ("queue-type-stream", {"name": OK, "queue": {"type": "stream"}}, "queue.type"),
+    ("queue-type-lazy", {"name": OK, "queue": {"type": "lazy"}}, "queue.type"),
+    ("stream-dead-letter", {"name": OK, "queue": {"type": "stream", "dead_letter": True}}, "queue.dead_letter"),
+    ("stream-message-ttl", {"name": OK, "queue": {"type": "stream", "message_ttl_ms": 5}}, "queue.message_ttl_ms"),
+    ("max-age-quorum", {"name": OK, "queue": {"type": "quorum", "max_age_seconds": 60}}, "queue.max_age_seconds"),
+    ("max-age-zero", {"name": OK, "queue": {"type": "stream", "max_age_seconds": 0}}, "queue.max_age_seconds"),
+    ("super-stream-partitions-0", {"name": OK, "super_streams": [{"name": "s", "partitions": 0}]}, "super_streams[0].partitions"),
     ("queue-type-number", {"name": OK, "queue": {"type": 1}}, "queue.type"),
     ("queue-name-amq", {"name": OK, "queue": {"name": "amq.x"}}, "queue.name"),
     ("queue-name-space", {"name": OK, "queue": {"name": "a b"}}, "queue.name"),
@@ -66,6 +71,7 @@ VALID = [
     ("resource-names-255", {"name": OK, "exchange": {"name": "e" * 255},
                             "queue": {"name": "q" * 255}, "routing_key": "k" * 255}),
     ("amq-not-prefix", {"name": OK, "queue": {"name": "xamq.q"}, "exchange": {"name": "amq"}}),
+    ("stream", {"name": OK, "queue": {"type": "stream", "max_age_seconds": 3600, "stream_max_segment_size_bytes": 65536}}),
 ]
 
 # Not JSON, or JSON that is not an object: 400 malformed-json.

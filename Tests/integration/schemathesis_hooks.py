@@ -42,12 +42,22 @@ _CEILING = (r"(?:limits\.max_queues|limits\.max_connections|limits\.max_bytes|(?
             "the operator's ceilings are configuration (WARREN_CEILING_*), not part of the contract: the "
             "schema states the absolute bounds, and GET shows the limits in force")
 
+_SUPER_STREAM_NAMES = (r"super_streams\[\d+\]\.name",
+                       r"(.+ is already an exchange of the environment \(a super stream is an exchange\)"
+                       r"|its partition .+ is already a queue of the environment)",
+                       "a super stream's name is compared with the exchange's and its partitions' with the "
+                       "queues' names: references between values, which JSON Schema cannot compare")
+_STREAM_SHARE = (r"(?:queues\[\d+\]|queue)\.max_length_bytes",
+                 r"must be at most \d+, each queue's share of the environment's bytes \(limits\.max_queue_bytes\)",
+                 "the share is the operator's ceiling (or limits.max_bytes) divided by the queues: "
+                 "configuration and arithmetic over the body, which the schema cannot state")
+
 BEYOND_SCHEMA: dict[str, list[tuple[str, str, str]]] = {
     "POST /v1/environments": [
         (r"blueprint", r"no such blueprint; GET /v1/blueprints lists them",
          "blueprints are the operators' configuration (WARREN_BLUEPRINTS_FILE), not part of the "
          "contract; the schema states their names' form only"),
-        _REFERENCE, _TWICE, _MAX_QUEUES, _CEILING,
+        _REFERENCE, _TWICE, _MAX_QUEUES, _CEILING, _SUPER_STREAM_NAMES, _STREAM_SHARE,
         (r"agents\[\d+\]\.name", r".+ is named twice",
          "agents' names are unique: uniqueItems compares whole items, not one property of them"),
         (r"agents\[\d+\]\.publish", r"needs a topic exchange: .+",
@@ -73,7 +83,7 @@ BEYOND_SCHEMA: dict[str, list[tuple[str, str, str]]] = {
          "the exchange's name is the environment's, not in the PATCH body"),
         (r"queues", r"may have at most 32 queues", "the environment's queues count, not the body's only"),
         (r"bindings", r"may have at most 64 bindings", "the environment's bindings count, not the body's only"),
-        _CEILING,
+        _CEILING, _STREAM_SHARE,
     ],
     # Query parameters, compared with each other.
     "GET /v1/environments/{id}/keda": [
@@ -94,6 +104,9 @@ BEFORE_RABBITMQ_4 = [
     # the matrix only 3.10, so it rides with the major-3 rules (3.12 and 3.13 would take it).
     (r"(queues\[\d+\]|queue)\.consumer_timeout_ms", r"needs RabbitMQ 3\.12 or later; this broker runs RabbitMQ \d+\.\d+",
      "RabbitMQ takes a per-queue consumer timeout from 3.12: a rule of the broker's release"),
+    # Likewise super streams, from 3.11 (test_streams.py pins it on 3.10).
+    (r"super_streams", r"needs RabbitMQ 3\.11 or later; this broker runs RabbitMQ \d+\.\d+",
+     "RabbitMQ has super streams from 3.11: a rule of the broker's release"),
 ]
 
 
@@ -116,7 +129,7 @@ OSB_BEYOND_SCHEMA: dict[str, list[tuple[str, str, str, str]]] = {
         (OSB_BODY, r"context", r"must encode to at most 4096 bytes",
          "a limit on the size of the compact JSON encoding, which JSON Schema cannot measure"),
         # The parameters are a /v1 create body's fields: its rules, but the blueprint's.
-        *[(OSB_PARAMETERS, f, r, why) for f, r, why in (_REFERENCE, _TWICE, _MAX_QUEUES, _CEILING)],
+        *[(OSB_PARAMETERS, f, r, why) for f, r, why in (_REFERENCE, _TWICE, _MAX_QUEUES, _CEILING, _STREAM_SHARE)],
     ],
     OSB_UPDATE: [
         _PLAN,

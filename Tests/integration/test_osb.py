@@ -553,10 +553,12 @@ def test_a_second_warren_with_the_same_secret_answers_the_same_credentials(osb, 
 NO_PLAN_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "warren:no-such-plan"))
 # (id, parameters, field named, index in OSB_BEYOND_SCHEMA[OSB_PROVISION]): /v1's create cases
 # (test_validation.BEYOND_CREATE) but the blueprint's, as a provision's parameters.
+# Super streams (rule 5) are no provision parameter; the stream share (6) is the provision's 6th.
+_PROVISION_RULE = {1: 2, 2: 3, 3: 4, 4: 5, 6: 6}
 BEYOND_PROVISION = [("unknown-plan", None, "plan_id", 0), ("context-over-4096-bytes", None, "context", 1)] + [
-    (case_id, {k: v for k, v in body.items() if k != "name"}, "parameters." + field, rule + 1)
-    # Agents are not a provision's parameters (credentials come from bindings): their rules are /v1's.
-    for case_id, body, field, rule in BEYOND_CREATE if rule > 0 and "agents" not in body]
+    (case_id, {k: v for k, v in body.items() if k != "name"}, "parameters." + field, _PROVISION_RULE[rule])
+    # Agents are not a provision's parameters either (credentials come from bindings).
+    for case_id, body, field, rule in BEYOND_CREATE if rule in _PROVISION_RULE and "agents" not in body]
 
 
 def _osb_400_names_only(resp, operation: str, rule: int, field: str) -> None:

@@ -90,10 +90,12 @@ def test_settings_are_a_policy_and_clients_redeclare_with_plain_arguments(api_a,
     effective_policy(mgmt, vhost, "jobs.v1", policy["definition"])
     effective_policy(mgmt, vhost, "results", {"message-ttl": 5000})
     # Queues without such settings (the dead-letter queue, "lane") have no policy of their own:
-    # the vhost's overflow policy (priority -1, below every queue's) applies to them.
+    # the vhost's overflow policy (priority -1, below every queue's) applies to them. Below it,
+    # the streams' segment cap (a stream skips the overflow policy: it takes no `overflow`).
     assert {p["name"] for p in mgmt.get_json(f"policies/{seg(vhost)}")} == {
-        "warren.queue.jobs.v1", "warren.queue.results", "warren.overflow"}
+        "warren.queue.jobs.v1", "warren.queue.results", "warren.overflow", "warren.streams"}
     assert mgmt.get_json(f"policies/{seg(vhost)}/warren.overflow")["priority"] == -1
+    assert mgmt.get_json(f"policies/{seg(vhost)}/warren.streams")["priority"] == -2
 
     conn = connect(env)
     try:

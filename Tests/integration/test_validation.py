@@ -234,17 +234,24 @@ BEYOND_CREATE = [
                                     "limits": {"max_queues": 2}}, "limits.max_queues", 3),
     # The default ceiling of connections per environment (WARREN_CEILING_CONNECTIONS) is 100.
     ("above-the-operators-ceiling", {"name": OK, "limits": {"max_connections": 101}}, "limits.max_connections", 4),
+    ("super-stream-named-as-the-exchange", {"name": OK, "exchange": {"name": "x"}, "super_streams": [{"name": "x", "partitions": 1}]},
+     "super_streams[0].name", 5),
+    ("super-stream-partition-named-as-a-queue", {"name": OK, "queues": [{"name": "o-0"}], "super_streams": [{"name": "o", "partitions": 1}]},
+     "super_streams[0].name", 5),
+    # 1 MiB of bytes over 4 queues: a share of 256 KiB.
+    ("stream-retention-above-its-share", {"name": OK, "queues": [{"name": "s", "type": "stream", "max_length_bytes": 262145}],
+                                          "limits": {"max_bytes": 1048576, "max_queues": 4}}, "queues[0].max_length_bytes", 6),
     # The default ceiling of users per environment (WARREN_CEILING_USERS) is 16.
     ("agents-above-the-users-ceiling", {"name": OK, "roles": ["producer", "consumer"],
                                         "agents": [{"name": f"a{i}", "consume": [OK]} for i in range(14)]}, "agents", 4),
     ("agent-named-twice", {"name": OK, "agents": [{"name": "a", "consume": [OK]}, {"name": "a", "consume": [OK]}]},
-     "agents[1].name", 5),
+     "agents[1].name", 7),
     ("agent-publishing-on-a-direct-exchange", {"name": OK, "agents": [{"name": "a", "publish": ["x"]}]},
-     "agents[0].publish", 6),
+     "agents[0].publish", 8),
     ("agent-reading-no-queue", {"name": OK, "agents": [{"name": "a", "consume": ["nowhere"]}]},
-     "agents[0].consume[0]", 7),
+     "agents[0].consume[0]", 9),
     ("agent-pattern-with-three-hashes", {"name": OK, "exchange": {"type": "topic"},
-                                         "agents": [{"name": "a", "publish": ["#.a.#.b.#"]}]}, "agents[0].publish[0]", 8),
+                                         "agents": [{"name": "a", "publish": ["#.a.#.b.#"]}]}, "agents[0].publish[0]", 10),
 ]
 
 
@@ -384,6 +391,9 @@ BEYOND_PATCH = [
     ("a-65th-binding", {"bindings": [{"queue": OK, "routing_key": f"k{i}"} for i in range(64)]},
      {"bindings": [{"queue": OK, "routing_key": "one-more"}]}, "bindings", 6),
     ("above-the-operators-ceiling", {}, {"limits": {"max_bytes": (1 << 30) + 1}}, "limits.max_bytes", 7),
+    # The default ceilings give each queue 1 GiB / 64 = 16 MiB.
+    ("stream-retention-above-its-share", {}, {"queues": [{"name": "s", "type": "stream", "max_length_bytes": (16 << 20) + 1}]},
+     "queues[1].max_length_bytes", 8),
 ]
 
 

@@ -40,10 +40,20 @@ extension Components {
             case fanout = "fanout"
             case headers = "headers"
         }
+        /// `stream`: an append-only log (RabbitMQ 3.9 and later). Consumers read from an offset
+        /// (over AMQP with `basic.qos` and the consumer argument `x-stream-offset`, or over the
+        /// stream protocol); nothing is removed by consuming, only by retention
+        /// (`max_age_seconds`, `max_length_bytes`, and the operator's byte ceiling). A stream
+        /// takes none of `dead_letter`, `delivery_limit`, `message_ttl_ms`, `max_length`,
+        /// `overflow`, `max_priority`, `single_active_consumer`, `consumer_timeout_ms` (400 naming
+        /// the field).
+        ///
+        ///
         /// - Remark: Generated from `#/components/schemas/QueueType`.
         @frozen public enum QueueType: String, Codable, Hashable, Sendable, CaseIterable {
             case quorum = "quorum"
             case classic = "classic"
+            case stream = "stream"
         }
         /// - Remark: Generated from `#/components/schemas/ExchangeSpec`.
         public struct ExchangeSpec: Codable, Hashable, Sendable {
@@ -155,6 +165,29 @@ extension Components {
             ///
             /// - Remark: Generated from `#/components/schemas/QueueSpec/consumer_timeout_ms`.
             public var consumer_timeout_ms: Swift.Int?
+            /// Streams only. Retention by age, in seconds (RabbitMQ's `max-age`, sent as `{n}s`):
+            /// segments whose messages are all older are removed. Held by the stream's policy, so
+            /// it can change in place (PATCH).
+            ///
+            ///
+            /// - Remark: Generated from `#/components/schemas/QueueSpec/max_age_seconds`.
+            public var max_age_seconds: Swift.Int?
+            /// Streams only. Retention by size, in bytes (a policy's `max-length-bytes`): the
+            /// oldest segments are removed past it. At most `limits.max_queue_bytes`, each
+            /// queue's share of the environment's bytes, which is the retention when it is left
+            /// out. Can change in place (PATCH).
+            ///
+            ///
+            /// - Remark: Generated from `#/components/schemas/QueueSpec/max_length_bytes`.
+            public var max_length_bytes: Swift.Int?
+            /// Streams only. The size of one segment file (a queue argument, fixed after
+            /// creation). Retention removes whole segments, so Warren declares a stream with
+            /// segments of at most a quarter of `limits.max_queue_bytes` whatever is asked: the
+            /// stream then holds at most about its retention plus one segment.
+            ///
+            ///
+            /// - Remark: Generated from `#/components/schemas/QueueSpec/stream_max_segment_size_bytes`.
+            public var stream_max_segment_size_bytes: Swift.Int?
             /// Creates a new `QueueSpec`.
             ///
             /// - Parameters:
@@ -168,6 +201,9 @@ extension Components {
             ///   - single_active_consumer:
             ///   - max_priority: Priorities. A classic queue takes them as `x-max-priority` (0 to this). A quorum
             ///   - consumer_timeout_ms: Quorum queues only. How long a delivery may stay unacknowledged, in milliseconds
+            ///   - max_age_seconds: Streams only. Retention by age, in seconds (RabbitMQ's `max-age`, sent as `{n}s`):
+            ///   - max_length_bytes: Streams only. Retention by size, in bytes (a policy's `max-length-bytes`): the
+            ///   - stream_max_segment_size_bytes: Streams only. The size of one segment file (a queue argument, fixed after
             public init(
                 name: Components.Schemas.ResourceName? = nil,
                 _type: Components.Schemas.QueueType? = nil,
@@ -178,7 +214,10 @@ extension Components {
                 overflow: Components.Schemas.QueueSpec.overflowPayload? = nil,
                 single_active_consumer: Swift.Bool? = nil,
                 max_priority: Swift.Int? = nil,
-                consumer_timeout_ms: Swift.Int? = nil
+                consumer_timeout_ms: Swift.Int? = nil,
+                max_age_seconds: Swift.Int? = nil,
+                max_length_bytes: Swift.Int? = nil,
+                stream_max_segment_size_bytes: Swift.Int? = nil
             ) {
                 self.name = name
                 self._type = _type
@@ -190,6 +229,9 @@ extension Components {
                 self.single_active_consumer = single_active_consumer
                 self.max_priority = max_priority
                 self.consumer_timeout_ms = consumer_timeout_ms
+                self.max_age_seconds = max_age_seconds
+                self.max_length_bytes = max_length_bytes
+                self.stream_max_segment_size_bytes = stream_max_segment_size_bytes
             }
             public enum CodingKeys: String, CodingKey {
                 case name
@@ -202,6 +244,9 @@ extension Components {
                 case single_active_consumer
                 case max_priority
                 case consumer_timeout_ms
+                case max_age_seconds
+                case max_length_bytes
+                case stream_max_segment_size_bytes
             }
             public init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -245,6 +290,18 @@ extension Components {
                     Swift.Int.self,
                     forKey: .consumer_timeout_ms
                 )
+                self.max_age_seconds = try container.decodeIfPresent(
+                    Swift.Int.self,
+                    forKey: .max_age_seconds
+                )
+                self.max_length_bytes = try container.decodeIfPresent(
+                    Swift.Int.self,
+                    forKey: .max_length_bytes
+                )
+                self.stream_max_segment_size_bytes = try container.decodeIfPresent(
+                    Swift.Int.self,
+                    forKey: .stream_max_segment_size_bytes
+                )
                 try decoder.ensureNoAdditionalProperties(knownKeys: [
                     "name",
                     "type",
@@ -255,8 +312,82 @@ extension Components {
                     "overflow",
                     "single_active_consumer",
                     "max_priority",
-                    "consumer_timeout_ms"
+                    "consumer_timeout_ms",
+                    "max_age_seconds",
+                    "max_length_bytes",
+                    "stream_max_segment_size_bytes"
                 ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/SuperStreamSpec`.
+        public struct SuperStreamSpec: Codable, Hashable, Sendable {
+            /// A resource name of at most 252 characters (its partitions are `{name}-{n}`).
+            ///
+            /// - Remark: Generated from `#/components/schemas/SuperStreamSpec/name`.
+            public var name: Swift.String
+            /// - Remark: Generated from `#/components/schemas/SuperStreamSpec/partitions`.
+            public var partitions: Swift.Int
+            /// Creates a new `SuperStreamSpec`.
+            ///
+            /// - Parameters:
+            ///   - name: A resource name of at most 252 characters (its partitions are `{name}-{n}`).
+            ///   - partitions:
+            public init(
+                name: Swift.String,
+                partitions: Swift.Int
+            ) {
+                self.name = name
+                self.partitions = partitions
+            }
+            public enum CodingKeys: String, CodingKey {
+                case name
+                case partitions
+            }
+            public init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.name = try container.decode(
+                    Swift.String.self,
+                    forKey: .name
+                )
+                self.partitions = try container.decode(
+                    Swift.Int.self,
+                    forKey: .partitions
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "name",
+                    "partitions"
+                ])
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/SuperStream`.
+        public struct SuperStream: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/SuperStream/name`.
+            public var name: Components.Schemas.ResourceName
+            /// - Remark: Generated from `#/components/schemas/SuperStream/partitions`.
+            public var partitions: Swift.Int
+            /// The partition streams, in order.
+            ///
+            /// - Remark: Generated from `#/components/schemas/SuperStream/streams`.
+            public var streams: [Components.Schemas.ResourceName]
+            /// Creates a new `SuperStream`.
+            ///
+            /// - Parameters:
+            ///   - name:
+            ///   - partitions:
+            ///   - streams: The partition streams, in order.
+            public init(
+                name: Components.Schemas.ResourceName,
+                partitions: Swift.Int,
+                streams: [Components.Schemas.ResourceName]
+            ) {
+                self.name = name
+                self.partitions = partitions
+                self.streams = streams
+            }
+            public enum CodingKeys: String, CodingKey {
+                case name
+                case partitions
+                case streams
             }
         }
         /// - Remark: Generated from `#/components/schemas/Binding`.
@@ -783,6 +914,18 @@ extension Components {
             ///
             /// - Remark: Generated from `#/components/schemas/CreateEnvironmentRequest/agents`.
             public var agents: [Components.Schemas.Agent]?
+            /// Super streams to make (RabbitMQ 3.11 and later; on an older broker the create is a 400
+            /// `invalid-field` naming `super_streams` and the release): for each, an exchange `name` (direct,
+            /// `x-super-stream: true`) and `partitions` streams `{name}-0` .. `{name}-{partitions-1}`,
+            /// each bound with its index as routing key and `x-stream-partition-order`, as
+            /// `rabbitmq-streams add_super_stream` makes them. The producer role may publish to the
+            /// exchange and the partitions, the consumer role read the partitions. Fixed at
+            /// creation (a PATCH takes none). Each name differs from the environment's exchanges,
+            /// and no partition is named like a queue.
+            ///
+            ///
+            /// - Remark: Generated from `#/components/schemas/CreateEnvironmentRequest/super_streams`.
+            public var super_streams: [Components.Schemas.SuperStreamSpec]?
             /// Protect the environment from deletion: a DELETE answers 409 `protected` (and changes
             /// nothing) until a PATCH with `{"protected": false}` lifts it. On RabbitMQ 4.1 and later
             /// the broker refuses to delete the vhost too. Goes with every form, a `blueprint`
@@ -806,6 +949,7 @@ extension Components {
             ///   - blueprint: A topology the operators defined (`GET /v1/blueprints`); not together with
             ///   - roles: Credentials to issue besides the full-access set, returned in `role_credentials`.
             ///   - agents: Named roles for the actors of an agent system, each with credentials of its own,
+            ///   - super_streams: Super streams to make (RabbitMQ 3.11 and later; on an older broker the create is a 400
             ///   - protected: Protect the environment from deletion: a DELETE answers 409 `protected` (and changes
             public init(
                 name: Components.Schemas.EnvironmentName,
@@ -818,6 +962,7 @@ extension Components {
                 blueprint: Swift.String? = nil,
                 roles: [Components.Schemas.AdditionalRole]? = nil,
                 agents: [Components.Schemas.Agent]? = nil,
+                super_streams: [Components.Schemas.SuperStreamSpec]? = nil,
                 protected: Swift.Bool? = nil
             ) {
                 self.name = name
@@ -830,6 +975,7 @@ extension Components {
                 self.blueprint = blueprint
                 self.roles = roles
                 self.agents = agents
+                self.super_streams = super_streams
                 self.protected = protected
             }
             public enum CodingKeys: String, CodingKey {
@@ -843,6 +989,7 @@ extension Components {
                 case blueprint
                 case roles
                 case agents
+                case super_streams
                 case protected
             }
             public init(from decoder: any Swift.Decoder) throws {
@@ -887,6 +1034,10 @@ extension Components {
                     [Components.Schemas.Agent].self,
                     forKey: .agents
                 )
+                self.super_streams = try container.decodeIfPresent(
+                    [Components.Schemas.SuperStreamSpec].self,
+                    forKey: .super_streams
+                )
                 self.protected = try container.decodeIfPresent(
                     Swift.Bool.self,
                     forKey: .protected
@@ -902,6 +1053,7 @@ extension Components {
                     "blueprint",
                     "roles",
                     "agents",
+                    "super_streams",
                     "protected"
                 ])
             }
@@ -959,6 +1111,12 @@ extension Components {
             public var max_priority: Swift.Int?
             /// - Remark: Generated from `#/components/schemas/Queue/consumer_timeout_ms`.
             public var consumer_timeout_ms: Swift.Int?
+            /// - Remark: Generated from `#/components/schemas/Queue/max_age_seconds`.
+            public var max_age_seconds: Swift.Int?
+            /// - Remark: Generated from `#/components/schemas/Queue/max_length_bytes`.
+            public var max_length_bytes: Swift.Int?
+            /// - Remark: Generated from `#/components/schemas/Queue/stream_max_segment_size_bytes`.
+            public var stream_max_segment_size_bytes: Swift.Int?
             /// Creates a new `Queue`.
             ///
             /// - Parameters:
@@ -973,6 +1131,9 @@ extension Components {
             ///   - single_active_consumer:
             ///   - max_priority:
             ///   - consumer_timeout_ms:
+            ///   - max_age_seconds:
+            ///   - max_length_bytes:
+            ///   - stream_max_segment_size_bytes:
             public init(
                 name: Components.Schemas.ResourceName,
                 _type: Components.Schemas.QueueType,
@@ -984,7 +1145,10 @@ extension Components {
                 overflow: Swift.String? = nil,
                 single_active_consumer: Swift.Bool? = nil,
                 max_priority: Swift.Int? = nil,
-                consumer_timeout_ms: Swift.Int? = nil
+                consumer_timeout_ms: Swift.Int? = nil,
+                max_age_seconds: Swift.Int? = nil,
+                max_length_bytes: Swift.Int? = nil,
+                stream_max_segment_size_bytes: Swift.Int? = nil
             ) {
                 self.name = name
                 self._type = _type
@@ -997,6 +1161,9 @@ extension Components {
                 self.single_active_consumer = single_active_consumer
                 self.max_priority = max_priority
                 self.consumer_timeout_ms = consumer_timeout_ms
+                self.max_age_seconds = max_age_seconds
+                self.max_length_bytes = max_length_bytes
+                self.stream_max_segment_size_bytes = stream_max_segment_size_bytes
             }
             public enum CodingKeys: String, CodingKey {
                 case name
@@ -1010,6 +1177,9 @@ extension Components {
                 case single_active_consumer
                 case max_priority
                 case consumer_timeout_ms
+                case max_age_seconds
+                case max_length_bytes
+                case stream_max_segment_size_bytes
             }
         }
         /// `warren.{team}.{name}`
@@ -1067,6 +1237,8 @@ extension Components {
             ///
             /// - Remark: Generated from `#/components/schemas/Connection/uri`.
             public var uri: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Connection/stream`.
+            public var stream: Components.Schemas.StreamConnection?
             /// Creates a new `Connection`.
             ///
             /// - Parameters:
@@ -1074,21 +1246,62 @@ extension Components {
             ///   - port:
             ///   - vhost:
             ///   - uri: An AMQP URI. In the answers that issue credentials (a create, a rotation, a
+            ///   - stream:
             public init(
                 host: Swift.String,
                 port: Swift.Int,
                 vhost: Components.Schemas.Vhost,
-                uri: Swift.String
+                uri: Swift.String,
+                stream: Components.Schemas.StreamConnection? = nil
             ) {
                 self.host = host
                 self.port = port
                 self.vhost = vhost
                 self.uri = uri
+                self.stream = stream
             }
             public enum CodingKeys: String, CodingKey {
                 case host
                 case port
                 case vhost
+                case uri
+                case stream
+            }
+        }
+        /// Where a stream protocol client connects: present when the environment has a stream and
+        /// the broker has the stream plugin (`rabbitmq_stream`; Warren learns its port from the
+        /// management API's listeners). Without it, read a stream over AMQP (a prefetch, and the
+        /// consumer argument `x-stream-offset`); the answer's `notes` say so.
+        ///
+        ///
+        /// - Remark: Generated from `#/components/schemas/StreamConnection`.
+        public struct StreamConnection: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/StreamConnection/host`.
+            public var host: Swift.String
+            /// - Remark: Generated from `#/components/schemas/StreamConnection/port`.
+            public var port: Swift.Int
+            /// `rabbitmq-stream://[{user}:{password}@]{host}:{port}/{vhost}`, with the credentials where the answer issues them.
+            ///
+            /// - Remark: Generated from `#/components/schemas/StreamConnection/uri`.
+            public var uri: Swift.String
+            /// Creates a new `StreamConnection`.
+            ///
+            /// - Parameters:
+            ///   - host:
+            ///   - port:
+            ///   - uri: `rabbitmq-stream://[{user}:{password}@]{host}:{port}/{vhost}`, with the credentials where the answer issues them.
+            public init(
+                host: Swift.String,
+                port: Swift.Int,
+                uri: Swift.String
+            ) {
+                self.host = host
+                self.port = port
+                self.uri = uri
+            }
+            public enum CodingKeys: String, CodingKey {
+                case host
+                case port
                 case uri
             }
         }
@@ -1197,6 +1410,10 @@ extension Components {
         }
         /// - Remark: Generated from `#/components/schemas/EnvironmentSummary`.
         public struct EnvironmentSummary: Codable, Hashable, Sendable {
+            /// The environment's super streams, when it has some.
+            ///
+            /// - Remark: Generated from `#/components/schemas/EnvironmentSummary/super_streams`.
+            public var super_streams: [Components.Schemas.SuperStream]?
             /// Whether the environment is protected from deletion (a DELETE answers 409
             /// `protected`); always present. Where the broker cannot protect the vhost itself
             /// (RabbitMQ before 4.1), or a GET finds its protection on the broker missing, `notes`
@@ -1256,6 +1473,7 @@ extension Components {
             /// Creates a new `EnvironmentSummary`.
             ///
             /// - Parameters:
+            ///   - super_streams: The environment's super streams, when it has some.
             ///   - protected: Whether the environment is protected from deletion (a DELETE answers 409
             ///   - id: Equals `name`.
             ///   - name:
@@ -1274,6 +1492,7 @@ extension Components {
             ///   - status: Left out of the list, which reads Warren's records and not the broker;
             ///   - reason: With `status` `failed` (why the create could not finish) or an untrusted record.
             public init(
+                super_streams: [Components.Schemas.SuperStream]? = nil,
                 protected: Swift.Bool,
                 id: Components.Schemas.EnvironmentName,
                 name: Components.Schemas.EnvironmentName,
@@ -1292,6 +1511,7 @@ extension Components {
                 status: Components.Schemas.EnvironmentStatus? = nil,
                 reason: Swift.String? = nil
             ) {
+                self.super_streams = super_streams
                 self.protected = protected
                 self.id = id
                 self.name = name
@@ -1311,6 +1531,7 @@ extension Components {
                 self.reason = reason
             }
             public enum CodingKeys: String, CodingKey {
+                case super_streams
                 case protected
                 case id
                 case name
@@ -1351,6 +1572,10 @@ extension Components {
         ///
         /// - Remark: Generated from `#/components/schemas/Environment`.
         public struct Environment: Codable, Hashable, Sendable {
+            /// The environment's super streams, when it has some.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Environment/super_streams`.
+            public var super_streams: [Components.Schemas.SuperStream]?
             /// Whether the environment is protected from deletion (a DELETE answers 409
             /// `protected`); always present. Where the broker cannot protect the vhost itself
             /// (RabbitMQ before 4.1), or a GET finds its protection on the broker missing, `notes`
@@ -1473,6 +1698,7 @@ extension Components {
             /// Creates a new `Environment`.
             ///
             /// - Parameters:
+            ///   - super_streams: The environment's super streams, when it has some.
             ///   - protected: Whether the environment is protected from deletion (a DELETE answers 409
             ///   - id:
             ///   - name:
@@ -1497,6 +1723,7 @@ extension Components {
             ///   - platform:
             ///   - reason: With `status` `failed`: why the asynchronous create could not finish.
             public init(
+                super_streams: [Components.Schemas.SuperStream]? = nil,
                 protected: Swift.Bool,
                 id: Components.Schemas.EnvironmentName,
                 name: Components.Schemas.EnvironmentName,
@@ -1521,6 +1748,7 @@ extension Components {
                 platform: Components.Schemas.PlatformInstance? = nil,
                 reason: Swift.String? = nil
             ) {
+                self.super_streams = super_streams
                 self.protected = protected
                 self.id = id
                 self.name = name
@@ -1546,6 +1774,7 @@ extension Components {
                 self.reason = reason
             }
             public enum CodingKeys: String, CodingKey {
+                case super_streams
                 case protected
                 case id
                 case name
@@ -1578,6 +1807,10 @@ extension Components {
         ///
         /// - Remark: Generated from `#/components/schemas/EnvironmentReconciled`.
         public struct EnvironmentReconciled: Codable, Hashable, Sendable {
+            /// The environment's super streams, when it has some.
+            ///
+            /// - Remark: Generated from `#/components/schemas/EnvironmentReconciled/super_streams`.
+            public var super_streams: [Components.Schemas.SuperStream]?
             /// Whether the environment is protected from deletion (a DELETE answers 409
             /// `protected`); always present. Where the broker cannot protect the vhost itself
             /// (RabbitMQ before 4.1), or a GET finds its protection on the broker missing, `notes`
@@ -1693,6 +1926,7 @@ extension Components {
             /// Creates a new `EnvironmentReconciled`.
             ///
             /// - Parameters:
+            ///   - super_streams: The environment's super streams, when it has some.
             ///   - protected: Whether the environment is protected from deletion (a DELETE answers 409
             ///   - id:
             ///   - name:
@@ -1718,6 +1952,7 @@ extension Components {
             ///   - platform:
             ///   - reason: As in `Environment`.
             public init(
+                super_streams: [Components.Schemas.SuperStream]? = nil,
                 protected: Swift.Bool,
                 id: Components.Schemas.EnvironmentName,
                 name: Components.Schemas.EnvironmentName,
@@ -1743,6 +1978,7 @@ extension Components {
                 platform: Components.Schemas.PlatformInstance? = nil,
                 reason: Swift.String? = nil
             ) {
+                self.super_streams = super_streams
                 self.protected = protected
                 self.id = id
                 self.name = name
@@ -1769,6 +2005,7 @@ extension Components {
                 self.reason = reason
             }
             public enum CodingKeys: String, CodingKey {
+                case super_streams
                 case protected
                 case id
                 case name
@@ -1799,6 +2036,10 @@ extension Components {
         ///
         /// - Remark: Generated from `#/components/schemas/EnvironmentCreated`.
         public struct EnvironmentCreated: Codable, Hashable, Sendable {
+            /// The environment's super streams, when it has some.
+            ///
+            /// - Remark: Generated from `#/components/schemas/EnvironmentCreated/super_streams`.
+            public var super_streams: [Components.Schemas.SuperStream]?
             /// Whether the environment is protected from deletion (a DELETE answers 409
             /// `protected`); always present. Where the broker cannot protect the vhost itself
             /// (RabbitMQ before 4.1), or a GET finds its protection on the broker missing, `notes`
@@ -1878,6 +2119,7 @@ extension Components {
             /// Creates a new `EnvironmentCreated`.
             ///
             /// - Parameters:
+            ///   - super_streams: The environment's super streams, when it has some.
             ///   - protected: Whether the environment is protected from deletion (a DELETE answers 409
             ///   - id:
             ///   - name:
@@ -1899,6 +2141,7 @@ extension Components {
             ///   - agents: The environment's agents (`Agent`), when it has some.
             ///   - platform:
             public init(
+                super_streams: [Components.Schemas.SuperStream]? = nil,
                 protected: Swift.Bool,
                 id: Components.Schemas.EnvironmentName,
                 name: Components.Schemas.EnvironmentName,
@@ -1920,6 +2163,7 @@ extension Components {
                 agents: [Components.Schemas.Agent]? = nil,
                 platform: Components.Schemas.PlatformInstance? = nil
             ) {
+                self.super_streams = super_streams
                 self.protected = protected
                 self.id = id
                 self.name = name
@@ -1942,6 +2186,7 @@ extension Components {
                 self.platform = platform
             }
             public enum CodingKeys: String, CodingKey {
+                case super_streams
                 case protected
                 case id
                 case name
