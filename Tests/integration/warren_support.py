@@ -239,6 +239,17 @@ FORMATS.checks("uri")(_uri)
 FORMATS.checks("uri-reference")(_uri_reference)
 
 
+def each_object(node, visit) -> None:
+    """Calls visit(d) on every dict in a JSON-like tree, outermost first."""
+    if isinstance(node, dict):
+        visit(node)
+        for value in node.values():
+            each_object(value, visit)
+    elif isinstance(node, list):
+        for value in node:
+            each_object(value, visit)
+
+
 def closed_answers(doc: dict) -> dict:
     """The document as Warren's tests hold Warren to it: every schema marked `x-warren-closed`
     (an answer's, open to fields a later release adds, see openapi.yaml's "Answers may gain
@@ -246,16 +257,10 @@ def closed_answers(doc: dict) -> dict:
     list fails here, though clients are told to ignore such fields."""
     doc = copy.deepcopy(doc)
 
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("x-warren-closed") is True:
-                node["additionalProperties"] = False
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-    walk(doc)
+    def close(node: dict) -> None:
+        if node.get("x-warren-closed") is True:
+            node["additionalProperties"] = False
+    each_object(doc, close)
     return doc
 
 
@@ -286,17 +291,11 @@ class OpenApiSpec:
     def _absolutize(self, schema):
         schema = copy.deepcopy(schema)
 
-        def walk(node):
-            if isinstance(node, dict):
-                ref = node.get("$ref")
-                if isinstance(ref, str) and ref.startswith("#"):
-                    node["$ref"] = SPEC_URI + ref
-                for value in node.values():
-                    walk(value)
-            elif isinstance(node, list):
-                for value in node:
-                    walk(value)
-        walk(schema)
+        def absolute(node: dict) -> None:
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#"):
+                node["$ref"] = SPEC_URI + ref
+        each_object(schema, absolute)
         return schema
 
     def validator(self, schema) -> Draft202012Validator:
