@@ -131,6 +131,8 @@ SCHEMA_REFUSES = [
     ("blueprint-with-queues", {"name": OK, "blueprint": "jobs", "queues": [{"name": "jobs"}]}, "blueprint"),
     ("blueprint-with-exchange", {"name": OK, "blueprint": "jobs", "exchange": {"type": "topic"}}, "blueprint"),
     ("blueprint-with-limits", {"name": OK, "blueprint": "jobs", "limits": {"max_connections": 5}}, "blueprint"),
+    ("blueprint-with-super-streams", {"name": OK, "blueprint": "jobs", "super_streams": [{"name": "orders", "partitions": 2}]},
+     "blueprint"),
     ("queue-with-queues", {"name": OK, "queue": {"name": "a"}, "queues": [{"name": "b"}]}, "queue"),
     ("routing-key-with-queues", {"name": OK, "routing_key": "k", "queues": [{"name": "b"}]}, "routing_key"),
     ("queue-with-bindings", {"name": OK, "queue": {"type": "classic"}, "bindings": [{"queue": OK}]}, "queue"),

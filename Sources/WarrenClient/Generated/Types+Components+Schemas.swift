@@ -895,7 +895,7 @@ extension Components {
             /// - Remark: Generated from `#/components/schemas/CreateEnvironmentRequest/limits`.
             public var limits: Components.Schemas.Limits?
             /// A topology the operators defined (`GET /v1/blueprints`); not together with
-            /// `exchange`, `queue`, `routing_key`, `queues`, `bindings` or `limits`.
+            /// `exchange`, `queue`, `routing_key`, `queues`, `bindings`, `limits` or `super_streams`.
             ///
             ///
             /// - Remark: Generated from `#/components/schemas/CreateEnvironmentRequest/blueprint`.
