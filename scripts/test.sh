@@ -7,8 +7,7 @@
 # warren), the Swift tests again under ThreadSanitizer, and a brief libFuzzer run
 # of the HTTP parser and JSON decoding harnesses; and stops the nodes. Beside the Python suites,
 # scripts/openapi-clients.sh checks that the committed Swift client is what openapi.yaml
-# generates and that neither client generator warns about the document, and the two sanitizer
-# builds are made (their tests run after the suites).
+# generates and that neither client generator warns about the document.
 #
 # The matrix: 3.10 (Debian bookworm's package, on the host), 4.0 (trixie's) and 4.3 (forky's),
 # the newer two in chroots that scripts/rabbitmq-release.sh builds once (about a minute each)
@@ -55,19 +54,6 @@ openapi_log=$(mktemp /tmp/warren-openapi-clients.XXXXXX.log)
 scripts/openapi-clients.sh check >"$openapi_log" 2>&1 &
 openapi_pid=$!
 
-# The sanitizer builds (they rebuild everything, swift-crypto included, in scratch dirs of their
-# own: about six minutes of CPU) run in the background too, at a lower priority, beside the
-# Python suites, which spend much of their time waiting on their brokers; their tests run after
-# the suites. The suites are written to hold on a busy machine (docs/testing.md).
-sanitizers=${WARREN_TEST_SANITIZERS:-1}
-sanitizer_log=$(mktemp /tmp/warren-sanitizer-builds.XXXXXX.log)
-sanitizer_pid=
-if [ "$sanitizers" != 0 ]; then
-  ( nice -n 10 swift build --build-tests --sanitize=address --scratch-path .build-asan \
-      && nice -n 10 swift build --build-tests --sanitize=thread --scratch-path .build-tsan ) >"$sanitizer_log" 2>&1 &
-  sanitizer_pid=$!
-fi
-
 for release in $brokers; do
   release_select "$release"
   if [ -n "$RELEASE_ROOT" ] && ! release_ready; then
@@ -80,10 +66,6 @@ broker_dir=$(mktemp -d /tmp/warren-test-broker.XXXXXX)
 declare -A matrix_dirs=()
 cleanup() {
   local dir
-  if [ -n "$sanitizer_pid" ]; then  # the background builds, and the swift build they run
-    pkill -TERM -P "$sanitizer_pid" 2>/dev/null || true
-    kill "$sanitizer_pid" 2>/dev/null || true
-  fi
   for dir in "${matrix_dirs[@]}"; do scripts/broker.sh stop "$dir" || true; done
   scripts/broker.sh stop "$broker_dir" || true
 }
@@ -152,17 +134,12 @@ fi
 # The sanitizer runs below use the 3.10 node the Swift tests used.
 export WARREN_TEST_BROKER_ENV="$broker_dir/broker.env"
 
-if [ "$sanitizers" != 0 ]; then
+if [ "${WARREN_TEST_SANITIZERS:-1}" != 0 ]; then
   # XCTest's runner keeps objects alive until exit; LeakSanitizer would call that a leak.
   lsan="suppressions=$PWD/scripts/lsan-suppressions.txt:print_suppressions=0"
-  # Begun in the background after the first build (above); what is left of them is waited for.
-  builds_ok=1
-  wait "$sanitizer_pid" || builds_ok=0
-  sanitizer_pid=
-  if [ "$builds_ok" = 1 ]; then tail -n 3 "$sanitizer_log"; else cat "$sanitizer_log" >&2; fi
-  rm -f "$sanitizer_log"
-  phase "sanitizer builds (ASan, TSan; beside pytest, what was left)"
-  [ "$builds_ok" = 1 ] || { echo "make test: a sanitizer build failed (above)" >&2; exit 1; }
+  # The sanitizer builds rebuild everything (swift-crypto included) in scratch dirs of their own.
+  swift build --build-tests --sanitize=address --scratch-path .build-asan
+  phase "ASan build"
   LSAN_OPTIONS=$lsan swift test --sanitize=address --scratch-path .build-asan --skip-build
   # The hostile-client and input suites again, against a warren built with ASan.
   WARREN_BIN="$PWD/.build-asan/debug/warren" WARREN_TEST_SANITIZER=address LSAN_OPTIONS=$lsan \
@@ -171,6 +148,8 @@ if [ "$sanitizers" != 0 ]; then
       Tests/integration/test_secrets.py Tests/integration/test_isolation.py
   phase "ASan tests"
 
+  swift build --build-tests --sanitize=thread --scratch-path .build-tsan
+  phase "TSan build"
   # Every suite, the broker-backed ones included (the node above). The package's locks are
   # pthread mutexes (Sources/Locking) because TSan cannot see a contended
   # Synchronization.Mutex and reports the accesses under it as races.
