@@ -54,12 +54,15 @@ STUB_MODEL=(Sources/EnvironmentModel/EnvironmentSpec.swift Sources/EnvironmentMo
   Sources/EnvironmentModel/Topology.swift Sources/EnvironmentModel/EnvironmentNaming.swift
   Sources/EnvironmentModel/Topology+Policies.swift Sources/EnvironmentModel/Ceilings.swift
   Sources/EnvironmentModel/QueueSettings.swift Sources/EnvironmentModel/BrokerRelease.swift
-  Sources/EnvironmentModel/TopologyAddition.swift Sources/EnvironmentModel/ProvisioningError.swift)
+  Sources/EnvironmentModel/TopologyAddition.swift Sources/EnvironmentModel/ProvisioningError.swift
+  Sources/EnvironmentModel/Role.swift Sources/EnvironmentModel/Agent.swift Sources/EnvironmentModel/TopicPattern.swift
+  Sources/EnvironmentModel/StreamSettings.swift Sources/EnvironmentModel/SuperStreams.swift)
 STUB_LOCKING=(Sources/Locking/PThreadMutex.swift)
 JSON_SOURCES=(
   Sources/WarrenAPI/CreateEnvironmentRequest.swift
   Sources/WarrenAPI/JSONFields.swift
   Sources/WarrenAPI/TopologyFields.swift
+  Sources/WarrenAPI/AgentFields.swift
   Sources/WarrenAPI/Blueprints.swift
   Sources/WarrenAPI/Problem.swift
   Sources/WarrenAPI/DuplicateAuthorization.swift
