@@ -49,6 +49,8 @@ package protocol BrokerAdmin: Sendable {
     func bind(vhost: String, exchange: String, queue: String, routingKey: String, arguments: [String: JSONValue]) async throws
     func bindings(vhost: String, exchange: String, queue: String) async throws -> [BindingInfo]
     func putVhostLimit(vhost: String, name: String, value: Int) async throws
+    /// Every limit of the vhost at once, replacing any it had.
+    func putVhostLimits(vhost: String, _ limits: [String: Int]) async throws
     /// Creates or replaces a policy (priority and apply-to as given).
     func putPolicy(vhost: String, name: String, pattern: String, definition: [String: JSONValue], priority: Int, applyTo: String) async throws
     /// False when there was no such policy.

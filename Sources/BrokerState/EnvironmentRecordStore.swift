@@ -96,24 +96,48 @@ package struct EnvironmentRecordStore: Sendable {
     package func deleteVhost(_ vhost: String, liftingProtection: Bool = false, when stillWanted: () async throws -> Bool) async throws -> Bool {
         try await RecordLock(session: session).withLock(vhost) {
             guard try await stillWanted() else { return false }
-            do {
-                do {
-                    _ = try await session.step("delete vhost") { try await admin.deleteVhost(vhost) }
-                } catch let error as ProvisioningError where error.underlying?.status == 412 && liftingProtection {
-                    _ = try await session.step("lift vhost protection") { try await admin.unprotectVhost(vhost) }
-                    _ = try await session.step("delete vhost") { try await admin.deleteVhost(vhost) }
-                }
-            } catch let error as ProvisioningError where error.underlying?.status == 412 {
-                let name = EnvironmentNaming.parse(vhost: vhost)?.name ?? vhost
-                throw ProvisioningError(
-                    code: .protected,
-                    detail: "RabbitMQ refuses to delete the vhost of environment \(name): it is protected from deletion on the broker, and Warren does not lift a protection its record does not let it lift (a record that cannot be trusted says nothing Warren may act on); an operator lifts it on the broker (rabbitmqctl disable_vhost_deletion_protection)",
-                    step: "delete vhost", underlying: error.underlying)
-            }
-            if let owner = EnvironmentNaming.parse(vhost: vhost) {
-                await TeamIndex(session: session).release(team: owner.team, name: owner.name)
-            }
+            try await deleteVhostHeld(vhost, liftingProtection: liftingProtection)
             return true
+        }
+    }
+
+    /// A DELETE's two writes under one hold of the record's lock: `change` marks the record
+    /// `deleting` (as `change` does), then `removeUsers` runs and the vhost goes (as
+    /// `deleteVhost`, its protection rules included). While the lock is held nothing else
+    /// writes the record, so the `deleting` just written is what stands when the vhost goes:
+    /// one hold spares the DELETE a second lock and the reads under it. False when the change
+    /// left the record short of `deleting`.
+    package func markDeletingAndDelete(
+        _ vhost: String, incarnation: String, _ change: @Sendable (inout EnvironmentRecord) throws -> Void,
+        removingUsers removeUsers: () async throws -> Void
+    ) async throws -> Bool {
+        try await RecordLock(session: session).withLock(vhost) {
+            let record = try await changeHeld(vhost, incarnation: incarnation, step: "mark deleting", change)
+            guard record.state == .deleting, !record.spec.protected else { return false }
+            try await removeUsers()
+            try await deleteVhostHeld(vhost, liftingProtection: true)
+            return true
+        }
+    }
+
+    /// `deleteVhost`'s work, for a caller that holds the record's lock and has checked the record.
+    private func deleteVhostHeld(_ vhost: String, liftingProtection: Bool) async throws {
+        do {
+            do {
+                _ = try await session.step("delete vhost") { try await admin.deleteVhost(vhost) }
+            } catch let error as ProvisioningError where error.underlying?.status == 412 && liftingProtection {
+                _ = try await session.step("lift vhost protection") { try await admin.unprotectVhost(vhost) }
+                _ = try await session.step("delete vhost") { try await admin.deleteVhost(vhost) }
+            }
+        } catch let error as ProvisioningError where error.underlying?.status == 412 {
+            let name = EnvironmentNaming.parse(vhost: vhost)?.name ?? vhost
+            throw ProvisioningError(
+                code: .protected,
+                detail: "RabbitMQ refuses to delete the vhost of environment \(name): it is protected from deletion on the broker, and Warren does not lift a protection its record does not let it lift (a record that cannot be trusted says nothing Warren may act on); an operator lifts it on the broker (rabbitmqctl disable_vhost_deletion_protection)",
+                step: "delete vhost", underlying: error.underlying)
+        }
+        if let owner = EnvironmentNaming.parse(vhost: vhost) {
+            await TeamIndex(session: session).release(team: owner.team, name: owner.name)
         }
     }
 

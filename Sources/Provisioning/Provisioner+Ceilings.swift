@@ -69,21 +69,28 @@ extension Provisioner {
     }
 
     /// Puts the environment's ceilings on the broker. The overflow policy goes first: a queue
-    /// that is already over a ceiling when it comes into force must refuse, not drop its head.
-    func applyCeilings(_ environment: Environment) async throws {
+    /// that is already over a ceiling when it comes into force must refuse, not drop its head;
+    /// the rest then at once. In a `fresh` vhost (no queue yet, see `declareTopology`) every
+    /// call goes at once, and the vhost's limits take one call, which replaces any others (a
+    /// vhost this create made has none).
+    func applyCeilings(_ environment: Environment, fresh: Bool = false) async throws {
         let vhost = environment.vhost
         let limits = ceilings(for: environment).inForce(environment.spec.limits)
-        try await step("apply overflow policy") {
-            try await admin.putPolicy(
-                vhost: vhost, name: CeilingPolicies.overflow, pattern: ".*", definition: CeilingPolicies.overflowDefinition,
-                priority: CeilingPolicies.overflowPriority, applyTo: "queues")
+        let overflow: @Sendable () async throws -> Void = {
+            try await step("apply overflow policy") {
+                try await admin.putPolicy(
+                    vhost: vhost, name: CeilingPolicies.overflow, pattern: ".*", definition: CeilingPolicies.overflowDefinition,
+                    priority: CeilingPolicies.overflowPriority, applyTo: "queues")
+            }
         }
-        try await step("apply stream segment policy") {
-            try await admin.putPolicy(
-                vhost: vhost, name: CeilingPolicies.streamSegments, pattern: ".*", definition: CeilingPolicies.streamSegmentsDefinition(limits),
-                priority: CeilingPolicies.overflowPriority - 1, applyTo: "queues")
-        }
-        try await concurrently([
+        let rest: [@Sendable () async throws -> Void] = [
+            { @Sendable in
+                try await step("apply stream segment policy") {
+                    try await admin.putPolicy(
+                        vhost: vhost, name: CeilingPolicies.streamSegments, pattern: ".*", definition: CeilingPolicies.streamSegmentsDefinition(limits),
+                        priority: CeilingPolicies.overflowPriority - 1, applyTo: "queues")
+                }
+            },
             { @Sendable in
                 try await step("apply queue ceiling") {
                     try await admin.putOperatorPolicy(
@@ -105,14 +112,24 @@ extension Provisioner {
                         definition: CeilingPolicies.ownQueuesDefinition, priority: 1, applyTo: "queues")
                 }
             },
-            { @Sendable in try await applyVhostLimits(vhost, limits) },
-        ])
+        ]
+        if fresh {
+            try await concurrently([overflow] + rest + [{ @Sendable in
+                try await step("set vhost limits") {
+                    try await admin.putVhostLimits(vhost: vhost, ["max-queues": limits.maxQueues, "max-connections": limits.maxConnections])
+                }
+            }])
+        } else {
+            try await overflow()
+            try await concurrently(rest + [{ @Sendable in try await applyVhostLimits(vhost, limits) }])
+        }
     }
 
+    /// Each of the vhost's limits by name, leaving any other limit it has as it is.
     func applyVhostLimits(_ vhost: String, _ limits: LimitsInForce) async throws {
-        for (name, value) in [("max-queues", limits.maxQueues), ("max-connections", limits.maxConnections)] {
-            try await step("set vhost limit") { try await admin.putVhostLimit(vhost: vhost, name: name, value: value) }
-        }
+        try await concurrently([("max-queues", limits.maxQueues), ("max-connections", limits.maxConnections)].map { name, value in
+            { @Sendable in try await step("set vhost limit") { try await admin.putVhostLimit(vhost: vhost, name: name, value: value) } }
+        })
     }
 
     /// The user limits of one of the environment's users.

@@ -120,7 +120,7 @@ extension Provisioner {
             let environment = Environment(record: record, vhost: vhost)
             issued = newCredentials(roles, vhost: vhost, incarnation: record.incarnation)
             if ownsVhost || issued.isEmpty {
-                try await makeParts(of: environment, record: record, users: issued)
+                try await makeParts(of: environment, record: record, users: issued, fresh: ownsVhost)
             } else {
                 // A create of an environment that exists issues fresh credentials: they count
                 // against its users and the team's credentials per minute like a rotation.
@@ -162,7 +162,9 @@ extension Provisioner {
     /// exists, before the record says `ready`; a create of one that exists puts it back if it
     /// went. Until `ready` a failure rolls back as for any create: the caller, told of the
     /// failure, was never told of a protected environment (see `rollBack`).
-    private func makeParts(of environment: Environment, record: EnvironmentRecord, users: [IssuedCredentials]) async throws {
+    ///
+    /// `fresh`: this create made the vhost, which holds no queue yet (see `declareTopology`).
+    private func makeParts(of environment: Environment, record: EnvironmentRecord, users: [IssuedCredentials], fresh: Bool = false) async throws {
         // An agent's topic permission names the exchange, which RabbitMQ 4 requires to exist
         // (3.10 does not): agents' users come after the topology, everyone else's beside it.
         let spec = environment.spec
@@ -171,7 +173,7 @@ extension Provisioner {
         try await concurrently(
             others.map { credentials in { @Sendable in try await makeUser(credentials, for: environment) } }
                 + [{ @Sendable in
-                    try await declareTopology(environment)
+                    try await declareTopology(environment, fresh: fresh)
                     try await concurrently(agents.map { credentials in { @Sendable in try await makeUser(credentials, for: environment) } })
                 }])
         if record.spec.protected {
@@ -200,7 +202,7 @@ extension Provisioner {
             guard held.incarnation == record.incarnation else {
                 throw ProvisioningError(code: .conflict, detail: "another create of environment \(record.spec.name) holds its name", step: "claim name")
             }
-            try await makeParts(of: Environment(record: held, vhost: vhost), record: held, users: issued)
+            try await makeParts(of: Environment(record: held, vhost: vhost), record: held, users: issued, fresh: ownsVhost)
             logger.info("environment ready", metadata: [
                 "vhost": "\(vhost)", "users": "\(issued.map(\.username).joined(separator: ","))", "created": "true", "background": "true",
             ])
@@ -228,11 +230,22 @@ extension Provisioner {
     /// incarnation that holds the claim: a create that finds another create of the same spec
     /// ahead of it joins that one (and clears `ownsVhost`). A lost claim clears `ownsVhost`
     /// and throws a conflict: the vhost belongs to the create that won.
+    ///
+    /// The management API gives the user that makes a vhost every permission in it (3.10, 4.0
+    /// and 4.3 alike), so a vhost this create made (`ownsVhost`) needs no grant; any other vhost
+    /// gets one, and so does this one should the claim find Warren without them (401).
     func prepare(_ vhost: String, record: EnvironmentRecord, ownsVhost: inout Bool) async throws -> EnvironmentRecord {
         try await waitUntilRunning(vhost)
-        try await session.grantServiceUser(in: vhost)
+        if !ownsVhost { try await session.grantServiceUser(in: vhost) }
+        let claimed: ClaimOutcome
+        do {
+            claimed = try await records.claim(vhost, for: record)
+        } catch let error as ProvisioningError where ownsVhost && error.underlying?.code == .unauthorized {
+            try await session.grantServiceUser(in: vhost)
+            claimed = try await records.claim(vhost, for: record)
+        }
         let holder: EnvironmentRecord
-        switch try await records.claim(vhost, for: record) {
+        switch claimed {
         case .lost(let winner):
             let madeVhost = ownsVhost
             ownsVhost = false

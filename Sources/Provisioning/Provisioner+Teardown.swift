@@ -1,5 +1,6 @@
 import BrokerState
 import EnvironmentModel
+import Locking
 internal import RabbitManagement
 
 extension Provisioner {
@@ -46,18 +47,28 @@ extension Provisioner {
                 if record.state != .deleting, !force { try await refuseIfMessagesPending(Environment(record: record, vhost: vhost)) }
                 // Said on the broker before anything goes: a Warren killed from here on leaves an
                 // environment the janitor knows to finish deleting, not a `ready` one with parts gone.
-                do {
-                    try await records.change(vhost, incarnation: record.incarnation, step: "mark deleting") {
-                        // Protected since the read above: the protection wins, nothing changes.
-                        guard !$0.spec.protected else { throw ProvisioningError.protected(name) }
-                        $0.state = .deleting
-                    }
-                } catch let error as ProvisioningError where error.code == .notFound {
-                    return false
+                let markDeleting: @Sendable (inout EnvironmentRecord) throws -> Void = {
+                    // Protected since the read above: the protection wins, nothing changes.
+                    guard !$0.spec.protected else { throw ProvisioningError.protected(name) }
+                    $0.state = .deleting
                 }
                 guard finishInBackground else {
-                    try await finishDelete(vhost, incarnation: record.incarnation)
+                    // The mark, the users and the vhost under one hold of the record's lock.
+                    do {
+                        var users = 0
+                        guard try await records.markDeletingAndDelete(vhost, incarnation: record.incarnation, markDeleting, removingUsers: {
+                            users = try await removeUsers(of: vhost)
+                        }) else { return true }
+                        logger.info("environment deleted", metadata: ["vhost": "\(vhost)", "users": "\(users)"])
+                    } catch let error as ProvisioningError where error.code == .notFound {
+                        return false
+                    }
                     return true
+                }
+                do {
+                    try await records.change(vhost, incarnation: record.incarnation, step: "mark deleting", markDeleting)
+                } catch let error as ProvisioningError where error.code == .notFound {
+                    return false
                 }
                 background.start { [self] in
                     do {
@@ -155,38 +166,57 @@ extension Provisioner {
     /// return counts as one delivery). Neither the broker's if-empty delete (quorum queues
     /// refuse it, and on a classic queue it removes the queue from under a concurrent PATCH)
     /// nor anything else the management API offers counts without that lag.
+    ///
+    /// Every queue's statistics and its own count are asked at once (a bounded number of calls
+    /// in flight): all are reads, and the answer waits for the slowest one only.
     private func refuseIfMessagesPending(_ environment: Environment) async throws {
         let vhost = environment.vhost
         let queues = Topology(environment.spec).queues
-        var pending: [(String, Int)] = []
-        for queue in queues {
-            if let info = try await step("read queue", { try await admin.queue(vhost: vhost, name: queue.name) }),
-               let messages = info.messages, messages > 0 {
-                pending.append((queue.name, messages))
+        let counted = PThreadMutex<[String: Int]>([:])
+        let holding = PThreadMutex<Set<String>>([])
+        let statistics: [@Sendable () async throws -> Void] = queues.map { queue in
+            { @Sendable [self] in
+                if let info = try await step("read queue", { try await admin.queue(vhost: vhost, name: queue.name) }),
+                   let messages = info.messages, messages > 0 {
+                    counted.withLock { $0[queue.name] = messages }
+                }
             }
         }
+        let exact: [@Sendable () async throws -> Void] = queues.map { queue in
+            { @Sendable [self] in
+                if try await step("check queue empty", { try await holdsMessagesNow(vhost: vhost, queue: queue) }) {
+                    _ = holding.withLock { $0.insert(queue.name) }
+                }
+            }
+        }
+        try await concurrently(limit: Self.queueChecksInFlight, statistics + exact)
+        let pending = queues.compactMap { queue in counted.withLock { $0[queue.name] }.map { (queue.name, $0) } }
         if !pending.isEmpty {
             let total = pending.reduce(0) { $0 + $1.1 }
             throw ProvisioningError(
                 code: .messagesPending,
                 detail: "\(total) messages would be lost (\(pending.map { "\($0.0): \($0.1)" }.joined(separator: ", "))); delete with ?force=true to drop them")
         }
-        if let holding = try await step("check queue empty", {
-            try await queues.asyncFirst { queue in
-                do {
-                    return try await holdsMessages(vhost: vhost, queue: queue.name)
-                } catch let error as ManagementError where error.code == .badRequest && (queue.isSingleActiveConsumerQuorum || queue.isStream) {
-                    // A stream refuses basic.get on every release ("not supported by stream
-                    // queues"): the statistics above answer for it too.
-                    // RabbitMQ 4 refuses basic.get on such a queue (RESOURCE_LOCKED), and nothing
-                    // else counts its messages without the lag: the statistics above answer for it.
-                    return false
-                }
-            }
-        }) {
+        if let holder = queues.first(where: { queue in holding.withLock { $0.contains(queue.name) } }) {
             throw ProvisioningError(
                 code: .messagesPending,
-                detail: "messages would be lost (queue \(holding.name) holds messages); delete with ?force=true to drop them")
+                detail: "messages would be lost (queue \(holder.name) holds messages); delete with ?force=true to drop them")
+        }
+    }
+
+    /// How many of a delete's checks for messages may be in flight at once.
+    static let queueChecksInFlight = 8
+
+    /// Whether the queue holds a message now, by the queue itself.
+    private func holdsMessagesNow(vhost: String, queue: Topology.QueuePlan) async throws -> Bool {
+        do {
+            return try await holdsMessages(vhost: vhost, queue: queue.name)
+        } catch let error as ManagementError where error.code == .badRequest && (queue.isSingleActiveConsumerQuorum || queue.isStream) {
+            // A stream refuses basic.get on every release ("not supported by stream
+            // queues"): the statistics answer for it too.
+            // RabbitMQ 4 refuses basic.get on such a queue (RESOURCE_LOCKED), and nothing
+            // else counts its messages without the lag: the statistics answer for it.
+            return false
         }
     }
 }
@@ -217,13 +247,5 @@ extension Topology.QueuePlan {
 
     fileprivate var isSingleActiveConsumerQuorum: Bool {
         arguments["x-queue-type"] == .string("quorum") && arguments["x-single-active-consumer"] == .bool(true)
-    }
-}
-
-extension Array where Element: Sendable {
-    /// The first element for which `predicate` is true, asked one at a time in order.
-    fileprivate func asyncFirst(_ predicate: (Element) async throws -> Bool) async throws -> Element? {
-        for element in self where try await predicate(element) { return element }
-        return nil
     }
 }

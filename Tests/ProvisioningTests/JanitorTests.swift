@@ -325,6 +325,7 @@ final class ScriptedBroker: BrokerAdmin, Sendable {
         try await base.bindings(vhost: vhost, exchange: exchange, queue: queue)
     }
     func putVhostLimit(vhost: String, name: String, value: Int) async throws { try await base.putVhostLimit(vhost: vhost, name: name, value: value) }
+    func putVhostLimits(vhost: String, _ limits: [String: Int]) async throws { try await base.putVhostLimits(vhost: vhost, limits) }
     func putPolicy(vhost: String, name: String, pattern: String, definition: [String: JSONValue], priority: Int, applyTo: String) async throws {
         try await base.putPolicy(vhost: vhost, name: name, pattern: pattern, definition: definition, priority: priority, applyTo: applyTo)
     }

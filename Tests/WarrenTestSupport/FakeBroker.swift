@@ -56,6 +56,8 @@ public final class FakeBroker: BrokerAdmin, Sendable {
     public let claimConflict = PThreadMutex<EnvironmentRecord?>(nil)
     /// How long a `DELETE queue` takes before it is carried out (a busy broker).
     public let queueDeleteDelay = PThreadMutex<Duration?>(nil)
+    /// The user the fake's callers make their calls as (what most suites name their service user).
+    public let actingUser = "warren-admin"
     /// The release the fake answers to as.
     public let version = PThreadMutex("3.10.8")
 
@@ -137,6 +139,11 @@ public final class FakeBroker: BrokerAdmin, Sendable {
             // As RabbitMQ 4.1+: a PUT keeps the vhost's deletion protection.
             let protected = $0.vhosts[name]?.protectedFromDeletion ?? (releaseProtectsVhosts ? false : nil)
             $0.vhosts[name] = VhostInfo(name: name, description: description, tags: tags, protectedFromDeletion: protected)
+            // As the management API: the user that makes a vhost gets every permission in it.
+            if created {
+                $0.permissions[name, default: []].insert(actingUser)
+                $0.grants["\(name)/\(actingUser)"] = PermissionInfo(user: actingUser, vhost: name, configure: ".*", write: ".*", read: ".*")
+            }
             return created
         }
     }
@@ -449,6 +456,15 @@ public final class FakeBroker: BrokerAdmin, Sendable {
     public func putVhostLimit(vhost: String, name: String, value: Int) async throws {
         try record("PUT vhost limit")
         state.withLock { $0.limits["\(vhost)/\(name)"] = value }
+    }
+
+    public func putVhostLimits(vhost: String, _ limits: [String: Int]) async throws {
+        try record("PUT vhost limits")
+        try state.withLock { state in
+            guard state.vhosts[vhost] != nil else { throw ManagementError(code: .notFound, status: 404, summary: "management API answered 404 for PUT vhost limits") }
+            state.limits = state.limits.filter { !$0.key.hasPrefix("\(vhost)/") }
+            for (name, value) in limits { state.limits["\(vhost)/\(name)"] = value }
+        }
     }
 
     public func putPolicy(vhost: String, name: String, pattern: String, definition: [String: JSONValue], priority: Int, applyTo: String) async throws {
