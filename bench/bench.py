@@ -9,7 +9,7 @@ starts a private broker and passes their paths here. This driver starts both ser
                    vs Warren's own /healthz: what the whole API pipeline costs
   2. provisioning: create/delete latency (sequential, one keep-alive client) vs the floor, the
                    same management API calls made directly on one keep-alive connection
-  3. throughput:   environments created per second at 1, 4, 16 clients, vs the floor at the
+  3. throughput:   environments created per second at 1, 16, 64 clients, vs the floor at the
                    same concurrency; Warren's and the broker's CPU time per environment
   4. memory:       Warren's VmRSS idle, with 1,000 keep-alive connections (Hummingbird beside
                    it), and over create/delete cycles
@@ -689,8 +689,8 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--envs", type=int, default=100)
-    ap.add_argument("--throughput-levels", default="1,4,16")
-    ap.add_argument("--per-level", type=int, default=60)
+    ap.add_argument("--throughput-levels", default="1,16,64")
+    ap.add_argument("--per-level", type=int, default=64)
     ap.add_argument("--connections", type=int, default=1000)
     ap.add_argument("--cycles", type=int, default=2000)
     ap.add_argument("--cycle-step", type=int, default=500)

@@ -19,13 +19,6 @@ package struct BrokerSession: Sendable {
     package let longestCall: Duration
     /// This process's turns for the broker-held locks (see `LocalLocks`); shared by every copy.
     package let localLocks: LocalLocks
-    /// Work going on after its answer has left (lock releases, asynchronous operations); shared
-    /// by every copy, drained when Warren stops.
-    package let background: BackgroundWork
-    /// Whether a record lock is released before its holder goes on (see `RecordLock`); off the
-    /// holder's path otherwise. In line, the calls come in one order every time: what tests
-    /// that fail the k-th call of an operation need.
-    package var locksReleasedInLine = false
 
     /// The deadline of the create this task belongs to; steps past it fail as `busy`.
     @TaskLocal package static var deadline: ContinuousClock.Instant?
@@ -37,7 +30,6 @@ package struct BrokerSession: Sendable {
         self.vhostReadyTimeout = vhostReadyTimeout
         self.longestCall = longestCall
         self.localLocks = LocalLocks()
-        self.background = BackgroundWork()
     }
 
     /// How long a record lock outlives a holder that died (see `RecordLock`): longer than a

@@ -33,36 +33,15 @@ struct RecordLock: Sendable {
         // the one `wait`: a waiter never waits longer for being in a local queue.
         let deadline = ContinuousClock.now + wait
         guard await session.localLocks.acquire(key, within: wait) else { throw busy }
+        defer { session.localLocks.release(key) }
+        try await acquire(name, token: token, deadline: deadline)
         do {
-            try await acquire(name, token: token, deadline: deadline)
+            let result = try await body()
+            await release(name, token: token)
+            return result
         } catch {
-            session.localLocks.release(key)
+            await release(name, token: token)
             throw error
-        }
-        let outcome: Result<T, any Error>
-        do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
-        if session.locksReleasedInLine {
-            await BrokerSession.$deadline.withValue(nil) { await release(name, token: token) }
-            session.localLocks.release(key)
-        } else {
-            releaseAfterwards(key, name: name, token: token)
-        }
-        return try outcome.get()
-    }
-
-    /// Releases the broker's lock off the holder's path: whoever waits for the holder's answer
-    /// (a create, a delete, the next step of either) need not wait for the lock queue's DELETE
-    /// as well, which is one management call of every locked step (a create takes three locks).
-    /// This process's next operation on the key still waits for it, since the key's local turn
-    /// is handed on only once the broker's lock is gone; another instance retries its
-    /// declaration until then, as it would while the holder ran. The release runs as tracked
-    /// background work (a stopping Warren lets it finish), without the holder's deadline: a
-    /// create that ran out of time still frees the lock at once rather than after the lease.
-    private func releaseAfterwards(_ key: String, name: String, token: Int) {
-        let (lock, locks) = (self, session.localLocks)
-        session.background.start {
-            await BrokerSession.$deadline.withValue(nil) { await lock.release(name, token: token) }
-            locks.release(key)
         }
     }
 

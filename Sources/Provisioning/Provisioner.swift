@@ -24,9 +24,8 @@ public struct Provisioner: Sendable {
 
     /// The broker's release, read once and shared by every copy (see `logging(to:)`).
     let release: BrokerRelease
-    /// Work still going on after its answer (asynchronous operations, lock releases); shared
-    /// by every copy.
-    public var background: BackgroundWork { session.background }
+    /// Asynchronous operations still going on after their answer; shared by every copy.
+    public let background: BackgroundWork
     /// Each team's credentials per minute (see `TeamBudget`); shared by every copy.
     let rotations: TeamBudget
     /// Each team's requests that read the broker, per minute; shared by every copy.
@@ -47,6 +46,7 @@ public struct Provisioner: Sendable {
         self.ceilings = ceilings
         self.tiers = tiers
         self.release = BrokerRelease()
+        self.background = BackgroundWork()
         self.rotations = TeamBudget(perMinute: ceilings.rotationsPerMinute)
         self.reads = TeamBudget(perMinute: ceilings.readsPerMinute)
     }
@@ -234,14 +234,6 @@ public struct Provisioner: Sendable {
     /// Runs one broker call, naming the step in the error when it fails (see `BrokerSession`).
     func step<T: Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
         try await session.step(name, body)
-    }
-
-    /// A copy that releases each record lock before it goes on (see
-    /// `BrokerSession.locksReleasedInLine`).
-    package func releasingLocksInLine() -> Provisioner {
-        var copy = self
-        copy.session.locksReleasedInLine = true
-        return copy
     }
 
     /// A copy whose broker calls log through `logger` (which carries the request id).

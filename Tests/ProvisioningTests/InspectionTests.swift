@@ -13,7 +13,7 @@ import WarrenTestSupport
     let fake = FakeBroker()
     let vhost = "warren.team-a.fraud-scoring"
     var provisioner: Provisioner {
-        Provisioner(admin: fake, serviceUser: "warren-admin", logger: Logger(label: "test"), vhostReadyTimeout: .seconds(2)).releasingLocksInLine()
+        Provisioner(admin: fake, serviceUser: "warren-admin", logger: Logger(label: "test"), vhostReadyTimeout: .seconds(2))
     }
 
     func markDeleting() {

@@ -12,7 +12,7 @@ import WireFormat
 @Suite struct PolicyTests {
     let broker = FakeBroker()
     var provisioner: Provisioner {
-        Provisioner(admin: broker, serviceUser: "warren-admin", logger: Logger(label: "test"), vhostReadyTimeout: .seconds(2)).releasingLocksInLine()
+        Provisioner(admin: broker, serviceUser: "warren-admin", logger: Logger(label: "test"), vhostReadyTimeout: .seconds(2))
     }
     let vhost = "warren.team-a.scoring"
     let jobs = EnvironmentSpec.Queue(name: "jobs.v1", deliveryLimit: 5, deadLetter: true, messageTTLMilliseconds: 60_000, maxLength: 1000, overflow: .rejectPublish)

@@ -14,7 +14,7 @@ import WarrenTestSupport
 @Suite struct ProtectionTests {
     let broker = FakeBroker()
     var provisioner: Provisioner {
-        Provisioner(admin: broker, serviceUser: "warren-admin", logger: Logger(label: "test"), vhostReadyTimeout: .seconds(2)).releasingLocksInLine()
+        Provisioner(admin: broker, serviceUser: "warren-admin", logger: Logger(label: "test"), vhostReadyTimeout: .seconds(2))
     }
     let vhost = "warren.team-a.ledger"
 

@@ -9,7 +9,7 @@ import WarrenTestSupport
 @Suite struct ProvisionerTests {
     let broker = FakeBroker()
     var provisioner: Provisioner {
-        Provisioner(admin: broker, serviceUser: "warren-admin", logger: Logger(label: "test"), vhostReadyTimeout: .seconds(2)).releasingLocksInLine()
+        Provisioner(admin: broker, serviceUser: "warren-admin", logger: Logger(label: "test"), vhostReadyTimeout: .seconds(2))
     }
     let spec = EnvironmentSpec(name: "fraud-scoring")
     let vhost = "warren.team-a.fraud-scoring"
@@ -226,27 +226,6 @@ import WarrenTestSupport
         broker.state.withLock { state in
             #expect(state.vhosts[vhost]?.description == "someone else's")
             #expect(state.users.isEmpty && state.queues.values.allSatisfy { $0.vhost != vhost })
-        }
-    }
-
-    /// A record lock is released off the holder's path (see `RecordLock`): a create answers
-    /// while the DELETE of its last lock is still under way, and the next operation of this
-    /// Warren on the environment waits for that DELETE rather than meeting the lock still held
-    /// (no declaration of it is refused); a drain, what a stopping Warren does, sees it done.
-    @Test func aLockIsReleasedAfterTheAnswerYetBeforeTheNextHolderTakesIt() async throws {
-        let provisioner = Provisioner(admin: broker, serviceUser: "warren-admin", logger: Logger(label: "test"), vhostReadyTimeout: .seconds(2))
-        let lock = "\(EnvironmentNaming.systemVhost)/lock.\(vhost)"
-        broker.queueDeleteDelay.withLock { $0 = .milliseconds(300) }
-        _ = try await provisioner.create(team: "team-a", spec: spec)
-        #expect(broker.state.withLock { $0.queues[lock] } != nil)
-        #expect(provisioner.background.count > 0)
-
-        #expect(try await provisioner.delete(team: "team-a", name: spec.name))
-        #expect(broker.state.withLock { $0.refusedDeclarations } == 0)
-        #expect(await provisioner.background.drain(within: .seconds(10)))
-        broker.state.withLock { state in
-            #expect(state.vhosts[vhost] == nil)
-            #expect(!state.queues.keys.contains { $0.hasPrefix("\(EnvironmentNaming.systemVhost)/lock.") })
         }
     }
 

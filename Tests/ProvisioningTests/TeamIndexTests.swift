@@ -14,7 +14,7 @@ import WireFormat
 
     func provisioner(limit: Int = 100) -> Provisioner {
         Provisioner(admin: broker, serviceUser: "warren-admin", logger: Logger(label: "test"),
-                    vhostReadyTimeout: .seconds(2), maxEnvironmentsPerTeam: limit).releasingLocksInLine()
+                    vhostReadyTimeout: .seconds(2), maxEnvironmentsPerTeam: limit)
     }
 
     @Test func theQuotaHoldsInTheIndexAndADeleteFreesItsPlace() async throws {

@@ -20,7 +20,7 @@ import WireFormat
         let path = "/tmp/warren-tokens-\(UInt32.random(in: 0 ... .max))"
         FileManagerLite.write(path, "team-a \(TokenStoreTests.digest("alpha"))\nteam-b \(TokenStoreTests.digest("beta"))\n")
         let provisioner = Provisioner(
-            admin: broker, serviceUser: "warren-admin", logger: Logger(label: "test"), vhostReadyTimeout: .seconds(2)).releasingLocksInLine()
+            admin: broker, serviceUser: "warren-admin", logger: Logger(label: "test"), vhostReadyTimeout: .seconds(2))
         api = WarrenAPI(
             provisioner: provisioner, tokens: try TokenStore(path: path),
             endpoint: AMQPEndpoint(host: "mq.internal", port: 5672), logger: Logger(label: "test"))

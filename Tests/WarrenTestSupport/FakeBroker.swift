@@ -39,8 +39,6 @@ public final class FakeBroker: BrokerAdmin, Sendable {
         public var unreachable = false
         /// Calls by name ("PUT vhost") whose next occurrence fails with the error given.
         public var failNext: [String: ManagementError] = [:]
-        /// Queue declarations refused as inequivalent (a record lock someone else holds, among others).
-        public var refusedDeclarations = 0
     }
 
     /// A broker holding nothing; `unreachable` refuses every call (see `State.unreachable`).
@@ -54,8 +52,6 @@ public final class FakeBroker: BrokerAdmin, Sendable {
     public let onCall = PThreadMutex<(Int, @Sendable (inout State) -> Void)?>(nil)
     /// When set, the claim queue is already held by this record (another Warren won the race).
     public let claimConflict = PThreadMutex<EnvironmentRecord?>(nil)
-    /// How long a `DELETE queue` takes before it is carried out (a busy broker).
-    public let queueDeleteDelay = PThreadMutex<Duration?>(nil)
     /// The user the fake's callers make their calls as (what most suites name their service user).
     public let actingUser = "warren-admin"
     /// The release the fake answers to as.
@@ -397,7 +393,6 @@ public final class FakeBroker: BrokerAdmin, Sendable {
             }
             if let existing = $0.queues["\(vhost)/\(name)"],
                 FakeBroker.checkedArguments.contains(where: { existing.arguments[$0] != arguments[$0] }) {
-                $0.refusedDeclarations += 1
                 throw ManagementError(code: .badRequest, status: 400, summary: "management API answered 400 for PUT queue")
             }
             guard $0.queues["\(vhost)/\(name)"] == nil else { return false }
@@ -409,7 +404,6 @@ public final class FakeBroker: BrokerAdmin, Sendable {
 
     public func deleteQueue(vhost: String, name: String) async throws -> Bool {
         try record("DELETE queue")
-        if let delay = queueDeleteDelay.withLock({ $0 }) { try await Task.sleep(for: delay) }
         return state.withLock { $0.queues.removeValue(forKey: "\(vhost)/\(name)") != nil }
     }
 

@@ -1,10 +1,11 @@
+import BrokerState
+import EnvironmentModel
 import Locking
 
-/// The work that goes on after an answer has left, tracked so that a stopping Warren can give
-/// it a moment to finish: an asynchronous create's or delete's remaining steps, and the release
-/// of record locks (see `RecordLock`). What does not finish is not lost: a record says
-/// `creating` or `deleting`, and the janitor of any Warren finishes it after the grace, as it
-/// finishes what a crash interrupted; a lock left held expires with its lease.
+/// The work an asynchronous operation goes on with after its answer has left: tracked so that
+/// a stopping Warren can give it a moment to finish. What does not finish is not lost: its
+/// record says `creating` or `deleting`, and the janitor of any Warren finishes it after the
+/// grace, as it finishes what a crash interrupted.
 public final class BackgroundWork: Sendable {
     private struct State {
         var next = 0
@@ -19,7 +20,7 @@ public final class BackgroundWork: Sendable {
     public var count: Int { state.withLock { $0.running.count } }
 
     /// Starts `work` in a task of its own (not a child of the request's: the request is over).
-    package func start(_ work: @escaping @Sendable () async -> Void) {
+    func start(_ work: @escaping @Sendable () async -> Void) {
         state.withLock { state in
             let id = state.next
             state.next += 1
