@@ -70,9 +70,9 @@ extension Provisioner {
 
     /// Puts the environment's ceilings on the broker. The overflow policy goes first: a queue
     /// that is already over a ceiling when it comes into force must refuse, not drop its head;
-    /// the rest then at once. In a `fresh` vhost (no queue yet, see `declareTopology`) every
-    /// call goes at once, and the vhost's limits take one call, which replaces any others (a
-    /// vhost this create made has none).
+    /// the rest then at once. In a `fresh` vhost (a create made it and no queue but the empty
+    /// claim is there yet, see `makeParts`) every call goes at once, and the vhost's limits take
+    /// one call, which replaces any others (a vhost this create made has none).
     func applyCeilings(_ environment: Environment, fresh: Bool = false) async throws {
         let vhost = environment.vhost
         let limits = ceilings(for: environment).inForce(environment.spec.limits)
@@ -125,11 +125,14 @@ extension Provisioner {
         }
     }
 
-    /// Each of the vhost's limits by name, leaving any other limit it has as it is.
+    /// Each of the vhost's limits by name, leaving any other limit it has as it is. One after
+    /// the other: the broker keeps them as one value that each call reads, changes and writes
+    /// back, so two at once can lose one (RabbitMQ 4.3 kept `max-queues` 2 where a PATCH had
+    /// set 4 while `max-connections` was being set beside it).
     func applyVhostLimits(_ vhost: String, _ limits: LimitsInForce) async throws {
-        try await concurrently([("max-queues", limits.maxQueues), ("max-connections", limits.maxConnections)].map { name, value in
-            { @Sendable in try await step("set vhost limit") { try await admin.putVhostLimit(vhost: vhost, name: name, value: value) } }
-        })
+        for (name, value) in [("max-queues", limits.maxQueues), ("max-connections", limits.maxConnections)] {
+            try await step("set vhost limit") { try await admin.putVhostLimit(vhost: vhost, name: name, value: value) }
+        }
     }
 
     /// The user limits of one of the environment's users.

@@ -163,8 +163,13 @@ extension Provisioner {
     /// went. Until `ready` a failure rolls back as for any create: the caller, told of the
     /// failure, was never told of a protected environment (see `rollBack`).
     ///
-    /// `fresh`: this create made the vhost, which holds no queue yet (see `declareTopology`).
+    /// `fresh`: this create made the vhost, which holds no queue yet but the claim. Its ceilings
+    /// then go first, all at once (see `applyCeilings`), and every queue is born under them,
+    /// instead of last, one step after another. Not beside the declarations: a policy put in
+    /// place while a queue is being declared can miss that queue for good (RabbitMQ 3.10 made a
+    /// classic queue so that took 100 messages past its 20-message ceiling).
     private func makeParts(of environment: Environment, record: EnvironmentRecord, users: [IssuedCredentials], fresh: Bool = false) async throws {
+        if fresh { try await applyCeilings(environment, fresh: true) }
         // An agent's topic permission names the exchange, which RabbitMQ 4 requires to exist
         // (3.10 does not): agents' users come after the topology, everyone else's beside it.
         let spec = environment.spec
@@ -173,7 +178,7 @@ extension Provisioner {
         try await concurrently(
             others.map { credentials in { @Sendable in try await makeUser(credentials, for: environment) } }
                 + [{ @Sendable in
-                    try await declareTopology(environment, fresh: fresh)
+                    try await declareTopology(environment, ceilingsInPlace: fresh)
                     try await concurrently(agents.map { credentials in { @Sendable in try await makeUser(credentials, for: environment) } })
                 }])
         if record.spec.protected {

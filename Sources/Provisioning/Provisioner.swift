@@ -103,16 +103,13 @@ public struct Provisioner: Sendable {
     /// Declares every exchange and queue of the spec at once, then every binding, then the
     /// policies and the ceilings (see Provisioner+Ceilings.swift). Each declaration is idempotent, so this also repairs drift.
     ///
-    /// In a `fresh` vhost (a create made it, and it holds no queue yet) the ceilings go at once
-    /// with the declarations instead of after everything: the order above exists for queues
-    /// that already hold messages (see `applyCeilings`), and here every queue is born under
-    /// its ceiling. That takes the ceilings' calls off the create's path.
-    func declareTopology(_ environment: Environment, fresh: Bool = false) async throws {
+    /// `ceilingsInPlace`: a create has put the ceilings in a vhost it made before anything
+    /// else (see `makeParts`), so they are not put again here.
+    func declareTopology(_ environment: Environment, ceilingsInPlace: Bool = false) async throws {
         let vhost = environment.vhost
         // Streams get segments small enough for their byte ceiling to hold (StreamSettings.swift).
         let share = ceilings(for: environment).inForce(environment.spec.limits).maxQueueBytes
         let topology = Topology(environment.spec).cappingStreamSegments(queueBytes: share)
-        let ceilingsAtOnce: [@Sendable () async throws -> Void] = fresh ? [{ @Sendable in try await applyCeilings(environment, fresh: true) }] : []
         try await concurrently(
             topology.exchanges.map { exchange in
                 { @Sendable in
@@ -123,7 +120,7 @@ public struct Provisioner: Sendable {
                     { @Sendable in
                         try await declareQueue(queue, in: vhost, of: environment.spec)
                     }
-                } + ceilingsAtOnce)
+                })
         try await concurrently(topology.bindings.map { binding in
             { @Sendable in
                 try await step("bind queue") {
@@ -136,7 +133,7 @@ public struct Provisioner: Sendable {
         // Policies last: one that turns dead-lettering on points at the exchange, queue and
         // binding made above, so no message is dead-lettered to where nothing takes it.
         try await applyPolicies(environment)
-        if !fresh { try await applyCeilings(environment) }
+        if !ceilingsInPlace { try await applyCeilings(environment) }
     }
 
     /// Creates or replaces each queue's policy (repairing one changed or removed meanwhile).

@@ -36,13 +36,14 @@ import WarrenTestSupport
             "PUT vhost", "DELETE queue",
             "GET vhost", "GET vhost", "PUT queue", "GET queue",
         ])
-        // The user (its permissions and limits), the exchange, the queue and every ceiling (the
-        // overflow and stream segment policies, three operator policies, the vhost's limits in
-        // one call) at once: the vhost is new and holds no queue yet (see `declareTopology`).
-        #expect(calls[21..<33].sorted() == [
-            "PUT exchange", "PUT operator policy", "PUT operator policy", "PUT operator policy", "PUT permissions",
-            "PUT policy", "PUT policy", "PUT queue", "PUT user", "PUT user limit", "PUT user limit", "PUT vhost limits",
+        // Every ceiling at once (the overflow and stream segment policies, three operator
+        // policies, the vhost's limits in one call): the vhost is new, and every queue is born
+        // under them (see `makeParts`). Then the user (its permissions and limits), the exchange
+        // and the queue at once.
+        #expect(calls[21..<27].sorted() == [
+            "PUT operator policy", "PUT operator policy", "PUT operator policy", "PUT policy", "PUT policy", "PUT vhost limits",
         ])
+        #expect(calls[27..<33].sorted() == ["PUT exchange", "PUT permissions", "PUT queue", "PUT user", "PUT user limit", "PUT user limit"])
         // Then the binding, and the record marked ready under its lock: a read under the lock,
         // so a DELETE that began meanwhile keeps its mark.
         #expect(calls[33] == "POST binding")
