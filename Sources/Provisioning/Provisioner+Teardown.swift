@@ -167,29 +167,23 @@ extension Provisioner {
     /// refuse it, and on a classic queue it removes the queue from under a concurrent PATCH)
     /// nor anything else the management API offers counts without that lag.
     ///
-    /// Every queue's statistics and its own count are asked at once (a bounded number of calls
-    /// in flight): all are reads, and the answer waits for the slowest one only.
+    /// The statistics of every queue are read at once (a bounded number in flight). The queues
+    /// themselves are asked only when the statistics see no message, one after the other, up to
+    /// the first that holds one: each ask returns a message, which in a quorum queue counts as a
+    /// delivery, so a DELETE refused again and again must not ask a queue whose messages the
+    /// statistics already show (the 20th ask would dead-letter or drop its head on RabbitMQ 4).
     private func refuseIfMessagesPending(_ environment: Environment) async throws {
         let vhost = environment.vhost
         let queues = Topology(environment.spec).queues
         let counted = PThreadMutex<[String: Int]>([:])
-        let holding = PThreadMutex<Set<String>>([])
-        let statistics: [@Sendable () async throws -> Void] = queues.map { queue in
+        try await concurrently(limit: Self.queueChecksInFlight, queues.map { queue in
             { @Sendable [self] in
                 if let info = try await step("read queue", { try await admin.queue(vhost: vhost, name: queue.name) }),
                    let messages = info.messages, messages > 0 {
                     counted.withLock { $0[queue.name] = messages }
                 }
             }
-        }
-        let exact: [@Sendable () async throws -> Void] = queues.map { queue in
-            { @Sendable [self] in
-                if try await step("check queue empty", { try await holdsMessagesNow(vhost: vhost, queue: queue) }) {
-                    _ = holding.withLock { $0.insert(queue.name) }
-                }
-            }
-        }
-        try await concurrently(limit: Self.queueChecksInFlight, statistics + exact)
+        })
         let pending = queues.compactMap { queue in counted.withLock { $0[queue.name] }.map { (queue.name, $0) } }
         if !pending.isEmpty {
             let total = pending.reduce(0) { $0 + $1.1 }
@@ -197,14 +191,14 @@ extension Provisioner {
                 code: .messagesPending,
                 detail: "\(total) messages would be lost (\(pending.map { "\($0.0): \($0.1)" }.joined(separator: ", "))); delete with ?force=true to drop them")
         }
-        if let holder = queues.first(where: { queue in holding.withLock { $0.contains(queue.name) } }) {
+        for queue in queues where try await step("check queue empty", { try await holdsMessagesNow(vhost: vhost, queue: queue) }) {
             throw ProvisioningError(
                 code: .messagesPending,
-                detail: "messages would be lost (queue \(holder.name) holds messages); delete with ?force=true to drop them")
+                detail: "messages would be lost (queue \(queue.name) holds messages); delete with ?force=true to drop them")
         }
     }
 
-    /// How many of a delete's checks for messages may be in flight at once.
+    /// How many of a delete's reads of queue statistics may be in flight at once.
     static let queueChecksInFlight = 8
 
     /// Whether the queue holds a message now, by the queue itself.

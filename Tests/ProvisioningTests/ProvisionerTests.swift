@@ -386,6 +386,23 @@ import WarrenTestSupport
         #expect(broker.holdsNothing(of: vhost))
     }
 
+    /// Asking a queue for a message returns it, and in a quorum queue that counts as a delivery
+    /// (on RabbitMQ 4 the 20th dead-letters or drops it): a DELETE refused for messages the
+    /// statistics already show must not ask the queue, however often it is sent again.
+    @Test func aDeleteRefusedOnTheStatisticsNeverFetchesAMessage() async throws {
+        _ = try await provisioner.create(team: "team-a", spec: spec)
+        broker.state.withLock { $0.queues["\(vhost)/fraud-scoring"]?.messages = 3 }
+        let before = broker.calls.count
+        for _ in 0..<3 {
+            let error = await #expect(throws: ProvisioningError.self) {
+                try await provisioner.delete(team: "team-a", name: "fraud-scoring", force: false)
+            }
+            #expect(error?.code == .messagesPending)
+        }
+        #expect(!broker.calls[before...].contains("POST queue get"))
+        #expect(broker.state.withLock { $0.vhosts[vhost] } != nil)
+    }
+
     @Test func aDeleteInterruptedAfterItsMarkIsFinishedByTheJanitor() async throws {
         _ = try await provisioner.create(team: "team-a", spec: spec)
         // Fail the first user deletion (read, then under one hold of the lock: read, mark, the
