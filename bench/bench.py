@@ -269,6 +269,44 @@ def bench_connections(server, count):
 
 # ---------------------------------------------------------------- Warren client
 
+class KeptAlive:
+    """One keep-alive HTTP/1.1 connection (http.client) for a benchmark's requests: a JSON body
+    when given, and a request sent once more on a new connection when the kept one turns out
+    closed before any answer came (the server closed it while idle). Any other failure drops
+    the connection, so the next request starts on a new one, and is raised."""
+
+    def __init__(self, host, port, timeout):
+        self.host, self.port, self.timeout = host, port, timeout
+        self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None):
+        """(status, body bytes) of one request."""
+        headers = dict(headers or {})
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, path, body=payload, headers=headers)
+                response = self.conn.getresponse()
+                return response.status, response.read()
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                self._renew()
+                if attempt == 2:
+                    raise
+            except (OSError, http.client.HTTPException):
+                self._renew()
+                raise
+
+    def _renew(self):
+        self.conn.close()
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+
+    def close(self):
+        self.conn.close()
+
+
 class Warren:
     def __init__(self, port, token):
         self.port, self.token = port, token

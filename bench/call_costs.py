@@ -31,7 +31,6 @@ import leaves work behind that would otherwise be counted against the separate c
 import argparse
 import base64
 import hashlib
-import http.client
 import json
 import os
 import random
@@ -60,38 +59,21 @@ class Api:
     """One keep-alive connection to the management API; every call must answer 2xx."""
 
     def __init__(self, port):
-        self.port = port
         self.auth = "Basic " + base64.b64encode(b"guest:guest").decode()
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.http = B.KeptAlive("127.0.0.1", port, timeout=60)
 
     def call(self, method, path, body=None, ok=None):
-        headers = {"Authorization": self.auth}
-        payload = None
-        if body is not None:
-            payload = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        for attempt in (1, 2):
-            try:
-                self.conn.request(method, "/api/" + path, body=payload, headers=headers)
-                response = self.conn.getresponse()
-                data = response.read()
-                break
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                # the server closed the idle keep-alive connection: reconnect once
-                self.conn.close()
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-                if attempt == 2:
-                    raise
-        good = (response.status in ok) if ok else (200 <= response.status < 300)
+        status, data = self.http.request(method, "/api/" + path, body, {"Authorization": self.auth})
+        good = (status in ok) if ok else (200 <= status < 300)
         if not good:
-            raise RuntimeError(f"{method} /api/{path}: {response.status} {data[:300]!r}")
+            raise RuntimeError(f"{method} /api/{path}: {status} {data[:300]!r}")
         return data
 
     def json(self, path):
         return json.loads(self.call("GET", path) or b"null")
 
     def close(self):
-        self.conn.close()
+        self.http.close()
 
 
 class Meter:

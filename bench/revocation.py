@@ -41,7 +41,7 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import Server, free_port, log, read_broker_env, wait_http  # noqa: E402
+from bench import KeptAlive, Server, free_port, log, read_broker_env, wait_http  # noqa: E402
 
 TEAM = "revocation-bench"
 CROWD_VHOST = "revocation-bench-crowd"
@@ -60,27 +60,13 @@ class Management:
         self.local = threading.local()
 
     def call(self, method, path, body=None, ok=(200, 201, 204)):
-        conn = getattr(self.local, "conn", None)
-        if conn is None:
-            conn = self.local.conn = http.client.HTTPConnection(self.host, self.port, timeout=300)
-        headers = {"Authorization": self.auth}
-        payload = None
-        if body is not None:
-            payload = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        for attempt in (1, 2):
-            try:
-                conn.request(method, "/api/" + path, body=payload, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                break
-            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
-                conn.close()
-                if attempt == 2:
-                    raise
-        if resp.status not in ok:
-            raise RuntimeError(f"{method} /api/{path}: {resp.status} {data[:200]!r}")
-        return resp.status, data
+        http = getattr(self.local, "http", None)
+        if http is None:
+            http = self.local.http = KeptAlive(self.host, self.port, timeout=300)
+        status, data = http.request(method, "/api/" + path, body, {"Authorization": self.auth})
+        if status not in ok:
+            raise RuntimeError(f"{method} /api/{path}: {status} {data[:200]!r}")
+        return status, data
 
 
 def seg(text):

@@ -32,7 +32,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import (  # noqa: E402
-    Server, broker_call_totals, free_port, log, machine, percentile, read_broker_env, rss_kib, wait_http)
+    KeptAlive, Server, broker_call_totals, free_port, log, machine, percentile, read_broker_env, rss_kib, wait_http)
 
 MEASURED_TEAM = "measured"
 
@@ -41,31 +41,13 @@ class Client:
     """One keep-alive connection to Warren for one team."""
 
     def __init__(self, port, token):
-        self.port, self.token = port, token
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.token = token
+        self.http = KeptAlive("127.0.0.1", port, timeout=120)
 
     def call(self, method, path, body=None):
         """One request; once more on a new connection when the kept-alive one turns out closed
         (Warren closes connections left idle), before any answer came."""
-        headers = {"Authorization": f"Bearer {self.token}"}
-        payload = None
-        if body is not None:
-            payload = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        for attempt in (1, 2):
-            try:
-                self.conn.request(method, path, body=payload, headers=headers)
-                response = self.conn.getresponse()
-                return response.status, response.read()
-            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
-                self.conn.close()
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-                if attempt == 2:
-                    raise
-            except (OSError, http.client.HTTPException):
-                self.conn.close()
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-                raise
+        return self.http.request(method, path, body, {"Authorization": f"Bearer {self.token}"})
 
     def expect(self, method, path, body, status):
         """The call, timed in ms; raises unless it answered `status` (a create sent again after
@@ -78,7 +60,7 @@ class Client:
         return elapsed
 
     def close(self):
-        self.conn.close()
+        self.http.close()
 
 
 def run_clients(port, jobs, clients, deadline_s):
