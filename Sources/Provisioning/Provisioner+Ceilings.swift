@@ -204,8 +204,13 @@ extension Provisioner {
             else { continue }
             // One environment the broker fails on holds up no other.
             do {
-                try await bringUnderCeilings(Environment(record: record, vhost: vhost))
-                count += 1
+                let brought = try await withCeilingsTurn(vhost) {
+                    // Read again under the turn: a PATCH that finished meanwhile changed the record.
+                    guard case .valid(let now) = try await self.records.read(vhost), now == record else { return false }
+                    try await bringUnderCeilings(Environment(record: record, vhost: vhost))
+                    return true
+                }
+                if brought { count += 1 }
             } catch {
                 logger.warning("could not bring an environment under its ceilings; next sweep tries again", metadata: [
                     "vhost": "\(vhost)", "error": "\(error)",
@@ -213,6 +218,21 @@ extension Provisioner {
             }
         }
         return count
+    }
+
+    /// This process's turn on an environment's ceilings. A PATCH changes the broker's limits
+    /// before it writes the record, and a sweep that compared the two in between would put the
+    /// old limits back (`test_ceilings` saw a PATCH's `max-queues` 4 turned back to 2 by the same
+    /// Warren's janitor): a PATCH holds the turn, and the janitor takes it and reads the record
+    /// again before it brings an environment in line. Another instance's janitor can still come
+    /// between; its next sweep, which then sees the new record, undoes what it did.
+    func withCeilingsTurn<T: Sendable>(_ vhost: String, _ body: () async throws -> T) async throws -> T {
+        let key = "ceilings \(vhost)"
+        guard await session.localLocks.acquire(key, within: recordLockLease) else {
+            throw ProvisioningError(code: .busy, detail: "another change of this environment's ceilings took too long; try again")
+        }
+        defer { session.localLocks.release(key) }
+        return try await body()
     }
 
     /// Puts today's ceilings on an environment that exists. Its queues' own policies first, so

@@ -49,7 +49,7 @@ extension Provisioner {
         try await measured("update") {
             guard let (environment, record) = try await loadForChange(team: team, name: name) else { return nil }
             return try await whileItExists(environment, incarnation: record.incarnation) {
-                try await grow(environment, record: record, adding: addition)
+                try await withCeilingsTurn(environment.vhost) { try await grow(environment, record: record, adding: addition) }
             }
         }
     }
