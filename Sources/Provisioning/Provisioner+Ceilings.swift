@@ -126,9 +126,8 @@ extension Provisioner {
     }
 
     /// Each of the vhost's limits by name, leaving any other limit it has as it is. One after
-    /// the other: the broker keeps them as one value that each call reads, changes and writes
-    /// back, so two at once can lose one (RabbitMQ 4.3 kept `max-queues` 2 where a PATCH had
-    /// set 4 while `max-connections` was being set beside it).
+    /// the other: the broker keeps a vhost's limits as one value that each call reads, changes
+    /// and writes back, so two calls at once could lose one.
     func applyVhostLimits(_ vhost: String, _ limits: LimitsInForce) async throws {
         for (name, value) in [("max-queues", limits.maxQueues), ("max-connections", limits.maxConnections)] {
             try await step("set vhost limit") { try await admin.putVhostLimit(vhost: vhost, name: name, value: value) }
