@@ -221,8 +221,7 @@ extension Provisioner {
 
     /// This process's turn on an environment's ceilings. A PATCH changes the broker's limits
     /// before it writes the record, and a sweep that compared the two in between would put the
-    /// old limits back (`test_ceilings` saw a PATCH's `max-queues` 4 turned back to 2 by the same
-    /// Warren's janitor): a PATCH holds the turn, and the janitor takes it and reads the record
+    /// old limits back: a PATCH holds the turn, and the janitor takes it and reads the record
     /// again before it brings an environment in line. Another instance's janitor can still come
     /// between; its next sweep, which then sees the new record, undoes what it did.
     func withCeilingsTurn<T: Sendable>(_ vhost: String, _ body: () async throws -> T) async throws -> T {
